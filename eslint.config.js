@@ -1,0 +1,43 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+/** The planes meet only through src/shared (snapshot, counters, messages). */
+const dataPlaneBoundary = {
+  patterns: [
+    { group: ['fastify', 'fastify/*', '@fastify/*'], message: 'the data plane does not serve HTTP' },
+    { group: ['prom-client'], message: 'the data plane counts into shared counters; /metrics reads them' },
+    { group: ['**/controlplane/**', '**/supervisor*'], message: 'the data plane depends only on src/shared' },
+  ],
+};
+const sharedBoundary = {
+  patterns: [
+    { group: ['**/controlplane/**', '**/dataplane/**', '**/supervisor*'], message: 'src/shared imports neither plane' },
+    { group: ['fastify', 'prom-client'], message: 'src/shared stays free of plane-specific packages' },
+  ],
+};
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'coverage/', 'test-output/', 'docs/'] },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js'] }, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
+      '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  { files: ['src/dataplane/**/*.ts'], rules: { 'no-restricted-imports': ['error', dataPlaneBoundary] } },
+  { files: ['src/shared/**/*.ts'], rules: { 'no-restricted-imports': ['error', sharedBoundary] } },
+  {
+    files: ['test/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-non-null-assertion': 'off',
+    },
+  },
+  { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+);

@@ -1,0 +1,77 @@
+/**
+ * Command-line entry: `sluice run --config FILE` and `sluice validate --config FILE`.
+ * Exit codes: 0 success, 1 invalid config or startup failure, 2 usage error.
+ */
+import { parseArgs } from 'node:util';
+import { loadConfig } from './shared/config/load.ts';
+import { SluiceError } from './shared/errors.ts';
+import { flushLogs } from './shared/logger.ts';
+import { Supervisor, workerCount } from './supervisor.ts';
+
+const USAGE = `usage:
+  sluice run --config FILE [--log-level LEVEL]   run the daemon
+  sluice validate --config FILE                  check a config file and exit`;
+
+function fail(message: string, code: number): never {
+  flushLogs();
+  process.stderr.write(`${message}\n`);
+  process.exit(code);
+}
+
+function configFileArg(args: string[]): { file: string; logLevel: string } {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } },
+    strict: true,
+  });
+  if (values.config === undefined) throw new SluiceError('SLUICE_USAGE', `--config FILE is required\n${USAGE}`);
+  return { file: values.config, logLevel: values['log-level'] ?? process.env['SLUICE_LOG_LEVEL'] ?? 'info' };
+}
+
+function validate(args: string[]): void {
+  const { file } = configFileArg(args);
+  const config = loadConfig(file);
+  const backends = config.clusters.reduce((n, c) => n + c.backends.length, 0);
+  process.stdout.write(
+    `${file}: ok (${config.listeners.length} listeners, ${config.clusters.length} clusters, ${backends} backends, ${workerCount(config.workers)} workers)\n`,
+  );
+}
+
+async function run(args: string[]): Promise<void> {
+  const { file, logLevel } = configFileArg(args);
+  const config = loadConfig(file);
+  const supervisor = new Supervisor({ config, configFile: file, logLevel });
+  let signals = 0;
+  const onStopSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) fail(`sluice: second ${signal}: exiting at once`, 1);
+    void supervisor.drain().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', onStopSignal);
+  process.on('SIGINT', onStopSignal);
+  await supervisor.start();
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'run':
+      return run(rest);
+    case 'validate':
+      validate(rest);
+      return;
+    case undefined:
+    case '-h':
+    case '--help':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    default:
+      throw new SluiceError('SLUICE_USAGE', `unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof SluiceError) fail(`sluice: ${error.message}`, error.code === 'SLUICE_USAGE' ? 2 : 1);
+  if (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) fail(`sluice: ${error.message}\n${USAGE}`, 2);
+  fail(`sluice: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`, 1);
+});

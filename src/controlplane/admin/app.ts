@@ -1,0 +1,50 @@
+/**
+ * The admin HTTP API (Fastify, main thread). Routes get their dependencies as arguments
+ * so tests can drive the app with `inject()` or through a real port.
+ */
+import Fastify, { LogController } from 'fastify';
+import type { Logger } from 'pino';
+import type { CounterTables } from '../../shared/counters.ts';
+import type { ResourceReport } from '../../shared/messages.ts';
+import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
+import { backendViews } from './backend-view.ts';
+
+export interface AdminDeps {
+  readonly snapshots: SnapshotReader;
+  readonly counters: CounterTables;
+  /** False once the process is draining: /readyz turns 503 so outer balancers move away. */
+  readonly isReady: () => boolean;
+  /** Resource counts of every data-plane worker, for leak checks and debugging. */
+  readonly workerResources: () => Promise<ResourceReport[]>;
+  readonly logger: Logger;
+}
+
+/** Request bodies are small JSON documents; anything larger is refused with 413. */
+const BODY_LIMIT_BYTES = 64 * 1024;
+
+export type AdminApp = ReturnType<typeof buildAdminApp>;
+
+export function buildAdminApp(deps: AdminDeps) {
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ component: 'admin' }),
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT_BYTES,
+    connectionTimeout: 10_000,
+    requestTimeout: 10_000,
+  });
+
+  app.get('/healthz', () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    if (deps.isReady()) return { status: 'ready' };
+    return reply.code(503).send({ status: 'draining' });
+  });
+
+  app.get('/backends', () => backendViews(deps.snapshots.current(), deps.counters));
+
+  app.get('/snapshot', () => deps.snapshots.current());
+
+  app.get('/debug/resources', async () => ({ workers: await deps.workerResources() }));
+
+  return app;
+}

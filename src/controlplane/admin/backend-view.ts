@@ -1,0 +1,38 @@
+import type { CounterTables } from '../../shared/counters.ts';
+import { BackendCounter } from '../../shared/counters.ts';
+import type { BackendState, Snapshot } from '../../shared/snapshot/types.ts';
+
+/** A backend as the admin API shows it: snapshot state joined with live counters. */
+export interface BackendView {
+  readonly id: string;
+  readonly cluster: string;
+  readonly address: string;
+  readonly weight: number;
+  readonly state: BackendState;
+  readonly active_connections: number;
+  readonly connections_total: number;
+  readonly connect_failures_total: number;
+  readonly bytes_from_client: number;
+  readonly bytes_to_client: number;
+}
+
+export function backendViews(snapshot: Snapshot, counters: CounterTables): BackendView[] {
+  const views: BackendView[] = [];
+  for (const cluster of snapshot.clusters) {
+    for (const b of cluster.backends) {
+      views.push({
+        id: b.id,
+        cluster: cluster.name,
+        address: b.address,
+        weight: b.weight,
+        state: b.state,
+        active_connections: counters.activeConnections(b.slot),
+        connections_total: counters.backendTotal(b.slot, BackendCounter.connections),
+        connect_failures_total: counters.backendTotal(b.slot, BackendCounter.connectFailures),
+        bytes_from_client: counters.backendTotal(b.slot, BackendCounter.bytesFromClient),
+        bytes_to_client: counters.backendTotal(b.slot, BackendCounter.bytesToClient),
+      });
+    }
+  }
+  return views;
+}

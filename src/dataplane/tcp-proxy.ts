@@ -1,0 +1,296 @@
+/**
+ * The TCP data path: for one accepted client, connect to a backend (bounded by the
+ * cluster's connect timeout, retrying the next eligible backend on failure), then copy
+ * bytes both ways with back-pressure and forward each direction's FIN on its own, so a
+ * client that half-closes still receives the whole reply.
+ *
+ * Invariants:
+ * - a session counts as an open connection of its backend from connect to close, once;
+ * - every socket and timer a session creates is gone when both of its sockets closed;
+ * - a client is never left open without a backend attempt in flight.
+ */
+import net from 'node:net';
+import type { WorkerCounters } from '../shared/counters.ts';
+import { BackendCounter, ListenerCounter } from '../shared/counters.ts';
+import type { SnapshotBackend } from '../shared/snapshot/types.ts';
+import { pickRoundRobin } from './balancer/round-robin.ts';
+import type { ClusterRoute } from './routing-table.ts';
+
+export type TerminationReason =
+  | 'client_close'
+  | 'backend_close'
+  | 'client_error'
+  | 'backend_error'
+  | 'idle_timeout'
+  | 'connect_failure'
+  | 'no_backend'
+  | 'drain';
+
+/** How often byte counts of long-lived connections are folded into the shared counters. */
+const BYTE_FLUSH_INTERVAL_MS = 1000;
+
+export class TcpProxy {
+  private readonly sessions = new Set<TcpSession>();
+  private readonly counters: WorkerCounters;
+  private byteFlushTimer: NodeJS.Timeout | undefined;
+  private onIdle: (() => void) | undefined;
+
+  constructor(counters: WorkerCounters) {
+    this.counters = counters;
+  }
+
+  get connections(): number {
+    return this.sessions.size;
+  }
+
+  /** Route one accepted (paused) client socket. */
+  handle(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined): void {
+    this.counters.bumpListener(listenerSlot, ListenerCounter.accepted);
+    if (route === undefined || route.eligible.length === 0) {
+      this.counters.bumpListener(listenerSlot, ListenerCounter.refusedNoBackend);
+      client.on('error', ignoreError);
+      client.destroy();
+      return;
+    }
+    const session = new TcpSession(this, client, listenerSlot, route);
+    this.sessions.add(session);
+    if (this.byteFlushTimer === undefined) this.startByteFlush();
+    session.start();
+  }
+
+  /** Resolves when no session is left (at once if there is none). */
+  whenIdle(): Promise<void> {
+    if (this.sessions.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.onIdle = resolve;
+    });
+  }
+
+  /** Cut every open session; returns how many were cut. */
+  destroyAll(reason: TerminationReason): number {
+    const count = this.sessions.size;
+    for (const session of [...this.sessions]) session.abort(reason);
+    return count;
+  }
+
+  /** @internal called by a session once both of its sockets are closed. */
+  ended(session: TcpSession): void {
+    this.sessions.delete(session);
+    if (this.sessions.size > 0) return;
+    this.stopByteFlush();
+    const onIdle = this.onIdle;
+    this.onIdle = undefined;
+    onIdle?.();
+  }
+
+  /** @internal */
+  get counterWriter(): WorkerCounters {
+    return this.counters;
+  }
+
+  private startByteFlush(): void {
+    this.byteFlushTimer = setInterval(() => {
+      for (const session of this.sessions) session.flushBytes();
+    }, BYTE_FLUSH_INTERVAL_MS);
+    this.byteFlushTimer.unref();
+  }
+
+  private stopByteFlush(): void {
+    if (this.byteFlushTimer !== undefined) clearInterval(this.byteFlushTimer);
+    this.byteFlushTimer = undefined;
+  }
+}
+
+function ignoreError(): void {
+  // The socket is being torn down; its error has nowhere useful to go.
+}
+
+class TcpSession {
+  private readonly proxy: TcpProxy;
+  private readonly client: net.Socket;
+  private readonly listenerSlot: number;
+  private readonly route: ClusterRoute;
+  private backend: net.Socket | undefined;
+  private target: SnapshotBackend | undefined;
+  private attempts = 0;
+  private firstIndex = -1;
+  private connected = false;
+  private clientClosed = false;
+  /** Backend sockets not yet closed, including abandoned attempts still tearing down. */
+  private openBackendSockets = 0;
+  private finished = false;
+  private countedFromClient = 0;
+  private countedToClient = 0;
+  reason: TerminationReason | undefined;
+
+  constructor(proxy: TcpProxy, client: net.Socket, listenerSlot: number, route: ClusterRoute) {
+    this.proxy = proxy;
+    this.client = client;
+    this.listenerSlot = listenerSlot;
+    this.route = route;
+  }
+
+  start(): void {
+    this.client.on('error', this.onClientError);
+    this.client.on('end', this.onClientEnd);
+    this.client.on('close', this.onClientClose);
+    this.tryNextBackend();
+  }
+
+  abort(reason: TerminationReason): void {
+    this.reason ??= reason;
+    this.client.destroy();
+    this.backend?.destroy();
+  }
+
+  flushBytes(): void {
+    if (!this.connected || this.target === undefined) return;
+    const counters = this.proxy.counterWriter;
+    const fromClient = this.client.bytesRead;
+    const toClient = this.client.bytesWritten;
+    counters.bumpBackend(this.target.slot, BackendCounter.bytesFromClient, fromClient - this.countedFromClient);
+    counters.bumpBackend(this.target.slot, BackendCounter.bytesToClient, toClient - this.countedToClient);
+    this.countedFromClient = fromClient;
+    this.countedToClient = toClient;
+  }
+
+  private tryNextBackend(): void {
+    if (this.clientClosed) return;
+    const eligible = this.route.eligible;
+    if (this.attempts >= eligible.length) {
+      this.proxy.counterWriter.bumpListener(this.listenerSlot, ListenerCounter.refusedAllFailed);
+      this.reason = 'connect_failure';
+      this.client.destroy();
+      return;
+    }
+    // The first attempt follows the balancer; retries walk on from it, so one accept
+    // tries each eligible backend at most once.
+    const index =
+      this.attempts === 0 ? pickRoundRobin(eligible, this.route.cursor) : (this.firstIndex + this.attempts) % eligible.length;
+    if (this.attempts === 0) this.firstIndex = index;
+    this.attempts++;
+    const target = eligible[index];
+    if (target === undefined) {
+      this.tryNextBackend();
+      return;
+    }
+    this.connect(target);
+  }
+
+  private connect(target: SnapshotBackend): void {
+    this.target = target;
+    const backend = net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+    this.backend = backend;
+    this.openBackendSockets++;
+    backend.setTimeout(this.route.connectTimeoutMs);
+    backend.once('connect', this.onBackendConnect);
+    backend.on('timeout', this.onBackendTimeout);
+    backend.on('error', this.onBackendError);
+    backend.on('close', this.onBackendClose);
+  }
+
+  private readonly onBackendConnect = (): void => {
+    const backend = this.backend;
+    const target = this.target;
+    if (backend === undefined || target === undefined) return;
+    this.connected = true;
+    const counters = this.proxy.counterWriter;
+    counters.bumpBackend(target.slot, BackendCounter.connectSuccesses, 1);
+    counters.connectionOpened(target.slot);
+    // Idle time is measured on both sockets: the client socket sees activity in both
+    // directions, and the backend timer bounds a backend left finishing after the client.
+    backend.setTimeout(this.route.idleTimeoutMs);
+    backend.on('end', this.onBackendEnd);
+    this.client.setTimeout(this.route.idleTimeoutMs);
+    this.client.on('timeout', this.onIdleTimeout);
+    this.client.pipe(backend);
+    backend.pipe(this.client);
+  };
+
+  private readonly onBackendTimeout = (): void => {
+    if (this.connected) {
+      this.onIdleTimeout();
+      return;
+    }
+    const target = this.target;
+    if (target !== undefined) {
+      this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectTimeouts, 1);
+      this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
+    }
+    this.abandonAttempt();
+  };
+
+  private readonly onBackendError = (): void => {
+    if (this.connected) {
+      // A reset from the backend is passed on: the client must not mistake it for a clean end.
+      this.reason ??= 'backend_error';
+      this.client.destroy();
+      return;
+    }
+    const target = this.target;
+    if (target !== undefined) this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
+    this.abandonAttempt();
+  };
+
+  /** Give up on the current backend attempt; its socket is only left to finish closing. */
+  private abandonAttempt(): void {
+    const backend = this.backend;
+    if (backend === undefined) return;
+    backend.removeAllListeners();
+    backend.on('error', ignoreError);
+    backend.once('close', this.onAbandonedClose);
+    backend.destroy();
+    this.backend = undefined;
+    this.tryNextBackend();
+  }
+
+  private readonly onAbandonedClose = (): void => {
+    this.openBackendSockets--;
+    this.maybeFinish();
+  };
+
+  private readonly onBackendClose = (hadError: boolean): void => {
+    this.openBackendSockets--;
+    // A clean close means both directions ended; the pipe already ended the client's
+    // write side and its buffered bytes must still flush, so only an error cuts the client.
+    if (hadError && !this.clientClosed) this.client.destroy();
+    this.maybeFinish();
+  };
+
+  private readonly onBackendEnd = (): void => {
+    this.reason ??= 'backend_close';
+  };
+
+  private readonly onClientEnd = (): void => {
+    this.reason ??= 'client_close';
+  };
+
+  private readonly onClientError = (): void => {
+    this.reason ??= 'client_error';
+  };
+
+  private readonly onIdleTimeout = (): void => {
+    this.reason ??= 'idle_timeout';
+    this.client.destroy();
+    this.backend?.destroy();
+  };
+
+  private readonly onClientClose = (hadError: boolean): void => {
+    this.clientClosed = true;
+    this.reason ??= 'client_close';
+    // Before the backend is connected there is nothing to finish; after, a clean client
+    // close means both directions ended and the backend socket closes by itself.
+    if (hadError || !this.connected) this.backend?.destroy();
+    this.maybeFinish();
+  };
+
+  private maybeFinish(): void {
+    if (this.finished || !this.clientClosed || this.openBackendSockets > 0) return;
+    this.finished = true;
+    if (this.connected && this.target !== undefined) {
+      this.flushBytes();
+      this.proxy.counterWriter.connectionClosed(this.target.slot);
+    }
+    this.proxy.ended(this);
+  }
+}

@@ -1,0 +1,398 @@
+/**
+ * The config schema: the single source of truth for what config.yaml may hold, its defaults,
+ * and the types the rest of Sluice reads. Every object is strict, so a misspelt key is an
+ * error instead of a silently ignored setting. Durations are written as strings (`2s`) and
+ * come out as whole milliseconds; addresses stay `host:port` strings, checked here.
+ *
+ * Messages are written for operators: lower case, no zod jargon, and never a type name they
+ * did not write (`expected host:port`, not `Invalid input: expected string`).
+ */
+import { z } from 'zod';
+import { analyzeHostPort, formatHostPort, listenAddressesOverlap, canonicalHost } from '../address.ts';
+import type { HostPort } from '../address.ts';
+import { formatDuration, parseDuration } from '../duration.ts';
+
+const MISSING = 'missing required key';
+const DURATION_MESSAGE = 'expected a duration like 500ms, 2s or 5m';
+const ADDRESS_MESSAGE = 'expected host:port';
+const PORT_MESSAGE = 'port must be 1-65535';
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const NAME_MESSAGE = 'expected a name of 1-63 letters, digits, "_", "." or "-", starting with a letter or digit';
+
+/** Values the contract names for later releases: refused with "not supported yet", not "invalid". */
+const LATER_ALGORITHMS = ['least_connections', 'random', 'power_of_two', 'consistent_hash'];
+const LATER_HEALTH_CHECKS = ['udp'];
+
+/** An error option that tells a missing key apart from a wrong value. */
+function expected(message: string) {
+  return (issue: { readonly input?: unknown }): string => (issue.input === undefined ? MISSING : message);
+}
+
+function strictObject<Shape extends z.ZodRawShape>(shape: Shape) {
+  const known = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys' ? unknownKeysMessage(issue.keys, known) : expected('expected a mapping')(issue),
+  });
+}
+
+function unknownKeysMessage(keys: readonly string[], known: readonly string[]): string {
+  const quoted = keys.map((key) => `"${key}"`).join(', ');
+  const head = keys.length === 1 ? `unknown key ${quoted}` : `unknown keys ${quoted}`;
+  const guesses = keys.map((key) => closestKey(key, known)).filter((guess) => guess !== undefined);
+  if (keys.length === 1 && guesses.length === 1) return `${head} (did you mean "${guesses[0]}"?)`;
+  return `${head}; allowed: ${known.join(', ')}`;
+}
+
+/** The known key a typo most likely meant: within two edits, or a case-insensitive match. */
+function closestKey(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of known) {
+    const distance = editDistance(key.toLowerCase(), candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+function list<Item extends z.ZodType>(item: Item, what = 'expected a list') {
+  return z.array(item, { error: expected(what) });
+}
+
+function text() {
+  return z.string({ error: expected('expected a string') });
+}
+
+function name() {
+  return z.string({ error: expected(NAME_MESSAGE) }).regex(NAME, { error: NAME_MESSAGE });
+}
+
+function integer(min: number, max: number) {
+  const message = `expected an integer from ${min} to ${max}`;
+  return z.int({ error: expected(message) }).min(min, { error: message }).max(max, { error: message });
+}
+
+/** A duration string in, whole milliseconds out. */
+function duration(options: { readonly positive?: boolean } = {}) {
+  return z.string({ error: expected(DURATION_MESSAGE) }).transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: DURATION_MESSAGE });
+      return z.NEVER;
+    }
+    if (options.positive === true && ms === 0) {
+      ctx.addIssue({ code: 'custom', message: 'must be greater than 0' });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+/** A `host:port` string, kept as written. */
+function address() {
+  return z.string({ error: expected(ADDRESS_MESSAGE) }).superRefine((value, ctx) => {
+    const analysis = analyzeHostPort(value);
+    if (!analysis.ok) ctx.addIssue({ code: 'custom', message: analysis.problem === 'port_range' ? PORT_MESSAGE : ADDRESS_MESSAGE });
+  });
+}
+
+const listenerSchema = strictObject({
+  name: name(),
+  protocol: z
+    .literal('tcp', {
+      error: (issue) => (issue.input === 'udp' ? 'udp listeners are not supported yet' : expected('expected tcp')(issue)),
+    })
+    .default('tcp'),
+  listen: address(),
+  cluster: name(),
+});
+
+const algorithmSchema = z
+  .literal('round_robin', {
+    error: (issue) =>
+      typeof issue.input === 'string' && LATER_ALGORITHMS.includes(issue.input)
+        ? `${issue.input} is not supported yet; use round_robin`
+        : expected('expected round_robin')(issue),
+  })
+  .default('round_robin');
+
+/** Shared by the checks that probe. */
+const probeTiming = {
+  interval: duration({ positive: true }).prefault('2s'),
+  timeout: duration({ positive: true }).prefault('1s'),
+  rise: integer(1, 100).default(2),
+  fall: integer(1, 100).default(3),
+};
+
+/** A probe that could outlive its interval would overlap the next one to the same backend. */
+function timeoutShorterThanInterval(check: { readonly interval: number; readonly timeout: number }, ctx: z.RefinementCtx): void {
+  if (check.timeout >= check.interval) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['timeout'],
+      message: `timeout (${formatDuration(check.timeout)}) must be shorter than interval (${formatDuration(check.interval)})`,
+    });
+  }
+}
+
+const healthCheckSchema = z.discriminatedUnion(
+  'type',
+  [
+    strictObject({ type: z.literal('none') }),
+    strictObject({
+      type: z.literal('tcp'),
+      ...probeTiming,
+      send: text().optional(),
+      expect: text().optional(),
+    }).superRefine(timeoutShorterThanInterval),
+    strictObject({
+      type: z.literal('http'),
+      ...probeTiming,
+      path: text()
+        .refine((path) => path.startsWith('/'), { error: 'must start with "/"' })
+        .default('/'),
+      expect_status: integer(100, 599).default(200),
+      host: text().optional(),
+    }).superRefine(timeoutShorterThanInterval),
+  ],
+  {
+    error: (issue) => {
+      // zod types this issue as a union mismatch only, but a value that is not a mapping at
+      // all (`health_check: tcp`) arrives here as invalid_type.
+      const code: string = issue.code;
+      if (code !== 'invalid_union') return expected('expected a mapping like {type: tcp}')(issue);
+      const type = (issue.input as { type?: unknown } | undefined)?.type;
+      if (typeof type === 'string' && LATER_HEALTH_CHECKS.includes(type)) return `${type} health checks are not supported yet`;
+      return type === undefined ? MISSING : 'expected none, tcp or http';
+    },
+  },
+);
+
+const passiveSchema = strictObject({
+  consecutive_failures: integer(1, 1000).default(5),
+});
+
+const backendSchema = strictObject({
+  address: address(),
+  weight: integer(0, 10_000).default(1),
+});
+
+const clusterSchema = strictObject({
+  name: name(),
+  algorithm: algorithmSchema,
+  connect_timeout: duration({ positive: true }).prefault('2s'),
+  idle_timeout: duration({ positive: true }).prefault('5m'),
+  // `prefault` (not `default`) so the default goes through parsing and gets its own defaults.
+  health_check: healthCheckSchema.prefault({ type: 'none' }),
+  passive: passiveSchema.prefault({}),
+  drain_timeout: duration().prefault('30s'),
+  backends: list(backendSchema).default([]),
+});
+
+const adminSchema = strictObject({
+  listen: address().default('127.0.0.1:9090'),
+  token_env: z
+    .string({ error: expected('expected an environment variable name') })
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' })
+    .optional(),
+});
+
+const shutdownSchema = strictObject({
+  drain_timeout: duration().prefault('30s'),
+  delay: duration().prefault('0s'),
+});
+
+const WORKERS_MESSAGE = 'expected auto or an integer from 1 to 64';
+// The union needs the message too: when the value is a number, zod reports the int's own issue.
+const workersSchema = z
+  .union([z.literal('auto'), z.int().min(1, { error: WORKERS_MESSAGE }).max(64, { error: WORKERS_MESSAGE })], {
+    error: expected(WORKERS_MESSAGE),
+  })
+  .default('auto');
+
+const AT_LEAST_ONE_LISTENER = 'at least one listener is required';
+const AT_LEAST_ONE_CLUSTER = 'at least one cluster is required';
+
+export const configSchema = strictObject({
+  workers: workersSchema,
+  admin: adminSchema.prefault({}),
+  state_file: z.string({ error: expected('expected a file path') }).min(1, { error: 'expected a file path' }).optional(),
+  shutdown: shutdownSchema.prefault({}),
+  listeners: list(listenerSchema, 'expected a list of listeners').min(1, { error: AT_LEAST_ONE_LISTENER }),
+  clusters: list(clusterSchema, 'expected a list of clusters').min(1, { error: AT_LEAST_ONE_CLUSTER }),
+})
+  // Cross-references run even when some fields are invalid, so one pass reports every error.
+  .superRefine(checkReferences, { when: () => true });
+
+export type Config = z.output<typeof configSchema>;
+export type ListenerConfig = z.output<typeof listenerSchema>;
+export type ClusterConfig = z.output<typeof clusterSchema>;
+export type BackendConfig = z.output<typeof backendSchema>;
+export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
+export type AdminConfig = z.output<typeof adminSchema>;
+export type ShutdownConfig = z.output<typeof shutdownSchema>;
+
+// ---- cross-references -------------------------------------------------------------------
+// These read the value defensively: when other fields failed, it may still hold raw input.
+
+type Path = (string | number)[];
+
+interface Named {
+  readonly path: Path;
+  readonly name: string;
+}
+
+interface Bound {
+  readonly path: Path;
+  readonly owner: string;
+  readonly text: string;
+  readonly address: HostPort;
+}
+
+function checkReferences(value: unknown, ctx: z.RefinementCtx): void {
+  if (!isRecord(value)) return;
+  const listeners = records(value.listeners);
+  const clusters = records(value.clusters);
+  const report = (path: Path, message: string): void => {
+    ctx.addIssue({ code: 'custom', path, message });
+  };
+
+  checkUniqueNames('listener', namesOf('listeners', listeners), report);
+  const clusterNames = namesOf('clusters', clusters);
+  checkUniqueNames('cluster', clusterNames, report);
+  checkClusterReferences(listeners, clusterNames, report);
+  const bound = listenAddresses(listeners);
+  checkListenOverlaps(bound, report);
+  checkAdminAddress(value.admin, bound, report);
+  for (const [index, cluster] of clusters) checkUniqueBackends(index, cluster, report);
+}
+
+type Report = (path: Path, message: string) => void;
+
+function checkUniqueNames(kind: string, named: readonly Named[], report: Report): void {
+  const first = new Map<string, Named>();
+  for (const entry of named) {
+    const earlier = first.get(entry.name);
+    if (earlier === undefined) first.set(entry.name, entry);
+    else report(entry.path, `duplicate ${kind} name "${entry.name}" (first at ${formatPath(earlier.path.slice(0, -1))})`);
+  }
+}
+
+function checkClusterReferences(listeners: readonly Entry[], clusterNames: readonly Named[], report: Report): void {
+  // With no cluster named at all, the missing or empty `clusters` is the one error worth reading.
+  if (clusterNames.length === 0) return;
+  const known = clusterNames.map((cluster) => cluster.name);
+  for (const [index, listener] of listeners) {
+    const cluster = listener.cluster;
+    if (typeof cluster === 'string' && !known.includes(cluster)) {
+      report(['listeners', index, 'cluster'], `unknown cluster "${cluster}"; known: ${known.join(', ')}`);
+    }
+  }
+}
+
+function listenAddresses(listeners: readonly Entry[]): Bound[] {
+  const bound: Bound[] = [];
+  for (const [index, listener] of listeners) {
+    const address = hostPortOf(listener.listen);
+    if (address === undefined) continue;
+    const owner = typeof listener.name === 'string' ? `listener "${listener.name}"` : `listeners[${index}]`;
+    bound.push({ path: ['listeners', index, 'listen'], owner, text: listener.listen as string, address });
+  }
+  return bound;
+}
+
+function checkListenOverlaps(bound: readonly Bound[], report: Report): void {
+  bound.forEach((listener, i) => {
+    const earlier = bound.slice(0, i).find((other) => listenAddressesOverlap(listener.address, other.address));
+    if (earlier !== undefined) report(listener.path, conflictMessage(listener, earlier));
+  });
+}
+
+function checkAdminAddress(admin: unknown, bound: readonly Bound[], report: Report): void {
+  const listen = isRecord(admin) ? admin.listen : undefined;
+  const address = hostPortOf(listen);
+  if (address === undefined) return;
+  const self: Bound = { path: ['admin', 'listen'], owner: 'the admin API', text: listen as string, address };
+  const taken = bound.find((listener) => listenAddressesOverlap(address, listener.address));
+  if (taken !== undefined) report(self.path, conflictMessage(self, taken));
+}
+
+function conflictMessage(self: Bound, other: Bound): string {
+  const same = canonicalHost(self.address.host) === canonicalHost(other.address.host);
+  return same
+    ? `${self.text} is already used by ${other.owner}`
+    : `${self.text} overlaps ${other.owner} on ${other.text} (a wildcard host takes the port on every interface)`;
+}
+
+function checkUniqueBackends(clusterIndex: number, cluster: Record<string, unknown>, report: Report): void {
+  const seen = new Map<string, number>();
+  for (const [index, backend] of records(cluster.backends)) {
+    const address = hostPortOf(backend.address);
+    if (address === undefined) continue;
+    const key = formatHostPort(canonicalHost(address.host), address.port);
+    const first = seen.get(key);
+    if (first === undefined) {
+      seen.set(key, index);
+      continue;
+    }
+    const clusterName = typeof cluster.name === 'string' ? `cluster "${cluster.name}"` : `clusters[${clusterIndex}]`;
+    report(
+      ['clusters', clusterIndex, 'backends', index, 'address'],
+      `duplicate backend ${backend.address as string} in ${clusterName} (first at backends[${first}])`,
+    );
+  }
+}
+
+type Entry = [number, Record<string, unknown>];
+
+function records(value: unknown): Entry[] {
+  if (!Array.isArray(value)) return [];
+  const entries: Entry[] = [];
+  value.forEach((item: unknown, index) => {
+    if (isRecord(item)) entries.push([index, item]);
+  });
+  return entries;
+}
+
+function namesOf(section: string, entries: readonly Entry[]): Named[] {
+  const named: Named[] = [];
+  for (const [index, entry] of entries) {
+    if (typeof entry.name === 'string') named.push({ path: [section, index, 'name'], name: entry.name });
+  }
+  return named;
+}
+
+function hostPortOf(value: unknown): HostPort | undefined {
+  if (typeof value !== 'string') return undefined;
+  const analysis = analyzeHostPort(value);
+  return analysis.ok ? analysis : undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** `listeners[0].listen`; the root is `(root)`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const segment of path) {
+    out += typeof segment === 'number' ? `[${segment}]` : out === '' ? String(segment) : `.${String(segment)}`;
+  }
+  return out === '' ? '(root)' : out;
+}

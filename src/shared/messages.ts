@@ -1,0 +1,70 @@
+/**
+ * Every message that crosses a thread boundary, as tagged unions. Nothing here is sent
+ * per connection: these are lifecycle and control messages only. Each receiving thread
+ * handles its union with an exhaustive switch whose default throws.
+ */
+import type { Config } from './config/schema.ts';
+import type { CounterDimensions } from './counters.ts';
+
+export interface ListenerBinding {
+  readonly name: string;
+  /** Row in the listener counter table; stable for the listener's lifetime. */
+  readonly slot: number;
+  readonly host: string;
+  readonly port: number;
+}
+
+// ── supervisor → data-plane worker ─────────────────────────────────────────────
+export type DataPlaneCommand =
+  | { readonly type: 'listeners.set'; readonly listeners: readonly ListenerBinding[] }
+  | { readonly type: 'drain'; readonly timeoutMs: number }
+  | { readonly type: 'resources.query'; readonly requestId: number };
+
+// ── data-plane worker → supervisor ─────────────────────────────────────────────
+export type DataPlaneEvent =
+  | { readonly type: 'listeners.ready'; readonly listening: readonly string[] }
+  | {
+      readonly type: 'listen.failed';
+      readonly listener: string;
+      readonly address: string;
+      readonly code: string;
+      readonly message: string;
+    }
+  | { readonly type: 'drain.progress'; readonly connections: number }
+  | { readonly type: 'drained'; readonly cut: number }
+  | { readonly type: 'resources'; readonly requestId: number; readonly report: ResourceReport };
+
+export interface ResourceReport {
+  readonly worker: number;
+  readonly connections: number;
+  /** process.getActiveResourcesInfo() of the worker thread, counted by kind. */
+  readonly resources: Readonly<Record<string, number>>;
+}
+
+export interface DataPlaneWorkerData {
+  readonly worker: number;
+  readonly snapshotBuffer: SharedArrayBuffer;
+  readonly counterBuffer: SharedArrayBuffer;
+  readonly counterDims: CounterDimensions;
+  readonly logLevel: string;
+}
+
+// ── supervisor → control-plane worker ──────────────────────────────────────────
+export type ControlPlaneCommand = { readonly type: 'shutdown' };
+
+// ── control-plane worker → supervisor ──────────────────────────────────────────
+export type ControlPlaneEvent =
+  | { readonly type: 'ready'; readonly version: number; readonly backends: number }
+  | { readonly type: 'published'; readonly version: number };
+
+export interface ControlPlaneWorkerData {
+  readonly config: Config;
+  readonly snapshotBuffer: SharedArrayBuffer;
+  readonly counterBuffer: SharedArrayBuffer;
+  readonly counterDims: CounterDimensions;
+  readonly logLevel: string;
+}
+
+export function unknownMessage(thread: string, message: unknown): Error {
+  return new Error(`${thread}: unknown message ${JSON.stringify(message)}`);
+}

@@ -1,0 +1,122 @@
+/**
+ * The supervisor's side of the control-plane worker. If it dies it is restarted with
+ * back-off; the data plane keeps routing on the last published snapshot meanwhile, and
+ * the new control plane recovers its state from that snapshot.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { Config } from '../shared/config/schema.ts';
+import type { CounterDimensions } from '../shared/counters.ts';
+import type { ControlPlaneCommand, ControlPlaneEvent, ControlPlaneWorkerData } from '../shared/messages.ts';
+import { unknownMessage } from '../shared/messages.ts';
+import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
+
+const WORKER_ENTRY = new URL('../controlplane/worker.ts', import.meta.url);
+
+export interface ControlPlaneOptions {
+  readonly config: Config;
+  readonly snapshotBuffer: SharedArrayBuffer;
+  readonly counterBuffer: SharedArrayBuffer;
+  readonly counterDims: CounterDimensions;
+  readonly logLevel: string;
+  readonly logger: Logger;
+}
+
+export class ControlPlaneHost {
+  private readonly options: ControlPlaneOptions;
+  private readonly log: Logger;
+  private worker: Worker | undefined;
+  private startedAt = 0;
+  private backoff: BackoffState = { consecutiveCrashes: 0 };
+  private restartTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private onReady: ((event: { version: number; backends: number }) => void) | undefined;
+  private onStartFailure: ((error: Error) => void) | undefined;
+
+  constructor(options: ControlPlaneOptions) {
+    this.options = options;
+    this.log = options.logger.child({ component: 'supervisor' });
+  }
+
+  /** Start the worker; resolves once it published its first snapshot. */
+  start(): Promise<{ version: number; backends: number }> {
+    return new Promise((resolve, reject) => {
+      this.onReady = resolve;
+      this.onStartFailure = reject;
+      this.spawn();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer !== undefined) clearTimeout(this.restartTimer);
+    const worker = this.worker;
+    if (worker === undefined) return;
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    this.send({ type: 'shutdown' });
+    const forced = setTimeout(() => void worker.terminate(), 2000);
+    await exited;
+    clearTimeout(forced);
+  }
+
+  private spawn(): void {
+    const o = this.options;
+    const workerData: ControlPlaneWorkerData = {
+      config: o.config,
+      snapshotBuffer: o.snapshotBuffer,
+      counterBuffer: o.counterBuffer,
+      counterDims: o.counterDims,
+      logLevel: o.logLevel,
+    };
+    const worker = new Worker(WORKER_ENTRY, { workerData, name: 'sluice-controlplane' });
+    this.worker = worker;
+    this.startedAt = Date.now();
+    worker.on('message', (event: ControlPlaneEvent) => {
+      this.onEvent(event);
+    });
+    worker.on('error', (error: Error) => {
+      this.log.error({ err: error }, 'control-plane worker crashed');
+      this.onStartFailure?.(error);
+      this.onStartFailure = undefined;
+      this.onReady = undefined;
+    });
+    worker.on('exit', (code) => {
+      this.onExit(worker, code);
+    });
+  }
+
+  private onExit(worker: Worker, code: number): void {
+    if (this.worker !== worker) return;
+    this.worker = undefined;
+    if (this.stopping || this.onStartFailure !== undefined) {
+      this.onStartFailure?.(new Error(`control-plane worker exited with code ${code} before it was ready`));
+      return;
+    }
+    const next = nextRestart(WORKER_RESTART_BACKOFF, this.backoff, Date.now() - this.startedAt);
+    this.backoff = next.state;
+    this.log.warn({ code, restartInMs: next.delayMs }, 'control-plane worker exited; routing stays on the last snapshot');
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.stopping) this.spawn();
+    }, next.delayMs);
+  }
+
+  private onEvent(event: ControlPlaneEvent): void {
+    switch (event.type) {
+      case 'ready':
+        this.log.info({ version: event.version, backends: event.backends }, 'control plane ready');
+        this.onReady?.({ version: event.version, backends: event.backends });
+        this.onReady = undefined;
+        this.onStartFailure = undefined;
+        return;
+      case 'published':
+        return;
+      default:
+        throw unknownMessage('supervisor', event satisfies never);
+    }
+  }
+
+  private send(command: ControlPlaneCommand): void {
+    this.worker?.postMessage(command);
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * The supervisor's side of the data-plane workers: start them, give them listeners,
+ * restart one that dies (with back-off) without touching the others, drain them all.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { CounterDimensions, CounterTables } from '../shared/counters.ts';
+import type {
+  DataPlaneCommand,
+  DataPlaneEvent,
+  DataPlaneWorkerData,
+  ListenerBinding,
+  ResourceReport,
+} from '../shared/messages.ts';
+import { unknownMessage } from '../shared/messages.ts';
+import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
+
+const WORKER_ENTRY = new URL('../dataplane/worker.ts', import.meta.url);
+/** How long a resource query waits for a worker before answering without it. */
+const QUERY_TIMEOUT_MS = 2000;
+
+export interface ListenFailure {
+  readonly worker: number;
+  readonly listener: string;
+  readonly address: string;
+  readonly code: string;
+  readonly message: string;
+}
+
+interface Slot {
+  worker: Worker | undefined;
+  startedAt: number;
+  backoff: BackoffState;
+  restartTimer: NodeJS.Timeout | undefined;
+  connections: number;
+}
+
+export interface PoolOptions {
+  readonly workers: number;
+  readonly snapshotBuffer: SharedArrayBuffer;
+  readonly counterBuffer: SharedArrayBuffer;
+  readonly counterDims: CounterDimensions;
+  readonly counters: CounterTables;
+  readonly logLevel: string;
+  readonly logger: Logger;
+}
+
+export class DataPlanePool {
+  private readonly options: PoolOptions;
+  private readonly log: Logger;
+  private readonly slots: Slot[];
+  private listeners: readonly ListenerBinding[] = [];
+  private stopping = false;
+  private nextRequestId = 1;
+  private readonly pendingQueries = new Map<number, (report: ResourceReport) => void>();
+  private readonly readyWaiters = new Map<number, (failures: ListenFailure[]) => void>();
+  private readonly failuresByWorker = new Map<number, ListenFailure[]>();
+  private readonly drainWaiters = new Map<number, () => void>();
+
+  constructor(options: PoolOptions) {
+    this.options = options;
+    this.log = options.logger.child({ component: 'supervisor' });
+    this.slots = Array.from({ length: options.workers }, () => ({
+      worker: undefined,
+      startedAt: 0,
+      backoff: { consecutiveCrashes: 0 },
+      restartTimer: undefined,
+      connections: 0,
+    }));
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** Start every worker with these listeners; resolves with every bind failure. */
+  async start(listeners: readonly ListenerBinding[]): Promise<ListenFailure[]> {
+    this.listeners = listeners;
+    const results = await Promise.all(this.slots.map(async (_slot, index) => this.spawn(index)));
+    return results.flat();
+  }
+
+  /** Open, close or move listeners in every worker. */
+  async setListeners(listeners: readonly ListenerBinding[]): Promise<ListenFailure[]> {
+    this.listeners = listeners;
+    const results = await Promise.all(this.slots.map(async (_slot, index) => this.sendListeners(index)));
+    return results.flat();
+  }
+
+  /** Every worker stops accepting, finishes or cuts its connections; resolves when all did. */
+  async drain(timeoutMs: number, onProgress: (connections: number) => void): Promise<void> {
+    this.stopping = true;
+    const progress = setInterval(() => {
+      onProgress(this.slots.reduce((sum, s) => sum + s.connections, 0));
+    }, 1000);
+    progress.unref();
+    await Promise.all(
+      this.slots.map(async (slot, index) => {
+        if (slot.restartTimer !== undefined) clearTimeout(slot.restartTimer);
+        if (slot.worker === undefined) return;
+        const drained = new Promise<void>((resolve) => this.drainWaiters.set(index, resolve));
+        this.send(index, { type: 'drain', timeoutMs });
+        await drained;
+      }),
+    );
+    clearInterval(progress);
+  }
+
+  async terminate(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        if (slot.restartTimer !== undefined) clearTimeout(slot.restartTimer);
+        await slot.worker?.terminate();
+      }),
+    );
+  }
+
+  async resources(): Promise<ResourceReport[]> {
+    const reports = await Promise.all(this.slots.map(async (_slot, index) => this.queryResources(index)));
+    return reports.filter((r): r is ResourceReport => r !== undefined);
+  }
+
+  private spawn(index: number): Promise<ListenFailure[]> {
+    const slot = this.slots[index];
+    if (slot === undefined) return Promise.resolve([]);
+    const o = this.options;
+    const workerData: DataPlaneWorkerData = {
+      worker: index,
+      snapshotBuffer: o.snapshotBuffer,
+      counterBuffer: o.counterBuffer,
+      counterDims: o.counterDims,
+      logLevel: o.logLevel,
+    };
+    const worker = new Worker(WORKER_ENTRY, { workerData, name: `sluice-dataplane-${index}` });
+    slot.worker = worker;
+    slot.startedAt = Date.now();
+    slot.connections = 0;
+    worker.on('message', (event: DataPlaneEvent) => {
+      this.onEvent(index, event);
+    });
+    worker.on('error', (error: Error) => {
+      this.log.error({ worker: index, err: error }, 'data-plane worker crashed');
+    });
+    worker.on('exit', (code) => {
+      this.onExit(index, worker, code);
+    });
+    return this.sendListeners(index);
+  }
+
+  private sendListeners(index: number): Promise<ListenFailure[]> {
+    const ready = new Promise<ListenFailure[]>((resolve) => this.readyWaiters.set(index, resolve));
+    this.failuresByWorker.set(index, []);
+    this.send(index, { type: 'listeners.set', listeners: this.listeners });
+    return ready;
+  }
+
+  private onExit(index: number, worker: Worker, code: number): void {
+    const slot = this.slots[index];
+    if (slot?.worker !== worker) return;
+    slot.worker = undefined;
+    // Its sockets closed with the thread; its open-connection gauge must follow.
+    this.options.counters.clearWorkerActive(index);
+    this.readyWaiters.get(index)?.([]);
+    this.readyWaiters.delete(index);
+    this.drainWaiters.get(index)?.();
+    this.drainWaiters.delete(index);
+    if (this.stopping) return;
+    const next = nextRestart(WORKER_RESTART_BACKOFF, slot.backoff, Date.now() - slot.startedAt);
+    slot.backoff = next.state;
+    this.log.warn({ worker: index, code, restartInMs: next.delayMs }, 'data-plane worker exited; restarting');
+    slot.restartTimer = setTimeout(() => {
+      slot.restartTimer = undefined;
+      void this.restart(index);
+    }, next.delayMs);
+  }
+
+  private async restart(index: number): Promise<void> {
+    if (this.stopping) return;
+    const failures = await this.spawn(index);
+    for (const f of failures) this.log.error(f, 'restarted data-plane worker could not listen');
+    if (failures.length === 0) this.log.info({ worker: index }, 'data-plane worker restarted');
+  }
+
+  private onEvent(index: number, event: DataPlaneEvent): void {
+    switch (event.type) {
+      case 'listen.failed':
+        this.failuresByWorker.get(index)?.push({ worker: index, ...omitType(event) });
+        return;
+      case 'listeners.ready': {
+        const resolve = this.readyWaiters.get(index);
+        this.readyWaiters.delete(index);
+        resolve?.(this.failuresByWorker.get(index) ?? []);
+        return;
+      }
+      case 'drain.progress': {
+        const slot = this.slots[index];
+        if (slot !== undefined) slot.connections = event.connections;
+        return;
+      }
+      case 'drained': {
+        const slot = this.slots[index];
+        if (slot !== undefined) slot.connections = 0;
+        this.drainWaiters.get(index)?.();
+        this.drainWaiters.delete(index);
+        return;
+      }
+      case 'resources':
+        this.pendingQueries.get(event.requestId)?.(event.report);
+        this.pendingQueries.delete(event.requestId);
+        return;
+      default:
+        throw unknownMessage('supervisor', event satisfies never);
+    }
+  }
+
+  private queryResources(index: number): Promise<ResourceReport | undefined> {
+    if (this.slots[index]?.worker === undefined) return Promise.resolve(undefined);
+    const requestId = this.nextRequestId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingQueries.delete(requestId);
+        resolve(undefined);
+      }, QUERY_TIMEOUT_MS);
+      this.pendingQueries.set(requestId, (report) => {
+        clearTimeout(timer);
+        resolve(report);
+      });
+      this.send(index, { type: 'resources.query', requestId });
+    });
+  }
+
+  private send(index: number, command: DataPlaneCommand): void {
+    this.slots[index]?.worker?.postMessage(command);
+  }
+}
+
+function omitType<T extends { type: string }>(event: T): Omit<T, 'type'> {
+  const { type: _type, ...rest } = event;
+  return rest;
+}

@@ -1,0 +1,134 @@
+/**
+ * Run the real daemon (src/cli.ts on this Node) on a config written to a temp file, and
+ * read its JSON log lines.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+
+export interface LogLine {
+  readonly level: number;
+  readonly msg: string;
+  readonly [key: string]: unknown;
+}
+
+export interface Daemon {
+  readonly child: ChildProcess;
+  readonly adminUrl: string;
+  readonly logs: LogLine[];
+  readonly stderr: () => string;
+  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Send a signal and resolve with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+export function writeConfig(yaml: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-test-'));
+  const file = path.join(dir, 'config.yaml');
+  writeFileSync(file, yaml);
+  return file;
+}
+
+export function runCli(args: string[]): ChildProcess {
+  return spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Start the daemon and wait for its start-up line (or its exit). */
+export async function startDaemon(yaml: string, adminPort: number): Promise<Daemon> {
+  const child = runCli(['run', '--config', writeConfig(yaml), '--log-level', 'info']);
+  const logs: LogLine[] = [];
+  let stderr = '';
+  const watchers = new Set<() => void>();
+  let pending = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.trim() === '') continue;
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        logs.push({ level: 0, msg: line });
+      }
+    }
+    for (const watcher of watchers) watcher();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const found = logs.find(predicate);
+        if (found === undefined) return;
+        cleanup();
+        resolve(found);
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`log line not seen in ${timeoutMs} ms; stderr: ${stderr}`));
+      }, timeoutMs);
+      const onExit = (): void => {
+        cleanup();
+        reject(new Error(`daemon exited before the log line; stderr: ${stderr}`));
+      };
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        watchers.delete(check);
+        child.removeListener('exit', onExit);
+      };
+      watchers.add(check);
+      child.once('exit', onExit);
+      check();
+    });
+
+  const daemon: Daemon = {
+    child,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
+    logs,
+    stderr: () => stderr,
+    waitForLog,
+    exited,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  await waitForLog((l) => l.msg === 'sluice started');
+  return daemon;
+}
+
+export function tcpConfig(options: {
+  listenPort: number;
+  adminPort: number;
+  backends: string[];
+  workers?: number | 'auto';
+  connectTimeout?: string;
+  idleTimeout?: string;
+  drainTimeout?: string;
+}): string {
+  return `workers: ${options.workers ?? 'auto'}
+admin:
+  listen: 127.0.0.1:${options.adminPort}
+shutdown:
+  drain_timeout: ${options.drainTimeout ?? '5s'}
+listeners:
+  - name: web
+    listen: 127.0.0.1:${options.listenPort}
+    cluster: web
+clusters:
+  - name: web
+    connect_timeout: ${options.connectTimeout ?? '2s'}
+    idle_timeout: ${options.idleTimeout ?? '1m'}
+    backends:
+${options.backends.map((a) => `      - { address: ${a} }`).join('\n')}
+`;
+}

@@ -1,0 +1,432 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, it, expect } from 'vitest';
+import { ConfigError, formatConfigIssue, loadConfig, parseConfig } from '../../../src/shared/config/load.ts';
+import type { Config } from '../../../src/shared/config/schema.ts';
+import { SluiceError } from '../../../src/shared/errors.ts';
+
+const FILE = 'config.yaml';
+
+/** One YAML line per argument, so the line numbers in expectations can be counted by eye. */
+function yaml(...lines: string[]): string {
+  return lines.join('\n') + '\n';
+}
+
+/** The formatted issues `text` is refused with, or a failure when it is accepted. */
+function errorsOf(text: string): string[] {
+  try {
+    parseConfig(text, FILE);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return error.message.split('\n');
+  }
+  throw new Error('the config was accepted');
+}
+
+const LISTENERS = ['listeners:', '  - name: web', '    listen: 127.0.0.1:8080', '    cluster: web'];
+const CLUSTERS = ['clusters:', '  - name: web', '    backends:', '      - {address: 127.0.0.1:9001, weight: 1}'];
+
+describe('parseConfig on a good config', () => {
+  it('fills in every default around the few required keys', () => {
+    const config: Config = parseConfig(yaml(...LISTENERS, ...CLUSTERS), FILE);
+    expect(config).toEqual({
+      workers: 'auto',
+      admin: { listen: '127.0.0.1:9090' },
+      shutdown: { drain_timeout: 30_000, delay: 0 },
+      listeners: [{ name: 'web', protocol: 'tcp', listen: '127.0.0.1:8080', cluster: 'web' }],
+      clusters: [
+        {
+          name: 'web',
+          algorithm: 'round_robin',
+          connect_timeout: 2_000,
+          idle_timeout: 300_000,
+          health_check: { type: 'none' },
+          passive: { consecutive_failures: 5 },
+          drain_timeout: 30_000,
+          backends: [{ address: '127.0.0.1:9001', weight: 1 }],
+        },
+      ],
+    });
+  });
+
+  it('reads every key, turning durations into milliseconds and keeping addresses as written', () => {
+    const config = parseConfig(
+      yaml(
+        'workers: 4',
+        'admin: {listen: "[::1]:9191", token_env: SLUICE_ADMIN_TOKEN}',
+        'state_file: ./sluice-state.json',
+        'shutdown: {drain_timeout: 1.5s, delay: 500ms}',
+        'listeners:',
+        '  - {name: web, protocol: tcp, listen: "0.0.0.0:8080", cluster: web}',
+        '  - {name: api.v2, listen: "localhost:8081", cluster: api}',
+        'clusters:',
+        '  - name: web',
+        '    algorithm: round_robin',
+        '    connect_timeout: 250ms',
+        '    idle_timeout: 1h',
+        '    health_check: {type: tcp, interval: 5s, timeout: 2s, rise: 1, fall: 10, send: ping, expect: pong}',
+        '    passive: {consecutive_failures: 1000}',
+        '    drain_timeout: 10s',
+        '    backends:',
+        '      - {address: 10.0.0.1:80, weight: 0}',
+        '      - {address: "[fd00::1]:80", weight: 10000}',
+        '  - name: api',
+        '    health_check: {type: http, interval: 1s, timeout: 500ms, host: api.example, path: /healthz, expect_status: 204}',
+        '    backends: []',
+      ),
+      FILE,
+    );
+    expect(config.workers).toBe(4);
+    expect(config.admin).toEqual({ listen: '[::1]:9191', token_env: 'SLUICE_ADMIN_TOKEN' });
+    expect(config.state_file).toBe('./sluice-state.json');
+    expect(config.shutdown).toEqual({ drain_timeout: 1_500, delay: 500 });
+    expect(config.listeners[1]).toEqual({ name: 'api.v2', protocol: 'tcp', listen: 'localhost:8081', cluster: 'api' });
+    expect(config.clusters[0]).toMatchObject({
+      connect_timeout: 250,
+      idle_timeout: 3_600_000,
+      health_check: { type: 'tcp', interval: 5_000, timeout: 2_000, rise: 1, fall: 10, send: 'ping', expect: 'pong' },
+      passive: { consecutive_failures: 1000 },
+      drain_timeout: 10_000,
+      backends: [
+        { address: '10.0.0.1:80', weight: 0 },
+        { address: '[fd00::1]:80', weight: 10_000 },
+      ],
+    });
+    expect(config.clusters[1]?.health_check).toEqual({
+      type: 'http',
+      interval: 1_000,
+      timeout: 500,
+      rise: 2,
+      fall: 3,
+      host: 'api.example',
+      path: '/healthz',
+      expect_status: 204,
+    });
+  });
+
+  it('fills in the probe defaults of a health check that names only its type', () => {
+    const config = parseConfig(
+      yaml(...LISTENERS, 'clusters:', '  - name: web', '    health_check: {type: http}'),
+      FILE,
+    );
+    expect(config.clusters[0]?.health_check).toEqual({
+      type: 'http',
+      interval: 2_000,
+      timeout: 1_000,
+      rise: 2,
+      fall: 3,
+      path: '/',
+      expect_status: 200,
+    });
+    expect(config.clusters[0]?.backends).toEqual([]);
+  });
+});
+
+describe('parseConfig on a broken config', () => {
+  it.each<[string, string, string[]]>([
+    [
+      'an empty file',
+      '',
+      ['config.yaml:1:1 (root): the file holds no settings; expected a mapping with listeners and clusters'],
+    ],
+    [
+      'a file of comments only',
+      yaml('# listeners: []'),
+      ['config.yaml:1:1 (root): the file holds no settings; expected a mapping with listeners and clusters'],
+    ],
+    [
+      'a list instead of a mapping',
+      yaml('- name: web'),
+      ['config.yaml:1:1 (root): expected a mapping'],
+    ],
+    [
+      'bad YAML syntax',
+      yaml(...LISTENERS, ...CLUSTERS.slice(0, 3), '      - {address: 127.0.0.1:9001, weight: 1'),
+      [
+        'config.yaml:9:1 (syntax): flow map in block collection must be sufficiently indented and end with a }',
+      ],
+    ],
+    [
+      'tabs as indentation',
+      yaml('listeners:', '\t- name: web'),
+      [
+        'config.yaml:2:1 (syntax): tabs are not allowed as indentation',
+        'config.yaml:1:1 clusters: missing required key',
+        'config.yaml:2:4 listeners[0].listen: missing required key',
+        'config.yaml:2:4 listeners[0].cluster: missing required key',
+      ],
+    ],
+    [
+      'two YAML documents',
+      yaml(...LISTENERS, '---', ...CLUSTERS),
+      [
+        'config.yaml:5:1 (syntax): a config file holds one YAML document; remove the extra "---"',
+        'config.yaml:1:1 clusters: missing required key',
+      ],
+    ],
+    [
+      'a key given twice',
+      yaml(...LISTENERS, ...CLUSTERS, 'workers: 2', 'workers: 3'),
+      [
+        'config.yaml:10:1 (syntax): map keys must be unique',
+      ],
+    ],
+    [
+      'missing listeners',
+      yaml(...CLUSTERS),
+      ['config.yaml:1:1 listeners: missing required key'],
+    ],
+    [
+      'an empty listener list',
+      yaml('listeners: []', ...CLUSTERS),
+      ['config.yaml:1:12 listeners: at least one listener is required'],
+    ],
+    [
+      'an address without a port',
+      yaml('listeners:', '  - name: web', '    listen: 127.0.0.1', '    cluster: web', ...CLUSTERS),
+      ['config.yaml:3:13 listeners[0].listen: expected host:port'],
+    ],
+    [
+      'an IPv6 address without brackets',
+      yaml('listeners:', '  - name: web', '    listen: "::1:8080"', '    cluster: web', ...CLUSTERS),
+      ['config.yaml:3:13 listeners[0].listen: expected host:port'],
+    ],
+    [
+      'port 70000',
+      yaml('listeners:', '  - name: web', '    listen: 127.0.0.1:70000', '    cluster: web', ...CLUSTERS),
+      ['config.yaml:3:13 listeners[0].listen: port must be 1-65535'],
+    ],
+    [
+      'port 0',
+      yaml(...LISTENERS, ...CLUSTERS.slice(0, 3), '      - {address: 127.0.0.1:0}'),
+      ['config.yaml:8:19 clusters[0].backends[0].address: port must be 1-65535'],
+    ],
+    [
+      'a duration without a unit',
+      yaml(...LISTENERS, ...CLUSTERS, '    connect_timeout: 2'),
+      ['config.yaml:9:22 clusters[0].connect_timeout: expected a duration like 500ms, 2s or 5m'],
+    ],
+    [
+      'a duration in words',
+      yaml(...LISTENERS, ...CLUSTERS, '    idle_timeout: 5 minutes'),
+      ['config.yaml:9:19 clusters[0].idle_timeout: expected a duration like 500ms, 2s or 5m'],
+    ],
+    [
+      'a zero connect timeout',
+      yaml(...LISTENERS, ...CLUSTERS, '    connect_timeout: 0s'),
+      ['config.yaml:9:22 clusters[0].connect_timeout: must be greater than 0'],
+    ],
+    [
+      'a misspelt key',
+      yaml(...LISTENERS, 'clusters:', '  - name: web', '    backend:', '      - {address: 127.0.0.1:9001}'),
+      ['config.yaml:7:5 clusters[0]: unknown key "backend" (did you mean "backends"?)'],
+    ],
+    [
+      'a misspelt required key',
+      yaml('listeners:', '  - name: web', '    lisen: 127.0.0.1:8080', '    cluster: web', ...CLUSTERS),
+      [
+        'config.yaml:2:5 listeners[0].listen: missing required key',
+        'config.yaml:3:5 listeners[0]: unknown key "lisen" (did you mean "listen"?)',
+      ],
+    ],
+    [
+      'an unknown top-level key',
+      yaml('sluice: {}', ...LISTENERS, ...CLUSTERS),
+      ['config.yaml:1:1 (root): unknown key "sluice"; allowed: workers, admin, state_file, shutdown, listeners, clusters'],
+    ],
+    [
+      'a reference to an unknown cluster',
+      yaml(
+        'listeners:',
+        '  - name: web',
+        '    listen: 127.0.0.1:8080',
+        '    cluster: x',
+        'clusters:',
+        '  - name: web',
+        '  - name: api',
+      ),
+      ['config.yaml:4:14 listeners[0].cluster: unknown cluster "x"; known: web, api'],
+    ],
+    [
+      'two listeners with one name',
+      yaml(...LISTENERS, '  - name: web', '    listen: 127.0.0.1:8081', '    cluster: web', ...CLUSTERS),
+      ['config.yaml:5:11 listeners[1].name: duplicate listener name "web" (first at listeners[0])'],
+    ],
+    [
+      'two clusters with one name',
+      yaml(...LISTENERS, ...CLUSTERS, '  - name: web'),
+      ['config.yaml:9:11 clusters[1].name: duplicate cluster name "web" (first at clusters[0])'],
+    ],
+    [
+      'two listeners on one address',
+      yaml(...LISTENERS, '  - name: api', '    listen: 127.0.0.1:8080', '    cluster: web', ...CLUSTERS),
+      ['config.yaml:6:13 listeners[1].listen: 127.0.0.1:8080 is already used by listener "web"'],
+    ],
+    [
+      'a wildcard listener over a specific one',
+      yaml(...LISTENERS, '  - name: all', '    listen: 0.0.0.0:8080', '    cluster: web', ...CLUSTERS),
+      [
+        'config.yaml:6:13 listeners[1].listen: 0.0.0.0:8080 overlaps listener "web" on 127.0.0.1:8080 (a wildcard host takes the port on every interface)',
+      ],
+    ],
+    [
+      'the admin API on a listener address',
+      yaml('admin:', '  listen: 127.0.0.1:8080', ...LISTENERS, ...CLUSTERS),
+      ['config.yaml:2:11 admin.listen: 127.0.0.1:8080 is already used by listener "web"'],
+    ],
+    [
+      'one backend listed twice',
+      yaml(...LISTENERS, ...CLUSTERS, '      - {address: 127.0.0.1:9001, weight: 5}'),
+      ['config.yaml:9:19 clusters[0].backends[1].address: duplicate backend 127.0.0.1:9001 in cluster "web" (first at backends[0])'],
+    ],
+    [
+      'a word for a weight',
+      yaml(...LISTENERS, ...CLUSTERS.slice(0, 3), '      - {address: 127.0.0.1:9001, weight: heavy}'),
+      ['config.yaml:8:43 clusters[0].backends[0].weight: expected an integer from 0 to 10000'],
+    ],
+    [
+      'a negative weight',
+      yaml(...LISTENERS, ...CLUSTERS.slice(0, 3), '      - {address: 127.0.0.1:9001, weight: -1}'),
+      ['config.yaml:8:43 clusters[0].backends[0].weight: expected an integer from 0 to 10000'],
+    ],
+    [
+      'a backend without an address',
+      yaml(...LISTENERS, ...CLUSTERS.slice(0, 3), '      - {weight: 2}'),
+      ['config.yaml:8:9 clusters[0].backends[0].address: missing required key'],
+    ],
+    [
+      'a key with no value',
+      yaml(...LISTENERS, ...CLUSTERS.slice(0, 3), '      - address: 127.0.0.1:9001', '        weight:'),
+      ['config.yaml:9:9 clusters[0].backends[0].weight: expected an integer from 0 to 10000'],
+    ],
+    [
+      'a udp listener',
+      yaml('listeners:', '  - name: dns', '    protocol: udp', '    listen: 127.0.0.1:5353', '    cluster: web', ...CLUSTERS),
+      ['config.yaml:3:15 listeners[0].protocol: udp listeners are not supported yet'],
+    ],
+    [
+      'an algorithm of a later release',
+      yaml(...LISTENERS, ...CLUSTERS, '    algorithm: least_connections'),
+      ['config.yaml:9:16 clusters[0].algorithm: least_connections is not supported yet; use round_robin'],
+    ],
+    [
+      'an http health check path without a leading slash',
+      yaml(...LISTENERS, ...CLUSTERS, '    health_check: {type: http, path: healthz}'),
+      ['config.yaml:9:38 clusters[0].health_check.path: must start with "/"'],
+    ],
+    [
+      'an unknown health check type',
+      yaml(...LISTENERS, ...CLUSTERS, '    health_check: {type: icmp}'),
+      ['config.yaml:9:26 clusters[0].health_check.type: expected none, tcp or http'],
+    ],
+    [
+      'a health check written as a word',
+      yaml(...LISTENERS, ...CLUSTERS, '    health_check: tcp'),
+      ['config.yaml:9:19 clusters[0].health_check: expected a mapping like {type: tcp}'],
+    ],
+    [
+      'a health check timeout as long as its interval',
+      yaml(...LISTENERS, ...CLUSTERS, '    health_check: {type: tcp, interval: 1s, timeout: 1s}'),
+      ['config.yaml:9:54 clusters[0].health_check.timeout: timeout (1s) must be shorter than interval (1s)'],
+    ],
+    [
+      'too many workers',
+      yaml('workers: 65', ...LISTENERS, ...CLUSTERS),
+      ['config.yaml:1:10 workers: expected auto or an integer from 1 to 64'],
+    ],
+  ])('reports %s', (_, text, expected) => {
+    expect(errorsOf(text)).toEqual(expected);
+  });
+
+  it('reports several errors together, in file order', () => {
+    const text = yaml(
+      'clusters:',
+      '  - name: web',
+      '    connect_timeout: soon',
+      '    backends:',
+      '      - {address: 127.0.0.1:9001, weight: -1}',
+      'listeners:',
+      '  - name: web',
+      '    listen: 127.0.0.1:70000',
+      '    cluster: api',
+      '    protocl: tcp',
+    );
+    expect(errorsOf(text)).toEqual([
+      'config.yaml:3:22 clusters[0].connect_timeout: expected a duration like 500ms, 2s or 5m',
+      'config.yaml:5:43 clusters[0].backends[0].weight: expected an integer from 0 to 10000',
+      'config.yaml:8:13 listeners[0].listen: port must be 1-65535',
+      'config.yaml:9:14 listeners[0].cluster: unknown cluster "api"; known: web',
+      'config.yaml:10:5 listeners[0]: unknown key "protocl" (did you mean "protocol"?)',
+    ]);
+  });
+
+  it('reports YAML syntax errors first, then the schema errors', () => {
+    expect(errorsOf(yaml(...LISTENERS, 'listeners: []', 'workers: none'))).toEqual([
+      'config.yaml:5:1 (syntax): map keys must be unique',
+      'config.yaml:1:1 clusters: missing required key',
+      'config.yaml:5:12 listeners: at least one listener is required',
+      'config.yaml:6:10 workers: expected auto or an integer from 1 to 64',
+    ]);
+  });
+
+  it('throws a ConfigError that carries each issue with its position', () => {
+    let thrown: unknown;
+    try {
+      parseConfig(yaml('workers: 0', ...LISTENERS, ...CLUSTERS.slice(0, 3), '      - {address: nowhere}'), 'etc/sluice.yaml');
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(ConfigError);
+    expect(thrown).toBeInstanceOf(SluiceError);
+    const error = thrown as ConfigError;
+    expect(error.code).toBe('SLUICE_CONFIG_INVALID');
+    expect(error.issues).toEqual([
+      { file: 'etc/sluice.yaml', line: 1, column: 10, path: 'workers', message: 'expected auto or an integer from 1 to 64' },
+      {
+        file: 'etc/sluice.yaml',
+        line: 9,
+        column: 19,
+        path: 'clusters[0].backends[0].address',
+        message: 'expected host:port',
+      },
+    ]);
+    expect(error.message).toBe(error.issues.map(formatConfigIssue).join('\n'));
+  });
+});
+
+describe('loadConfig', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-config-'));
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reads and validates a file', () => {
+    const file = join(dir, 'good.yaml');
+    writeFileSync(file, yaml(...LISTENERS, ...CLUSTERS));
+    expect(loadConfig(file).listeners[0]?.listen).toBe('127.0.0.1:8080');
+  });
+
+  it('names the file in every error of an invalid file', () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, yaml('workers: lots', ...LISTENERS, ...CLUSTERS));
+    expect(() => loadConfig(file)).toThrow(`${file}:1:10 workers: expected auto or an integer from 1 to 64`);
+  });
+
+  it.each([
+    ['a missing file', 'missing.yaml', 'no such file or directory (ENOENT)'],
+    ['a directory', '.', 'illegal operation on a directory (EISDIR)'],
+  ])('refuses %s as unreadable, with the OS reason', (_, name, reason) => {
+    const file = join(dir, name);
+    let thrown: unknown;
+    try {
+      loadConfig(file);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(SluiceError);
+    expect(thrown).not.toBeInstanceOf(ConfigError);
+    expect((thrown as SluiceError).code).toBe('SLUICE_CONFIG_UNREADABLE');
+    expect((thrown as SluiceError).message).toBe(`cannot read config file ${file}: ${reason}`);
+  });
+});
