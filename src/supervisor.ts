@@ -3,6 +3,7 @@
  * the data-plane workers, serves the admin API and turns signals into lifecycle steps
  * (drain, reload, handover). It owns nothing on the hot path.
  */
+import { randomInt } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildAdminApp, type AdminApp } from './controlplane/admin/app.ts';
@@ -18,6 +19,7 @@ import {
   type CounterDimensions,
 } from './shared/counters.ts';
 import { SluiceError } from './shared/errors.ts';
+import { createIpLimitBuffer, DEFAULT_IP_TABLE_CAPACITY, IpLimitTable } from './shared/ip-limits.ts';
 import { createLogger, flushLogs, type Logger } from './shared/logger.ts';
 import type { ListenerBinding } from './shared/messages.ts';
 import { createSnapshotBuffer } from './shared/snapshot/layout.ts';
@@ -83,9 +85,13 @@ export class Supervisor {
     const counterBuffer = createCounterBuffer(counterDims);
     this.counters = new CounterTables(counterBuffer, counterDims);
     this.snapshotBuffer = createSnapshotBuffer();
+    // Seeded at random so no one can aim client addresses at one probe window of the table.
+    const ipLimitBuffer = createIpLimitBuffer({ workers, listenerSlots: DEFAULT_LISTENER_SLOTS, capacity: DEFAULT_IP_TABLE_CAPACITY }, randomInt(2 ** 31));
+    // Worker 0's view: the supervisor only gives back a dead worker's counts and reads totals.
+    const ipLimits = new IpLimitTable(ipLimitBuffer, 0);
     const shared = { snapshotBuffer: this.snapshotBuffer, counterBuffer, counterDims, logLevel: options.logLevel, logger: this.rootLog };
     this.controlPlane = new ControlPlaneHost({ ...shared, config: options.config });
-    this.dataPlane = new DataPlanePool({ ...shared, workers, counters: this.counters });
+    this.dataPlane = new DataPlanePool({ ...shared, workers, counters: this.counters, ipLimitBuffer, ipLimits });
   }
 
   /** Start everything; on any failure, stop what was started and throw a coded error. */
@@ -103,7 +109,7 @@ export class Supervisor {
         {
           config: this.options.configFile,
           workers: this.dataPlane.size,
-          listeners: config.listeners.map((l) => `${l.name} ${l.protocol} ${l.listen} -> ${l.cluster}`),
+          listeners: config.listeners.map((l) => `${l.name} ${l.protocol} ${l.listen} -> ${l.cluster ?? 'sni'}`),
           clusters: config.clusters.map((c) => `${c.name} (${c.algorithm}, ${c.backends.length} backends)`),
           backends,
           admin: config.admin.listen,

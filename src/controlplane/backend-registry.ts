@@ -2,11 +2,13 @@
  * The control plane's authoritative, mutable view of clusters and backends. Only the
  * control-plane worker owns one; the data plane sees it only as published snapshots.
  */
-import type { ClusterConfig, Config } from '../shared/config/schema.ts';
+import type { AclConfig, ClusterConfig, Config, ListenerConfig } from '../shared/config/schema.ts';
 import { parseHostPort } from '../shared/address.ts';
 import { SluiceError } from '../shared/errors.ts';
 import type { BackendState, Snapshot, SnapshotBackend, SnapshotCluster } from '../shared/snapshot/types.ts';
 import type { SlotAllocator } from './slot-allocator.ts';
+import { AclOverrides } from './acl-overrides.ts';
+import { snapshotListener } from './listener-snapshot.ts';
 
 export interface Backend {
   readonly id: string;
@@ -36,14 +38,16 @@ export function backendId(cluster: string, address: string): string {
 
 export class BackendRegistry {
   private readonly clusters = new Map<string, Cluster>();
-  private listeners: { name: string; cluster: string }[] = [];
+  private listeners: readonly ListenerConfig[];
+  private readonly aclOverrides: AclOverrides;
   private readonly slots: SlotAllocator;
 
   constructor(config: Config, slots: SlotAllocator, recovered?: Snapshot) {
     this.slots = slots;
     const previous = indexBackends(recovered);
     for (const backend of previous.values()) slots.claim(backend.slot);
-    this.listeners = config.listeners.map((l) => ({ name: l.name, cluster: l.cluster }));
+    this.listeners = config.listeners;
+    this.aclOverrides = new AclOverrides(config.listeners, recovered);
     for (const cluster of config.clusters) {
       const backends = new Map<string, Backend>();
       this.clusters.set(cluster.name, { config: cluster, backends });
@@ -73,7 +77,8 @@ export class BackendRegistry {
    * so their slots are freed only after their open connections end.
    */
   applyConfig(config: Config, previous: Config): RetiredBackend[] {
-    this.listeners = config.listeners.map((l) => ({ name: l.name, cluster: l.cluster }));
+    this.listeners = config.listeners;
+    this.aclOverrides.reconcile(config.listeners);
     const retired: RetiredBackend[] = [];
     const wanted = new Set(config.clusters.map((c) => c.name));
     for (const [name, cluster] of this.clusters) {
@@ -98,9 +103,18 @@ export class BackendRegistry {
         connectTimeoutMs: cluster.config.connect_timeout,
         idleTimeoutMs: cluster.config.idle_timeout,
         backends: [...cluster.backends.values()].map(toSnapshotBackend),
+        ...(cluster.config.send_proxy === undefined ? {} : { sendProxy: cluster.config.send_proxy }),
       });
     }
-    return { clusters, listeners: this.listeners.map((l) => ({ ...l })) };
+    return { clusters, listeners: this.listeners.map((l) => snapshotListener(l, this.aclOverrides.get(l.name))) };
+  }
+
+  /** Replace a listener's acl until the file's acl for it changes; false if there is no such listener. */
+  setListenerAcl(name: string, acl: AclConfig): boolean {
+    const listener = this.listeners.find((l) => l.name === name);
+    if (listener === undefined) return false;
+    this.aclOverrides.set(listener, acl);
+    return true;
   }
 
   private applyCluster(config: ClusterConfig, previous: ClusterConfig | undefined): RetiredBackend[] {

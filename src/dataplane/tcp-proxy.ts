@@ -14,6 +14,9 @@ import type { WorkerCounters } from '../shared/counters.ts';
 import { BackendCounter, ListenerCounter } from '../shared/counters.ts';
 import type { SnapshotBackend } from '../shared/snapshot/types.ts';
 import { pickRoundRobin } from './balancer/round-robin.ts';
+import { AdmissionLease, EdgeGate, type EdgeGateOptions, type Origin, type SessionStarter } from './edge-gate.ts';
+import type { EdgePolicy } from './edge-policy.ts';
+import { encodeProxyHeader } from './proxy-protocol.ts';
 import type { ClusterRoute } from './routing-table.ts';
 
 export type TerminationReason =
@@ -29,38 +32,67 @@ export type TerminationReason =
 /** How often byte counts of long-lived connections are folded into the shared counters. */
 const BYTE_FLUSH_INTERVAL_MS = 1000;
 
-export class TcpProxy {
+export class TcpProxy implements SessionStarter {
   private readonly sessions = new Set<TcpSession>();
+  /** Clients still sending their PROXY header or ClientHello (edge-gate.ts). */
+  private readonly preludes = new Set<net.Socket>();
   private readonly counters: WorkerCounters;
+  private readonly gate: EdgeGate;
   private byteFlushTimer: NodeJS.Timeout | undefined;
   private onIdle: (() => void) | undefined;
 
-  constructor(counters: WorkerCounters) {
+  constructor(counters: WorkerCounters, edge: Omit<EdgeGateOptions, 'counters'> = { limits: undefined }) {
     this.counters = counters;
+    this.gate = new EdgeGate(this, { ...edge, counters });
   }
 
   get connections(): number {
-    return this.sessions.size;
+    return this.sessions.size + this.preludes.size;
   }
 
-  /** Route one accepted (paused) client socket. */
-  handle(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined): void {
+  /**
+   * Route one accepted (paused) client socket. A listener with edge settings (`edge`)
+   * passes the gate first: limits, acl, PROXY header, SNI.
+   */
+  handle(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined, edge?: EdgePolicy): void {
     this.counters.bumpListener(listenerSlot, ListenerCounter.accepted);
+    if (edge !== undefined) {
+      this.gate.accept(client, listenerSlot, route, edge);
+      return;
+    }
+    this.startSession(client, listenerSlot, route, undefined, undefined);
+  }
+
+  /** @internal (SessionStarter) open the session of an admitted client. */
+  startSession(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined, lease: AdmissionLease | undefined, origin: Origin | undefined): void {
     if (route === undefined || route.eligible.length === 0) {
       this.counters.bumpListener(listenerSlot, ListenerCounter.refusedNoBackend);
+      lease?.release();
       client.on('error', ignoreError);
       client.destroy();
       return;
     }
-    const session = new TcpSession(this, client, listenerSlot, route);
+    const session = new TcpSession(this, client, listenerSlot, route, lease, origin);
     this.sessions.add(session);
     if (this.byteFlushTimer === undefined) this.startByteFlush();
     session.start();
   }
 
+  /** @internal (SessionStarter) */
+  preludeStarted(client: net.Socket): void {
+    this.preludes.add(client);
+  }
+
+  /** @internal (SessionStarter) */
+  preludeEnded(client: net.Socket): void {
+    this.preludes.delete(client);
+    // A refused client leaves without a session: it may have been the last connection.
+    if (this.sessions.size === 0 && this.preludes.size === 0) this.notifyIdle();
+  }
+
   /** Resolves when no session is left (at once if there is none). */
   whenIdle(): Promise<void> {
-    if (this.sessions.size === 0) return Promise.resolve();
+    if (this.connections === 0) return Promise.resolve();
     return new Promise((resolve) => {
       this.onIdle = resolve;
     });
@@ -68,8 +100,10 @@ export class TcpProxy {
 
   /** Cut every open session; returns how many were cut. */
   destroyAll(reason: TerminationReason): number {
-    const count = this.sessions.size;
+    const count = this.connections;
     for (const session of [...this.sessions]) session.abort(reason);
+    // Each one's prelude reader sees the close and ends it (preludeEnded).
+    for (const client of [...this.preludes]) client.destroy();
     return count;
   }
 
@@ -78,6 +112,10 @@ export class TcpProxy {
     this.sessions.delete(session);
     if (this.sessions.size > 0) return;
     this.stopByteFlush();
+    if (this.preludes.size === 0) this.notifyIdle();
+  }
+
+  private notifyIdle(): void {
     const onIdle = this.onIdle;
     this.onIdle = undefined;
     onIdle?.();
@@ -110,6 +148,10 @@ class TcpSession {
   private readonly client: net.Socket;
   private readonly listenerSlot: number;
   private readonly route: ClusterRoute;
+  /** Counts held in the shared limit table (edge listeners), given back at close. */
+  private readonly lease: AdmissionLease | undefined;
+  /** The client as a PROXY header in front of Sluice described it (accept_proxy). */
+  private readonly origin: Origin | undefined;
   private backend: net.Socket | undefined;
   private target: SnapshotBackend | undefined;
   private attempts = 0;
@@ -123,11 +165,13 @@ class TcpSession {
   private countedToClient = 0;
   reason: TerminationReason | undefined;
 
-  constructor(proxy: TcpProxy, client: net.Socket, listenerSlot: number, route: ClusterRoute) {
+  constructor(proxy: TcpProxy, client: net.Socket, listenerSlot: number, route: ClusterRoute, lease: AdmissionLease | undefined, origin: Origin | undefined) {
     this.proxy = proxy;
     this.client = client;
     this.listenerSlot = listenerSlot;
     this.route = route;
+    this.lease = lease;
+    this.origin = origin;
   }
 
   start(): void {
@@ -203,9 +247,22 @@ class TcpSession {
     backend.on('end', this.onBackendEnd);
     this.client.setTimeout(this.route.idleTimeoutMs);
     this.client.on('timeout', this.onIdleTimeout);
+    if (this.route.sendProxy !== undefined) backend.write(this.proxyHeader(this.route.sendProxy));
     this.client.pipe(backend);
     backend.pipe(this.client);
   };
+
+  /** send_proxy: the real client (or the one a PROXY header in front of us named). */
+  private proxyHeader(version: 'v1' | 'v2'): Buffer {
+    const origin = this.origin;
+    if (origin !== undefined) return encodeProxyHeader(version, origin.source, origin.destination);
+    const client = this.client;
+    return encodeProxyHeader(
+      version,
+      { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 },
+      { address: client.localAddress ?? '', port: client.localPort ?? 0 },
+    );
+  }
 
   private readonly onBackendTimeout = (): void => {
     if (this.connected) {
@@ -291,6 +348,7 @@ class TcpSession {
       this.flushBytes();
       this.proxy.counterWriter.connectionClosed(this.target.slot);
     }
+    this.lease?.release();
     this.proxy.ended(this);
   }
 }

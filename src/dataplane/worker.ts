@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type net from 'node:net';
 import { CounterTables } from '../shared/counters.ts';
+import { IpLimitTable } from '../shared/ip-limits.ts';
 import { createLogger, flushLogs } from '../shared/logger.ts';
 import type { DataPlaneCommand, DataPlaneEvent, DataPlaneWorkerData, ListenerBinding } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
@@ -23,10 +24,17 @@ if (port === null) throw new Error('the data plane must run in a worker thread')
 
 const log = createLogger(data.logLevel, { component: 'dataplane', worker: data.worker });
 const router = new Router(new SnapshotReader(data.snapshotBuffer));
-const proxy = new TcpProxy(new CounterTables(data.counterBuffer, data.counterDims).forWorker(data.worker));
+const listenerNames = new Map<number, string>();
+const proxy = new TcpProxy(new CounterTables(data.counterBuffer, data.counterDims).forWorker(data.worker), {
+  limits: new IpLimitTable(data.ipLimitBuffer, data.worker),
+  onProxyHeader: (slot, header, peer) => {
+    log.debug({ listener: listenerNames.get(slot), client: header.source, destination: header.destination, command: header.command, peer }, 'proxy header');
+  },
+});
 const listeners = new ListenerSet(
   (socket: net.Socket, binding: ListenerBinding) => {
-    proxy.handle(socket, binding.slot, router.routeFor(binding.name));
+    const table = router.current();
+    proxy.handle(socket, binding.slot, table.byListener.get(binding.name), table.edgeByListener.get(binding.name));
   },
   (binding, error) => {
     log.error({ listener: binding.name, err: error }, 'listener error');
@@ -40,6 +48,7 @@ function send(event: DataPlaneEvent): void {
 
 async function setListeners(bindings: readonly ListenerBinding[]): Promise<void> {
   if (draining) return;
+  for (const binding of bindings) listenerNames.set(binding.slot, binding.name);
   const failures = await listeners.apply(bindings);
   for (const failure of failures) send({ type: 'listen.failed', ...failure });
   send({ type: 'listeners.ready', listening: listeners.names() });

@@ -31,9 +31,24 @@ export const ListenerCounter = {
   refusedNoBackend: 1,
   refusedAllFailed: 2,
   refusedDraining: 3,
+  // Edge protection (each refusal closes the client before any backend is contacted).
+  refusedAcl: 4,
+  refusedMaxConnections: 5,
+  refusedPerIpConnections: 6,
+  refusedPerIpRate: 7,
+  /** accept_proxy: a malformed header, or the client closed before sending a whole one. */
+  refusedProxyHeader: 8,
+  refusedProxyTimeout: 9,
+  /** sni_routes: not a TLS ClientHello, or the client closed before sending a whole one. */
+  refusedTlsHello: 10,
+  refusedTlsTimeout: 11,
+  /** sni_routes: no route for the server name and no default cluster. */
+  refusedSniNoRoute: 12,
+  /** Admitted without a per-IP check: the shared table was full (it fails open). */
+  limitsTableFull: 13,
 } as const;
 export type ListenerCounter = (typeof ListenerCounter)[keyof typeof ListenerCounter];
-const LISTENER_FIELDS = 4;
+const LISTENER_FIELDS = 14;
 
 export interface CounterDimensions {
   readonly workers: number;

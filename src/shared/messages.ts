@@ -48,6 +48,8 @@ export interface DataPlaneWorkerData {
   readonly snapshotBuffer: SharedArrayBuffer;
   readonly counterBuffer: SharedArrayBuffer;
   readonly counterDims: CounterDimensions;
+  /** Per-IP and per-listener connection limits shared by every worker (shared/ip-limits.ts). */
+  readonly ipLimitBuffer: SharedArrayBuffer;
   readonly logLevel: string;
 }
 

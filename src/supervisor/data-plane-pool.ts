@@ -5,6 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { CounterDimensions, CounterTables } from '../shared/counters.ts';
+import type { IpLimitTable } from '../shared/ip-limits.ts';
 import type {
   DataPlaneCommand,
   DataPlaneEvent,
@@ -41,6 +42,9 @@ export interface PoolOptions {
   readonly counterBuffer: SharedArrayBuffer;
   readonly counterDims: CounterDimensions;
   readonly counters: CounterTables;
+  readonly ipLimitBuffer: SharedArrayBuffer;
+  /** The supervisor's view, to give back what a dead worker held. */
+  readonly ipLimits: IpLimitTable;
   readonly logLevel: string;
   readonly logger: Logger;
 }
@@ -137,6 +141,7 @@ export class DataPlanePool {
       snapshotBuffer: o.snapshotBuffer,
       counterBuffer: o.counterBuffer,
       counterDims: o.counterDims,
+      ipLimitBuffer: o.ipLimitBuffer,
       logLevel: o.logLevel,
     };
     const worker = new Worker(WORKER_ENTRY, { workerData, name: `sluice-dataplane-${index}` });
@@ -168,6 +173,7 @@ export class DataPlanePool {
     slot.worker = undefined;
     // Its sockets closed with the thread; its open-connection gauge must follow.
     this.options.counters.clearWorkerActive(index);
+    this.options.ipLimits.releaseWorker(index);
     this.readyWaiters.get(index)?.([]);
     this.readyWaiters.delete(index);
     this.drainWaiters.get(index)?.();

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { analyzeHostPort, formatHostPort, listenAddressesOverlap, canonicalHost } from '../address.ts';
 import type { HostPort } from '../address.ts';
 import { formatDuration, parseDuration } from '../duration.ts';
+import { formatCidr, parseCidr } from '../cidr.ts';
 
 const MISSING = 'missing required key';
 const DURATION_MESSAGE = 'expected a duration like 500ms, 2s or 5m';
@@ -112,6 +113,87 @@ function address() {
   });
 }
 
+// ── edge protection and routing (limits, acl, accept_proxy, sni_routes, send_proxy) ──────
+
+const RATE = /^(\d+(?:\.\d+)?)\/(s|m|h)$/;
+const RATE_MESSAGE = 'expected a rate like 50/s, 600/m or 10/h';
+const SECONDS_PER: Record<string, number> = { s: 1, m: 60, h: 3600 };
+/** A faster per-IP rate would be measured too coarsely by the 10 µs tick (shared/ip-limits.ts). */
+const MAX_RATE_PER_SECOND = 10_000;
+/** A bucket may take at most this long to refill (keeps it far from the tick wrap). */
+const MAX_REFILL_SECONDS = 3600;
+/** Per listener; the trie grows with the blocks, and every worker holds one per listener. */
+export const MAX_ACL_ENTRIES = 10_000;
+
+/** `50/s` in, connections per second out. */
+function rate() {
+  return z.string({ error: expected(RATE_MESSAGE) }).transform((value, ctx) => {
+    const match = RATE.exec(value.trim());
+    const perSecond = match === null ? Number.NaN : Number(match[1]) / (SECONDS_PER[match[2] ?? ''] ?? Number.NaN);
+    if (!(perSecond > 0)) {
+      ctx.addIssue({ code: 'custom', message: RATE_MESSAGE });
+      return z.NEVER;
+    }
+    if (perSecond > MAX_RATE_PER_SECOND || perSecond < 1 / 3600) {
+      ctx.addIssue({ code: 'custom', message: `must be between 1/h and ${MAX_RATE_PER_SECOND}/s` });
+      return z.NEVER;
+    }
+    return perSecond;
+  });
+}
+
+const limitsSchema = strictObject({
+  per_ip_connections: integer(1, 1_000_000).optional(),
+  per_ip_rate: rate().optional(),
+  burst: integer(1, 1_000_000).optional(),
+  max_connections: integer(1, 10_000_000).optional(),
+}).transform((limits, ctx) => {
+  if (limits.burst !== undefined && limits.per_ip_rate === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['burst'], message: 'burst needs per_ip_rate' });
+    return z.NEVER;
+  }
+  if (limits.per_ip_rate === undefined) return limits;
+  // Without a burst, a client may open one second's worth of connections at once.
+  const burst = limits.burst ?? Math.max(1, Math.ceil(limits.per_ip_rate));
+  if ((burst - 1) / limits.per_ip_rate > MAX_REFILL_SECONDS) {
+    ctx.addIssue({ code: 'custom', path: ['burst'], message: `a burst of ${burst} at per_ip_rate takes more than 1h to refill` });
+    return z.NEVER;
+  }
+  return { ...limits, burst };
+});
+
+/** A CIDR block in, its canonical text out (`10.0.0.0/8`). */
+function cidr() {
+  return z.string({ error: expected('expected a CIDR block like 10.0.0.0/8 or 2001:db8::/32') }).transform((value, ctx) => {
+    const parsed = parseCidr(value.trim());
+    if (!parsed.ok) {
+      ctx.addIssue({ code: 'custom', message: parsed.message });
+      return z.NEVER;
+    }
+    return formatCidr(parsed.cidr);
+  });
+}
+
+export const aclSchema = strictObject({
+  allow: list(cidr()).default([]),
+  deny: list(cidr()).default([]),
+}).superRefine((acl, ctx) => {
+  if (acl.allow.length + acl.deny.length > MAX_ACL_ENTRIES) {
+    ctx.addIssue({ code: 'custom', message: `at most ${MAX_ACL_ENTRIES} blocks (allow and deny together); use shorter prefixes` });
+  }
+});
+
+const SERVER_NAME = /^(?:\*\.)?(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+const SERVER_NAME_MESSAGE = 'expected a host name like api.example.com, or *.example.com for its subdomains';
+
+const sniRouteSchema = strictObject({
+  server_name: z
+    .string({ error: expected(SERVER_NAME_MESSAGE) })
+    .transform((value) => value.trim().toLowerCase().replace(/\.$/, ''))
+    .refine((value) => SERVER_NAME.test(value), { error: SERVER_NAME_MESSAGE }),
+  cluster: name(),
+});
+
 const listenerSchema = strictObject({
   name: name(),
   protocol: z
@@ -120,7 +202,12 @@ const listenerSchema = strictObject({
     })
     .default('tcp'),
   listen: address(),
-  cluster: name(),
+  // Required unless sni_routes route every connection (then it is their default; see checkReferences).
+  cluster: name().optional(),
+  limits: limitsSchema.optional(),
+  acl: aclSchema.optional(),
+  accept_proxy: z.boolean({ error: expected('expected true or false') }).optional(),
+  sni_routes: list(sniRouteSchema).min(1, { error: 'expected at least one route; leave sni_routes out for none' }).optional(),
 });
 
 const algorithmSchema = z
@@ -203,6 +290,7 @@ const clusterSchema = strictObject({
   passive: passiveSchema.prefault({}),
   drain_timeout: duration().prefault('30s'),
   backends: list(backendSchema).default([]),
+  send_proxy: z.enum(['v1', 'v2'], { error: expected('expected v1 or v2') }).optional(),
 });
 
 const adminSchema = strictObject({
@@ -246,6 +334,9 @@ export type ClusterConfig = z.output<typeof clusterSchema>;
 export type BackendConfig = z.output<typeof backendSchema>;
 export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
 export type AdminConfig = z.output<typeof adminSchema>;
+export type LimitsConfig = z.output<typeof limitsSchema>;
+export type AclConfig = z.output<typeof aclSchema>;
+export type SniRouteConfig = z.output<typeof sniRouteSchema>;
 export type ShutdownConfig = z.output<typeof shutdownSchema>;
 
 // ---- cross-references -------------------------------------------------------------------
@@ -277,6 +368,7 @@ function checkReferences(value: unknown, ctx: z.RefinementCtx): void {
   const clusterNames = namesOf('clusters', clusters);
   checkUniqueNames('cluster', clusterNames, report);
   checkClusterReferences(listeners, clusterNames, report);
+  checkSniRoutes(listeners, report);
   const bound = listenAddresses(listeners);
   checkListenOverlaps(bound, report);
   checkAdminAddress(value.admin, bound, report);
@@ -295,13 +387,32 @@ function checkUniqueNames(kind: string, named: readonly Named[], report: Report)
 }
 
 function checkClusterReferences(listeners: readonly Entry[], clusterNames: readonly Named[], report: Report): void {
+  for (const [index, listener] of listeners) {
+    if (listener.cluster === undefined && !Array.isArray(listener.sni_routes)) {
+      report(['listeners', index, 'cluster'], MISSING);
+    }
+  }
   // With no cluster named at all, the missing or empty `clusters` is the one error worth reading.
   if (clusterNames.length === 0) return;
   const known = clusterNames.map((cluster) => cluster.name);
+  const check = (path: Path, cluster: unknown): void => {
+    if (typeof cluster === 'string' && !known.includes(cluster)) report(path, `unknown cluster "${cluster}"; known: ${known.join(', ')}`);
+  };
   for (const [index, listener] of listeners) {
-    const cluster = listener.cluster;
-    if (typeof cluster === 'string' && !known.includes(cluster)) {
-      report(['listeners', index, 'cluster'], `unknown cluster "${cluster}"; known: ${known.join(', ')}`);
+    check(['listeners', index, 'cluster'], listener.cluster);
+    for (const [route, entry] of records(listener.sni_routes)) check(['listeners', index, 'sni_routes', route, 'cluster'], entry.cluster);
+  }
+}
+
+/** One route per server name: with two, which one wins would be an accident of order. */
+function checkSniRoutes(listeners: readonly Entry[], report: Report): void {
+  for (const [index, listener] of listeners) {
+    const first = new Map<string, number>();
+    for (const [route, entry] of records(listener.sni_routes)) {
+      if (typeof entry.server_name !== 'string') continue;
+      const earlier = first.get(entry.server_name);
+      if (earlier === undefined) first.set(entry.server_name, route);
+      else report(['listeners', index, 'sni_routes', route, 'server_name'], `duplicate server_name "${entry.server_name}" (first at sni_routes[${earlier}])`);
     }
   }
 }

@@ -22,20 +22,26 @@
  *   control plane publishes the next (read-copy-update).
  */
 import { SluiceError } from '../errors.ts';
+import { parseCidr } from '../cidr.ts';
 import { BACKEND_STATES } from './types.ts';
 import type {
   Algorithm,
   BackendState,
+  ProxyVersion,
   Snapshot,
+  SnapshotAcl,
   SnapshotBackend,
   SnapshotCluster,
+  SnapshotLimits,
   SnapshotListener,
+  SnapshotSniRoute,
 } from './types.ts';
 
 /** Every Algorithm; a Record so the compiler flags this table when the type grows. */
 const KNOWN_ALGORITHMS: Record<Algorithm, true> = { round_robin: true };
 const ALGORITHMS = Object.freeze(Object.keys(KNOWN_ALGORITHMS) as Algorithm[]);
 
+const PROXY_VERSIONS: readonly ProxyVersion[] = ['v1', 'v2'];
 const INT32_MAX = 0x7fffffff;
 const PORT_MAX = 65535;
 
@@ -77,13 +83,14 @@ function parseSnapshot(value: unknown, mode: Mode): Snapshot {
 }
 
 function parseCluster(value: unknown, path: string, mode: Mode): SnapshotCluster {
-  const o = record(value, path, ['name', 'algorithm', 'connectTimeoutMs', 'idleTimeoutMs', 'backends'], mode);
+  const o = record(value, path, ['name', 'algorithm', 'connectTimeoutMs', 'idleTimeoutMs', 'backends', 'sendProxy'], mode);
   return Object.freeze({
     name: string(o.name, `${path}.name`),
     algorithm: oneOf(o.algorithm, `${path}.algorithm`, ALGORITHMS),
     connectTimeoutMs: nonNegative(o.connectTimeoutMs, `${path}.connectTimeoutMs`),
     idleTimeoutMs: nonNegative(o.idleTimeoutMs, `${path}.idleTimeoutMs`),
     backends: list(o.backends, `${path}.backends`, (b, p) => parseBackend(b, p, mode)),
+    ...(o.sendProxy === undefined ? {} : { sendProxy: oneOf(o.sendProxy, `${path}.sendProxy`, PROXY_VERSIONS) }),
   });
 }
 
@@ -101,9 +108,49 @@ function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend
 }
 
 function parseListener(value: unknown, path: string, mode: Mode): SnapshotListener {
-  const o = record(value, path, ['name', 'cluster'], mode);
+  const o = record(value, path, ['name', 'cluster', 'acceptProxy', 'limits', 'acl', 'sniRoutes'], mode);
+  const cluster = o.cluster === null ? null : string(o.cluster, `${path}.cluster`);
+  const sniRoutes = o.sniRoutes === undefined ? undefined : list(o.sniRoutes, `${path}.sniRoutes`, (r, p) => parseSniRoute(r, p, mode));
+  if (cluster === null && sniRoutes === undefined) throw new ShapeError(`${path}.cluster may be null only with sniRoutes`);
   return Object.freeze({
     name: string(o.name, `${path}.name`),
+    cluster,
+    ...(o.acceptProxy === undefined ? {} : { acceptProxy: boolean(o.acceptProxy, `${path}.acceptProxy`) }),
+    ...(o.limits === undefined ? {} : { limits: parseLimits(o.limits, `${path}.limits`, mode) }),
+    ...(o.acl === undefined ? {} : { acl: parseAcl(o.acl, `${path}.acl`, mode) }),
+    ...(sniRoutes === undefined ? {} : { sniRoutes }),
+  });
+}
+
+function parseLimits(value: unknown, path: string, mode: Mode): SnapshotLimits {
+  const o = record(value, path, ['perIpConnections', 'perIpRate', 'burst', 'maxConnections'], mode);
+  return Object.freeze({
+    perIpConnections: integer(o.perIpConnections, `${path}.perIpConnections`, 0, INT32_MAX),
+    perIpRate: nonNegative(o.perIpRate, `${path}.perIpRate`),
+    burst: integer(o.burst, `${path}.burst`, 0, INT32_MAX),
+    maxConnections: integer(o.maxConnections, `${path}.maxConnections`, 0, INT32_MAX),
+  });
+}
+
+function parseAcl(value: unknown, path: string, mode: Mode): SnapshotAcl {
+  const o = record(value, path, ['allow', 'deny'], mode);
+  return Object.freeze({
+    allow: list(o.allow, `${path}.allow`, cidrText),
+    deny: list(o.deny, `${path}.deny`, cidrText),
+  });
+}
+
+function cidrText(value: unknown, path: string): string {
+  const text = string(value, path);
+  const parsed = parseCidr(text);
+  if (!parsed.ok) throw new ShapeError(`${path}: ${parsed.message}`);
+  return text;
+}
+
+function parseSniRoute(value: unknown, path: string, mode: Mode): SnapshotSniRoute {
+  const o = record(value, path, ['serverName', 'cluster'], mode);
+  return Object.freeze({
+    serverName: string(o.serverName, `${path}.serverName`),
     cluster: string(o.cluster, `${path}.cluster`),
   });
 }
@@ -131,6 +178,11 @@ function list<T>(value: unknown, path: string, item: (value: unknown, path: stri
 
 function string(value: unknown, path: string): string {
   if (typeof value !== 'string') throw new ShapeError(`${path} must be a string, got ${describe(value)}`);
+  return value;
+}
+
+function boolean(value: unknown, path: string): boolean {
+  if (typeof value !== 'boolean') throw new ShapeError(`${path} must be a boolean, got ${describe(value)}`);
   return value;
 }
 

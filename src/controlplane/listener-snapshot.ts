@@ -1,0 +1,50 @@
+/**
+ * A listener's entry in the snapshot, from its config: the cluster it routes to and its
+ * edge settings (accept_proxy, limits, acl, sni_routes). Pure.
+ */
+import type { AclConfig, ListenerConfig } from '../shared/config/schema.ts';
+import type { SnapshotAcl, SnapshotListener } from '../shared/snapshot/types.ts';
+
+/** `acl` replaces the file's acl (set through the admin API); undefined keeps the file's. */
+export function snapshotListener(config: ListenerConfig, acl?: AclConfig): SnapshotListener {
+  const effectiveAcl = acl ?? config.acl;
+  const limits = config.limits;
+  return {
+    name: config.name,
+    cluster: config.cluster ?? null,
+    ...(config.accept_proxy === true ? { acceptProxy: true } : {}),
+    ...(limits === undefined
+      ? {}
+      : {
+          limits: {
+            perIpConnections: limits.per_ip_connections ?? 0,
+            perIpRate: limits.per_ip_rate ?? 0,
+            burst: limits.burst ?? 0,
+            maxConnections: limits.max_connections ?? 0,
+          },
+        }),
+    ...(effectiveAcl === undefined || isEmptyAcl(effectiveAcl) ? {} : { acl: snapshotAcl(effectiveAcl) }),
+    ...(config.sni_routes === undefined
+      ? {}
+      : { sniRoutes: config.sni_routes.map((route) => ({ serverName: route.server_name, cluster: route.cluster })) }),
+  };
+}
+
+function snapshotAcl(acl: AclConfig): SnapshotAcl {
+  return { allow: [...acl.allow], deny: [...acl.deny] };
+}
+
+function isEmptyAcl(acl: AclConfig): boolean {
+  return acl.allow.length === 0 && acl.deny.length === 0;
+}
+
+/** Whether two acls hold the same blocks in the same order (both canonical text). */
+export function sameAcl(a: AclConfig | undefined, b: AclConfig | undefined): boolean {
+  const left = a ?? { allow: [], deny: [] };
+  const right = b ?? { allow: [], deny: [] };
+  return sameList(left.allow, right.allow) && sameList(left.deny, right.deny);
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((item, i) => item === b[i]);
+}

@@ -1,0 +1,254 @@
+/**
+ * Edge protection and routing for one accepted connection, before any backend is contacted:
+ *
+ *   max_connections → [PROXY header] → acl → per-IP count and rate → [ClientHello → SNI route] → session
+ *
+ * - max_connections comes first because it does not depend on who the client is (and so
+ *   also bounds connections still sending their PROXY header).
+ * - With accept_proxy the acl and per-IP limits apply to the address the header carries
+ *   (the peer is the balancer in front); otherwise to the peer address.
+ * - The ClientHello is read only for admitted clients, and forwarded untouched: its bytes
+ *   go back into the socket (`unshift`) and the session pipes them to the backend. A PROXY
+ *   header is stripped: only the bytes after it go back.
+ * - A refused connection is closed at once, counted by reason, and gives back every count
+ *   it took. An admitted one hands its lease to the session, which gives it back at close.
+ *
+ * Listeners without edge settings never get here (TcpProxy.handle), so their accept path
+ * is unchanged. With them, the synchronous checks (acl, limits) allocate one lease object;
+ * the preludes allocate their buffers and one timer each.
+ */
+import type net from 'node:net';
+import { ListenerCounter, type WorkerCounters } from '../shared/counters.ts';
+import { parseIpInto } from '../shared/ip-address.ts';
+import { Admission, TICKS_PER_SECOND, type IpLimitTable } from '../shared/ip-limits.ts';
+import type { EdgePolicy } from './edge-policy.ts';
+import { readPrelude, type PreludeOutcome } from './prelude.ts';
+import { parseProxyHeader, type Endpoint, type ProxyHeader } from './proxy-protocol.ts';
+import type { ClusterRoute } from './routing-table.ts';
+import { parseClientHello, type ClientHello } from './tls-client-hello.ts';
+
+/** A balancer in front sends its PROXY header with its first segment; 3 s is generous. */
+export const PROXY_HEADER_TIMEOUT_MS = 3000;
+/** A TLS client sends its ClientHello right after the TCP handshake. */
+export const CLIENT_HELLO_TIMEOUT_MS = 5000;
+
+/** The addresses a PROXY header carried: what the backend is told by send_proxy. */
+export interface Origin {
+  readonly source: Endpoint;
+  readonly destination: Endpoint;
+}
+
+/** What an admitted connection holds in the shared limit table until it closes. */
+export class AdmissionLease {
+  private readonly limits: IpLimitTable | undefined;
+  private readonly listenerSlot: number;
+  private entry = -1;
+  private holdsListener = false;
+
+  constructor(limits: IpLimitTable | undefined, listenerSlot: number) {
+    this.limits = limits;
+    this.listenerSlot = listenerSlot;
+  }
+
+  holdListener(): void {
+    this.holdsListener = true;
+  }
+
+  holdEntry(entry: number): void {
+    this.entry = entry;
+  }
+
+  /** Idempotent. */
+  release(): void {
+    if (this.entry >= 0) this.limits?.releaseIp(this.entry);
+    if (this.holdsListener) this.limits?.releaseListener(this.listenerSlot);
+    this.entry = -1;
+    this.holdsListener = false;
+  }
+}
+
+/** How the gate hands an admitted connection on (TcpProxy implements it). */
+export interface SessionStarter {
+  startSession(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined, lease: AdmissionLease, origin: Origin | undefined): void;
+  /** A connection is waiting for its prelude (counts as open for drain); idempotent. */
+  preludeStarted(client: net.Socket): void;
+  /** The connection became a session or was closed; idempotent, also for one that never waited. */
+  preludeEnded(client: net.Socket): void;
+}
+
+export interface EdgeGateOptions {
+  readonly counters: WorkerCounters;
+  /** The shared per-IP table; undefined disables limits (tests of other parts). */
+  readonly limits: IpLimitTable | undefined;
+  /** Ticks (see ip-limits.ts) of a clock shared by every thread. */
+  readonly now?: () => number;
+  /** Debug line per PROXY header read (the carried client), off at info level. */
+  readonly onProxyHeader?: (listenerSlot: number, header: ProxyHeader, peer: Endpoint) => void;
+  readonly proxyHeaderTimeoutMs?: number;
+  readonly clientHelloTimeoutMs?: number;
+}
+
+export class EdgeGate {
+  private readonly starter: SessionStarter;
+  private readonly counters: WorkerCounters;
+  private readonly limits: IpLimitTable | undefined;
+  private readonly now: () => number;
+  private readonly onProxyHeader: EdgeGateOptions['onProxyHeader'];
+  private readonly proxyHeaderTimeoutMs: number;
+  private readonly clientHelloTimeoutMs: number;
+  /** Scratch for the client address; the checks that read it run synchronously. */
+  private readonly address = new Int32Array(4);
+
+  constructor(starter: SessionStarter, options: EdgeGateOptions) {
+    this.starter = starter;
+    this.counters = options.counters;
+    this.limits = options.limits;
+    this.now = options.now ?? monotonicTicks;
+    this.onProxyHeader = options.onProxyHeader;
+    this.proxyHeaderTimeoutMs = options.proxyHeaderTimeoutMs ?? PROXY_HEADER_TIMEOUT_MS;
+    this.clientHelloTimeoutMs = options.clientHelloTimeoutMs ?? CLIENT_HELLO_TIMEOUT_MS;
+  }
+
+  /** Admit and route one accepted (paused) client socket of a listener with edge settings. */
+  accept(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined, policy: EdgePolicy): void {
+    const lease = new AdmissionLease(this.limits, listenerSlot);
+    if (policy.maxConnections > 0 && this.limits !== undefined) {
+      if (!this.limits.acquireListener(listenerSlot, policy.maxConnections)) {
+        this.refuse(client, listenerSlot, lease, ListenerCounter.refusedMaxConnections);
+        return;
+      }
+      lease.holdListener();
+    }
+    if (policy.acceptProxy) {
+      this.readProxyHeader(client, listenerSlot, route, policy, lease);
+      return;
+    }
+    if (!this.admit(client, listenerSlot, policy, lease, client.remoteAddress)) return;
+    this.route(client, listenerSlot, route, policy, lease, undefined, undefined);
+  }
+
+  private readProxyHeader(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined, policy: EdgePolicy, lease: AdmissionLease): void {
+    this.starter.preludeStarted(client);
+    readPrelude(client, parseProxyHeader, this.proxyHeaderTimeoutMs, undefined, (outcome: PreludeOutcome<ProxyHeader>) => {
+      if (outcome.kind !== 'complete') {
+        const reason = outcome.kind === 'timeout' ? ListenerCounter.refusedProxyTimeout : ListenerCounter.refusedProxyHeader;
+        this.refuse(client, listenerSlot, lease, reason);
+        return;
+      }
+      const header = outcome.value;
+      this.onProxyHeader?.(listenerSlot, header, { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 });
+      // LOCAL and address-less headers speak for the peer itself: it is the client.
+      const { source, destination } = header;
+      const origin = source !== undefined && destination !== undefined ? { source, destination } : undefined;
+      if (!this.admit(client, listenerSlot, policy, lease, origin === undefined ? client.remoteAddress : origin.source.address)) return;
+      const rest = outcome.bytes.subarray(outcome.consumed);
+      this.route(client, listenerSlot, route, policy, lease, origin, rest.length > 0 ? rest : undefined);
+    });
+  }
+
+  /** The acl and per-IP checks for the client's address; false when refused (and closed). */
+  private admit(client: net.Socket, listenerSlot: number, policy: EdgePolicy, lease: AdmissionLease, clientAddress: string | undefined): boolean {
+    if (policy.acl === undefined && policy.ipLimits === undefined) return true;
+    const family = clientAddress === undefined ? 0 : parseIpInto(clientAddress, this.address, { allowZone: true });
+    if (family === 0) {
+      // Only a socket that is already gone has no address; nothing to count.
+      this.close(client, lease);
+      return false;
+    }
+    if (policy.acl !== undefined && !policy.acl.allows(family, this.address)) {
+      this.refuse(client, listenerSlot, lease, ListenerCounter.refusedAcl);
+      return false;
+    }
+    if (policy.ipLimits === undefined || this.limits === undefined) return true;
+    const outcome = this.limits.admitIp(listenerSlot, this.address, this.now(), policy.ipLimits);
+    if (outcome >= 0) {
+      lease.holdEntry(outcome);
+      return true;
+    }
+    switch (outcome) {
+      case Admission.refusedPerIpConnections:
+        this.refuse(client, listenerSlot, lease, ListenerCounter.refusedPerIpConnections);
+        return false;
+      case Admission.refusedPerIpRate:
+        this.refuse(client, listenerSlot, lease, ListenerCounter.refusedPerIpRate);
+        return false;
+      case Admission.admittedTableFull:
+        this.counters.bumpListener(listenerSlot, ListenerCounter.limitsTableFull);
+        return true;
+      default:
+        return true;
+    }
+  }
+
+  /** Pick the cluster (by server name with sni_routes) and start the session. */
+  private route(
+    client: net.Socket,
+    listenerSlot: number,
+    route: ClusterRoute | undefined,
+    policy: EdgePolicy,
+    lease: AdmissionLease,
+    origin: Origin | undefined,
+    pending: Buffer | undefined,
+  ): void {
+    const sni = policy.sni;
+    if (sni === undefined) {
+      if (pending !== undefined) client.unshift(pending);
+      this.start(client, listenerSlot, route, lease, origin);
+      return;
+    }
+    this.starter.preludeStarted(client);
+    readPrelude(client, parseClientHello, this.clientHelloTimeoutMs, pending, (outcome: PreludeOutcome<ClientHello>) => {
+      if (outcome.kind !== 'complete') {
+        const reason = outcome.kind === 'timeout' ? ListenerCounter.refusedTlsTimeout : ListenerCounter.refusedTlsHello;
+        this.refuse(client, listenerSlot, lease, reason);
+        return;
+      }
+      const chosen = sni.route(outcome.value.serverName);
+      if (chosen === undefined) {
+        this.refuse(client, listenerSlot, lease, ListenerCounter.refusedSniNoRoute);
+        return;
+      }
+      // Untouched: the backend terminates TLS and must see the very bytes the client sent.
+      client.unshift(outcome.bytes);
+      this.start(client, listenerSlot, chosen, lease, origin);
+    });
+  }
+
+  /**
+   * The session is registered before the prelude is forgotten, so a drain waiting for
+   * "no connection left" never sees a gap between the two.
+   */
+  private start(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined, lease: AdmissionLease, origin: Origin | undefined): void {
+    this.starter.startSession(client, listenerSlot, route, lease, origin);
+    this.starter.preludeEnded(client);
+  }
+
+  private refuse(client: net.Socket, listenerSlot: number, lease: AdmissionLease, reason: ListenerCounter): void {
+    this.counters.bumpListener(listenerSlot, reason);
+    this.close(client, lease);
+  }
+
+  private close(client: net.Socket, lease: AdmissionLease): void {
+    lease.release();
+    client.on('error', ignoreError);
+    client.destroy();
+    this.starter.preludeEnded(client);
+  }
+}
+
+function ignoreError(): void {
+  // The socket is being torn down; its error has nowhere useful to go.
+}
+
+/**
+ * A monotonic clock that agrees across threads: performance.now() is relative to each
+ * thread's own start, so anchor it once to process.hrtime (the same CLOCK_MONOTONIC in every
+ * thread). Ticks wrap at 2^32; ip-limits.ts compares them with wrapping arithmetic.
+ */
+const [anchorSeconds, anchorNanos] = process.hrtime();
+const MONOTONIC_OFFSET_MS = anchorSeconds * 1000 + anchorNanos / 1e6 - performance.now();
+const TICKS_PER_MS = TICKS_PER_SECOND / 1000;
+
+export function monotonicTicks(): number {
+  return ((performance.now() + MONOTONIC_OFFSET_MS) * TICKS_PER_MS) | 0;
+}
