@@ -236,6 +236,7 @@ export class Supervisor {
           ? { crashDataPlaneWorker: (index) => this.dataPlane.crash(index), crashControlPlane: () => this.controlPlane.crash() }
           : undefined,
       logger: this.rootLog,
+      listenerSlot: (name) => this.listenerSlots.find(name),
     });
   }
 

@@ -10,6 +10,7 @@ import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { backendViews } from './backend-view.ts';
 import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
 import { registerLifecycleRoutes, type LifecycleControl } from './lifecycle-routes.ts';
+import { registerListenerRoutes } from './listener-routes.ts';
 
 export interface AdminDeps {
   readonly snapshots: SnapshotReader;
@@ -22,6 +23,8 @@ export interface AdminDeps {
   /** Present only when fault injection is enabled (SLUICE_FAULT_INJECTION=1). */
   readonly faults: FaultInjection | undefined;
   readonly logger: Logger;
+  /** The counter row of a listener name (GET /listeners); without it, listener counters read 0. */
+  readonly listenerSlot?: (name: string) => number | undefined;
 }
 
 /** Request bodies are small JSON documents; anything larger is refused with 413. */
@@ -52,6 +55,7 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
   app.get('/snapshot', () => deps.snapshots.current());
 
   registerLifecycleRoutes(app, deps.lifecycle);
+  registerListenerRoutes(app, { snapshots: deps.snapshots, counters: deps.counters, listenerSlot: deps.listenerSlot ?? (() => undefined) });
   registerDebugRoutes(app, deps.workerResources, deps.faults);
 
   return app;
