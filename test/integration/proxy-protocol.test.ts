@@ -6,7 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend } from '../helpers/backends.ts';
 import { startDaemon, type Daemon } from '../helpers/daemon.ts';
-import { exchange, listenerStats, startRecordingBackend, type RecordingBackend } from '../helpers/edge.ts';
+import { eventually, exchange, listenerStats, startRecordingBackend, type RecordingBackend } from '../helpers/edge.ts';
+import { getJson } from '../helpers/client.ts';
 import { freePorts } from '../helpers/ports.ts';
 import net from 'node:net';
 
@@ -159,5 +160,16 @@ describe('accept_proxy', () => {
     expect(stats.refused_total['proxy_header']).toBe(2);
     expect(stats.refused_total['proxy_header_timeout']).toBe(1);
     expect(stats.accepted_total).toBe(3);
+
+    // Every header timer was cleared and every socket closed: only the listening socket is left.
+    const resources = await eventually(
+      async () => getJson<{ workers: { connections: number; resources: Record<string, number> }[] }>(`${daemon.adminUrl}/debug/resources`),
+      (r) => r.workers.every((w) => w.connections === 0 && (w.resources['TCPSocketWrap'] ?? 0) === 0),
+    );
+    for (const worker of resources.workers) {
+      expect(worker.connections).toBe(0);
+      expect(worker.resources['TCPSocketWrap'] ?? 0).toBe(0);
+      expect(worker.resources['Timeout'] ?? 0).toBe(0);
+    }
   });
 });

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCa, type Issued, type TestCa } from '../helpers/certs.ts';
 import { startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { listenerStats } from '../helpers/edge.ts';
+import { clientHello } from '../helpers/tls-hello.ts';
 import { freePorts } from '../helpers/ports.ts';
 
 let ca: TestCa;
@@ -153,5 +154,24 @@ describe('SNI routing without terminating TLS', () => {
     expect(stats.refused_total['tls_hello']).toBe(1);
     // The strict listener still routes the name it knows.
     expect(await tlsRequest(strictPort, 'api.example.com')).toEqual({ authorized: true, reply: 'api' });
+  });
+
+  it('cuts a client whose ClientHello does not arrive whole within 5 s, and counts it', async () => {
+    const { daemon, port, backends } = await setup();
+    const hello = clientHello({ serverName: 'api.example.com' });
+    const started = Date.now();
+    const outcome = await new Promise<string>((resolve) => {
+      const socket = net.connect({ port, host: '127.0.0.1' });
+      socket.on('connect', () => socket.write(hello.subarray(0, hello.length - 1)));
+      socket.on('data', () => resolve('data'));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve('closed'));
+    });
+    const elapsed = Date.now() - started;
+    expect(outcome).toBe('closed');
+    expect(elapsed).toBeGreaterThanOrEqual(4900);
+    expect(elapsed).toBeLessThan(30_000);
+    expect(Object.values(backends).map((b) => b.tcpConnections())).toEqual([0, 0, 0]);
+    expect((await listenerStats(daemon.adminUrl, 'tls')).refused_total['tls_hello_timeout']).toBe(1);
   });
 });
