@@ -134,6 +134,7 @@ export class Supervisor {
       counters: this.counters,
       isReady: () => !this.draining,
       workerResources: async () => this.dataPlane.resources(),
+      controlPlaneStats: async () => this.controlPlane.stats(),
       logger: this.rootLog,
     });
     try {

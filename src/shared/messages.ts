@@ -50,12 +50,31 @@ export interface DataPlaneWorkerData {
 }
 
 // ── supervisor → control-plane worker ──────────────────────────────────────────
-export type ControlPlaneCommand = { readonly type: 'shutdown' };
+export type ControlPlaneCommand =
+  | { readonly type: 'shutdown' }
+  | { readonly type: 'stats.query'; readonly requestId: number };
 
 // ── control-plane worker → supervisor ──────────────────────────────────────────
 export type ControlPlaneEvent =
   | { readonly type: 'ready'; readonly version: number; readonly backends: number }
-  | { readonly type: 'published'; readonly version: number };
+  | { readonly type: 'published'; readonly version: number }
+  | { readonly type: 'stats'; readonly requestId: number; readonly stats: ControlPlaneStats };
+
+/** Counters of the control plane's own work, ready to become metrics. */
+export interface ControlPlaneStats {
+  readonly snapshotVersion: number;
+  /** Snapshots published by this worker (only real changes are published). */
+  readonly snapshotPublishes: number;
+  /** Backend state changes (healthy / draining / unhealthy / removed). */
+  readonly healthTransitions: number;
+  readonly backends: number;
+  readonly probes: number;
+  readonly probeFailures: number;
+  /** Probes not started because the backend's previous one had not settled. */
+  readonly probesSkipped: number;
+  readonly probesInFlight: number;
+  readonly probesQueued: number;
+}
 
 export interface ControlPlaneWorkerData {
   readonly config: Config;

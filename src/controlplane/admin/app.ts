@@ -5,7 +5,7 @@
 import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { CounterTables } from '../../shared/counters.ts';
-import type { ResourceReport } from '../../shared/messages.ts';
+import type { ControlPlaneStats, ResourceReport } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { backendViews } from './backend-view.ts';
 
@@ -16,6 +16,8 @@ export interface AdminDeps {
   readonly isReady: () => boolean;
   /** Resource counts of every data-plane worker, for leak checks and debugging. */
   readonly workerResources: () => Promise<ResourceReport[]>;
+  /** The control plane's own counters (publishes, probes, transitions); undefined if it does not answer. */
+  readonly controlPlaneStats: () => Promise<ControlPlaneStats | undefined>;
   readonly logger: Logger;
 }
 
@@ -45,6 +47,8 @@ export function buildAdminApp(deps: AdminDeps) {
   app.get('/snapshot', () => deps.snapshots.current());
 
   app.get('/debug/resources', async () => ({ workers: await deps.workerResources() }));
+
+  app.get('/debug/controlplane', async () => ({ controlplane: (await deps.controlPlaneStats()) ?? null }));
 
   return app;
 }
