@@ -20,8 +20,9 @@ interface Override {
 export class AclOverrides {
   private readonly byListener = new Map<string, Override>();
 
-  constructor(listeners: readonly ListenerConfig[], recovered?: Snapshot) {
-    for (const previous of recovered?.listeners ?? []) {
+  /** Take back, from a snapshot published before a restart, every acl that differs from the file's. */
+  recover(listeners: readonly ListenerConfig[], recovered: Snapshot): void {
+    for (const previous of recovered.listeners) {
       const listener = listeners.find((l) => l.name === previous.name);
       if (listener === undefined) continue;
       const acl: AclConfig = { allow: [...(previous.acl?.allow ?? [])], deny: [...(previous.acl?.deny ?? [])] };

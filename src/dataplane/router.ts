@@ -19,7 +19,7 @@ export class Router {
     return this.current().byListener.get(listener);
   }
 
-  /** The table of the current snapshot version (one Atomics.load; a rebuild only when it moved). */
+  /** The table of the current snapshot (one Atomics.load), rebuilt first if the version moved. */
   current(): RoutingTable {
     const snapshot = this.reader.current();
     if (snapshot !== this.table.snapshot) this.table = buildRoutingTable(snapshot, this.table);

@@ -11,8 +11,13 @@ export interface ClusterRoute {
   readonly name: string;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
-  /** Backends that may receive new connections: healthy with a weight above zero. */
+  /**
+   * Backends that may receive new connections: healthy with a weight above zero; or, when
+   * none is and the cluster's panic mode is route_all, every backend an operator left in.
+   */
   readonly eligible: readonly SnapshotBackend[];
+  /** True when `eligible` is the panic set (no backend is healthy). */
+  readonly panic: boolean;
   /** Carried across versions so a snapshot change does not restart the rotation. */
   readonly cursor: Cursor;
   /** A PROXY protocol header to send each backend first (send_proxy). */
@@ -26,18 +31,31 @@ export interface RoutingTable {
   readonly byCluster: ReadonlyMap<string, ClusterRoute>;
   /** Only listeners with edge settings (acl, limits, accept_proxy, sni_routes) are here. */
   readonly edgeByListener: ReadonlyMap<string, EdgePolicy>;
+  /**
+   * Backends an open connection may stay with, slot → id. A backend that is gone, or whose
+   * drain ended, is not here: connections still open to it are to be closed.
+   */
+  readonly keep: ReadonlyMap<number, string>;
 }
 
 export function isEligible(backend: SnapshotBackend): boolean {
   return backend.state === 'healthy' && backend.weight > 0;
 }
 
+/** In panic, health is ignored but an operator's drain or removal is not. */
+export function isPanicEligible(backend: SnapshotBackend): boolean {
+  return backend.admin === 'none' && backend.weight > 0;
+}
+
 function clusterRoute(cluster: SnapshotCluster, previous: ClusterRoute | undefined): ClusterRoute {
+  const healthy = cluster.backends.filter(isEligible);
+  const panic = healthy.length === 0 && cluster.panicMode === 'route_all';
   return {
     name: cluster.name,
     connectTimeoutMs: cluster.connectTimeoutMs,
     idleTimeoutMs: cluster.idleTimeoutMs,
-    eligible: cluster.backends.filter(isEligible),
+    eligible: panic ? cluster.backends.filter(isPanicEligible) : healthy,
+    panic,
     cursor: previous?.cursor ?? { next: 0 },
     sendProxy: cluster.sendProxy,
   };
@@ -46,8 +64,13 @@ function clusterRoute(cluster: SnapshotCluster, previous: ClusterRoute | undefin
 export function buildRoutingTable(snapshot: Snapshot, previous?: RoutingTable): RoutingTable {
   const previousByCluster = previous?.byCluster ?? new Map<string, ClusterRoute>();
   const clusters = new Map<string, ClusterRoute>();
+  const keep = new Map<number, string>();
   for (const cluster of snapshot.clusters) {
-    clusters.set(cluster.name, clusterRoute(cluster, previousByCluster.get(cluster.name)));
+    const route = clusterRoute(cluster, previousByCluster.get(cluster.name));
+    clusters.set(cluster.name, route);
+    for (const b of cluster.backends) if (!b.drained) keep.set(b.slot, b.id);
+    // Connections a panic routed to an unhealthy backend are not cut by the next version.
+    if (route.panic) for (const b of route.eligible) keep.set(b.slot, b.id);
   }
   const byListener = new Map<string, ClusterRoute>();
   const edgeByListener = new Map<string, EdgePolicy>();
@@ -57,5 +80,11 @@ export function buildRoutingTable(snapshot: Snapshot, previous?: RoutingTable): 
     const edge = buildEdgePolicy(listener, clusters, previous?.edgeByListener.get(listener.name));
     if (edge !== undefined) edgeByListener.set(listener.name, edge);
   }
-  return { snapshot, byListener, byCluster: clusters, edgeByListener };
+  return { snapshot, byListener, byCluster: clusters, edgeByListener, keep };
+}
+
+/** True when some backend connections could stay with under `before` must be closed under `after`. */
+export function closesConnections(before: RoutingTable, after: RoutingTable): boolean {
+  for (const [slot, id] of before.keep) if (after.keep.get(slot) !== id) return true;
+  return false;
 }

@@ -21,25 +21,27 @@ function config(acl: string, extra = ''): Config {
   );
 }
 
-const aclOf = (registry: BackendRegistry) => registry.snapshotContent().listeners[0]?.acl;
+const aclOf = (registry: BackendRegistry) => registry.snapshotContent(0).listeners[0]?.acl;
 
 describe('listener acls set at runtime', () => {
-  it('replace the file acl in the next snapshot; unknown listeners are refused', () => {
+  it('replace the file acl in the next snapshot (a new listeners object, so it is published); unknown listeners are refused', () => {
     const registry = new BackendRegistry(config('{deny: [10.0.0.0/8]}'), new SlotAllocator(16));
     expect(aclOf(registry)).toEqual({ allow: [], deny: ['10.0.0.0/8'] });
+    const before = registry.snapshotContent(0).listeners;
+    expect(registry.snapshotContent(0).listeners).toBe(before);
     expect(registry.setListenerAcl('web', { allow: [], deny: ['127.0.0.4/32'] })).toBe(true);
+    expect(registry.snapshotContent(0).listeners).not.toBe(before);
     expect(aclOf(registry)).toEqual({ allow: [], deny: ['127.0.0.4/32'] });
     expect(registry.setListenerAcl('nope', { allow: [], deny: [] })).toBe(false);
   });
 
   it('survive a reload that leaves the file acl as it was, not one that changes it', () => {
-    const before = config('{deny: [10.0.0.0/8]}');
-    const registry = new BackendRegistry(before, new SlotAllocator(16));
+    const registry = new BackendRegistry(config('{deny: [10.0.0.0/8]}'), new SlotAllocator(16));
     registry.setListenerAcl('web', { allow: [], deny: ['127.0.0.4/32'] });
     const same = config('{deny: [10.0.0.0/8]}', '    accept_proxy: true');
-    registry.applyConfig(same, before);
+    registry.applyConfig(same);
     expect(aclOf(registry)).toEqual({ allow: [], deny: ['127.0.0.4/32'] });
-    registry.applyConfig(config('{deny: [11.0.0.0/8]}'), same);
+    registry.applyConfig(config('{deny: [11.0.0.0/8]}'));
     expect(aclOf(registry)).toEqual({ allow: [], deny: ['11.0.0.0/8'] });
   });
 
@@ -47,11 +49,12 @@ describe('listener acls set at runtime', () => {
     const file = config('{deny: [10.0.0.0/8]}');
     const registry = new BackendRegistry(file, new SlotAllocator(16));
     registry.setListenerAcl('web', { allow: ['127.0.0.0/8'], deny: [] });
-    const published = { version: 5, ...registry.snapshotContent() };
-    const restarted = new BackendRegistry(file, new SlotAllocator(16), published);
+    const published = { version: 5, ...registry.snapshotContent(0) };
+    const restarted = new BackendRegistry(file, new SlotAllocator(16));
+    restarted.recoverListenerAcls(published);
     expect(aclOf(restarted)).toEqual({ allow: ['127.0.0.0/8'], deny: [] });
     // ...and still yield to a later change of the file.
-    restarted.applyConfig(config('{deny: [12.0.0.0/8]}'), file);
+    restarted.applyConfig(config('{deny: [12.0.0.0/8]}'));
     expect(aclOf(restarted)).toEqual({ allow: [], deny: ['12.0.0.0/8'] });
   });
 

@@ -3,8 +3,21 @@ import { buildRoutingTable } from '../../../src/dataplane/routing-table.ts';
 import type { Snapshot, SnapshotListener } from '../../../src/shared/snapshot/types.ts';
 import { aclAllowsText } from '../../../src/shared/cidr.ts';
 
-const backend = { id: 'x', slot: 0, address: '127.0.0.1:1', host: '127.0.0.1', port: 1, weight: 1, state: 'healthy' } as const;
-const cluster = (name: string) => ({ name, algorithm: 'round_robin', connectTimeoutMs: 1, idleTimeoutMs: 1, backends: [backend] }) as const;
+const backend = {
+  id: 'x',
+  slot: 0,
+  address: '127.0.0.1:1',
+  host: '127.0.0.1',
+  port: 1,
+  weight: 1,
+  configuredWeight: 1,
+  state: 'healthy',
+  admin: 'none',
+  drained: false,
+  reason: 'configured',
+  since: 0,
+} as const;
+const cluster = (name: string) => ({ name, algorithm: 'round_robin', connectTimeoutMs: 1, idleTimeoutMs: 1, panicMode: 'refuse', backends: [backend] }) as const;
 
 function snapshot(listener: SnapshotListener, version = 1): Snapshot {
   return { version, clusters: [cluster('api'), cluster('web'), cluster('star'), cluster('fallback')], listeners: [listener] };

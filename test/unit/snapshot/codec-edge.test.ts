@@ -5,8 +5,8 @@ import type { Snapshot } from '../../../src/shared/snapshot/types.ts';
 const edge: Snapshot = {
   version: 3,
   clusters: [
-    { name: 'api', algorithm: 'round_robin', connectTimeoutMs: 1, idleTimeoutMs: 1, backends: [], sendProxy: 'v2' },
-    { name: 'web', algorithm: 'round_robin', connectTimeoutMs: 1, idleTimeoutMs: 1, backends: [] },
+    { name: 'api', algorithm: 'round_robin', connectTimeoutMs: 1, idleTimeoutMs: 1, panicMode: 'refuse', backends: [], sendProxy: 'v2' },
+    { name: 'web', algorithm: 'round_robin', connectTimeoutMs: 1, idleTimeoutMs: 1, panicMode: 'refuse', backends: [] },
   ],
   listeners: [
     {
