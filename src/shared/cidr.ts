@@ -151,6 +151,21 @@ export class Acl {
     return this.marks.length;
   }
 
+  /** Nodes a lookup of this address walks (for tests of the cost bound; the same walk as `allows`). */
+  depth(family: 4 | 6, words: Int32Array): number {
+    const bits = family === 4 ? 32 : 128;
+    let node = family === 4 ? ROOT_V4 : ROOT_V6;
+    let walked = 1;
+    for (let i = 0; i < bits; i++) {
+      if (((this.marks[node] ?? 0) & MARK_DENY) !== 0) return walked;
+      const next = bitAt(words, family, i) === 1 ? this.one[node] : this.zero[node];
+      if (next === undefined || next === 0) return walked;
+      node = next;
+      walked++;
+    }
+    return walked;
+  }
+
   /**
    * Whether an address may connect. `words` as written by `parseIpInto`. Walks at most 32
    * or 128 nodes and allocates nothing.

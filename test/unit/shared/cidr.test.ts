@@ -164,10 +164,24 @@ describe('Acl', () => {
     expect(wrong).toEqual([]);
   });
 
-  it('walks no more nodes per lookup for 10,000 blocks than for 1: at most 32 for IPv4', () => {
-    const many = Acl.fromText([], Array.from({ length: 10_000 }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.0/24`));
-    expect(many.nodes).toBeLessThan(10_000 * 24);
-    expect(aclAllowsText(many, '10.0.5.9')).toBe(false);
-    expect(aclAllowsText(many, '10.39.16.1')).toBe(true);
+  it('walks at most 33 nodes for IPv4 and 129 for IPv6, whether the list holds 10 blocks or 10,000', () => {
+    const v4 = (n: number): string[] => Array.from({ length: n }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.0/24`);
+    const v6 = (n: number): string[] => Array.from({ length: n }, (_, i) => `2001:db8:${i.toString(16)}::/48`);
+    const few = Acl.fromText(v6(10), v4(10));
+    const many = Acl.fromText(v6(10_000), v4(10_000));
+    expect(many.nodes).toBeGreaterThan(100 * few.nodes);
+    const random = prng(3);
+    const words = new Int32Array(4);
+    let deepest = { 4: 0, 6: 0 };
+    for (let i = 0; i < 5000; i++) {
+      const text = i % 2 === 0 ? `10.${below(random, 64)}.${below(random, 256)}.${below(random, 256)}` : `2001:db8:${below(random, 0x3000).toString(16)}::${below(random, 65536).toString(16)}`;
+      const family = parseIpInto(text, words) as 4 | 6;
+      deepest = { ...deepest, [family]: Math.max(deepest[family], many.depth(family, words), few.depth(family, words)) };
+    }
+    expect(deepest[4]).toBeLessThanOrEqual(33);
+    expect(deepest[6]).toBeLessThanOrEqual(129);
+    // The bound is reached: these lookups do walk a /24 or /48 path, not stop at the root.
+    expect(deepest[4]).toBeGreaterThanOrEqual(25);
+    expect(deepest[6]).toBeGreaterThanOrEqual(49);
   });
 });
