@@ -26,9 +26,16 @@ export interface Backend {
 
 export interface Cluster {
   readonly name: string;
-  readonly config: ClusterConfig;
-  readonly policy: HealthPolicy;
+  /** Replaced by a reload; the cluster and its backends stay. */
+  config: ClusterConfig;
+  policy: HealthPolicy;
   readonly backends: Map<string, Backend>;
+}
+
+/** A backend that left the registry but may still have open connections counting into its slot. */
+export interface RetiredBackend {
+  readonly id: string;
+  readonly slot: number;
 }
 
 export function backendId(cluster: string, address: string): string {
@@ -62,16 +69,44 @@ export interface NewBackend {
 
 export class BackendRegistry {
   private readonly clusterMap = new Map<string, Cluster>();
-  private readonly listeners: readonly SnapshotListener[];
+  private listeners: readonly SnapshotListener[] = [];
   private readonly slots: SlotAllocator;
   private readonly byId = new Map<string, Backend>();
 
   constructor(config: Config, slots: SlotAllocator) {
     this.slots = slots;
+    this.setListeners(config);
+    for (const cluster of config.clusters) this.putCluster(cluster);
+  }
+
+  setListeners(config: Config): void {
     this.listeners = config.listeners.map((l) => ({ name: l.name, cluster: l.cluster }));
-    for (const cluster of config.clusters) {
-      this.clusterMap.set(cluster.name, { name: cluster.name, config: cluster, policy: healthPolicy(cluster), backends: new Map() });
+  }
+
+  /** Adds a cluster, or gives an existing one its new config (its backends stay). */
+  putCluster(config: ClusterConfig): Cluster {
+    const existing = this.clusterMap.get(config.name);
+    if (existing !== undefined) {
+      existing.config = config;
+      existing.policy = healthPolicy(config);
+      return existing;
     }
+    const cluster: Cluster = { name: config.name, config, policy: healthPolicy(config), backends: new Map() };
+    this.clusterMap.set(config.name, cluster);
+    return cluster;
+  }
+
+  /** Drops a cluster and its backends at once; returns them so their slots can retire. */
+  removeCluster(name: string): RetiredBackend[] {
+    const cluster = this.clusterMap.get(name);
+    if (cluster === undefined) return [];
+    this.clusterMap.delete(name);
+    const retired: RetiredBackend[] = [];
+    for (const b of cluster.backends.values()) {
+      this.byId.delete(b.id);
+      retired.push({ id: b.id, slot: b.slot });
+    }
+    return retired;
   }
 
   get size(): number {
@@ -188,13 +223,23 @@ export function sameBackend(a: SnapshotBackend, b: SnapshotBackend): boolean {
   );
 }
 
+/** Every cluster field but `backends`: a reload that changes one must publish. */
+const CLUSTER_SETTINGS = ['name', 'algorithm', 'connectTimeoutMs', 'idleTimeoutMs', 'panicMode'] as const satisfies readonly Exclude<
+  keyof SnapshotCluster,
+  'backends'
+>[];
+
+function sameClusterSettings(a: SnapshotCluster, b: SnapshotCluster): boolean {
+  return CLUSTER_SETTINGS.every((key) => a[key] === b[key]);
+}
+
 /** True when `next` differs from `previous` in anything a snapshot carries. */
 export function contentChanged(previous: Omit<Snapshot, 'version'> | undefined, next: Omit<Snapshot, 'version'>): boolean {
   if (previous === undefined || previous.clusters.length !== next.clusters.length) return true;
   for (let c = 0; c < next.clusters.length; c++) {
     const a = previous.clusters[c];
     const b = next.clusters[c];
-    if (a === undefined || b === undefined || a.name !== b.name || a.backends.length !== b.backends.length) return true;
+    if (a === undefined || b === undefined || !sameClusterSettings(a, b) || a.backends.length !== b.backends.length) return true;
     for (let i = 0; i < b.backends.length; i++) {
       const x = a.backends[i];
       const y = b.backends[i];

@@ -18,11 +18,12 @@ import { SluiceError } from '../shared/errors.ts';
 import type { CounterTables } from '../shared/counters.ts';
 import type { Snapshot } from '../shared/snapshot/types.ts';
 import type { ControlPlaneStats } from '../shared/messages.ts';
-import { BackendRegistry, contentChanged, type Backend, type Cluster } from './backend-registry.ts';
+import { BackendRegistry, backendId, contentChanged, type Backend, type Cluster } from './backend-registry.ts';
 import { probe as realProbe, type ProbeResult, type ProbeTarget } from './health/checkers.ts';
 import { newPassiveCursor, readPassive } from './health/passive.ts';
 import { ProbeScheduler } from './health/scheduler.ts';
 import { initialRecord, transition, type HealthEvent, type HealthRecord } from './health/state-machine.ts';
+import { RetiredSlots } from './retired-slots.ts';
 import type { SlotAllocator } from './slot-allocator.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
 
@@ -58,8 +59,9 @@ export class ControlPlane {
   readonly #now: () => number;
   readonly #registry: BackendRegistry;
   readonly #scheduler: ProbeScheduler;
-  /** Slots of removed backends, released once no connection counts into them. */
-  readonly #retiredSlots: number[] = [];
+  /** Slots of backends that left the registry, released once no connection counts into them. */
+  readonly #retired: RetiredSlots;
+  #config: Config;
   #published: Content | undefined;
   #dirty = false;
   #tickTimer: NodeJS.Timeout | undefined;
@@ -73,7 +75,9 @@ export class ControlPlane {
     this.#log = deps.log.child({ component: 'health' });
     this.#controlLog = deps.log.child({ component: 'controlplane' });
     this.#now = deps.now ?? monotonicNow;
+    this.#config = deps.config;
     this.#registry = new BackendRegistry(deps.config, deps.slots);
+    this.#retired = new RetiredSlots(deps.counters, deps.slots);
     const scheduler: ConstructorParameters<typeof ProbeScheduler>[0] = {
       probe: deps.probe ?? realProbe,
       onResult: (id, result) => {
@@ -90,8 +94,8 @@ export class ControlPlane {
   /** Builds the initial state (probing first where checks are active), publishes it, starts checks. */
   async start(): Promise<number> {
     const recovered = this.#deps.recovered;
-    if (recovered === undefined) await this.#loadConfigBackends();
-    else this.#recover(recovered);
+    if (recovered !== undefined) this.#recover(recovered);
+    await this.#addConfigBackends(this.#config, undefined);
     const version = this.#publish(this.#registry.snapshotContent(this.#now()));
     for (const backend of this.#registry.all()) this.#schedule(backend);
     this.#tickTimer = setInterval(() => {
@@ -131,8 +135,9 @@ export class ControlPlane {
       if (delta.failures > 0 || delta.successes > 0) this.#apply(backend, cluster, { type: 'passive', ...delta, now });
       this.#apply(backend, cluster, { type: 'tick', activeConnections: counters.activeConnections(backend.slot), now });
       ramping = this.#stepRamp(backend, cluster, now) || ramping;
+      if (backend.health.state === 'removed' && counters.activeConnections(backend.slot) === 0) this.#forget(backend);
     }
-    this.#releaseRetiredSlots();
+    this.#retired.sweep();
     if (this.#dirty || ramping) this.#publishIfChanged(now);
   }
 
@@ -151,12 +156,27 @@ export class ControlPlane {
 
   // ── start-up ─────────────────────────────────────────────────────────────────────────
 
-  async #loadConfigBackends(): Promise<void> {
-    const entries = [...this.#registry.clusters()].flatMap((cluster) => cluster.config.backends.map((entry) => ({ cluster, entry })));
+  /**
+   * Adds the backends `config` declares that the registry lacks: all of them at start-up,
+   * those a recovered snapshot did not hold, or those a reload adds. Only backends `previous`
+   * did not declare count on a reload, so one an operator removed is not brought back.
+   */
+  async #addConfigBackends(config: Config, previous: Config | undefined): Promise<void> {
+    const before = new Set(previous?.clusters.flatMap((c) => c.backends.map((b) => backendId(c.name, b.address))));
+    const entries: { cluster: Cluster; address: string; weight: number }[] = [];
+    for (const clusterConfig of config.clusters) {
+      const cluster = this.#registry.cluster(clusterConfig.name);
+      if (cluster === undefined) continue;
+      for (const entry of clusterConfig.backends) {
+        const id = backendId(cluster.name, entry.address);
+        if (this.#registry.get(id) === undefined && !before.has(id)) entries.push({ cluster, address: entry.address, weight: entry.weight });
+      }
+    }
     // Probed together, added in config order (the order snapshots and GET /backends show).
-    const verdicts = await Promise.all(entries.map(async ({ cluster, entry }) => this.#firstVerdict(cluster, entry.address)));
-    entries.forEach(({ cluster, entry }, i) => {
-      this.#addBackend(cluster, entry.address, entry.weight, verdicts[i] as HealthRecord);
+    const verdicts = await Promise.all(entries.map(async ({ cluster, address }) => this.#firstVerdict(cluster, address)));
+    entries.forEach(({ cluster, address, weight }, i) => {
+      const backend = this.#addBackend(cluster, address, weight, verdicts[i] as HealthRecord);
+      if (this.#tickTimer !== undefined) this.#schedule(backend);
     });
   }
 
@@ -166,7 +186,7 @@ export class ControlPlane {
     if (check.type === 'none') return initialRecord(true, 'no active check', this.#now());
     const target = targetOf(address);
     const result = await this.#scheduler.probeOnce(target, check);
-    const id = `${cluster.name}:${address}`;
+    const id = backendId(cluster.name, address);
     if (!result.ok) this.#log.warn({ backend: id, detail: result.detail }, 'backend failed its first probe: not routed to until it passes');
     return initialRecord(result.ok, `first probe ${result.ok ? 'passed' : 'failed'}: ${result.detail}`, this.#now());
   }
@@ -182,8 +202,13 @@ export class ControlPlane {
   /** A replacement worker continues from the last snapshot, so routing does not change under the data plane. */
   #recover(snapshot: Snapshot): void {
     for (const cluster of snapshot.clusters) {
-      if (this.#registry.cluster(cluster.name) === undefined) continue;
       for (const b of cluster.backends) {
+        if (this.#registry.cluster(cluster.name) === undefined) {
+          // Its cluster was dropped by the reload that replaced this worker's config.
+          this.#deps.slots.claim(b.slot);
+          this.#retired.add([{ id: b.id, slot: b.slot }]);
+          continue;
+        }
         const health: HealthRecord = {
           ...initialRecord(b.state === 'healthy', b.reason, b.since),
           state: b.state,
@@ -200,6 +225,62 @@ export class ControlPlane {
       }
     }
     this.#controlLog.info({ recoveredFrom: snapshot.version, backends: this.#registry.size }, 'control plane recovered state from the last snapshot');
+  }
+
+  // ── reload ───────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Applies a reloaded config as a difference and resolves with the snapshot version that
+   * holds it. Backends that stay keep their health, connections and slot (a weight changes
+   * only when the file changed it, so an operator's runtime weight survives an unrelated
+   * reload); backends the file dropped drain like an operator's removal; new ones are probed
+   * first like at start-up; a dropped cluster leaves routing at once, its open connections
+   * finishing on their own.
+   */
+  async applyConfig(next: Config): Promise<number> {
+    const previous = this.#config;
+    this.#config = next;
+    const now = this.#now();
+    this.#registry.setListeners(next);
+    const wanted = new Set(next.clusters.map((c) => c.name));
+    for (const cluster of [...this.#registry.clusters()]) {
+      if (wanted.has(cluster.name)) continue;
+      for (const b of cluster.backends.values()) this.#scheduler.remove(b.id);
+      this.#retired.add(this.#registry.removeCluster(cluster.name));
+    }
+    const previousClusters = new Map(previous.clusters.map((c) => [c.name, c]));
+    for (const clusterConfig of next.clusters) {
+      const before = previousClusters.get(clusterConfig.name);
+      const cluster = this.#registry.putCluster(clusterConfig);
+      const checkChanged = JSON.stringify(before?.health_check) !== JSON.stringify(clusterConfig.health_check);
+      const entries = new Map(clusterConfig.backends.map((b) => [backendId(cluster.name, b.address), b]));
+      const oldEntries = new Map(before?.backends.map((b) => [backendId(cluster.name, b.address), b]));
+      for (const [id, old] of oldEntries) {
+        const backend = this.#registry.get(id);
+        if (backend === undefined) continue;
+        const entry = entries.get(id);
+        if (entry === undefined) this.#apply(backend, cluster, { type: 'remove', force: false, now });
+        else if (entry.weight !== old.weight) {
+          backend.weight = entry.weight;
+          this.#dirty = true;
+        }
+      }
+      if (checkChanged) for (const backend of cluster.backends.values()) this.#recheck(backend, cluster, now);
+    }
+    await this.#addConfigBackends(next, previous);
+    this.#dirty = true;
+    return this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version();
+  }
+
+  /** A cluster's check changed: probe with the new one; without one, a backend that is out comes back by time. */
+  #recheck(backend: Backend, cluster: Cluster, now: number): void {
+    if (backend.health.state === 'removed') return;
+    if (cluster.config.health_check.type === 'none') {
+      this.#scheduler.remove(backend.id);
+      if (!backend.health.up) backend.health = { ...backend.health, ejectedAt: now };
+      return;
+    }
+    this.#schedule(backend);
   }
 
   #schedule(backend: Backend): void {
@@ -227,23 +308,17 @@ export class ControlPlane {
     if (after.state === before.state) return;
     this.#transitions++;
     this.#log.info({ backend: backend.id, from: before.state, to: after.state, reason: after.reason }, 'backend health changed');
-    if (after.state === 'removed') this.#forget(backend);
+    if (after.state === 'removed') this.#scheduler.remove(backend.id);
   }
 
+  /**
+   * A removed backend stays in the snapshot (drained, so data planes close what they still
+   * hold) until no connection counts into its slot; then it leaves the snapshot.
+   */
   #forget(backend: Backend): void {
     this.#registry.delete(backend.id);
-    this.#scheduler.remove(backend.id);
-    this.#retiredSlots.push(backend.slot);
-  }
-
-  #releaseRetiredSlots(): void {
-    for (let i = this.#retiredSlots.length - 1; i >= 0; i--) {
-      const slot = this.#retiredSlots[i] as number;
-      // A data plane closes what it holds to a removed backend when it sees the snapshot without it.
-      if (this.#deps.counters.activeConnections(slot) !== 0) continue;
-      this.#retiredSlots.splice(i, 1);
-      this.#deps.slots.release(slot);
-    }
+    this.#retired.add([{ id: backend.id, slot: backend.slot }]);
+    this.#dirty = true;
   }
 
   // ── publishing ───────────────────────────────────────────────────────────────────────

@@ -26,7 +26,11 @@ export interface ControlPlaneOptions {
 
 export class ControlPlaneHost {
   private readonly options: ControlPlaneOptions;
+  /** The config a restarted worker starts from: the latest one applied. */
+  private config: Config;
   private readonly log: Logger;
+  private nextRequestId = 1;
+  private readonly pendingApplies = new Map<number, (version: number) => void>();
   private worker: Worker | undefined;
   private startedAt = 0;
   private backoff: BackoffState = { consecutiveCrashes: 0 };
@@ -34,11 +38,11 @@ export class ControlPlaneHost {
   private stopping = false;
   private onReady: ((event: { version: number; backends: number }) => void) | undefined;
   private onStartFailure: ((error: Error) => void) | undefined;
-  private nextRequestId = 1;
   private readonly pendingStats = new Map<number, (stats: ControlPlaneStats | undefined) => void>();
 
   constructor(options: ControlPlaneOptions) {
     this.options = options;
+    this.config = options.config;
     this.log = options.logger.child({ component: 'supervisor' });
   }
 
@@ -49,6 +53,22 @@ export class ControlPlaneHost {
       this.onStartFailure = reject;
       this.spawn();
     });
+  }
+
+  /** Apply a reloaded config; resolves with the snapshot version that contains it. */
+  applyConfig(config: Config): Promise<number> {
+    this.config = config;
+    const requestId = this.nextRequestId++;
+    const applied = new Promise<number>((resolve) => this.pendingApplies.set(requestId, resolve));
+    this.send({ type: 'config.apply', requestId, config });
+    return applied;
+  }
+
+  /** Fault injection: make the worker throw an uncaught error. */
+  crash(): boolean {
+    if (this.worker === undefined) return false;
+    this.send({ type: 'fault.crash' });
+    return true;
   }
 
   async stop(): Promise<void> {
@@ -83,7 +103,7 @@ export class ControlPlaneHost {
   private spawn(): void {
     const o = this.options;
     const workerData: ControlPlaneWorkerData = {
-      config: o.config,
+      config: this.config,
       snapshotBuffer: o.snapshotBuffer,
       counterBuffer: o.counterBuffer,
       counterDims: o.counterDims,
@@ -127,6 +147,9 @@ export class ControlPlaneHost {
       case 'ready':
         this.log.info({ version: event.version, backends: event.backends }, 'control plane ready');
         this.onReady?.({ version: event.version, backends: event.backends });
+        // A restarted worker starts from the latest config, so applies it lost are done.
+        for (const resolve of this.pendingApplies.values()) resolve(event.version);
+        this.pendingApplies.clear();
         this.onReady = undefined;
         this.onStartFailure = undefined;
         return;
@@ -135,6 +158,10 @@ export class ControlPlaneHost {
       case 'stats':
         this.pendingStats.get(event.requestId)?.(event.stats);
         this.pendingStats.delete(event.requestId);
+        return;
+      case 'config.applied':
+        this.pendingApplies.get(event.requestId)?.(event.version);
+        this.pendingApplies.delete(event.requestId);
         return;
       default:
         throw unknownMessage('supervisor', event satisfies never);
