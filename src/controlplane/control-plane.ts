@@ -17,13 +17,23 @@ import type { Config } from '../shared/config/schema.ts';
 import { SluiceError } from '../shared/errors.ts';
 import type { CounterTables } from '../shared/counters.ts';
 import type { Snapshot } from '../shared/snapshot/types.ts';
-import type { ControlPlaneStats } from '../shared/messages.ts';
+import type { BackendCommand, BackendCommandResult, ControlPlaneStats } from '../shared/messages.ts';
+import { runBackendCommand, type CommandCore } from './backend-commands.ts';
 import { BackendRegistry, backendId, contentChanged, type Backend, type Cluster } from './backend-registry.ts';
 import { probe as realProbe, type ProbeResult, type ProbeTarget } from './health/checkers.ts';
 import { newPassiveCursor, readPassive } from './health/passive.ts';
 import { ProbeScheduler } from './health/scheduler.ts';
 import { initialRecord, transition, type HealthEvent, type HealthRecord } from './health/state-machine.ts';
 import { RetiredSlots } from './retired-slots.ts';
+import {
+  desiredBackends,
+  EMPTY_RUNTIME_STATE,
+  pruneForConfig,
+  recordCommand,
+  type DesiredBackend,
+  type RuntimeState,
+} from './runtime-state.ts';
+import { readStateFile, writeStateFile } from './state-file.ts';
 import type { SlotAllocator } from './slot-allocator.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
 
@@ -46,6 +56,8 @@ export interface ControlPlaneDeps {
   readonly probe?: (target: ProbeTarget, check: Parameters<typeof realProbe>[1]) => Promise<ProbeResult>;
   readonly random?: () => number;
   readonly tickMs?: number;
+  /** Writes the state file (tests replace it to make writes fail). */
+  readonly writeState?: (file: string, state: RuntimeState) => Promise<void>;
 }
 
 export function monotonicNow(): number {
@@ -62,6 +74,9 @@ export class ControlPlane {
   /** Slots of backends that left the registry, released once no connection counts into them. */
   readonly #retired: RetiredSlots;
   #config: Config;
+  /** Operators' changes on top of the config (persisted in the state file, if one is set). */
+  #runtime: RuntimeState = EMPTY_RUNTIME_STATE;
+  readonly #commandCore: CommandCore;
   #published: Content | undefined;
   #dirty = false;
   #tickTimer: NodeJS.Timeout | undefined;
@@ -85,6 +100,7 @@ export class ControlPlane {
       },
     };
     this.#scheduler = new ProbeScheduler(deps.random === undefined ? scheduler : { ...scheduler, random: deps.random });
+    this.#commandCore = this.#makeCommandCore();
   }
 
   get registry(): BackendRegistry {
@@ -93,9 +109,10 @@ export class ControlPlane {
 
   /** Builds the initial state (probing first where checks are active), publishes it, starts checks. */
   async start(): Promise<number> {
+    await this.#loadRuntimeState();
     const recovered = this.#deps.recovered;
     if (recovered !== undefined) this.#recover(recovered);
-    await this.#addConfigBackends(this.#config, undefined);
+    await this.#addDesired(desiredBackends(this.#config, this.#runtime));
     const version = this.#publish(this.#registry.snapshotContent(this.#now()));
     for (const backend of this.#registry.all()) this.#schedule(backend);
     this.#tickTimer = setInterval(() => {
@@ -157,27 +174,48 @@ export class ControlPlane {
   // ── start-up ─────────────────────────────────────────────────────────────────────────
 
   /**
-   * Adds the backends `config` declares that the registry lacks: all of them at start-up,
-   * those a recovered snapshot did not hold, or those a reload adds. Only backends `previous`
-   * did not declare count on a reload, so one an operator removed is not brought back.
+   * Adds the desired backends the registry lacks: all of them at start-up, those a recovered
+   * snapshot did not hold, or those a reload adds. Probed together, added in order (the
+   * order snapshots and GET /backends show); operators' drains are applied as they enter.
    */
-  async #addConfigBackends(config: Config, previous: Config | undefined): Promise<void> {
-    const before = new Set(previous?.clusters.flatMap((c) => c.backends.map((b) => backendId(c.name, b.address))));
-    const entries: { cluster: Cluster; address: string; weight: number }[] = [];
-    for (const clusterConfig of config.clusters) {
-      const cluster = this.#registry.cluster(clusterConfig.name);
-      if (cluster === undefined) continue;
-      for (const entry of clusterConfig.backends) {
-        const id = backendId(cluster.name, entry.address);
-        if (this.#registry.get(id) === undefined && !before.has(id)) entries.push({ cluster, address: entry.address, weight: entry.weight });
-      }
+  async #addDesired(desired: readonly DesiredBackend[]): Promise<void> {
+    const entries: { cluster: Cluster; want: DesiredBackend }[] = [];
+    for (const want of desired) {
+      const cluster = this.#registry.cluster(want.cluster);
+      if (cluster !== undefined && this.#registry.get(backendId(want.cluster, want.address)) === undefined) entries.push({ cluster, want });
     }
-    // Probed together, added in config order (the order snapshots and GET /backends show).
-    const verdicts = await Promise.all(entries.map(async ({ cluster, address }) => this.#firstVerdict(cluster, address)));
-    entries.forEach(({ cluster, address, weight }, i) => {
-      const backend = this.#addBackend(cluster, address, weight, verdicts[i] as HealthRecord);
+    const verdicts = await Promise.all(entries.map(async ({ cluster, want }) => this.#firstVerdict(cluster, want.address)));
+    entries.forEach(({ cluster, want }, i) => {
+      const backend = this.#addBackend(cluster, want.address, want.weight, verdicts[i] as HealthRecord);
+      if (want.drained) this.#apply(backend, cluster, { type: 'drain', now: this.#now() });
       if (this.#tickTimer !== undefined) this.#schedule(backend);
     });
+  }
+
+  async #loadRuntimeState(): Promise<void> {
+    const file = this.#config.state_file;
+    if (file === undefined) return;
+    const read = await readStateFile(file);
+    if (!read.ok) {
+      this.#controlLog.error(
+        { stateFile: file, problem: read.problem, setAsideTo: read.setAsideTo },
+        'state file is unusable: set aside; starting from config.yaml alone',
+      );
+    }
+    this.#runtime = pruneForConfig(read.state, this.#config);
+    if (read.ok && read.found) {
+      const r = this.#runtime;
+      this.#controlLog.info(
+        { stateFile: file, added: r.added.length, removed: r.removed.length, drained: r.drained.length, reweighted: Object.keys(r.weights).length },
+        'state file applied on top of config.yaml',
+      );
+    }
+  }
+
+  async #saveRuntime(state: RuntimeState): Promise<void> {
+    const file = this.#config.state_file;
+    if (file !== undefined) await (this.#deps.writeState ?? writeStateFile)(file, state);
+    this.#runtime = state;
   }
 
   /** The health a backend enters with: healthy without active checks, else its first probe decides. */
@@ -241,6 +279,7 @@ export class ControlPlane {
     const previous = this.#config;
     this.#config = next;
     const now = this.#now();
+    let runtime = pruneForConfig(this.#runtime, next);
     this.#registry.setListeners(next);
     const wanted = new Set(next.clusters.map((c) => c.name));
     for (const cluster of [...this.#registry.clusters()]) {
@@ -259,17 +298,76 @@ export class ControlPlane {
         const backend = this.#registry.get(id);
         if (backend === undefined) continue;
         const entry = entries.get(id);
-        if (entry === undefined) this.#apply(backend, cluster, { type: 'remove', force: false, now });
-        else if (entry.weight !== old.weight) {
+        if (entry === undefined) {
+          this.#apply(backend, cluster, { type: 'remove', force: false, now });
+          runtime = recordCommand(runtime, { op: 'remove', id, force: false }, next);
+        } else if (entry.weight !== old.weight) {
+          // The file changed this weight: it wins over an operator's earlier change.
           backend.weight = entry.weight;
+          runtime = recordCommand(runtime, { op: 'weight', id, weight: entry.weight }, next);
           this.#dirty = true;
         }
       }
       if (checkChanged) for (const backend of cluster.backends.values()) this.#recheck(backend, cluster, now);
     }
-    await this.#addConfigBackends(next, previous);
+    const declaredBefore = new Set(previous.clusters.flatMap((c) => c.backends.map((b) => backendId(c.name, b.address))));
+    await this.#addDesired(desiredBackends(next, runtime).filter((b) => !declaredBefore.has(backendId(b.cluster, b.address))));
+    if (runtime !== this.#runtime) await this.#saveRuntimeOrWarn(runtime);
     this.#dirty = true;
     return this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version();
+  }
+
+  /** A reload is not refused for a state file it cannot write: the file is the operators', the reload the config's. */
+  async #saveRuntimeOrWarn(state: RuntimeState): Promise<void> {
+    try {
+      await this.#saveRuntime(state);
+    } catch (error) {
+      this.#runtime = state;
+      this.#controlLog.error({ err: error }, 'state file could not be written after a reload');
+    }
+  }
+
+  // ── operators' commands ─────────────────────────────────────────────────────────────
+
+  /** Applies one admin API write; see backend-commands.ts. Callers run commands one at a time. */
+  async command(command: BackendCommand): Promise<BackendCommandResult> {
+    const result = await runBackendCommand(this.#commandCore, command);
+    if (result.ok) this.#controlLog.info({ command, version: result.version }, 'operator change applied');
+    return result;
+  }
+
+  #makeCommandCore(): CommandCore {
+    return {
+      registry: this.#registry,
+      config: () => this.#config,
+      runtime: () => this.#runtime,
+      saveRuntime: async (state) => this.#saveRuntime(state),
+      now: () => this.#now(),
+      hasFreeSlot: () => this.#deps.slots.hasFree(),
+      firstVerdict: async (cluster, address) => this.#firstVerdict(cluster, address),
+      addBackend: (cluster, address, weight, health) => {
+        const backend = this.#addBackend(cluster, address, weight, health);
+        this.#schedule(backend);
+        return backend;
+      },
+      apply: (backend, event) => {
+        this.#apply(backend, this.#clusterOf(backend), event);
+      },
+      settle: (backend) => {
+        const active = this.#deps.counters.activeConnections(backend.slot);
+        this.#apply(backend, this.#clusterOf(backend), { type: 'tick', activeConnections: active, now: this.#now() });
+        if (backend.health.state === 'removed' && active === 0) this.#forget(backend);
+        this.#dirty = true;
+      },
+      publish: () => this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version(),
+      published: (id) => {
+        for (const cluster of this.#published?.clusters ?? []) {
+          const found = cluster.backends.find((b) => b.id === id);
+          if (found !== undefined) return found;
+        }
+        return undefined;
+      },
+    };
   }
 
   /** A cluster's check changed: probe with the new one; without one, a backend that is out comes back by time. */

@@ -55,6 +55,12 @@ function onCommand(command: ControlPlaneCommand): void {
         send({ type: 'config.applied', requestId: command.requestId, version });
       });
       return;
+    case 'backend.command':
+      serially(async () => {
+        const result = await controlPlane.command(command.command);
+        send({ type: 'backend.result', requestId: command.requestId, result });
+      });
+      return;
     case 'stats.query':
       send({ type: 'stats', requestId: command.requestId, stats: controlPlane.stats() });
       return;
