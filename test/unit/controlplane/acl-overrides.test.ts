@@ -39,9 +39,9 @@ describe('listener acls set at runtime', () => {
     const registry = new BackendRegistry(config('{deny: [10.0.0.0/8]}'), new SlotAllocator(16));
     registry.setListenerAcl('web', { allow: [], deny: ['127.0.0.4/32'] });
     const same = config('{deny: [10.0.0.0/8]}', '    accept_proxy: true');
-    registry.applyConfig(same);
+    registry.setListeners(same);
     expect(aclOf(registry)).toEqual({ allow: [], deny: ['127.0.0.4/32'] });
-    registry.applyConfig(config('{deny: [11.0.0.0/8]}'));
+    registry.setListeners(config('{deny: [11.0.0.0/8]}'));
     expect(aclOf(registry)).toEqual({ allow: [], deny: ['11.0.0.0/8'] });
   });
 
@@ -54,7 +54,7 @@ describe('listener acls set at runtime', () => {
     restarted.recoverListenerAcls(published);
     expect(aclOf(restarted)).toEqual({ allow: ['127.0.0.0/8'], deny: [] });
     // ...and still yield to a later change of the file.
-    restarted.applyConfig(config('{deny: [12.0.0.0/8]}'));
+    restarted.setListeners(config('{deny: [12.0.0.0/8]}'));
     expect(aclOf(restarted)).toEqual({ allow: [], deny: ['12.0.0.0/8'] });
   });
 
