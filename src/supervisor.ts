@@ -243,6 +243,7 @@ export class Supervisor {
           : undefined,
       logger: this.rootLog,
       listenerSlot: (name) => this.listenerSlots.find(name),
+      listenerAcls: { set: async (name, acl) => this.controlPlane.listenerAcl(name, acl) },
     });
   }
 

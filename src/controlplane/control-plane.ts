@@ -13,11 +13,11 @@
  */
 import type { Logger } from 'pino';
 import { parseHostPort } from '../shared/address.ts';
-import type { Config } from '../shared/config/schema.ts';
+import type { AclConfig, Config } from '../shared/config/schema.ts';
 import { SluiceError } from '../shared/errors.ts';
 import type { CounterTables } from '../shared/counters.ts';
 import type { Snapshot } from '../shared/snapshot/types.ts';
-import type { BackendCommand, BackendCommandResult, ControlPlaneStats } from '../shared/messages.ts';
+import type { BackendCommand, BackendCommandResult, ControlPlaneStats, ListenerAclResult } from '../shared/messages.ts';
 import { runBackendCommand, type CommandCore } from './backend-commands.ts';
 import { BackendRegistry, backendId, contentChanged, type Backend, type Cluster } from './backend-registry.ts';
 import { probe as realProbe, type ProbeResult, type ProbeTarget } from './health/checkers.ts';
@@ -30,6 +30,7 @@ import {
   EMPTY_RUNTIME_STATE,
   pruneForConfig,
   recordCommand,
+  recordListenerAcl,
   type DesiredBackend,
   type RuntimeState,
 } from './runtime-state.ts';
@@ -112,6 +113,8 @@ export class ControlPlane {
     await this.#loadRuntimeState();
     const recovered = this.#deps.recovered;
     if (recovered !== undefined) this.#recover(recovered);
+    // Acls operators set before a restart (the state file), while the file's own acl stayed.
+    for (const [name, override] of Object.entries(this.#runtime.acls ?? {})) this.#registry.setListenerAcl(name, override.acl);
     await this.#addDesired(desiredBackends(this.#config, this.#runtime));
     const version = this.#publish(this.#registry.snapshotContent(this.#now()));
     for (const backend of this.#registry.all()) this.#schedule(backend);
@@ -335,6 +338,24 @@ export class ControlPlane {
     const result = await runBackendCommand(this.#commandCore, command);
     if (result.ok) this.#controlLog.info({ command, version: result.version }, 'operator change applied');
     return result;
+  }
+
+  /**
+   * An operator's acl for a listener: recorded in the state file first (refused whole if it
+   * cannot be written), then published; the answer names the version that holds it.
+   */
+  async setListenerAcl(name: string, acl: AclConfig): Promise<ListenerAclResult> {
+    const listener = this.#config.listeners.find((l) => l.name === name);
+    if (listener === undefined) return { ok: false, error: 'NOT_FOUND', message: `no listener named "${name}"` };
+    try {
+      await this.#saveRuntime(recordListenerAcl(this.#runtime, listener, acl));
+    } catch (error) {
+      return { ok: false, error: 'UNAVAILABLE', message: `the state file could not be written: ${(error as Error).message}` };
+    }
+    this.#registry.setListenerAcl(name, acl);
+    const version = this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version();
+    this.#controlLog.info({ listener: name, allow: acl.allow.length, deny: acl.deny.length, version }, 'operator changed a listener acl');
+    return { ok: true, version, acl };
   }
 
   #makeCommandCore(): CommandCore {

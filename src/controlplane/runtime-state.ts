@@ -1,6 +1,6 @@
 /**
  * What operators changed at runtime, on top of config.yaml: backends added, config backends
- * removed, backends drained, config backends reweighted. Pure: the control plane records
+ * removed, backends drained, config backends reweighted, listener acls replaced. Pure: the control plane records
  * each applied command here, the state file persists it, and start-up re-applies it, so a
  * restart keeps what operators did.
  *
@@ -9,9 +9,10 @@
  * - `removed` names only backends the config declares (anything else was runtime-added);
  * - nothing names a cluster the config lacks.
  */
-import type { Config } from '../shared/config/schema.ts';
+import type { AclConfig, Config, ListenerConfig } from '../shared/config/schema.ts';
 import type { BackendCommand } from '../shared/messages.ts';
 import { backendId } from './backend-registry.ts';
+import { sameAcl } from './listener-snapshot.ts';
 
 export interface AddedBackend {
   readonly cluster: string;
@@ -24,6 +25,17 @@ export interface RuntimeState {
   readonly removed: readonly string[];
   readonly drained: readonly string[];
   readonly weights: Readonly<Record<string, number>>;
+  /** Listener acls set through the admin API, by listener name (absent = none). */
+  readonly acls?: Readonly<Record<string, ListenerAclOverride>>;
+}
+
+/**
+ * An acl set at runtime, and the listener's acl in config.yaml at that time: the override
+ * lapses once the file's acl for that listener changes (the file is then the newer word).
+ */
+export interface ListenerAclOverride {
+  readonly acl: AclConfig;
+  readonly file_acl: AclConfig;
 }
 
 export const EMPTY_RUNTIME_STATE: RuntimeState = Object.freeze({ added: [], removed: [], drained: [], weights: {} });
@@ -62,6 +74,7 @@ export function recordCommand(state: RuntimeState, command: BackendCommand, conf
       const weights = { ...state.weights };
       Reflect.deleteProperty(weights, id);
       return {
+        ...state,
         added: state.added.filter((a) => backendId(a.cluster, a.address) !== id),
         removed: declared.has(id) && !state.removed.includes(id) ? [...state.removed, id] : state.removed,
         drained: state.drained.filter((d) => d !== id),
@@ -87,6 +100,23 @@ export function recordCommand(state: RuntimeState, command: BackendCommand, conf
   }
 }
 
+/** The state with `listener`'s acl set to `acl` at runtime. */
+export function recordListenerAcl(state: RuntimeState, listener: ListenerConfig, acl: AclConfig): RuntimeState {
+  const fileAcl = listener.acl ?? { allow: [], deny: [] };
+  return { ...state, acls: { ...state.acls, [listener.name]: { acl, file_acl: fileAcl } } };
+}
+
+/** Overrides whose listener is gone or whose file acl changed since they were set are dropped. */
+function pruneAcls(acls: RuntimeState['acls'], config: Config): RuntimeState['acls'] {
+  if (acls === undefined) return undefined;
+  const kept: Record<string, ListenerAclOverride> = {};
+  for (const [name, override] of Object.entries(acls)) {
+    const listener = config.listeners.find((l) => l.name === name);
+    if (listener !== undefined && sameAcl(listener.acl, override.file_acl)) kept[name] = override;
+  }
+  return kept;
+}
+
 /** Drops what no longer fits `config` (a reload removed its cluster, or its backend became a config one). */
 export function pruneForConfig(state: RuntimeState, config: Config): RuntimeState {
   const clusters = new Set(config.clusters.map((c) => c.name));
@@ -94,11 +124,13 @@ export function pruneForConfig(state: RuntimeState, config: Config): RuntimeStat
   const clusterOf = (id: string): string => id.slice(0, id.indexOf(':'));
   const weights: Record<string, number> = {};
   for (const [id, weight] of Object.entries(state.weights)) if (declared.has(id)) weights[id] = weight;
+  const acls = pruneAcls(state.acls, config);
   return {
     added: state.added.filter((a) => clusters.has(a.cluster) && !declared.has(backendId(a.cluster, a.address))),
     removed: state.removed.filter((id) => declared.has(id)),
     drained: state.drained.filter((id) => clusters.has(clusterOf(id))),
     weights,
+    ...(acls === undefined ? {} : { acls }),
   };
 }
 

@@ -13,6 +13,7 @@ import { open, rename, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { analyzeHostPort } from '../shared/address.ts';
+import { parseCidr } from '../shared/cidr.ts';
 import type { RuntimeState } from './runtime-state.ts';
 import { EMPTY_RUNTIME_STATE } from './runtime-state.ts';
 
@@ -20,6 +21,9 @@ const FORMAT = 1;
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}:.+$/, { error: 'expected a backend id like web:127.0.0.1:9001' });
 const weight = z.int().min(0).max(10_000);
+
+const cidrs = z.array(z.string().refine((text) => parseCidr(text).ok, { error: 'expected a CIDR block' }));
+const acl = z.strictObject({ allow: cidrs, deny: cidrs });
 
 const stateFileSchema = z.strictObject({
   format: z.literal(FORMAT),
@@ -34,6 +38,8 @@ const stateFileSchema = z.strictObject({
   removed: z.array(id),
   drained: z.array(id),
   weights: z.record(id, weight),
+  // Absent in files written before listener acls could be set at runtime.
+  acls: z.record(z.string(), z.strictObject({ acl, file_acl: acl })).optional(),
 });
 
 export type StateFileRead =
@@ -72,8 +78,8 @@ export function parseStateText(text: string): RuntimeState | string {
     const issue = parsed.error.issues[0];
     return `unexpected content at ${issue === undefined ? '(root)' : issue.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`;
   }
-  const { added, removed, drained, weights } = parsed.data;
-  return { added, removed, drained, weights };
+  const { added, removed, drained, weights, acls } = parsed.data;
+  return { added, removed, drained, weights, ...(acls === undefined ? {} : { acls }) };
 }
 
 export function serializeState(state: RuntimeState, now: Date = new Date()): string {

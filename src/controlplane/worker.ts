@@ -61,6 +61,12 @@ function onCommand(command: ControlPlaneCommand): void {
         send({ type: 'backend.result', requestId: command.requestId, result });
       });
       return;
+    case 'listener.acl':
+      serially(async () => {
+        const result = await controlPlane.setListenerAcl(command.listener, command.acl);
+        send({ type: 'listener.acl.result', requestId: command.requestId, result });
+      });
+      return;
     case 'stats.query':
       send({ type: 'stats', requestId: command.requestId, stats: controlPlane.stats() });
       return;

@@ -3,7 +3,7 @@
  * per connection: these are lifecycle and control messages only. Each receiving thread
  * handles its union with an exhaustive switch whose default throws.
  */
-import type { Config } from './config/schema.ts';
+import type { AclConfig, Config } from './config/schema.ts';
 import type { CounterDimensions } from './counters.ts';
 import type { SnapshotBackend } from './snapshot/types.ts';
 
@@ -63,7 +63,9 @@ export type ControlPlaneCommand =
   | { readonly type: 'fault.crash' }
   | { readonly type: 'stats.query'; readonly requestId: number }
   /** An operator's change to one backend (admin API); answered with `backend.result`. */
-  | { readonly type: 'backend.command'; readonly requestId: number; readonly command: BackendCommand };
+  | { readonly type: 'backend.command'; readonly requestId: number; readonly command: BackendCommand }
+  /** An operator's new acl for a listener (admin API); answered with `listener.acl.result`. */
+  | { readonly type: 'listener.acl'; readonly requestId: number; readonly listener: string; readonly acl: AclConfig };
 
 /**
  * What the admin API asks of the control plane, one backend at a time. Ids are
@@ -97,7 +99,13 @@ export type ControlPlaneEvent =
   | { readonly type: 'published'; readonly version: number }
   | { readonly type: 'config.applied'; readonly requestId: number; readonly version: number }
   | { readonly type: 'stats'; readonly requestId: number; readonly stats: ControlPlaneStats }
-  | { readonly type: 'backend.result'; readonly requestId: number; readonly result: BackendCommandResult };
+  | { readonly type: 'backend.result'; readonly requestId: number; readonly result: BackendCommandResult }
+  | { readonly type: 'listener.acl.result'; readonly requestId: number; readonly result: ListenerAclResult };
+
+/** The answer to `listener.acl`: the published version whose snapshot holds the new acl. */
+export type ListenerAclResult =
+  | { readonly ok: true; readonly version: number; readonly acl: AclConfig }
+  | { readonly ok: false; readonly error: 'NOT_FOUND' | 'UNAVAILABLE'; readonly message: string };
 
 /** Counters of the control plane's own work, ready to become metrics. */
 export interface ControlPlaneStats {

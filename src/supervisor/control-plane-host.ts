@@ -5,7 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { Config } from '../shared/config/schema.ts';
+import type { AclConfig, Config } from '../shared/config/schema.ts';
 import type { CounterDimensions } from '../shared/counters.ts';
 import type {
   BackendCommand,
@@ -14,6 +14,7 @@ import type {
   ControlPlaneEvent,
   ControlPlaneStats,
   ControlPlaneWorkerData,
+  ListenerAclResult,
 } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
 import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
@@ -52,6 +53,7 @@ export class ControlPlaneHost {
   private onStartFailure: ((error: Error) => void) | undefined;
   private readonly pendingStats = new Map<number, (stats: ControlPlaneStats | undefined) => void>();
   private readonly pendingCommands = new Map<number, (result: BackendCommandResult) => void>();
+  private readonly pendingAcls = new Map<number, (result: ListenerAclResult) => void>();
 
   constructor(options: ControlPlaneOptions) {
     this.options = options;
@@ -133,6 +135,23 @@ export class ControlPlaneHost {
     });
   }
 
+  /** An operator's acl for a listener; answered like `backendCommand`. */
+  listenerAcl(listener: string, acl: AclConfig): Promise<ListenerAclResult> {
+    if (this.worker === undefined) return Promise.resolve(unavailable('the control plane is not running'));
+    const requestId = this.nextRequestId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingAcls.delete(requestId);
+        resolve(unavailable(`no answer from the control plane within ${COMMAND_TIMEOUT_MS} ms; the change may still be applied`));
+      }, COMMAND_TIMEOUT_MS);
+      this.pendingAcls.set(requestId, (result) => {
+        clearTimeout(timer);
+        resolve(result);
+      });
+      this.send({ type: 'listener.acl', requestId, listener, acl });
+    });
+  }
+
   private spawn(): void {
     const o = this.options;
     const workerData: ControlPlaneWorkerData = {
@@ -166,6 +185,10 @@ export class ControlPlaneHost {
       answer(unavailable('the control plane stopped before answering; the change may or may not have been applied'));
     }
     this.pendingCommands.clear();
+    for (const answer of this.pendingAcls.values()) {
+      answer(unavailable('the control plane stopped before answering; the change may or may not have been applied'));
+    }
+    this.pendingAcls.clear();
     if (this.stopping || this.onStartFailure !== undefined) {
       this.onStartFailure?.(new Error(`control-plane worker exited with code ${code} before it was ready`));
       return;
@@ -196,6 +219,10 @@ export class ControlPlaneHost {
         this.pendingStats.get(event.requestId)?.(event.stats);
         this.pendingStats.delete(event.requestId);
         return;
+      case 'listener.acl.result':
+        this.pendingAcls.get(event.requestId)?.(event.result);
+        this.pendingAcls.delete(event.requestId);
+        return;
       case 'backend.result':
         this.pendingCommands.get(event.requestId)?.(event.result);
         this.pendingCommands.delete(event.requestId);
@@ -214,6 +241,6 @@ export class ControlPlaneHost {
   }
 }
 
-function unavailable(message: string): BackendCommandResult {
+function unavailable(message: string): { readonly ok: false; readonly error: 'UNAVAILABLE'; readonly message: string } {
   return { ok: false, error: 'UNAVAILABLE', message };
 }

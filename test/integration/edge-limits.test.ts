@@ -10,6 +10,7 @@ import { startBackend, type TestBackend } from '../helpers/backends.ts';
 import { startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { closeAll, eventually, holdServed, listenerStats, probe } from '../helpers/edge.ts';
 import { freePorts } from '../helpers/ports.ts';
+import { getJson } from '../helpers/client.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -141,6 +142,44 @@ describe('acl', () => {
     const stats = await listenerStats(daemon.adminUrl, 'edge');
     expect(stats.acl).toEqual({ allow: ['127.0.0.0/30'], deny: ['127.0.0.2/32'] });
     expect(stats.refused_total['acl']).toBe(4);
+    expect(daemon.child.exitCode).toBeNull();
+  });
+
+  it('applies an acl changed through the admin API to the next connection, with no restart, and keeps it across a reload', async () => {
+    const { daemon, port, backend } = await setup(['acl: {deny: [127.0.0.4/32]}']);
+    expect(await probe(port, '127.0.0.5')).toBe('served');
+    const pid = daemon.child.pid;
+
+    const put = await fetch(`${daemon.adminUrl}/listeners/edge/acl`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ deny: ['127.0.0.5/32'] }),
+    });
+    expect(put.status).toBe(200);
+    const answer = (await put.json()) as { deny: string[]; snapshot_version: number };
+    expect(answer.deny).toEqual(['127.0.0.5/32']);
+    // The answer comes once the snapshot holding the acl is published: the very next
+    // connection is checked against it.
+    expect(await probe(port, '127.0.0.5')).toBe('refused');
+    expect(await probe(port, '127.0.0.4')).toBe('served');
+    expect(backend.accepted).toBe(2);
+    expect(await getJson(`${daemon.adminUrl}/listeners/edge/acl`)).toEqual({ listener: 'edge', allow: [], deny: ['127.0.0.5/32'] });
+
+    // A reload that leaves the file's acl as it was keeps the operator's acl.
+    const before = daemon.logs.length;
+    daemon.child.kill('SIGHUP');
+    await daemon.waitForLog((l) => l.msg === 'config reloaded' && daemon.logs.indexOf(l) >= before);
+    expect(await probe(port, '127.0.0.5')).toBe('refused');
+
+    const bad = await fetch(`${daemon.adminUrl}/listeners/edge/acl`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ deny: ['127.0.0.5/24'] }),
+    });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ error: 'BAD_REQUEST', message: 'deny.0: "127.0.0.5/24" has host bits set; did you mean 127.0.0.0/24?' });
+    expect(await probe(port, '127.0.0.5')).toBe('refused');
+    expect(daemon.child.pid).toBe(pid);
     expect(daemon.child.exitCode).toBeNull();
   });
 });

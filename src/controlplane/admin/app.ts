@@ -13,7 +13,7 @@ import { registerClusterRoutes } from './cluster-routes.ts';
 import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
 import { registerErrorHandlers } from './errors.ts';
 import { registerLifecycleRoutes, type LifecycleControl } from './lifecycle-routes.ts';
-import { registerListenerRoutes } from './listener-routes.ts';
+import { registerListenerRoutes, type ListenerAcls } from './listener-routes.ts';
 import { registerOpenApiRoute } from './openapi.ts';
 
 export interface AdminDeps {
@@ -35,6 +35,8 @@ export interface AdminDeps {
   readonly logger: Logger;
   /** The counter row of a listener name (GET /listeners); without it, listener counters read 0. */
   readonly listenerSlot?: (name: string) => number | undefined;
+  /** Listener acl writes (PUT /listeners/:name/acl), applied by the control plane; without it they answer 503. */
+  readonly listenerAcls?: ListenerAcls;
 }
 
 /** Request bodies are small JSON documents; anything larger is refused with 413. */
@@ -68,7 +70,12 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
   registerOpenApiRoute(app);
 
   registerLifecycleRoutes(app, deps.lifecycle);
-  registerListenerRoutes(app, { snapshots: deps.snapshots, counters: deps.counters, listenerSlot: deps.listenerSlot ?? (() => undefined) });
+  registerListenerRoutes(app, {
+    snapshots: deps.snapshots,
+    counters: deps.counters,
+    listenerSlot: deps.listenerSlot ?? (() => undefined),
+    acls: deps.listenerAcls,
+  });
   registerDebugRoutes(app, deps.workerResources, deps.faults);
 
   app.get('/debug/controlplane', async () => ({ controlplane: (await deps.controlPlaneStats()) ?? null }));

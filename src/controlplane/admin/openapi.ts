@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { putAclBody } from './listener-routes.ts';
 import { addBackendBody, patchBackendBody } from './schemas.ts';
 
 type Json = Record<string, unknown>;
@@ -62,6 +63,47 @@ const ERROR_TEXT: Record<number, string> = {
 };
 
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'cluster:address' };
+const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string' }, description: 'listener name' };
+
+const counts = (keys: readonly string[]): Json => ({ type: 'object', properties: Object.fromEntries(keys.map((k) => [k, { type: 'integer' }])) });
+
+const listener: Json = {
+  type: 'object',
+  required: ['name', 'cluster', 'accept_proxy', 'limits', 'acl', 'sni_routes', 'accepted_total', 'refused_total', 'limits_table_full_total'],
+  properties: {
+    name: { type: 'string' },
+    cluster: { type: ['string', 'null'], description: 'the default cluster (null: sni_routes only)' },
+    accept_proxy: { type: 'boolean' },
+    limits: {
+      type: ['object', 'null'],
+      description: '0 = that limit is off',
+      properties: { per_ip_connections: { type: 'integer' }, per_ip_rate: { type: 'number', description: 'per second' }, burst: { type: 'integer' }, max_connections: { type: 'integer' } },
+    },
+    acl: ref('AclView'),
+    sni_routes: { type: 'array', items: { type: 'object', properties: { server_name: { type: 'string' }, cluster: { type: 'string' } } } },
+    accepted_total: { type: 'integer' },
+    refused_total: counts([
+      'no_backend',
+      'all_backends_failed',
+      'draining',
+      'acl',
+      'max_connections',
+      'per_ip_connections',
+      'per_ip_rate',
+      'proxy_header',
+      'proxy_header_timeout',
+      'tls_hello',
+      'tls_hello_timeout',
+      'sni_no_route',
+    ]),
+    limits_table_full_total: { type: 'integer', description: 'admitted without a per-IP check: the shared table was full (fail open)' },
+  },
+};
+
+const aclView: Json = {
+  type: 'object',
+  properties: { allow: { type: 'array', items: { type: 'string' } }, deny: { type: 'array', items: { type: 'string' } } },
+};
 
 /** A request body schema as OpenAPI 3.1 (JSON Schema 2020-12) wants it inside components. */
 function bodySchema(schema: z.ZodType): Json {
@@ -79,6 +121,9 @@ export function openApiDocument(): Json {
       schemas: {
         AddBackend: bodySchema(addBackendBody),
         PatchBackend: bodySchema(patchBackendBody),
+        PutAcl: bodySchema(putAclBody),
+        Listener: listener,
+        AclView: aclView,
         Backend: backend,
         WrittenBackend: written,
         Error: error,
@@ -117,6 +162,23 @@ export function openApiDocument(): Json {
         post: { summary: 'Put it back (healthy if its probes pass)', responses: { 200: json(ref('WrittenBackend'), 'undrained'), ...errors(400, 401, 404, 409, 503) } },
       },
       '/clusters': { get: { summary: 'Clusters with backend counts by state', responses: { 200: json({ type: 'array' }, 'clusters'), ...errors(401) } } },
+      '/listeners': { get: { summary: 'Listeners with their edge settings and refusals by reason', responses: { 200: json({ type: 'array', items: ref('Listener') }, 'listeners'), ...errors(401) } } },
+      '/listeners/{name}': {
+        parameters: [nameParam],
+        get: { summary: 'One listener', responses: { 200: json(ref('Listener'), 'the listener'), ...errors(401, 404) } },
+      },
+      '/listeners/{name}/acl': {
+        parameters: [nameParam],
+        get: { summary: 'The acl in force', responses: { 200: json(ref('AclView'), 'the acl'), ...errors(401, 404) } },
+        put: {
+          summary: 'Replace the acl (a missing list is empty); the next accepted connection is checked against it',
+          requestBody: body('PutAcl'),
+          responses: {
+            200: json({ allOf: [ref('AclView'), { type: 'object', properties: { listener: { type: 'string' }, snapshot_version: { type: 'integer' } } }] }, 'replaced'),
+            ...errors(400, 401, 404, 413, 503),
+          },
+        },
+      },
       '/snapshot': { get: { summary: 'The published routing snapshot (version and content)', responses: { 200: json({ type: 'object' }, 'snapshot'), ...errors(401) } } },
       '/healthz': { get: { summary: 'Alive (no token needed)', security: [], responses: { 200: json({ type: 'object' }, 'alive') } } },
       '/readyz': {
