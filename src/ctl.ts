@@ -14,6 +14,9 @@ export const CTL_USAGE = `usage: sluice ctl [--admin URL] [--token-env NAME] COM
   remove ID [--force]              drain, then remove (--force: close its connections now)
   drain ID | undrain ID            take out of rotation / put back
   weight ID N                      set its weight (0-10000)
+  acl LISTENER                     show the listener's allow/deny lists
+  acl LISTENER [--allow CIDR]... [--deny CIDR]... [--clear]
+                                   replace them (a list not given is empty; --clear: allow all)
 ID is cluster:address, e.g. web:127.0.0.1:9001. The admin URL defaults to $SLUICE_ADMIN_URL
 or http://127.0.0.1:9090; the token is read from $SLUICE_ADMIN_TOKEN (or --token-env NAME).`;
 
@@ -21,11 +24,13 @@ const DEFAULT_ADMIN = 'http://127.0.0.1:9090';
 const REQUEST_TIMEOUT_MS = 35_000;
 
 export interface CtlRequest {
-  readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT';
   readonly path: string;
   readonly body?: unknown;
   /** Only for `list`: keep the rows of this cluster. */
   readonly cluster?: string;
+  /** How to print the answer: backend rows (default) or a listener acl. */
+  readonly show?: 'acl';
 }
 
 export interface CtlInvocation {
@@ -58,6 +63,9 @@ export function parseCtlArgs(args: readonly string[], env: NodeJS.ProcessEnv = p
       cluster: { type: 'string' },
       weight: { type: 'string' },
       force: { type: 'boolean' },
+      allow: { type: 'string', multiple: true },
+      deny: { type: 'string', multiple: true },
+      clear: { type: 'boolean' },
     },
     allowPositionals: true,
     strict: true,
@@ -91,6 +99,16 @@ export function parseCtlArgs(args: readonly string[], env: NodeJS.ProcessEnv = p
       expectArgs(2);
       request = { method: 'PATCH', path: id(rest[0]), body: { weight: integer(rest[1], 'the weight') } };
       break;
+    case 'acl': {
+      expectArgs(1);
+      const path = `/listeners/${encodeURIComponent(rest[0] ?? '')}/acl`;
+      const allow = values.allow ?? [];
+      const deny = values.deny ?? [];
+      const writes = values.clear === true || allow.length > 0 || deny.length > 0;
+      if (values.clear === true && (allow.length > 0 || deny.length > 0)) throw usage('--clear replaces the lists with empty ones; give it alone');
+      request = writes ? { method: 'PUT', path, body: { allow, deny }, show: 'acl' } : { method: 'GET', path, show: 'acl' };
+      break;
+    }
     case undefined:
       throw usage('missing command');
     default:
@@ -162,10 +180,26 @@ export async function runCtl(args: readonly string[], env: NodeJS.ProcessEnv = p
     const { error, message } = body as { error?: string; message?: string };
     return { output: `sluice ctl: ${response.status} ${error ?? ''}: ${message ?? text}`, code: 1 };
   }
+  if (request.show === 'acl') return { output: formatAcl(body as AclAnswer), code: 0 };
   if (Array.isArray(body)) {
     const rows = (body as BackendRow[]).filter((r) => request.cluster === undefined || r.cluster === request.cluster);
     return { output: formatTable(rows), code: 0 };
   }
   const row = body as BackendRow & { snapshot_version?: unknown };
   return { output: `${formatTable([row])}\nsnapshot version ${String(row.snapshot_version)}`, code: 0 };
+}
+
+interface AclAnswer {
+  readonly listener?: string;
+  readonly allow?: readonly string[];
+  readonly deny?: readonly string[];
+  readonly snapshot_version?: number;
+}
+
+/** A listener acl as lines (pure). */
+export function formatAcl(answer: AclAnswer): string {
+  const list = (blocks: readonly string[] | undefined, empty: string): string => (blocks === undefined || blocks.length === 0 ? empty : blocks.join(' '));
+  const lines = [`listener ${answer.listener ?? '-'}`, `allow  ${list(answer.allow, '(all)')}`, `deny   ${list(answer.deny, '(none)')}`];
+  if (answer.snapshot_version !== undefined) lines.push(`snapshot version ${answer.snapshot_version}`);
+  return lines.join('\n');
 }

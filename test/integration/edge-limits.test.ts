@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
-import { startDaemon, type Daemon } from '../helpers/daemon.ts';
+import { runCli, startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { closeAll, eventually, holdServed, listenerStats, probe } from '../helpers/edge.ts';
 import { freePorts } from '../helpers/ports.ts';
 import { getJson } from '../helpers/client.ts';
@@ -179,7 +179,23 @@ describe('acl', () => {
     expect(bad.status).toBe(400);
     expect(await bad.json()).toEqual({ error: 'BAD_REQUEST', message: 'deny.0: "127.0.0.5/24" has host bits set; did you mean 127.0.0.0/24?' });
     expect(await probe(port, '127.0.0.5')).toBe('refused');
+
+    // The same through `sluice ctl`: show, then clear.
+    expect(await ctl(daemon.adminUrl, ['acl', 'edge'])).toEqual({ code: 0, output: 'listener edge\nallow  (all)\ndeny   127.0.0.5/32\n' });
+    const cleared = await ctl(daemon.adminUrl, ['acl', 'edge', '--clear']);
+    expect(cleared.code).toBe(0);
+    expect(cleared.output.replace(/\d+\n$/, 'N')).toBe('listener edge\nallow  (all)\ndeny   (none)\nsnapshot version N');
+    expect(await probe(port, '127.0.0.5')).toBe('served');
     expect(daemon.child.pid).toBe(pid);
     expect(daemon.child.exitCode).toBeNull();
   });
 });
+
+async function ctl(adminUrl: string, args: string[]): Promise<{ code: number | null; output: string }> {
+  const child = runCli(['ctl', '--admin', adminUrl, ...args]);
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { code, output };
+}

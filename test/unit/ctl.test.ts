@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatTable, parseCtlArgs } from '../../src/ctl.ts';
+import { formatAcl, formatTable, parseCtlArgs } from '../../src/ctl.ts';
 
 describe('sluice ctl arguments', () => {
   it.each<[string[], object]>([
@@ -12,6 +12,9 @@ describe('sluice ctl arguments', () => {
     [['drain', 'web:[::1]:9001'], { method: 'POST', path: '/backends/web%3A%5B%3A%3A1%5D%3A9001/drain' }],
     [['undrain', 'web:h:1'], { method: 'POST', path: '/backends/web%3Ah%3A1/undrain' }],
     [['weight', 'web:h:1', '0'], { method: 'PATCH', path: '/backends/web%3Ah%3A1', body: { weight: 0 } }],
+    [['acl', 'edge'], { method: 'GET', path: '/listeners/edge/acl', show: 'acl' }],
+    [['acl', 'edge', '--deny', '10.0.0.0/8', '--deny', '::1', '--allow', '10.0.0.0/7'], { method: 'PUT', path: '/listeners/edge/acl', body: { allow: ['10.0.0.0/7'], deny: ['10.0.0.0/8', '::1'] }, show: 'acl' }],
+    [['acl', 'edge', '--clear'], { method: 'PUT', path: '/listeners/edge/acl', body: { allow: [], deny: [] }, show: 'acl' }],
   ])('%j', (args, request) => {
     expect(parseCtlArgs(args, {}).request).toEqual(request);
   });
@@ -31,6 +34,8 @@ describe('sluice ctl arguments', () => {
     [['drain', 'nocolon'], /expected a backend ID like web:127.0.0.1:9001/],
     [['add', 'web', 'h:1', '--weight=-1'], /--weight must be a whole number/],
     [['add', 'web', 'h:1', '--weight', '-1'], /argument is ambiguous/],
+    [['acl'], /acl takes 1 argument, got 0/],
+    [['acl', 'edge', '--clear', '--deny', '1.2.3.4'], /--clear replaces the lists/],
   ])('refuses %j as a usage error', (args, message) => {
     expect(() => parseCtlArgs(args, {})).toThrow(message);
   });
@@ -49,5 +54,12 @@ describe('sluice ctl table', () => {
       'web:b:1             draining (admin)     1            12      drained by an operator',
       'web:c:1             draining (removing)  1            1       removed by an operator',
     ]);
+  });
+});
+
+describe('sluice ctl acl output', () => {
+  it('prints the lists, and the snapshot version after a change', () => {
+    expect(formatAcl({ listener: 'edge', allow: [], deny: ['10.0.0.0/8', '::1/128'] })).toBe('listener edge\nallow  (all)\ndeny   10.0.0.0/8 ::1/128');
+    expect(formatAcl({ listener: 'edge', allow: ['10.0.0.0/8'], deny: [], snapshot_version: 7 })).toBe('listener edge\nallow  10.0.0.0/8\ndeny   (none)\nsnapshot version 7');
   });
 });
