@@ -3,8 +3,10 @@
  * the data-plane workers, serves the admin API and turns signals into lifecycle steps.
  * It owns nothing on the hot path.
  */
+import { closeSync, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { buildAdminApp, type AdminApp } from './controlplane/admin/app.ts';
+import { createMetrics } from './controlplane/admin/metrics/registry.ts';
 import { parseHostPort } from './shared/address.ts';
 import type { Config } from './shared/config/schema.ts';
 import {
@@ -16,7 +18,7 @@ import {
 } from './shared/counters.ts';
 import { SluiceError } from './shared/errors.ts';
 import { createLogger, flushLogs, type Logger } from './shared/logger.ts';
-import type { ListenerBinding } from './shared/messages.ts';
+import type { AccessLogSettings, ListenerBinding } from './shared/messages.ts';
 import { createSnapshotBuffer } from './shared/snapshot/layout.ts';
 import { SnapshotReader } from './shared/snapshot/reader.ts';
 import { ControlPlaneHost } from './supervisor/control-plane-host.ts';
@@ -52,6 +54,21 @@ function describeListenFailures(failures: readonly ListenFailure[]): string {
     .join('\n');
 }
 
+/**
+ * Open the access log file once, here, so a bad path fails start-up with a clear message
+ * instead of failing inside every worker; the workers share the descriptor (O_APPEND keeps
+ * their lines whole). Without a path the lines go to stdout.
+ */
+function openAccessLog(config: Config['access_log']): AccessLogSettings {
+  const { enabled, sampling, path } = config;
+  if (!enabled || path === undefined) return { enabled, sampling, fd: 1 };
+  try {
+    return { enabled, sampling, fd: openSync(path, 'a', 0o640) };
+  } catch (error) {
+    throw new SluiceError('SLUICE_ACCESS_LOG_UNWRITABLE', `access_log.path: cannot open ${path}: ${(error as Error).message}`);
+  }
+}
+
 export class Supervisor {
   private readonly options: SupervisorOptions;
   private readonly rootLog: Logger;
@@ -61,6 +78,8 @@ export class Supervisor {
   private readonly snapshotBuffer: SharedArrayBuffer;
   private readonly controlPlane: ControlPlaneHost;
   private readonly dataPlane: DataPlanePool;
+  private readonly accessLog: AccessLogSettings;
+  private listeners: readonly ListenerBinding[] = [];
   private admin: AdminApp | undefined;
   private draining = false;
 
@@ -74,6 +93,7 @@ export class Supervisor {
     const counterBuffer = createCounterBuffer(this.counterDims);
     this.counters = new CounterTables(counterBuffer, this.counterDims);
     this.snapshotBuffer = createSnapshotBuffer();
+    this.accessLog = openAccessLog(options.config.access_log);
     const shared = {
       snapshotBuffer: this.snapshotBuffer,
       counterBuffer,
@@ -82,7 +102,7 @@ export class Supervisor {
       logger: root,
     };
     this.controlPlane = new ControlPlaneHost({ ...shared, config: options.config });
-    this.dataPlane = new DataPlanePool({ ...shared, workers, counters: this.counters });
+    this.dataPlane = new DataPlanePool({ ...shared, workers, counters: this.counters, accessLog: this.accessLog });
   }
 
   /** Start everything; on any failure, stop what was started and throw a coded error. */
@@ -90,8 +110,9 @@ export class Supervisor {
     const { config } = this.options;
     try {
       const { version, backends } = await this.controlPlane.start();
+      this.listeners = listenerBindings(config);
       await this.startAdmin();
-      const failures = await this.dataPlane.start(listenerBindings(config));
+      const failures = await this.dataPlane.start(this.listeners);
       if (failures.length > 0) throw new SluiceError('SLUICE_LISTEN_FAILED', describeListenFailures(failures));
       this.log.info(
         {
@@ -129,11 +150,23 @@ export class Supervisor {
     const { listen } = this.options.config.admin;
     const address = parseHostPort(listen);
     if (address === undefined) throw new SluiceError('SLUICE_CONFIG_INVALID', `bad admin address ${listen}`);
+    const snapshots = new SnapshotReader(this.snapshotBuffer);
+    const metrics = createMetrics(
+      () => ({
+        snapshot: snapshots.current(),
+        counters: this.counters,
+        listeners: this.listeners,
+        restarts: { dataPlane: this.dataPlane.restarts, controlPlane: this.controlPlane.restarts },
+      }),
+      { processMetrics: true },
+    );
     const admin = buildAdminApp({
-      snapshots: new SnapshotReader(this.snapshotBuffer),
+      snapshots,
       counters: this.counters,
       isReady: () => !this.draining,
       workerResources: async () => this.dataPlane.resources(),
+      listeners: () => this.listeners,
+      metrics,
       logger: this.rootLog,
     });
     try {
@@ -154,5 +187,6 @@ export class Supervisor {
     await this.dataPlane.terminate();
     await this.controlPlane.stop();
     await this.admin?.close();
+    if (this.accessLog.fd !== 1) closeSync(this.accessLog.fd);
   }
 }

@@ -4,6 +4,7 @@
  * it is restarted, so routing does not change under the data plane) and publishes.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { CounterTables } from '../shared/counters.ts';
 import { createLogger, flushLogs } from '../shared/logger.ts';
 import type { ControlPlaneCommand, ControlPlaneEvent, ControlPlaneWorkerData } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
@@ -26,9 +27,11 @@ const existing = new SnapshotReader(data.snapshotBuffer).current();
 const slots = new SlotAllocator(data.counterDims.backendSlots);
 const registry = new BackendRegistry(data.config, slots, existing.version > 0 ? existing : undefined);
 const writer = new SnapshotWriter(data.snapshotBuffer);
+const counters = new CounterTables(data.counterBuffer, data.counterDims).forControlPlane();
 
 function publish(): number {
   const version = writer.publish(registry.snapshotContent());
+  counters.snapshotPublished();
   slots.published();
   log.debug({ version }, 'snapshot published');
   return version;

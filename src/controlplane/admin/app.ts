@@ -5,9 +5,11 @@
 import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { CounterTables } from '../../shared/counters.ts';
-import type { ResourceReport } from '../../shared/messages.ts';
+import type { ListenerBinding, ResourceReport } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { backendViews } from './backend-view.ts';
+import { registerDashboardRoutes } from './dashboard-routes.ts';
+import type { Metrics } from './metrics/registry.ts';
 
 export interface AdminDeps {
   readonly snapshots: SnapshotReader;
@@ -16,6 +18,9 @@ export interface AdminDeps {
   readonly isReady: () => boolean;
   /** Resource counts of every data-plane worker, for leak checks and debugging. */
   readonly workerResources: () => Promise<ResourceReport[]>;
+  /** The listeners the data plane runs now, with their counter slots. */
+  readonly listeners: () => readonly ListenerBinding[];
+  readonly metrics: Metrics;
   readonly logger: Logger;
 }
 
@@ -45,6 +50,10 @@ export function buildAdminApp(deps: AdminDeps) {
   app.get('/snapshot', () => deps.snapshots.current());
 
   app.get('/debug/resources', async () => ({ workers: await deps.workerResources() }));
+
+  app.get('/metrics', async (_request, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.render()));
+
+  registerDashboardRoutes(app, deps);
 
   return app;
 }
