@@ -1,23 +1,34 @@
 /**
- * The data plane's access log: one JSON line per closed connection, written by the worker
- * that proxied it through its own asynchronous pino destination (a log call appends to a
- * buffer; libuv writes it out), so logging never blocks the event loop and needs no
+ * The data plane's access log: one JSON line per closed connection in pino's format
+ * (access-line.ts), written by the worker that proxied it through its own asynchronous,
+ * batching destination (batched-destination.ts: a line is encoded into a buffer; the
+ * thread pool writes whole buffers), so logging never blocks the event loop and needs no
  * message to another thread.
  *
  * Cost when disabled: `sample()` is a field read; no record is built. When enabled: one
- * random number per accepted connection, and for a sampled one a getpeername at accept
- * (the client address is gone once the socket closes) and one record object at close.
+ * random number per accepted connection unless every connection is logged, and for a
+ * sampled one a getpeername at accept (the client address is gone once the socket
+ * closes), one record object and one line at close.
  *
  * Bounded: at most MAX_BUFFERED_BYTES wait in memory per worker when the destination is
  * slower than the traffic; beyond that lines are dropped and counted
- * (`sluice_access_log_dropped_total`), never queued without limit.
+ * (`sluice_access_log_dropped_total`), never queued without limit. A line reaches the
+ * file at most FLUSH_INTERVAL_MS after its connection closed.
  */
-import { pino, type Logger } from 'pino';
+import { fstatSync } from 'node:fs';
 import { WorkerCounter, type WorkerCounters } from '../shared/counters.ts';
-import { asyncDestination } from '../shared/logger.ts';
+import { ATOMIC_WRITE_BYTES, registerFlushOnExit } from '../shared/logger.ts';
 import type { AccessLogSettings } from '../shared/messages.ts';
+import { accessLinePrefix, formatAccessLine } from './access-line.ts';
+import { BatchedDestination } from './batched-destination.ts';
 
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+const FLUSH_INTERVAL_MS = 1000;
+/**
+ * One write per this many bytes (~200 lines) to a regular file, whose O_APPEND writes are
+ * whole at any size; to a pipe only writes up to PIPE_BUF are, so there ~12 lines a write.
+ */
+const FILE_BUFFER_BYTES = 64 * 1024;
 
 export type TerminationReason =
   | 'client_close'
@@ -57,7 +68,8 @@ export class AccessLog {
   readonly enabled: boolean;
   private readonly sampling: number;
   private readonly random: () => number;
-  private readonly logger: Logger | undefined;
+  private readonly destination: BatchedDestination | undefined;
+  private readonly linePrefix: string;
   private readonly counters: WorkerCounters;
 
   constructor(
@@ -69,15 +81,22 @@ export class AccessLog {
     this.sampling = settings.sampling;
     this.random = random;
     this.counters = context.counters;
+    this.linePrefix = accessLinePrefix(process.pid, context.worker);
     if (!this.enabled) return;
-    const destination = asyncDestination(settings.fd, {
+    const destination = new BatchedDestination({
+      fd: settings.fd,
+      bufferBytes: isRegularFile(settings.fd) ? FILE_BUFFER_BYTES : ATOMIC_WRITE_BYTES,
+      flushIntervalMs: FLUSH_INTERVAL_MS,
       maxBufferedBytes: MAX_BUFFERED_BYTES,
       onDrop: () => {
         context.counters.bumpWorker(WorkerCounter.accessLogDropped);
       },
       onError: context.onError,
     });
-    this.logger = pino({ level: 'info', base: { pid: process.pid, worker: context.worker, log: 'access' } }, destination);
+    registerFlushOnExit(() => {
+      destination.flushSync();
+    });
+    this.destination = destination;
   }
 
   /** Whether the connection accepted now is logged when it closes. */
@@ -86,8 +105,16 @@ export class AccessLog {
   }
 
   write(record: AccessRecord): void {
-    if (this.logger === undefined) return;
+    if (this.destination === undefined) return;
     this.counters.bumpWorker(WorkerCounter.accessLogLines);
-    this.logger.info(record, 'access');
+    this.destination.write(formatAccessLine(Date.now(), this.linePrefix, record));
+  }
+}
+
+function isRegularFile(fd: number): boolean {
+  try {
+    return fstatSync(fd).isFile();
+  } catch {
+    return false;
   }
 }

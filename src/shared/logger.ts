@@ -6,15 +6,7 @@ import { pino, type DestinationStream, type Logger } from 'pino';
  * most this size, so lines from different threads interleave by line, never inside one,
  * even when stdout is a pipe. (Appends to a regular file are whole at any size.)
  */
-const ATOMIC_WRITE_BYTES = 4096;
-
-export interface DestinationOptions {
-  /** Buffered bytes above which new lines are dropped (and `onDrop` called) instead of queued. */
-  readonly maxBufferedBytes?: number;
-  readonly onDrop?: () => void;
-  /** A write error (disk full, closed descriptor); without it the error ends the thread. */
-  readonly onError?: (error: Error) => void;
-}
+export const ATOMIC_WRITE_BYTES = 4096;
 
 /**
  * pino's asynchronous destination on a file descriptor: a log call only appends to an
@@ -22,18 +14,9 @@ export interface DestinationOptions {
  * event loop on a slow terminal, pipe or disk. Lines still buffered are written out by
  * `flushLogs()` before the thread ends.
  */
-export function asyncDestination(fd: number, options: DestinationOptions = {}): DestinationStream {
-  const destination = pino.destination({
-    dest: fd,
-    sync: false,
-    minLength: 0,
-    maxWrite: ATOMIC_WRITE_BYTES,
-    ...(options.maxBufferedBytes === undefined ? {} : { maxLength: options.maxBufferedBytes }),
-  });
-  const { onDrop, onError } = options;
-  if (onDrop !== undefined) destination.on('drop', onDrop);
-  if (onError !== undefined) destination.on('error', onError);
-  flushOnExit.push(() => {
+export function asyncDestination(fd: number): DestinationStream {
+  const destination = pino.destination({ dest: fd, sync: false, minLength: 0, maxWrite: ATOMIC_WRITE_BYTES });
+  registerFlushOnExit(() => {
     destination.flushSync();
   });
   return destination;
@@ -48,6 +31,11 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
 }
 
 const flushOnExit: (() => void)[] = [];
+
+/** Have `flushLogs()` also write out this destination's buffered lines. */
+export function registerFlushOnExit(flush: () => void): void {
+  flushOnExit.push(flush);
+}
 
 /** Write out buffered log lines before the thread or process ends. */
 export function flushLogs(): void {

@@ -1,7 +1,9 @@
 import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { accessLinePrefix, formatAccessLine } from '../../../src/dataplane/access-line.ts';
 import { AccessLog, roundMs, type AccessRecord } from '../../../src/dataplane/access-log.ts';
 import { CounterTables, createCounterBuffer, WorkerCounter } from '../../../src/shared/counters.ts';
 import { flushLogs } from '../../../src/shared/logger.ts';
@@ -72,6 +74,38 @@ describe('AccessLog.write', () => {
     expect(lines[0]).toMatchObject({ ...record, level: 30, worker: 3, log: 'access', msg: 'access' });
     expect(lines[1]?.['reason']).toBe('drain');
     expect(tables.workerTotal(WorkerCounter.accessLogLines)).toBe(2);
+  });
+});
+
+const RECORD: AccessRecord = {
+  listener: 'web',
+  client: '127.0.0.1:50000',
+  cluster: 'web',
+  backend: '127.0.0.1:9001',
+  attempts: 1,
+  bytes_from_client: 10,
+  bytes_to_client: 20,
+  duration_ms: 1.5,
+  connect_ms: 0.25,
+  reason: 'client_close',
+};
+
+describe('formatAccessLine', () => {
+  it.each<[string, AccessRecord]>([
+    ['a proxied connection', RECORD],
+    ['a connection that reached no backend', { ...RECORD, backend: null, connect_ms: null, attempts: 3, reason: 'connect_failure' }],
+    ['a refused connection of an unknown cluster', { ...RECORD, cluster: null, backend: null, attempts: 0, connect_ms: null, reason: 'no_backend' }],
+    ['an IPv6 client', { ...RECORD, client: '[::1]:40000' }],
+    ['strings that need escaping', { ...RECORD, listener: 'a"b\\c', client: 'x\ny\u0001', backend: 'ümlaut:1' }],
+    ['large and fractional numbers', { ...RECORD, bytes_from_client: 2 ** 52, duration_ms: 123456.789, connect_ms: 0.001 }],
+  ])('writes exactly what pino writes for %s', (_name, record) => {
+    let written = '';
+    const logger = pino(
+      { base: { pid: 4242, worker: 3, log: 'access' }, timestamp: () => ',"time":1700000000123' },
+      { write: (line: string) => (written = line) },
+    );
+    logger.info(record, 'access');
+    expect(formatAccessLine(1_700_000_000_123, accessLinePrefix(4242, 3), record)).toBe(written);
   });
 });
 

@@ -102,9 +102,15 @@ function sparkline(values) {
   const max = Math.max(1, ...values);
   const offset = HISTORY_LENGTH - values.length;
   const points = values.map((v, i) => `${offset + i},${(20 - (v / max) * 19).toFixed(2)}`).join(' ');
+  const baseline = document.createElementNS(ns, 'line');
+  baseline.setAttribute('x1', '0');
+  baseline.setAttribute('x2', String(HISTORY_LENGTH - 1));
+  baseline.setAttribute('y1', '20');
+  baseline.setAttribute('y2', '20');
+  baseline.setAttribute('class', 'baseline');
   const line = document.createElementNS(ns, 'polyline');
   line.setAttribute('points', points);
-  svg.append(line);
+  svg.append(baseline, line);
   return svg;
 }
 
