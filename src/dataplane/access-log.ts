@@ -38,7 +38,8 @@ export type TerminationReason =
   | 'idle_timeout'
   | 'connect_failure'
   | 'no_backend'
-  | 'drain';
+  | 'drain'
+  | 'backend_drained';
 
 /** One closed connection, as its line shows it (field names are the line's keys). */
 export interface AccessRecord {

@@ -25,6 +25,9 @@ import type { ClusterRoute } from './routing-table.ts';
 
 export type { TerminationReason };
 
+/** Called when a client is refused for want of an eligible backend (counted before the call). */
+export type RefusalHandler = (listenerSlot: number, route: ClusterRoute | undefined) => void;
+
 /** How often byte counts of long-lived connections are folded into the shared counters. */
 const BYTE_FLUSH_INTERVAL_MS = 1000;
 
@@ -35,10 +38,12 @@ export class TcpProxy {
   readonly accessLog: AccessLog;
   private byteFlushTimer: NodeJS.Timeout | undefined;
   private onIdle: (() => void) | undefined;
+  private readonly onRefused: RefusalHandler | undefined;
 
-  constructor(counters: WorkerCounters, accessLog: AccessLog) {
+  constructor(counters: WorkerCounters, accessLog: AccessLog, onRefused?: RefusalHandler) {
     this.counters = counters;
     this.accessLog = accessLog;
+    this.onRefused = onRefused;
   }
 
   get connections(): number {
@@ -54,6 +59,7 @@ export class TcpProxy {
       if (logged) this.logRefused(client, listener, route);
       client.on('error', ignoreError);
       client.destroy();
+      this.onRefused?.(listener.slot, route);
       return;
     }
     const session = new TcpSession(this, client, listener, route, logged);
@@ -75,6 +81,22 @@ export class TcpProxy {
     const count = this.sessions.size;
     for (const session of [...this.sessions]) session.abort(reason);
     return count;
+  }
+
+  /**
+   * Close every connected session whose backend is not in `keep` (slot → id): the backend was
+   * removed, or its drain ended. Called once per snapshot version that drops a backend, never
+   * per accept. Sessions still connecting finish their attempt. Returns how many were closed.
+   */
+  closeUnkept(keep: ReadonlyMap<number, string>): number {
+    let closed = 0;
+    for (const session of [...this.sessions]) {
+      const target = session.connectedTarget;
+      if (target === undefined || keep.get(target.slot) === target.id) continue;
+      session.abort('backend_drained');
+      closed++;
+    }
+    return closed;
   }
 
   /** @internal called by a session once both of its sockets are closed. */
@@ -167,6 +189,11 @@ class TcpSession {
     this.client.on('end', this.onClientEnd);
     this.client.on('close', this.onClientClose);
     this.tryNextBackend();
+  }
+
+  /** The backend this session is connected to (undefined while connecting). */
+  get connectedTarget(): SnapshotBackend | undefined {
+    return this.connected ? this.target : undefined;
   }
 
   abort(reason: TerminationReason): void {

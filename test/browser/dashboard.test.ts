@@ -55,7 +55,7 @@ describe('dashboard in Chromium', () => {
       await c.exchange('ping');
     }
     const active = async (): Promise<number> =>
-      Number(await first.locator('td').nth(3).textContent()) + Number(await second.locator('td').nth(3).textContent());
+      Number(await first.locator('td').nth(4).textContent()) + Number(await second.locator('td').nth(4).textContent());
     await expect.poll(active, { timeout: 15_000 }).toBe(2);
     await expect.poll(async () => page.locator('#listeners tr[data-listener="web"] td').nth(3).textContent()).toBe('6');
 

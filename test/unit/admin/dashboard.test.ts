@@ -19,14 +19,16 @@ const SNAPSHOT: Snapshot = {
       algorithm: 'round_robin',
       connectTimeoutMs: 1000,
       idleTimeoutMs: 1000,
-      backends: [{ id: 'web:10.0.0.1:80', slot: 1, address: '10.0.0.1:80', host: '10.0.0.1', port: 80, weight: 2, state: 'healthy' }],
+      panicMode: 'refuse',
+      backends: [{ id: 'web:10.0.0.1:80', slot: 1, address: '10.0.0.1:80', host: '10.0.0.1', port: 80, weight: 2, configuredWeight: 2, state: 'healthy', admin: 'none', drained: false, reason: 'test', since: 0 }],
     },
     {
       name: 'api',
       algorithm: 'round_robin',
       connectTimeoutMs: 1000,
       idleTimeoutMs: 1000,
-      backends: [{ id: 'api:10.0.0.2:80', slot: 2, address: '10.0.0.2:80', host: '10.0.0.2', port: 80, weight: 1, state: 'draining' }],
+      panicMode: 'refuse',
+      backends: [{ id: 'api:10.0.0.2:80', slot: 2, address: '10.0.0.2:80', host: '10.0.0.2', port: 80, weight: 1, configuredWeight: 1, state: 'draining', admin: 'drain', drained: false, reason: 'test', since: 0 }],
     },
   ],
 };

@@ -24,9 +24,10 @@ const SNAPSHOT: Snapshot = {
       algorithm: 'round_robin',
       connectTimeoutMs: 1000,
       idleTimeoutMs: 60_000,
+      panicMode: 'refuse',
       backends: [
-        { id: 'web:10.0.0.1:80', slot: 3, address: '10.0.0.1:80', host: '10.0.0.1', port: 80, weight: 5, state: 'healthy' },
-        { id: 'web:10.0.0.2:80', slot: 5, address: '10.0.0.2:80', host: '10.0.0.2', port: 80, weight: 1, state: 'draining' },
+        { id: 'web:10.0.0.1:80', slot: 3, address: '10.0.0.1:80', host: '10.0.0.1', port: 80, weight: 5, configuredWeight: 5, state: 'healthy', admin: 'none', drained: false, reason: 'test', since: 0 },
+        { id: 'web:10.0.0.2:80', slot: 5, address: '10.0.0.2:80', host: '10.0.0.2', port: 80, weight: 1, configuredWeight: 1, state: 'draining', admin: 'drain', drained: false, reason: 'test', since: 0 },
       ],
     },
   ],

@@ -8,6 +8,8 @@ const POLL_INTERVAL_MS = 1000;
 /** Samples kept per backend for the throughput sparkline: one a poll, so about a minute. */
 const HISTORY_LENGTH = 60;
 const TOKEN_KEY = 'sluice.adminToken';
+/** Column of the drain/undrain button in a backend row. */
+const ACTION_CELL = 10;
 
 /** Previous poll, to turn counter totals into rates. */
 let previous = null;
@@ -119,7 +121,7 @@ function backendRow(tbody, backend) {
   if (row !== null) return row;
   row = document.createElement('tr');
   row.dataset.backendId = backend.id;
-  const classes = ['', 'state', 'num', 'num', 'num', 'num', 'spark-cell', 'num', 'num', 'actions'];
+  const classes = ['', 'state', 'reason', 'num', 'num', 'num', 'num', 'spark-cell', 'num', 'num', 'actions'];
   for (const className of classes) {
     const td = document.createElement('td');
     if (className !== '') td.className = className;
@@ -131,7 +133,7 @@ function backendRow(tbody, backend) {
   button.addEventListener('click', () => {
     void toggleDrain(row.dataset.backendId, button.dataset.action, button);
   });
-  cell(row, 9).append(button);
+  cell(row, ACTION_CELL).append(button);
   return row;
 }
 
@@ -148,16 +150,23 @@ function renderBackend(tbody, backend, old, seconds) {
   const state = cell(row, 1);
   setText(state, backend.state);
   state.dataset.state = backend.state;
-  setText(cell(row, 2), String(backend.weight));
-  setText(cell(row, 3), formatCount(backend.active_connections));
-  setText(cell(row, 4), formatRate(inRate));
-  setText(cell(row, 5), formatRate(outRate));
-  cell(row, 6).replaceChildren(sparkline(samples));
-  setText(cell(row, 7), formatCount(backend.connections_total));
-  setText(cell(row, 8), formatCount(backend.connect_failures_total));
+  state.dataset.admin = backend.admin;
+  const reason = cell(row, 2);
+  const operator = backend.admin === 'none' ? '' : `operator: ${backend.admin}; `;
+  setText(reason, `${operator}${backend.reason}`);
+  reason.title = `${operator}${backend.reason} (since ${backend.since})`;
+  // While slow start ramps a backend up, show the weight routing uses of the configured one.
+  setText(cell(row, 3), backend.effective_weight === backend.weight ? String(backend.weight) : `${backend.effective_weight}/${backend.weight}`);
+  setText(cell(row, 4), formatCount(backend.active_connections));
+  setText(cell(row, 5), formatRate(inRate));
+  setText(cell(row, 6), formatRate(outRate));
+  cell(row, 7).replaceChildren(sparkline(samples));
+  setText(cell(row, 8), formatCount(backend.connections_total));
+  setText(cell(row, 9), formatCount(backend.connect_failures_total));
 
-  const button = cell(row, 9).querySelector('button');
-  const action = backend.state === 'healthy' ? 'drain' : 'undrain';
+  const button = cell(row, ACTION_CELL).querySelector('button');
+  // An operator's drain (or removal) is what undrain undoes; health-driven states are not.
+  const action = backend.admin === 'none' ? 'drain' : 'undrain';
   if (button.dataset.action !== action && button.dataset.busy !== 'true') {
     button.dataset.action = action;
     button.textContent = action === 'drain' ? 'Drain' : 'Undrain';
