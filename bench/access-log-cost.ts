@@ -9,6 +9,8 @@
  *
  * --pin (Linux, taskset): daemons on CPU 1, this load generator and the backend on CPU 0,
  * so the daemon under test never shares a core with the load it is measured under.
+ * --aa: both daemons run with the access log off (an A/A run): the ratios it prints are
+ * the noise floor of this machine, to read the A/B ratios against.
  *
  * Not a test: numbers depend on the machine and on what else runs on it. Short slices in
  * alternating order (off,on then on,off) make background load hit both variants alike;
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '1' },
     payload: { type: 'string', default: '64' },
     pin: { type: 'boolean', default: false },
+    aa: { type: 'boolean', default: false },
   },
 });
 const DURATION_MS = Number(values.slice) * 1000;
@@ -205,12 +208,12 @@ if (PIN) spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { st
 const backend = await startEchoBackend();
 const logFile = path.join(mkdtempSync(path.join(tmpdir(), 'sluice-bench-log-')), 'access.log');
 const off = await startDaemon('off', backend.port, undefined);
-const on = await startDaemon('on', backend.port, logFile);
+const on = await startDaemon('on', backend.port, values.aa ? undefined : logFile);
 const offSlices: Slice[] = [];
 const onSlices: Slice[] = [];
 try {
   process.stdout.write(
-    `access-log cost: ${ROUNDS} rounds of ${DURATION_MS / 1000}s per variant, ${CONCURRENCY} concurrent short connections of ${PAYLOAD.length} B, ${WORKERS} data-plane worker(s)${PIN ? ', daemons pinned to CPU 1' : ''}\n`,
+    `access-log cost: ${ROUNDS} rounds of ${DURATION_MS / 1000}s per variant, ${CONCURRENCY} concurrent short connections of ${PAYLOAD.length} B, ${WORKERS} data-plane worker(s)${PIN ? ', daemons pinned to CPU 1' : ''}${values.aa ? ', A/A: access log off in both' : ''}\n`,
   );
   // Warm both up (JIT, connection paths) before measuring.
   await load(off);
@@ -226,7 +229,7 @@ try {
     );
   }
   await new Promise((resolve) => setTimeout(resolve, 1500));
-  const lines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l !== '').length;
+  const lines = values.aa ? 0 : readFileSync(logFile, 'utf8').split('\n').filter((l) => l !== '').length;
   const a = sum(offSlices);
   const b = sum(onSlices);
   const rateRatios = offSlices.map((s, i) => rate(onSlices[i] ?? s) / rate(s));
