@@ -2,8 +2,8 @@
  * The live dashboard: a static page (dashboard/index.html, dashboard.js, dashboard.css;
  * no framework, no external resource) and the one JSON document it polls.
  *
- * - `GET /`, `/dashboard.js`, `/dashboard.css`: the page. They carry no data, so they are
- *   served without the admin token; the page asks the operator for the token and sends it
+ * - `GET /`, `/dashboard.js`, `/dashboard.css` (and an empty `/favicon.ico`): the page. They
+ *   carry no data, so they are served without the admin token; the page asks the operator for the token and sends it
  *   as `Authorization: Bearer …` on every API call.
  * - `GET /dashboard/state`: listeners, clusters and backends with state, weight and live
  *   counters, plus the server time, so the page computes throughput from two polls.
@@ -18,7 +18,7 @@ import { backendViews, type BackendView } from './backend-view.ts';
 import { REFUSAL_REASONS } from './metrics/families.ts';
 
 /** Routes that serve the page itself; an auth hook must let these through. */
-export const DASHBOARD_PUBLIC_PATHS: readonly string[] = ['/', '/dashboard.js', '/dashboard.css'];
+export const DASHBOARD_PUBLIC_PATHS: readonly string[] = ['/', '/dashboard.js', '/dashboard.css', '/favicon.ico'];
 
 const ASSETS: readonly { readonly path: string; readonly file: string; readonly type: string }[] = [
   { path: '/', file: 'index.html', type: 'text/html; charset=utf-8' },
@@ -93,5 +93,7 @@ export function registerDashboardRoutes(app: FastifyInstance, deps: DashboardDep
     const body = readFileSync(new URL(`./dashboard/${asset.file}`, import.meta.url));
     app.get(asset.path, (_request, reply) => reply.headers(PAGE_HEADERS).type(asset.type).send(body));
   }
+  // Browsers ask for it on their own; an empty answer keeps a 404 out of the console.
+  app.get('/favicon.ico', (_request, reply) => reply.code(204).send());
   app.get('/dashboard/state', () => dashboardState(deps.snapshots.current(), deps.counters, deps.listeners(), Date.now()));
 }

@@ -152,9 +152,8 @@ function renderBackend(tbody, backend, old, seconds) {
   state.dataset.state = backend.state;
   state.dataset.admin = backend.admin;
   const reason = cell(row, 2);
-  const operator = backend.admin === 'none' ? '' : `operator: ${backend.admin}; `;
-  setText(reason, `${operator}${backend.reason}`);
-  reason.title = `${operator}${backend.reason} (since ${backend.since})`;
+  setText(reason, backend.reason);
+  reason.title = `${backend.reason} (since ${backend.since}${backend.admin === 'none' ? '' : `; operator: ${backend.admin}`})`;
   // While slow start ramps a backend up, show the weight routing uses of the configured one.
   setText(cell(row, 3), backend.effective_weight === backend.weight ? String(backend.weight) : `${backend.effective_weight}/${backend.weight}`);
   setText(cell(row, 4), formatCount(backend.active_connections));
