@@ -14,13 +14,16 @@
  *   it took. An admitted one hands its lease to the session, which gives it back at close.
  *
  * Listeners without edge settings never get here (TcpProxy.handle), so their accept path
- * is unchanged. With them, the synchronous checks (acl, limits) allocate one lease object;
- * the preludes allocate their buffers and one timer each.
+ * is unchanged. With them, the synchronous checks (acl, limits) allocate a lease and a
+ * small per-connection record; the preludes allocate their buffers and one timer each.
  */
 import type net from 'node:net';
+import { formatHostPort } from '../shared/address.ts';
 import { ListenerCounter, type WorkerCounters } from '../shared/counters.ts';
 import { parseIpInto } from '../shared/ip-address.ts';
 import { Admission, TICKS_PER_SECOND, type IpLimitTable } from '../shared/ip-limits.ts';
+import type { ListenerBinding } from '../shared/messages.ts';
+import type { TerminationReason } from './access-log.ts';
 import type { EdgePolicy } from './edge-policy.ts';
 import { readPrelude, type PreludeOutcome } from './prelude.ts';
 import { parseProxyHeader, type Endpoint, type ProxyHeader } from './proxy-protocol.ts';
@@ -31,6 +34,21 @@ import { parseClientHello, type ClientHello } from './tls-client-hello.ts';
 export const PROXY_HEADER_TIMEOUT_MS = 3000;
 /** A TLS client sends its ClientHello right after the TCP handshake. */
 export const CLIENT_HELLO_TIMEOUT_MS = 5000;
+
+/** Why the gate refused a client: the counter it bumps, and the access log's reason. */
+const REFUSALS = {
+  acl: ListenerCounter.refusedAcl,
+  max_connections: ListenerCounter.refusedMaxConnections,
+  per_ip_connections: ListenerCounter.refusedPerIpConnections,
+  per_ip_rate: ListenerCounter.refusedPerIpRate,
+  proxy_header: ListenerCounter.refusedProxyHeader,
+  proxy_header_timeout: ListenerCounter.refusedProxyTimeout,
+  tls_hello: ListenerCounter.refusedTlsHello,
+  tls_hello_timeout: ListenerCounter.refusedTlsTimeout,
+  sni_no_route: ListenerCounter.refusedSniNoRoute,
+} as const satisfies Partial<Record<TerminationReason, ListenerCounter>>;
+
+type Refusal = keyof typeof REFUSALS;
 
 /** The addresses a PROXY header carried: what the backend is told by send_proxy. */
 export interface Origin {
@@ -69,7 +87,9 @@ export class AdmissionLease {
 
 /** How the gate hands an admitted connection on (TcpProxy implements it). */
 export interface SessionStarter {
-  startSession(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined, lease: AdmissionLease, origin: Origin | undefined): void;
+  startSession(client: net.Socket, listener: ListenerBinding, route: ClusterRoute | undefined, logged: boolean, lease: AdmissionLease, origin: Origin | undefined): void;
+  /** The access log line of a refused client (only for a connection the log sampled). */
+  logRefused(client: string, listener: ListenerBinding, cluster: string | null, reason: TerminationReason): void;
   /** A connection is waiting for its prelude (counts as open for drain); idempotent. */
   preludeStarted(client: net.Socket): void;
   /** The connection became a session or was closed; idempotent, also for one that never waited. */
@@ -83,7 +103,7 @@ export interface EdgeGateOptions {
   /** Ticks (see ip-limits.ts) of a clock shared by every thread. */
   readonly now?: () => number;
   /** Debug line per PROXY header read (the carried client), off at info level. */
-  readonly onProxyHeader?: (listenerSlot: number, header: ProxyHeader, peer: Endpoint) => void;
+  readonly onProxyHeader?: (listener: ListenerBinding, header: ProxyHeader, peer: Endpoint) => void;
   readonly proxyHeaderTimeoutMs?: number;
   readonly clientHelloTimeoutMs?: number;
 }
@@ -110,70 +130,70 @@ export class EdgeGate {
   }
 
   /** Admit and route one accepted (paused) client socket of a listener with edge settings. */
-  accept(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined, policy: EdgePolicy): void {
-    const lease = new AdmissionLease(this.limits, listenerSlot);
+  accept(client: net.Socket, listener: ListenerBinding, route: ClusterRoute | undefined, policy: EdgePolicy, logged: boolean): void {
+    const c: Connection = { client, listener, logged, lease: new AdmissionLease(this.limits, listener.slot), origin: undefined };
     if (policy.maxConnections > 0 && this.limits !== undefined) {
-      if (!this.limits.acquireListener(listenerSlot, policy.maxConnections)) {
-        this.refuse(client, listenerSlot, lease, ListenerCounter.refusedMaxConnections);
+      if (!this.limits.acquireListener(listener.slot, policy.maxConnections)) {
+        this.refuse(c, 'max_connections');
         return;
       }
-      lease.holdListener();
+      c.lease.holdListener();
     }
     if (policy.acceptProxy) {
-      this.readProxyHeader(client, listenerSlot, route, policy, lease);
+      this.readProxyHeader(c, route, policy);
       return;
     }
-    if (!this.admit(client, listenerSlot, policy, lease, client.remoteAddress)) return;
-    this.route(client, listenerSlot, route, policy, lease, undefined, undefined);
+    if (!this.admit(c, policy, client.remoteAddress)) return;
+    this.route(c, route, policy, undefined);
   }
 
-  private readProxyHeader(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined, policy: EdgePolicy, lease: AdmissionLease): void {
+  private readProxyHeader(c: Connection, route: ClusterRoute | undefined, policy: EdgePolicy): void {
+    const client = c.client;
     this.starter.preludeStarted(client);
     readPrelude(client, parseProxyHeader, this.proxyHeaderTimeoutMs, undefined, (outcome: PreludeOutcome<ProxyHeader>) => {
       if (outcome.kind !== 'complete') {
-        const reason = outcome.kind === 'timeout' ? ListenerCounter.refusedProxyTimeout : ListenerCounter.refusedProxyHeader;
-        this.refuse(client, listenerSlot, lease, reason);
+        this.refuse(c, outcome.kind === 'timeout' ? 'proxy_header_timeout' : 'proxy_header');
         return;
       }
       const header = outcome.value;
-      this.onProxyHeader?.(listenerSlot, header, { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 });
+      this.onProxyHeader?.(c.listener, header, { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 });
       // LOCAL and address-less headers speak for the peer itself: it is the client.
       const { source, destination } = header;
-      const origin = source !== undefined && destination !== undefined ? { source, destination } : undefined;
-      if (!this.admit(client, listenerSlot, policy, lease, origin === undefined ? client.remoteAddress : origin.source.address)) return;
+      if (source !== undefined && destination !== undefined) c.origin = { source, destination };
+      if (!this.admit(c, policy, c.origin === undefined ? client.remoteAddress : c.origin.source.address)) return;
       const rest = outcome.bytes.subarray(outcome.consumed);
-      this.route(client, listenerSlot, route, policy, lease, origin, rest.length > 0 ? rest : undefined);
+      this.route(c, route, policy, rest.length > 0 ? rest : undefined);
     });
   }
 
   /** The acl and per-IP checks for the client's address; false when refused (and closed). */
-  private admit(client: net.Socket, listenerSlot: number, policy: EdgePolicy, lease: AdmissionLease, clientAddress: string | undefined): boolean {
+  private admit(c: Connection, policy: EdgePolicy, clientAddress: string | undefined): boolean {
     if (policy.acl === undefined && policy.ipLimits === undefined) return true;
     const family = clientAddress === undefined ? 0 : parseIpInto(clientAddress, this.address, { allowZone: true });
     if (family === 0) {
       // Only a socket that is already gone has no address; nothing to count.
-      this.close(client, lease);
+      this.close(c);
       return false;
     }
     if (policy.acl !== undefined && !policy.acl.allows(family, this.address)) {
-      this.refuse(client, listenerSlot, lease, ListenerCounter.refusedAcl);
+      this.refuse(c, 'acl');
       return false;
     }
     if (policy.ipLimits === undefined || this.limits === undefined) return true;
-    const outcome = this.limits.admitIp(listenerSlot, this.address, this.now(), policy.ipLimits);
+    const outcome = this.limits.admitIp(c.listener.slot, this.address, this.now(), policy.ipLimits);
     if (outcome >= 0) {
-      lease.holdEntry(outcome);
+      c.lease.holdEntry(outcome);
       return true;
     }
     switch (outcome) {
       case Admission.refusedPerIpConnections:
-        this.refuse(client, listenerSlot, lease, ListenerCounter.refusedPerIpConnections);
+        this.refuse(c, 'per_ip_connections');
         return false;
       case Admission.refusedPerIpRate:
-        this.refuse(client, listenerSlot, lease, ListenerCounter.refusedPerIpRate);
+        this.refuse(c, 'per_ip_rate');
         return false;
       case Admission.admittedTableFull:
-        this.counters.bumpListener(listenerSlot, ListenerCounter.limitsTableFull);
+        this.counters.bumpListener(c.listener.slot, ListenerCounter.limitsTableFull);
         return true;
       default:
         return true;
@@ -181,36 +201,28 @@ export class EdgeGate {
   }
 
   /** Pick the cluster (by server name with sni_routes) and start the session. */
-  private route(
-    client: net.Socket,
-    listenerSlot: number,
-    route: ClusterRoute | undefined,
-    policy: EdgePolicy,
-    lease: AdmissionLease,
-    origin: Origin | undefined,
-    pending: Buffer | undefined,
-  ): void {
+  private route(c: Connection, route: ClusterRoute | undefined, policy: EdgePolicy, pending: Buffer | undefined): void {
+    const client = c.client;
     const sni = policy.sni;
     if (sni === undefined) {
       if (pending !== undefined) client.unshift(pending);
-      this.start(client, listenerSlot, route, lease, origin);
+      this.start(c, route);
       return;
     }
     this.starter.preludeStarted(client);
     readPrelude(client, parseClientHello, this.clientHelloTimeoutMs, pending, (outcome: PreludeOutcome<ClientHello>) => {
       if (outcome.kind !== 'complete') {
-        const reason = outcome.kind === 'timeout' ? ListenerCounter.refusedTlsTimeout : ListenerCounter.refusedTlsHello;
-        this.refuse(client, listenerSlot, lease, reason);
+        this.refuse(c, outcome.kind === 'timeout' ? 'tls_hello_timeout' : 'tls_hello');
         return;
       }
       const chosen = sni.route(outcome.value.serverName);
       if (chosen === undefined) {
-        this.refuse(client, listenerSlot, lease, ListenerCounter.refusedSniNoRoute);
+        this.refuse(c, 'sni_no_route');
         return;
       }
       // Untouched: the backend terminates TLS and must see the very bytes the client sent.
       client.unshift(outcome.bytes);
-      this.start(client, listenerSlot, chosen, lease, origin);
+      this.start(c, chosen);
     });
   }
 
@@ -218,22 +230,41 @@ export class EdgeGate {
    * The session is registered before the prelude is forgotten, so a drain waiting for
    * "no connection left" never sees a gap between the two.
    */
-  private start(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined, lease: AdmissionLease, origin: Origin | undefined): void {
-    this.starter.startSession(client, listenerSlot, route, lease, origin);
-    this.starter.preludeEnded(client);
+  private start(c: Connection, route: ClusterRoute | undefined): void {
+    this.starter.startSession(c.client, c.listener, route, c.logged, c.lease, c.origin);
+    this.starter.preludeEnded(c.client);
   }
 
-  private refuse(client: net.Socket, listenerSlot: number, lease: AdmissionLease, reason: ListenerCounter): void {
-    this.counters.bumpListener(listenerSlot, reason);
-    this.close(client, lease);
+  private refuse(c: Connection, reason: Refusal): void {
+    this.counters.bumpListener(c.listener.slot, REFUSALS[reason]);
+    if (c.logged) this.starter.logRefused(clientText(c.client, c.origin), c.listener, null, reason);
+    this.close(c);
   }
 
-  private close(client: net.Socket, lease: AdmissionLease): void {
-    lease.release();
-    client.on('error', ignoreError);
-    client.destroy();
-    this.starter.preludeEnded(client);
+  private close(c: Connection): void {
+    c.lease.release();
+    c.client.on('error', ignoreError);
+    c.client.destroy();
+    this.starter.preludeEnded(c.client);
   }
+}
+
+/** One connection on its way through the gate. */
+interface Connection {
+  readonly client: net.Socket;
+  readonly listener: ListenerBinding;
+  /** The access log sampled it at accept. */
+  readonly logged: boolean;
+  readonly lease: AdmissionLease;
+  /** Set once a PROXY header named the client. */
+  origin: Origin | undefined;
+}
+
+/** The client as the access log names it: the one a PROXY header carried, else the peer. */
+export function clientText(client: net.Socket, origin: Origin | undefined): string {
+  if (origin !== undefined) return formatHostPort(origin.source.address, origin.source.port);
+  const host = client.remoteAddress;
+  return host === undefined ? 'unknown' : formatHostPort(host, client.remotePort ?? 0);
 }
 
 function ignoreError(): void {

@@ -8,27 +8,24 @@
  * - a session counts as an open connection of its backend from connect to close, once;
  * - every socket and timer a session creates is gone when both of its sockets closed;
  * - a client is never left open without a backend attempt in flight.
+ *
+ * Observability costs per connection: four `performance.now()` reads (accept, attempt,
+ * connect, close) feeding the shared connect-latency and duration histograms; the access
+ * log record is built only for a connection the access log sampled at accept.
  */
 import net from 'node:net';
 import type { WorkerCounters } from '../shared/counters.ts';
 import { BackendCounter, ListenerCounter } from '../shared/counters.ts';
+import type { ListenerBinding } from '../shared/messages.ts';
 import type { SnapshotBackend } from '../shared/snapshot/types.ts';
+import { roundMs, type AccessLog, type TerminationReason } from './access-log.ts';
 import { pickRoundRobin } from './balancer/round-robin.ts';
-import { AdmissionLease, EdgeGate, type EdgeGateOptions, type Origin, type SessionStarter } from './edge-gate.ts';
+import { AdmissionLease, clientText, EdgeGate, type EdgeGateOptions, type Origin, type SessionStarter } from './edge-gate.ts';
 import type { EdgePolicy } from './edge-policy.ts';
 import { encodeProxyHeader } from './proxy-protocol.ts';
 import type { ClusterRoute } from './routing-table.ts';
 
-export type TerminationReason =
-  | 'client_close'
-  | 'backend_close'
-  | 'client_error'
-  | 'backend_error'
-  | 'idle_timeout'
-  | 'connect_failure'
-  | 'no_backend'
-  | 'drain'
-  | 'backend_drained';
+export type { TerminationReason };
 
 /** Called when a client is refused for want of an eligible backend (counted before the call). */
 export type RefusalHandler = (listenerSlot: number, route: ClusterRoute | undefined) => void;
@@ -42,12 +39,15 @@ export class TcpProxy implements SessionStarter {
   private readonly preludes = new Set<net.Socket>();
   private readonly counters: WorkerCounters;
   private readonly gate: EdgeGate;
+  /** @internal read by sessions */
+  readonly accessLog: AccessLog;
   private byteFlushTimer: NodeJS.Timeout | undefined;
   private onIdle: (() => void) | undefined;
   private readonly onRefused: RefusalHandler | undefined;
 
-  constructor(counters: WorkerCounters, onRefused?: RefusalHandler, edge: Omit<EdgeGateOptions, 'counters'> = { limits: undefined }) {
+  constructor(counters: WorkerCounters, accessLog: AccessLog, onRefused?: RefusalHandler, edge: Omit<EdgeGateOptions, 'counters'> = { limits: undefined }) {
     this.counters = counters;
+    this.accessLog = accessLog;
     this.onRefused = onRefused;
     this.gate = new EdgeGate(this, { ...edge, counters });
   }
@@ -60,26 +60,35 @@ export class TcpProxy implements SessionStarter {
    * Route one accepted (paused) client socket. A listener with edge settings (`edge`)
    * passes the gate first: limits, acl, PROXY header, SNI.
    */
-  handle(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined, edge?: EdgePolicy): void {
-    this.counters.bumpListener(listenerSlot, ListenerCounter.accepted);
+  handle(client: net.Socket, listener: ListenerBinding, route: ClusterRoute | undefined, edge?: EdgePolicy): void {
+    this.counters.bumpListener(listener.slot, ListenerCounter.accepted);
+    const logged = this.accessLog.sample();
     if (edge !== undefined) {
-      this.gate.accept(client, listenerSlot, route, edge);
+      this.gate.accept(client, listener, route, edge, logged);
       return;
     }
-    this.startSession(client, listenerSlot, route, undefined, undefined);
+    this.startSession(client, listener, route, logged, undefined, undefined);
   }
 
   /** @internal (SessionStarter) open the session of an admitted client. */
-  startSession(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined, lease: AdmissionLease | undefined, origin: Origin | undefined): void {
+  startSession(
+    client: net.Socket,
+    listener: ListenerBinding,
+    route: ClusterRoute | undefined,
+    logged: boolean,
+    lease: AdmissionLease | undefined,
+    origin: Origin | undefined,
+  ): void {
     if (route === undefined || route.eligible.length === 0) {
-      this.counters.bumpListener(listenerSlot, ListenerCounter.refusedNoBackend);
+      this.counters.bumpListener(listener.slot, ListenerCounter.refusedNoBackend);
+      if (logged) this.logRefused(clientText(client, origin), listener, route?.name ?? null, 'no_backend');
       lease?.release();
       client.on('error', ignoreError);
       client.destroy();
-      this.onRefused?.(listenerSlot, route);
+      this.onRefused?.(listener.slot, route);
       return;
     }
-    const session = new TcpSession(this, client, listenerSlot, route, lease, origin);
+    const session = new TcpSession(this, client, listener, route, logged, lease, origin);
     this.sessions.add(session);
     if (this.byteFlushTimer === undefined) this.startByteFlush();
     session.start();
@@ -115,15 +124,15 @@ export class TcpProxy implements SessionStarter {
   }
 
   /**
-   * Close every connected session to a backend in `closing` (slot → id): its drain ended
-   * (timeout, or a forced removal). Called once per snapshot version that adds to the set,
-   * never per accept. Sessions still connecting finish their attempt. Returns how many closed.
+   * Close every connected session whose backend is not in `keep` (slot → id): the backend was
+   * removed, or its drain ended. Called once per snapshot version that drops a backend, never
+   * per accept. Sessions still connecting finish their attempt. Returns how many were closed.
    */
-  closeDrained(closing: ReadonlyMap<number, string>): number {
+  closeUnkept(keep: ReadonlyMap<number, string>): number {
     let closed = 0;
     for (const session of [...this.sessions]) {
       const target = session.connectedTarget;
-      if (target === undefined || closing.get(target.slot) !== target.id) continue;
+      if (target === undefined || keep.get(target.slot) === target.id) continue;
       session.abort('backend_drained');
       closed++;
     }
@@ -149,6 +158,22 @@ export class TcpProxy implements SessionStarter {
     return this.counters;
   }
 
+  /** @internal (SessionStarter) the access log line of a client refused before any backend. */
+  logRefused(client: string, listener: ListenerBinding, cluster: string | null, reason: TerminationReason): void {
+    this.accessLog.write({
+      listener: listener.name,
+      client,
+      cluster,
+      backend: null,
+      attempts: 0,
+      bytes_from_client: 0,
+      bytes_to_client: 0,
+      duration_ms: 0,
+      connect_ms: null,
+      reason,
+    });
+  }
+
   private startByteFlush(): void {
     this.byteFlushTimer = setInterval(() => {
       for (const session of this.sessions) session.flushBytes();
@@ -166,15 +191,23 @@ function ignoreError(): void {
   // The socket is being torn down; its error has nowhere useful to go.
 }
 
+
+
 class TcpSession {
   private readonly proxy: TcpProxy;
   private readonly client: net.Socket;
-  private readonly listenerSlot: number;
+  private readonly listener: ListenerBinding;
   private readonly route: ClusterRoute;
   /** Counts held in the shared limit table (edge listeners), given back at close. */
   private readonly lease: AdmissionLease | undefined;
   /** The client as a PROXY header in front of Sluice described it (accept_proxy). */
   private readonly origin: Origin | undefined;
+  /** performance.now() at accept, at the current attempt, and at connect (-1 = not connected). */
+  private readonly acceptedAt: number;
+  private attemptStartedAt = 0;
+  private connectedAt = -1;
+  /** Set at accept only for a connection the access log sampled. */
+  private readonly loggedClient: string | undefined;
   private backend: net.Socket | undefined;
   private target: SnapshotBackend | undefined;
   private attempts = 0;
@@ -188,13 +221,23 @@ class TcpSession {
   private countedToClient = 0;
   reason: TerminationReason | undefined;
 
-  constructor(proxy: TcpProxy, client: net.Socket, listenerSlot: number, route: ClusterRoute, lease: AdmissionLease | undefined, origin: Origin | undefined) {
+  constructor(
+    proxy: TcpProxy,
+    client: net.Socket,
+    listener: ListenerBinding,
+    route: ClusterRoute,
+    logged: boolean,
+    lease: AdmissionLease | undefined,
+    origin: Origin | undefined,
+  ) {
     this.proxy = proxy;
     this.client = client;
-    this.listenerSlot = listenerSlot;
+    this.listener = listener;
     this.route = route;
     this.lease = lease;
     this.origin = origin;
+    this.acceptedAt = performance.now();
+    this.loggedClient = logged ? clientText(client, origin) : undefined;
   }
 
   start(): void {
@@ -230,7 +273,7 @@ class TcpSession {
     if (this.clientClosed) return;
     const eligible = this.route.eligible;
     if (this.attempts >= eligible.length) {
-      this.proxy.counterWriter.bumpListener(this.listenerSlot, ListenerCounter.refusedAllFailed);
+      this.proxy.counterWriter.bumpListener(this.listener.slot, ListenerCounter.refusedAllFailed);
       this.reason = 'connect_failure';
       this.client.destroy();
       return;
@@ -251,6 +294,7 @@ class TcpSession {
 
   private connect(target: SnapshotBackend): void {
     this.target = target;
+    this.attemptStartedAt = performance.now();
     const backend = net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
     this.backend = backend;
     this.openBackendSockets++;
@@ -266,7 +310,9 @@ class TcpSession {
     const target = this.target;
     if (backend === undefined || target === undefined) return;
     this.connected = true;
+    this.connectedAt = performance.now();
     const counters = this.proxy.counterWriter;
+    counters.observeConnectLatency(target.slot, this.connectedAt - this.attemptStartedAt);
     counters.bumpBackend(target.slot, BackendCounter.connectSuccesses, 1);
     counters.connectionOpened(target.slot);
     // Idle time is measured on both sockets: the client socket sees activity in both
@@ -372,11 +418,30 @@ class TcpSession {
   private maybeFinish(): void {
     if (this.finished || !this.clientClosed || this.openBackendSockets > 0) return;
     this.finished = true;
+    const durationMs = performance.now() - this.acceptedAt;
     if (this.connected && this.target !== undefined) {
       this.flushBytes();
-      this.proxy.counterWriter.connectionClosed(this.target.slot);
+      const counters = this.proxy.counterWriter;
+      counters.connectionClosed(this.target.slot);
+      counters.observeConnectionDuration(this.target.slot, durationMs);
     }
+    if (this.loggedClient !== undefined) this.writeAccessLog(this.loggedClient, durationMs);
     this.lease?.release();
     this.proxy.ended(this);
+  }
+
+  private writeAccessLog(client: string, durationMs: number): void {
+    this.proxy.accessLog.write({
+      listener: this.listener.name,
+      client,
+      cluster: this.route.name,
+      backend: this.connected ? (this.target?.address ?? null) : null,
+      attempts: this.attempts,
+      bytes_from_client: this.client.bytesRead,
+      bytes_to_client: this.client.bytesWritten,
+      duration_ms: roundMs(durationMs),
+      connect_ms: this.connectedAt < 0 ? null : roundMs(this.connectedAt - this.acceptedAt),
+      reason: this.reason ?? 'client_close',
+    });
   }
 }

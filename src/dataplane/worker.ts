@@ -11,6 +11,7 @@ import { createLogger, flushLogs } from '../shared/logger.ts';
 import type { DataPlaneCommand, DataPlaneEvent, DataPlaneWorkerData, ListenerBinding } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
 import { SnapshotReader } from '../shared/snapshot/reader.ts';
+import { AccessLog } from './access-log.ts';
 import { ListenerSet } from './listeners.ts';
 import { Router } from './router.ts';
 import { closesConnections, type ClusterRoute } from './routing-table.ts';
@@ -26,25 +27,37 @@ if (port === null) throw new Error('the data plane must run in a worker thread')
 const log = createLogger(data.logLevel, { component: 'dataplane', worker: data.worker });
 const reader = new SnapshotReader(data.snapshotBuffer);
 const router = new Router(reader);
+const counters = new CounterTables(data.counterBuffer, data.counterDims).forWorker(data.worker);
+let accessLogErrorLogged = false;
+const accessLog = new AccessLog(data.accessLog, {
+  worker: data.worker,
+  counters,
+  onError: (error) => {
+    // Once per worker: a full disk would otherwise repeat this for every line.
+    if (accessLogErrorLogged) return;
+    accessLogErrorLogged = true;
+    log.error({ err: error }, 'access log: write failed; lines may be lost');
+  },
+});
 /** Listener slot → the snapshot version whose refusals were already logged (one line per version). */
 const refusalLogged = new Map<number, number>();
-const listenerNames = new Map<number, string>();
 const proxy = new TcpProxy(
-  new CounterTables(data.counterBuffer, data.counterDims).forWorker(data.worker),
+  counters,
+  accessLog,
   (slot, route) => {
     logRefusal(slot, route);
   },
   {
     limits: new IpLimitTable(data.ipLimitBuffer, data.worker),
-    onProxyHeader: (slot, header, peer) => {
-      log.debug({ listener: listenerNames.get(slot), client: header.source, destination: header.destination, command: header.command, peer }, 'proxy header');
+    onProxyHeader: (listener, header, peer) => {
+      log.debug({ listener: listener.name, client: header.source, destination: header.destination, command: header.command, peer }, 'proxy header');
     },
   },
 );
 const listeners = new ListenerSet(
   (socket: net.Socket, binding: ListenerBinding) => {
     const table = router.current();
-    proxy.handle(socket, binding.slot, table.byListener.get(binding.name), table.edgeByListener.get(binding.name));
+    proxy.handle(socket, binding, table.byListener.get(binding.name), table.edgeByListener.get(binding.name));
   },
   (binding, error) => {
     log.error({ listener: binding.name, err: error }, 'listener error');
@@ -64,8 +77,8 @@ function logRefusal(listenerSlot: number, route: ClusterRoute | undefined): void
 
 /**
  * Follows snapshot publishes off the accept path: takes each new version in at once and
- * closes connections to backends whose drain ended (the drain timeout and a forced removal
- * rely on this). Waits with Atomics.waitAsync: no timer, no message.
+ * closes connections to backends that were removed or whose drain ended (the drain timeout
+ * and `DELETE ?force=true` rely on this). Waits with Atomics.waitAsync: no timer, no message.
  */
 async function followSnapshots(): Promise<void> {
   let swept = router.current();
@@ -74,8 +87,8 @@ async function followSnapshots(): Promise<void> {
     const seen = reader.version();
     const table = router.current();
     if (table !== swept && closesConnections(swept, table)) {
-      const closed = proxy.closeDrained(table.closing);
-      if (closed > 0) log.info({ closed, snapshotVersion: table.snapshot.version }, 'closed connections to drained backends');
+      const closed = proxy.closeUnkept(table.keep);
+      if (closed > 0) log.info({ closed, snapshotVersion: table.snapshot.version }, 'closed connections to drained or removed backends');
     }
     swept = table;
     await reader.changedFrom(seen);
@@ -89,7 +102,6 @@ function send(event: DataPlaneEvent): void {
 
 async function setListeners(bindings: readonly ListenerBinding[]): Promise<void> {
   if (draining) return;
-  for (const binding of bindings) listenerNames.set(binding.slot, binding.name);
   const failures = await listeners.apply(bindings);
   for (const failure of failures) send({ type: 'listen.failed', ...failure });
   send({ type: 'listeners.ready', listening: listeners.names() });

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { CounterDimensions, CounterTables } from '../shared/counters.ts';
 import type { IpLimitTable } from '../shared/ip-limits.ts';
 import type {
+  AccessLogSettings,
   DataPlaneCommand,
   DataPlaneEvent,
   DataPlaneWorkerData,
@@ -47,6 +48,7 @@ export interface PoolOptions {
   readonly ipLimits: IpLimitTable;
   readonly logLevel: string;
   readonly logger: Logger;
+  readonly accessLog: AccessLogSettings;
 }
 
 export class DataPlanePool {
@@ -55,6 +57,7 @@ export class DataPlanePool {
   private readonly slots: Slot[];
   private listeners: readonly ListenerBinding[] = [];
   private stopping = false;
+  private restartCount = 0;
   private nextRequestId = 1;
   private readonly pendingQueries = new Map<number, (report: ResourceReport) => void>();
   private readonly readyWaiters = new Map<number, (failures: ListenFailure[]) => void>();
@@ -75,6 +78,11 @@ export class DataPlanePool {
 
   get size(): number {
     return this.slots.length;
+  }
+
+  /** Crashed workers restarted since start. */
+  get restarts(): number {
+    return this.restartCount;
   }
 
   /** Start every worker with these listeners; resolves with every bind failure. */
@@ -143,6 +151,7 @@ export class DataPlanePool {
       counterDims: o.counterDims,
       ipLimitBuffer: o.ipLimitBuffer,
       logLevel: o.logLevel,
+      accessLog: o.accessLog,
     };
     const worker = new Worker(WORKER_ENTRY, { workerData, name: `sluice-dataplane-${index}` });
     slot.worker = worker;
@@ -190,6 +199,7 @@ export class DataPlanePool {
 
   private async restart(index: number): Promise<void> {
     if (this.stopping) return;
+    this.restartCount++;
     const failures = await this.spawn(index);
     for (const f of failures) this.log.error(f, 'restarted data-plane worker could not listen');
     if (failures.length === 0) this.log.info({ worker: index }, 'data-plane worker restarted');

@@ -13,11 +13,6 @@ export class ListenerSlots {
     this.capacity = capacity;
   }
 
-  /** The row of a name bound before, without taking one. */
-  find(name: string): number | undefined {
-    return this.byName.get(name);
-  }
-
   slotFor(name: string): number {
     const known = this.byName.get(name);
     if (known !== undefined) return known;

@@ -128,6 +128,8 @@ describe('acl', () => {
     expect(await probe(port, '127.0.0.5')).toBe('served');
     expect(backend.accepted).toBe(1);
     expect((await listenerStats(daemon.adminUrl, 'edge')).refused_total['acl']).toBe(2);
+    const metrics = await (await fetch(`${daemon.adminUrl}/metrics`)).text();
+    expect(metrics).toContain('sluice_listener_refused_total{listener="edge",reason="acl"} 2\n');
 
     // Swap the lists in the file; SIGHUP; no restart.
     const before = daemon.logs.length;

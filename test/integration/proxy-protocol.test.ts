@@ -9,7 +9,10 @@ import { startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { eventually, exchange, listenerStats, startRecordingBackend, type RecordingBackend } from '../helpers/edge.ts';
 import { getJson } from '../helpers/client.ts';
 import { freePorts } from '../helpers/ports.ts';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -18,14 +21,20 @@ afterEach(async () => {
 
 const V2_SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
 
-async function setup(options: { listener: string[]; sendProxy?: 'v1' | 'v2'; expectBytes: number; logLevel?: string }): Promise<{ daemon: Daemon; port: number; backend: RecordingBackend }> {
+async function setup(options: {
+  listener: string[];
+  sendProxy?: 'v1' | 'v2';
+  expectBytes: number;
+  logLevel?: string;
+  accessLog?: string;
+}): Promise<{ daemon: Daemon; port: number; backend: RecordingBackend }> {
   const backend = await startRecordingBackend(options.expectBytes);
   cleanups.push(async () => backend.close());
   const [port, adminPort] = await freePorts(2);
   const yaml = `workers: 2
 admin:
   listen: 127.0.0.1:${adminPort}
-listeners:
+${options.accessLog === undefined ? '' : `access_log: {enabled: true, path: ${options.accessLog}}\n`}listeners:
   - name: edge
     listen: 127.0.0.1:${port}
     cluster: web
@@ -73,19 +82,24 @@ describe('accept_proxy', () => {
       Buffer.concat([V2_SIGNATURE, Buffer.from([0x21, 0x11, 0, 12, 203, 0, 113, 7, 192, 0, 2, 1, 0x15, 0xb3, 0x01, 0xbb])]),
     ],
   ])('behind a %s sender: strips the header, routes, tells the backend and logs the carried client', async (_version, header) => {
-    const { daemon, port, backend } = await setup({ listener: ['accept_proxy: true'], sendProxy: 'v1', expectBytes: 1000, logLevel: 'debug' });
+    const accessLog = tempFile();
+    const { daemon, port, backend } = await setup({ listener: ['accept_proxy: true'], sendProxy: 'v1', expectBytes: 1000, logLevel: 'debug', accessLog });
     const { reply } = await exchange(port, '127.0.0.8', Buffer.concat([header, Buffer.from('payload')]));
     expect(reply.toString()).toBe('ok');
     // The backend hears of the carried client (and destination), never of the header bytes.
     expect(backend.received[0]?.toString()).toBe('PROXY TCP4 203.0.113.7 192.0.2.1 5555 443\r\npayload');
     const line = await daemon.waitForLog((l) => l.msg === 'proxy header');
     expect(line).toMatchObject({ client: { address: '203.0.113.7', port: 5555 }, peer: { address: '127.0.0.8' }, listener: 'edge' });
+    // The access log names the carried client too.
+    expect(await accessLine(accessLog, (l) => l['listener'] === 'edge')).toMatchObject({ client: '203.0.113.7:5555', backend: backend.address, reason: 'client_close' });
   });
 
   it('applies the acl and limits to the carried address, not the balancer in front', async () => {
+    const accessLog = tempFile();
     const { daemon, port, backend } = await setup({
       listener: ['accept_proxy: true', 'acl: {deny: [203.0.113.0/24]}', 'limits: {per_ip_connections: 1}'],
       expectBytes: 7,
+      accessLog,
     });
     const header = (client: string): Buffer => Buffer.from(`PROXY TCP4 ${client} 192.0.2.1 1 2\r\npayload`);
     const denied = await exchange(port, '127.0.0.8', header('203.0.113.9'));
@@ -111,6 +125,8 @@ describe('accept_proxy', () => {
     const stats = await listenerStats(daemon.adminUrl, 'edge');
     expect(stats.refused_total['acl']).toBe(1);
     expect(stats.refused_total['per_ip_connections']).toBe(1);
+    expect(await accessLine(accessLog, (l) => l['reason'] === 'acl')).toMatchObject({ client: '203.0.113.9:1', backend: null, cluster: null });
+    expect(await accessLine(accessLog, (l) => l['reason'] === 'per_ip_connections')).toMatchObject({ client: '198.51.100.1:1', backend: null });
   });
 
   it('closes and counts garbage, a truncated header and a slow header; no backend sees any', async () => {
@@ -173,3 +189,22 @@ describe('accept_proxy', () => {
     }
   });
 });
+
+function tempFile(): string {
+  return path.join(mkdtempSync(path.join(tmpdir(), 'sluice-edge-')), 'access.log');
+}
+
+/** The first access log line `match` accepts, polling the file until it appears (10 s). */
+async function accessLine(file: string, match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown> | undefined> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    const found = text
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find(match);
+    if (found !== undefined || Date.now() > deadline) return found;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

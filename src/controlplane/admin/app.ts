@@ -5,15 +5,17 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { CounterTables } from '../../shared/counters.ts';
-import type { ControlPlaneStats, ResourceReport } from '../../shared/messages.ts';
+import type { ControlPlaneStats, ListenerBinding, ResourceReport } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
-import { registerAuth } from './auth.ts';
+import { OPEN_ROUTES, registerAuth } from './auth.ts';
 import { registerBackendRoutes, type BackendCommands } from './backend-routes.ts';
 import { registerClusterRoutes } from './cluster-routes.ts';
+import { DASHBOARD_PUBLIC_PATHS, registerDashboardRoutes } from './dashboard-routes.ts';
 import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
 import { registerErrorHandlers } from './errors.ts';
 import { registerLifecycleRoutes, type LifecycleControl } from './lifecycle-routes.ts';
 import { registerListenerRoutes, type ListenerAcls } from './listener-routes.ts';
+import type { Metrics } from './metrics/registry.ts';
 import { registerOpenApiRoute } from './openapi.ts';
 
 export interface AdminDeps {
@@ -30,11 +32,12 @@ export interface AdminDeps {
   readonly faults: FaultInjection | undefined;
   /** Backend writes, applied by the control plane. */
   readonly commands: BackendCommands;
-  /** The bearer token every route but /healthz and /readyz needs; undefined = open. */
+  /** The bearer token every route but /healthz, /readyz and the dashboard page needs; undefined = open. */
   readonly token: string | undefined;
+  /** The listeners the data plane runs now, with their counter slots. */
+  readonly listeners: () => readonly ListenerBinding[];
+  readonly metrics: Metrics;
   readonly logger: Logger;
-  /** The counter row of a listener name (GET /listeners); without it, listener counters read 0. */
-  readonly listenerSlot?: (name: string) => number | undefined;
   /** Listener acl writes (PUT /listeners/:name/acl), applied by the control plane; without it they answer 503. */
   readonly listenerAcls?: ListenerAcls;
 }
@@ -56,7 +59,8 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
   });
 
   registerErrorHandlers(app, BODY_LIMIT_BYTES);
-  registerAuth(app, deps.token);
+  // The dashboard's page, script and style carry no data; the page asks for the token.
+  registerAuth(app, deps.token, new Set([...OPEN_ROUTES, ...DASHBOARD_PUBLIC_PATHS]));
 
   app.get('/healthz', () => ({ status: 'ok' }));
 
@@ -73,12 +77,16 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
   registerListenerRoutes(app, {
     snapshots: deps.snapshots,
     counters: deps.counters,
-    listenerSlot: deps.listenerSlot ?? (() => undefined),
+    listenerSlot: (name) => deps.listeners().find((l) => l.name === name)?.slot,
     acls: deps.listenerAcls,
   });
   registerDebugRoutes(app, deps.workerResources, deps.faults);
 
   app.get('/debug/controlplane', async () => ({ controlplane: (await deps.controlPlaneStats()) ?? null }));
+
+  app.get('/metrics', async (_request, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.render()));
+
+  registerDashboardRoutes(app, deps);
 
   return app;
 }

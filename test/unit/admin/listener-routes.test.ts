@@ -5,6 +5,7 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildAdminApp, type AdminApp } from '../../../src/controlplane/admin/app.ts';
+import { createMetrics } from '../../../src/controlplane/admin/metrics/registry.ts';
 import type { AclConfig } from '../../../src/shared/config/schema.ts';
 import { CounterTables, createCounterBuffer, ListenerCounter } from '../../../src/shared/counters.ts';
 import type { ListenerAclResult } from '../../../src/shared/messages.ts';
@@ -48,7 +49,11 @@ function build(options: { token?: string; answer?: (listener: string, acl: AclCo
     commands: { run: () => Promise.resolve({ ok: false, error: 'UNAVAILABLE', message: 'not in this test' }) },
     token: options.token,
     logger: pino({ level: 'silent' }),
-    listenerSlot: (name) => (name === 'edge' ? 1 : name === 'plain' ? 2 : undefined),
+    listeners: () => [
+      { name: 'edge', slot: 1, host: '127.0.0.1', port: 1 },
+      { name: 'plain', slot: 2, host: '127.0.0.1', port: 2 },
+    ],
+    metrics: createMetrics(() => ({ snapshot, counters, listeners: [], restarts: { dataPlane: 0, controlPlane: 0 } }), { processMetrics: false }),
     ...(options.noAcls === true
       ? {}
       : {
