@@ -1,0 +1,23 @@
+/**
+ * What the load-aware balancers read: each eligible backend's weight and counter slot, and
+ * the global per-backend count of assigned connections (one Int32 cell per slot, kept by
+ * every data-plane worker with Atomics; see shared/counters.ts).
+ */
+export interface LoadView {
+  readonly weights: Float64Array;
+  readonly slots: Int32Array;
+  /** Global assigned-connection counts, indexed by backend slot. */
+  readonly active: Int32Array;
+}
+
+/**
+ * Whether backend a is less loaded than b once given one more connection:
+ * (active_a + 1) / w_a < (active_b + 1) / w_b, compared by cross-multiplying (weights > 0).
+ * Counting the connection about to be placed makes a heavier backend win among idle ones.
+ * Returns -1 (a lighter), 0 (equal) or 1 (b lighter).
+ */
+export function compareLoad(view: LoadView, a: number, b: number): number {
+  const left = (Atomics.load(view.active, view.slots[a] as number) + 1) * (view.weights[b] as number);
+  const right = (Atomics.load(view.active, view.slots[b] as number) + 1) * (view.weights[a] as number);
+  return left < right ? -1 : left > right ? 1 : 0;
+}
