@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { buildAdminApp, type AdminApp } from './controlplane/admin/app.ts';
 import { parseHostPort } from './shared/address.ts';
-import type { Config } from './shared/config/schema.ts';
+import { listenerRoutes, type Config, type ListenerConfig } from './shared/config/schema.ts';
 import {
   CounterTables,
   createCounterBuffer,
@@ -19,6 +19,7 @@ import { createLogger, flushLogs, type Logger } from './shared/logger.ts';
 import type { ListenerBinding } from './shared/messages.ts';
 import { createSnapshotBuffer } from './shared/snapshot/layout.ts';
 import { SnapshotReader } from './shared/snapshot/reader.ts';
+import { ClusterStates } from './supervisor/cluster-states.ts';
 import { ControlPlaneHost } from './supervisor/control-plane-host.ts';
 import { DataPlanePool, type ListenFailure } from './supervisor/data-plane-pool.ts';
 
@@ -40,6 +41,13 @@ function listenerBindings(config: Config): ListenerBinding[] {
   });
 }
 
+/** `web`, or `web 90, canary 10` for a split listener. */
+function describeRoutes(listener: ListenerConfig): string {
+  const routes = listenerRoutes(listener);
+  if (routes.length === 1 && listener.routes === undefined) return routes[0]?.cluster ?? '';
+  return routes.map((r) => `${r.cluster} ${r.weight}`).join(', ');
+}
+
 function describeListenFailures(failures: readonly ListenFailure[]): string {
   const unique = new Map<string, ListenFailure>();
   for (const f of failures) unique.set(`${f.listener} ${f.code}`, f);
@@ -59,6 +67,7 @@ export class Supervisor {
   private readonly counterDims: CounterDimensions;
   private readonly counters: CounterTables;
   private readonly snapshotBuffer: SharedArrayBuffer;
+  private readonly clusterStates: ClusterStates;
   private readonly controlPlane: ControlPlaneHost;
   private readonly dataPlane: DataPlanePool;
   private admin: AdminApp | undefined;
@@ -82,7 +91,8 @@ export class Supervisor {
       logger: root,
     };
     this.controlPlane = new ControlPlaneHost({ ...shared, config: options.config });
-    this.dataPlane = new DataPlanePool({ ...shared, workers, counters: this.counters });
+    this.clusterStates = new ClusterStates(options.config);
+    this.dataPlane = new DataPlanePool({ ...shared, workers, counters: this.counters, clusterStates: this.clusterStates });
   }
 
   /** Start everything; on any failure, stop what was started and throw a coded error. */
@@ -97,7 +107,7 @@ export class Supervisor {
         {
           config: this.options.configFile,
           workers: this.dataPlane.size,
-          listeners: config.listeners.map((l) => `${l.name} ${l.protocol} ${l.listen} -> ${l.cluster}`),
+          listeners: config.listeners.map((l) => `${l.name} ${l.protocol} ${l.listen} -> ${describeRoutes(l)}`),
           clusters: config.clusters.map((c) => `${c.name} (${c.algorithm}, ${c.backends.length} backends)`),
           backends,
           admin: config.admin.listen,

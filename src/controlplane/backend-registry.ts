@@ -2,7 +2,8 @@
  * The control plane's authoritative, mutable view of clusters and backends. Only the
  * control-plane worker owns one; the data plane sees it only as published snapshots.
  */
-import type { ClusterConfig, Config } from '../shared/config/schema.ts';
+import type { ClusterConfig, Config, RouteConfig } from '../shared/config/schema.ts';
+import { DEFAULT_MAGLEV_TABLE_SIZE, listenerRoutes } from '../shared/config/schema.ts';
 import { parseHostPort } from '../shared/address.ts';
 import { SluiceError } from '../shared/errors.ts';
 import type { BackendState, Snapshot, SnapshotBackend, SnapshotCluster } from '../shared/snapshot/types.ts';
@@ -17,6 +18,13 @@ export interface Backend {
   readonly slot: number;
   weight: number;
   state: BackendState;
+  /** This backend's own connection limit, overriding the cluster's. */
+  readonly maxConnections?: number;
+}
+
+interface ListenerRoutes {
+  readonly name: string;
+  routes: readonly RouteConfig[];
 }
 
 interface Cluster {
@@ -30,12 +38,12 @@ export function backendId(cluster: string, address: string): string {
 
 export class BackendRegistry {
   private readonly clusters = new Map<string, Cluster>();
-  private readonly listeners: { name: string; cluster: string }[];
+  private readonly listeners: ListenerRoutes[];
   private readonly slots: SlotAllocator;
 
   constructor(config: Config, slots: SlotAllocator, recovered?: Snapshot) {
     this.slots = slots;
-    this.listeners = config.listeners.map((l) => ({ name: l.name, cluster: l.cluster }));
+    this.listeners = config.listeners.map((l) => ({ name: l.name, routes: listenerRoutes(l) }));
     const previous = indexBackends(recovered);
     for (const slot of [...previous.values()].map((b) => b.slot)) slots.claim(slot);
     for (const cluster of config.clusters) {
@@ -44,7 +52,8 @@ export class BackendRegistry {
       for (const entry of cluster.backends) {
         const id = backendId(cluster.name, entry.address);
         const before = previous.get(id);
-        backends.set(id, this.createBackend(cluster.name, entry.address, entry.weight, before));
+        const backend = this.createBackend(cluster.name, entry.address, entry.weight, before);
+        backends.set(id, withLimit(backend, entry.max_connections));
         previous.delete(id);
       }
     }
@@ -66,15 +75,28 @@ export class BackendRegistry {
   snapshotContent(): Omit<Snapshot, 'version'> {
     const clusters: SnapshotCluster[] = [];
     for (const [name, cluster] of this.clusters) {
+      const c = cluster.config;
+      const clusterLimit = c.max_connections ?? 0;
       clusters.push({
         name,
-        algorithm: cluster.config.algorithm,
-        connectTimeoutMs: cluster.config.connect_timeout,
-        idleTimeoutMs: cluster.config.idle_timeout,
-        backends: [...cluster.backends.values()].map(toSnapshotBackend),
+        algorithm: c.algorithm,
+        hashKey: c.hash_key ?? 'source_ip',
+        maglevTableSize: c.maglev_table_size ?? DEFAULT_MAGLEV_TABLE_SIZE,
+        stickyTtlMs: c.sticky?.ttl ?? 0,
+        stickyMaxEntries: c.sticky?.max_entries ?? 0,
+        queueSize: c.queue?.size ?? 0,
+        queueTimeoutMs: c.queue?.timeout ?? 0,
+        connectTimeoutMs: c.connect_timeout,
+        idleTimeoutMs: c.idle_timeout,
+        backends: [...cluster.backends.values()].map((b) => toSnapshotBackend(b, clusterLimit)),
       });
     }
-    return { clusters, listeners: this.listeners.map((l) => ({ ...l })) };
+    const listeners = this.listeners.map((l) => ({
+      name: l.name,
+      cluster: l.routes[0]?.cluster ?? '',
+      routes: l.routes.map((r) => ({ cluster: r.cluster, weight: r.weight })),
+    }));
+    return { clusters, listeners };
   }
 
   private createBackend(cluster: string, address: string, weight: number, before?: Backend): Backend {
@@ -97,6 +119,12 @@ function indexBackends(snapshot: Snapshot | undefined): Map<string, Backend> {
   return byId;
 }
 
-function toSnapshotBackend(b: Backend): SnapshotBackend {
-  return { id: b.id, slot: b.slot, address: b.address, host: b.host, port: b.port, weight: b.weight, state: b.state };
+function toSnapshotBackend(b: Backend, clusterLimit: number): SnapshotBackend {
+  const maxConnections = b.maxConnections ?? clusterLimit;
+  return { id: b.id, slot: b.slot, address: b.address, host: b.host, port: b.port, weight: b.weight, state: b.state, maxConnections };
+}
+
+function withLimit(backend: Backend, maxConnections: number | undefined): Backend {
+  const { maxConnections: _previous, ...rest } = backend;
+  return maxConnections === undefined ? rest : { ...rest, maxConnections };
 }

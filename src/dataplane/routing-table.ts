@@ -1,10 +1,28 @@
 /**
  * What a data-plane worker derives from one snapshot version: for every listener, the
- * cluster it routes to with that cluster's eligible backends already filtered. Built once
- * per version (never per accept), so the per-accept work is a map lookup and a pick.
+ * clusters it routes to (with their weights), and for every cluster its eligible backends,
+ * their connection limits and the balancer over them. Built once per version (never per
+ * accept), so the per-accept work is a map lookup, a weighted cluster choice and a pick.
+ * State that must outlive a version (rotation positions, Maglev tables, queues) is carried
+ * over from the previous table by cluster and listener name.
  */
-import type { Snapshot, SnapshotBackend, SnapshotCluster } from '../shared/snapshot/types.ts';
-import type { Cursor } from './balancer/round-robin.ts';
+import type { ClusterState } from '../shared/cluster-state.ts';
+import type { HashKey, Snapshot, SnapshotBackend, SnapshotCluster, SnapshotListener } from '../shared/snapshot/types.ts';
+import { AffinityTable } from './balancer/affinity.ts';
+import { createBalancer, type Balancer, type BalancerEnv } from './balancer/cluster-balancer.ts';
+import { createSmoothWeighted, pickSmoothWeighted, type SmoothWeightedState } from './balancer/smooth-weighted.ts';
+
+export interface StickyPolicy {
+  readonly table: AffinityTable;
+  readonly ttlSeconds: number;
+  /** Backend slot → index in `eligible`: a remembered backend counts only while eligible. */
+  readonly indexBySlot: ReadonlyMap<number, number>;
+}
+
+export interface QueuePolicy {
+  readonly size: number;
+  readonly timeoutMs: number;
+}
 
 export interface ClusterRoute {
   readonly name: string;
@@ -12,41 +30,113 @@ export interface ClusterRoute {
   readonly idleTimeoutMs: number;
   /** Backends that may receive new connections: healthy with a weight above zero. */
   readonly eligible: readonly SnapshotBackend[];
-  /** Carried across versions so a snapshot change does not restart the rotation. */
-  readonly cursor: Cursor;
+  /** max_connections of each eligible backend (same index); 0 = no limit. */
+  readonly limits: Int32Array;
+  readonly balancer: Balancer;
+  /** consistent_hash: what the client hash covers; undefined for other algorithms. */
+  readonly hashKey: HashKey | undefined;
+  readonly sticky: StickyPolicy | undefined;
+  readonly queue: QueuePolicy | undefined;
+  /** The cluster's shared cells (queue, affinity), when the supervisor provided them. */
+  readonly state: ClusterState | undefined;
+}
+
+export interface ListenerRoute {
+  readonly name: string;
+  /** Its clusters with a weight above zero, in route order. */
+  readonly clusters: readonly ClusterRoute[];
+  /** The weighted choice between `clusters`; undefined with a single cluster. */
+  readonly split: SmoothWeightedState | undefined;
 }
 
 export interface RoutingTable {
   readonly snapshot: Snapshot;
-  readonly byListener: ReadonlyMap<string, ClusterRoute>;
+  readonly byListener: ReadonlyMap<string, ListenerRoute>;
+  readonly byCluster: ReadonlyMap<string, ClusterRoute>;
+}
+
+export interface RoutingEnv extends BalancerEnv {
+  /** Each cluster's shared state buffer view, by cluster name. */
+  readonly clusterStates: ReadonlyMap<string, ClusterState>;
 }
 
 export function isEligible(backend: SnapshotBackend): boolean {
   return backend.state === 'healthy' && backend.weight > 0;
 }
 
-function clusterRoute(cluster: SnapshotCluster, previous: ClusterRoute | undefined): ClusterRoute {
+/**
+ * The cluster for a new connection on this listener: a weighted choice between its routes;
+ * a chosen cluster with no eligible backend gives way to the next route that has one (a
+ * canary without a healthy backend does not refuse its share of clients).
+ */
+export function chooseCluster(listener: ListenerRoute): ClusterRoute | undefined {
+  const clusters = listener.clusters;
+  if (listener.split === undefined) return clusters[0];
+  const first = pickSmoothWeighted(listener.split);
+  for (let i = 0; i < clusters.length; i++) {
+    const cluster = clusters[(first + i) % clusters.length];
+    if (cluster !== undefined && cluster.eligible.length > 0) return cluster;
+  }
+  return clusters[first];
+}
+
+export function buildRoutingTable(snapshot: Snapshot, env: RoutingEnv, previous?: RoutingTable): RoutingTable {
+  const byCluster = new Map<string, ClusterRoute>();
+  for (const cluster of snapshot.clusters) {
+    byCluster.set(cluster.name, clusterRoute(cluster, previous?.byCluster.get(cluster.name), env));
+  }
+  const byListener = new Map<string, ListenerRoute>();
+  for (const listener of snapshot.listeners) {
+    byListener.set(listener.name, listenerRoute(listener, byCluster, previous?.byListener.get(listener.name)));
+  }
+  return { snapshot, byListener, byCluster };
+}
+
+function clusterRoute(cluster: SnapshotCluster, previous: ClusterRoute | undefined, env: RoutingEnv): ClusterRoute {
+  const eligible = cluster.backends.filter(isEligible);
+  const state = env.clusterStates.get(cluster.name);
   return {
     name: cluster.name,
     connectTimeoutMs: cluster.connectTimeoutMs,
     idleTimeoutMs: cluster.idleTimeoutMs,
-    eligible: cluster.backends.filter(isEligible),
-    cursor: previous?.cursor ?? { next: 0 },
+    eligible,
+    limits: Int32Array.from(eligible, (b) => b.maxConnections),
+    balancer: createBalancer(cluster, eligible, previous?.balancer, env),
+    hashKey: cluster.algorithm === 'consistent_hash' ? cluster.hashKey : undefined,
+    sticky: stickyPolicy(cluster, eligible, state),
+    queue: cluster.queueSize > 0 ? { size: cluster.queueSize, timeoutMs: cluster.queueTimeoutMs } : undefined,
+    state,
   };
 }
 
-export function buildRoutingTable(snapshot: Snapshot, previous?: RoutingTable): RoutingTable {
-  const previousByCluster = new Map<string, ClusterRoute>();
-  for (const route of previous?.byListener.values() ?? []) previousByCluster.set(route.name, route);
+function stickyPolicy(
+  cluster: SnapshotCluster,
+  eligible: readonly SnapshotBackend[],
+  state: ClusterState | undefined,
+): StickyPolicy | undefined {
+  // Without its shared table (a cluster the supervisor has not sized one for yet) affinity is
+  // off: clients are still balanced, only not pinned.
+  if (cluster.stickyTtlMs <= 0 || state === undefined || state.affinityCapacity === 0) return undefined;
+  return {
+    table: new AffinityTable(state.cells, state.affinityCapacity, state.affinityEpochSeconds),
+    ttlSeconds: Math.max(1, Math.round(cluster.stickyTtlMs / 1000)),
+    indexBySlot: new Map(eligible.map((b, index) => [b.slot, index])),
+  };
+}
 
-  const clusters = new Map<string, ClusterRoute>();
-  for (const cluster of snapshot.clusters) {
-    clusters.set(cluster.name, clusterRoute(cluster, previousByCluster.get(cluster.name)));
+function listenerRoute(
+  listener: SnapshotListener,
+  byCluster: ReadonlyMap<string, ClusterRoute>,
+  previous: ListenerRoute | undefined,
+): ListenerRoute {
+  const clusters: ClusterRoute[] = [];
+  const weights: number[] = [];
+  for (const route of listener.routes) {
+    const cluster = byCluster.get(route.cluster);
+    if (cluster === undefined || route.weight <= 0) continue;
+    clusters.push(cluster);
+    weights.push(route.weight);
   }
-  const byListener = new Map<string, ClusterRoute>();
-  for (const listener of snapshot.listeners) {
-    const route = clusters.get(listener.cluster);
-    if (route !== undefined) byListener.set(listener.name, route);
-  }
-  return { snapshot, byListener };
+  const split = clusters.length > 1 ? createSmoothWeighted(weights, previous?.split?.now ?? 0) : undefined;
+  return { name: listener.name, clusters, split };
 }

@@ -1,20 +1,26 @@
 /**
- * The TCP data path: for one accepted client, connect to a backend (bounded by the
- * cluster's connect timeout, retrying the next eligible backend on failure), then copy
- * bytes both ways with back-pressure and forward each direction's FIN on its own, so a
- * client that half-closes still receives the whole reply.
+ * The TCP data path: for one accepted client, choose the cluster (weighted routes) and a
+ * backend (sticky affinity, else the cluster's balancer), reserve a place under the backend's
+ * connection limit, connect (bounded by the cluster's connect timeout, retrying the next
+ * eligible backend on failure), then copy bytes both ways with back-pressure and forward each
+ * direction's FIN on its own, so a client that half-closes still receives the whole reply.
+ * When every eligible backend is at its limit, the client waits in the cluster's queue.
  *
  * Invariants:
- * - a session counts as an open connection of its backend from connect to close, once;
+ * - a session holds at most one reservation (global assigned-connection count) at a time,
+ *   from before its connect attempt until the attempt fails or the connection closes;
+ * - a session counts in its backend's connection total once, when it connects;
  * - every socket and timer a session creates is gone when both of its sockets closed;
- * - a client is never left open without a backend attempt in flight.
+ * - a client is never left open without a backend attempt in flight or a place in a queue.
  */
 import net from 'node:net';
+import { ClusterCell } from '../shared/cluster-state.ts';
 import type { WorkerCounters } from '../shared/counters.ts';
 import { BackendCounter, ListenerCounter } from '../shared/counters.ts';
 import type { SnapshotBackend } from '../shared/snapshot/types.ts';
-import { pickRoundRobin } from './balancer/round-robin.ts';
-import type { ClusterRoute } from './routing-table.ts';
+import { hashAddress, mixPort } from './balancer/hash.ts';
+import { ConnectionQueue, type QueuedConnection } from './connection-queue.ts';
+import { chooseCluster, type ClusterRoute, type ListenerRoute } from './routing-table.ts';
 
 export type TerminationReason =
   | 'client_close'
@@ -24,7 +30,19 @@ export type TerminationReason =
   | 'idle_timeout'
   | 'connect_failure'
   | 'no_backend'
+  | 'at_limit'
+  | 'queue_timeout'
   | 'drain';
+
+/** Seed of the second client hash that, with the first, keys the affinity table. */
+const STICKY_SEED = 0x5bd1e995;
+
+export interface ProxyEnv {
+  readonly counters: WorkerCounters;
+  readonly worker: number;
+  /** A cluster's route in the current snapshot (a queued connection re-resolves on retry). */
+  readonly clusterRoute: (name: string) => ClusterRoute | undefined;
+}
 
 /** How often byte counts of long-lived connections are folded into the shared counters. */
 const BYTE_FLUSH_INTERVAL_MS = 1000;
@@ -32,20 +50,31 @@ const BYTE_FLUSH_INTERVAL_MS = 1000;
 export class TcpProxy {
   private readonly sessions = new Set<TcpSession>();
   private readonly counters: WorkerCounters;
+  private readonly env: ProxyEnv;
+  private readonly queues = new Map<string, ConnectionQueue>();
   private byteFlushTimer: NodeJS.Timeout | undefined;
   private onIdle: (() => void) | undefined;
 
-  constructor(counters: WorkerCounters) {
-    this.counters = counters;
+  constructor(env: ProxyEnv) {
+    this.env = env;
+    this.counters = env.counters;
   }
 
   get connections(): number {
     return this.sessions.size;
   }
 
+  /** Connections waiting in this worker's queues. */
+  get queued(): number {
+    let n = 0;
+    for (const queue of this.queues.values()) n += queue.length;
+    return n;
+  }
+
   /** Route one accepted (paused) client socket. */
-  handle(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined): void {
+  handle(client: net.Socket, listenerSlot: number, listener: ListenerRoute | undefined): void {
     this.counters.bumpListener(listenerSlot, ListenerCounter.accepted);
+    const route = listener === undefined ? undefined : chooseCluster(listener);
     if (route === undefined || route.eligible.length === 0) {
       this.counters.bumpListener(listenerSlot, ListenerCounter.refusedNoBackend);
       client.on('error', ignoreError);
@@ -88,6 +117,23 @@ export class TcpProxy {
     return this.counters;
   }
 
+  /** @internal */
+  currentRoute(name: string): ClusterRoute | undefined {
+    return this.env.clusterRoute(name);
+  }
+
+  /** @internal this worker's queue of a cluster (created on first use). */
+  queueOf(route: ClusterRoute): ConnectionQueue | undefined {
+    const state = route.state;
+    if (state === undefined) return undefined;
+    let queue = this.queues.get(route.name);
+    if (queue?.state !== state) {
+      queue = new ConnectionQueue(state, this.env.worker);
+      this.queues.set(route.name, queue);
+    }
+    return queue;
+  }
+
   private startByteFlush(): void {
     this.byteFlushTimer = setInterval(() => {
       for (const session of this.sessions) session.flushBytes();
@@ -105,15 +151,30 @@ function ignoreError(): void {
   // The socket is being torn down; its error has nowhere useful to go.
 }
 
-class TcpSession {
+class TcpSession implements QueuedConnection {
   private readonly proxy: TcpProxy;
   private readonly client: net.Socket;
   private readonly listenerSlot: number;
-  private readonly route: ClusterRoute;
+  private route: ClusterRoute;
   private backend: net.Socket | undefined;
   private target: SnapshotBackend | undefined;
-  private attempts = 0;
+  /** The backend slot this session holds a reservation on, or -1. */
+  private reservedSlot = -1;
+  /** Where the walk over the eligible backends started, and how far it got. */
   private firstIndex = -1;
+  private visited = 0;
+  /** Some backend of the walk was at its limit. */
+  private sawFull = false;
+  /** Hash of the client's address (affinity key, part one; consistent_hash on source_ip). */
+  private ipHash = 0;
+  /** An independent second hash of the address (affinity key, part two); 0 = unknown client. */
+  private stickyHash = 0;
+  /** What consistent_hash looks up: the address hash, with the port mixed in for source_ip_port. */
+  private clientHash = 0;
+  private hashed = false;
+  private queue: ConnectionQueue | undefined;
+  /** When the session first queued, the time its wait ends (ms since the epoch); 0 = never queued. */
+  private queueDeadline = 0;
   private connected = false;
   private clientClosed = false;
   /** Backend sockets not yet closed, including abandoned attempts still tearing down. */
@@ -134,6 +195,12 @@ class TcpSession {
     this.client.on('error', this.onClientError);
     this.client.on('end', this.onClientEnd);
     this.client.on('close', this.onClientClose);
+    // Connections already waiting for this cluster go first.
+    if (this.route.queue !== undefined && this.route.state?.anyoneWaiting === true) {
+      this.waitForRoom();
+      return;
+    }
+    this.beginWalk();
     this.tryNextBackend();
   }
 
@@ -154,27 +221,132 @@ class TcpSession {
     this.countedToClient = toClient;
   }
 
+  /** QueuedConnection: a backend may have room now (called by the queue, in arrival order). */
+  retry(): boolean {
+    if (this.clientClosed) return true;
+    this.route = this.proxy.currentRoute(this.route.name) ?? this.route;
+    this.beginWalk();
+    const target = this.reserveNext();
+    if (target === undefined) return false;
+    this.queue = undefined;
+    this.connect(target);
+    return true;
+  }
+
+  /** QueuedConnection: no backend had room before the queue timeout. */
+  timedOut(): void {
+    this.queue = undefined;
+    this.route.state?.bump(ClusterCell.timedOutTotal);
+    this.refuse(ListenerCounter.refusedAtLimit, 'queue_timeout');
+  }
+
+  /** Start a walk over the eligible backends at the preferred one. */
+  private beginWalk(): void {
+    this.visited = 0;
+    this.sawFull = false;
+    this.firstIndex = this.route.eligible.length === 0 ? -1 : Math.max(0, this.preferredIndex());
+  }
+
+  /** Sticky affinity first (while its backend is eligible), else the cluster's balancer. */
+  private preferredIndex(): number {
+    const route = this.route;
+    if (route.hashKey === undefined && route.sticky === undefined) return route.balancer.pick(0);
+    this.hashClient();
+    const sticky = route.sticky;
+    if (sticky !== undefined && this.stickyHash !== 0) {
+      const slot = sticky.table.lookup(this.ipHash, this.stickyHash, sticky.table.now(Date.now()));
+      const index = slot < 0 ? undefined : sticky.indexBySlot.get(slot);
+      if (index !== undefined) return index;
+    }
+    return route.balancer.pick(this.clientHash);
+  }
+
+  private hashClient(): void {
+    if (this.hashed) return;
+    this.hashed = true;
+    const address = this.client.remoteAddress;
+    if (address === undefined) return;
+    // Affinity is always by address: a client's port changes with every connection.
+    this.ipHash = hashAddress(address);
+    this.stickyHash = hashAddress(address, STICKY_SEED) || 1;
+    this.clientHash = this.route.hashKey === 'source_ip_port' ? mixPort(this.ipHash, this.client.remotePort ?? 0) : this.ipHash;
+  }
+
+  /**
+   * Walk on from the preferred backend, reserving the first one below its limit; one accept
+   * tries each eligible backend at most once. Undefined when the walk is over.
+   */
+  private reserveNext(): SnapshotBackend | undefined {
+    const { eligible, limits } = this.route;
+    const n = eligible.length;
+    const counters = this.proxy.counterWriter;
+    while (this.visited < n) {
+      const index = (this.firstIndex + this.visited) % n;
+      this.visited++;
+      const target = eligible[index];
+      if (target === undefined) continue;
+      if (counters.reserve(target.slot, limits[index] ?? 0)) {
+        this.reservedSlot = target.slot;
+        return target;
+      }
+      this.sawFull = true;
+    }
+    return undefined;
+  }
+
   private tryNextBackend(): void {
     if (this.clientClosed) return;
-    const eligible = this.route.eligible;
-    if (this.attempts >= eligible.length) {
-      this.proxy.counterWriter.bumpListener(this.listenerSlot, ListenerCounter.refusedAllFailed);
-      this.reason = 'connect_failure';
-      this.client.destroy();
+    const target = this.reserveNext();
+    if (target !== undefined) {
+      this.connect(target);
       return;
     }
-    // The first attempt follows the balancer; retries walk on from it, so one accept
-    // tries each eligible backend at most once.
-    const index =
-      this.attempts === 0 ? pickRoundRobin(eligible, this.route.cursor) : (this.firstIndex + this.attempts) % eligible.length;
-    if (this.attempts === 0) this.firstIndex = index;
-    this.attempts++;
-    const target = eligible[index];
-    if (target === undefined) {
-      this.tryNextBackend();
+    if (this.sawFull) this.waitForRoom();
+    else if (this.route.eligible.length === 0) this.refuse(ListenerCounter.refusedNoBackend, 'no_backend');
+    else this.refuse(ListenerCounter.refusedAllFailed, 'connect_failure');
+  }
+
+  /** Every backend with room failed or none had room: wait in the queue if there is one. */
+  private waitForRoom(): void {
+    const policy = this.route.queue;
+    const queue = policy === undefined ? undefined : this.proxy.queueOf(this.route);
+    if (policy === undefined || queue === undefined) {
+      this.refuse(ListenerCounter.refusedAtLimit, 'at_limit');
       return;
     }
-    this.connect(target);
+    const firstWait = this.queueDeadline === 0;
+    const now = Date.now();
+    if (firstWait) this.queueDeadline = now + policy.timeoutMs;
+    const remaining = this.queueDeadline - now;
+    if (remaining <= 0) {
+      this.timedOut();
+      return;
+    }
+    this.queue = queue;
+    // The queue may serve this session at once (a slot freed meanwhile): set state first.
+    if (!queue.enqueue(this, policy.size, remaining)) {
+      this.queue = undefined;
+      this.route.state?.bump(ClusterCell.overflowTotal);
+      this.refuse(ListenerCounter.refusedAtLimit, 'at_limit');
+      return;
+    }
+    if (firstWait) this.route.state?.bump(ClusterCell.queuedTotal);
+  }
+
+  private refuse(counter: ListenerCounter, reason: TerminationReason): void {
+    this.proxy.counterWriter.bumpListener(this.listenerSlot, counter);
+    this.reason ??= reason;
+    this.client.destroy();
+  }
+
+  /** Give back this session's place under its backend's limit, waking waiters if any. */
+  private releaseReservation(): void {
+    const slot = this.reservedSlot;
+    if (slot < 0) return;
+    this.reservedSlot = -1;
+    this.proxy.counterWriter.release(slot);
+    const state = this.route.state;
+    if (state?.anyoneWaiting === true) state.wakeWaiters();
   }
 
   private connect(target: SnapshotBackend): void {
@@ -197,6 +369,12 @@ class TcpSession {
     const counters = this.proxy.counterWriter;
     counters.bumpBackend(target.slot, BackendCounter.connectSuccesses, 1);
     counters.connectionOpened(target.slot);
+    if (this.queueDeadline !== 0) this.route.state?.bump(ClusterCell.servedAfterWaitTotal);
+    const sticky = this.route.sticky;
+    if (sticky !== undefined && this.stickyHash !== 0) {
+      const now = sticky.table.now(Date.now());
+      sticky.table.remember(this.ipHash, this.stickyHash, target.slot, now + sticky.ttlSeconds, now);
+    }
     // Idle time is measured on both sockets: the client socket sees activity in both
     // directions, and the backend timer bounds a backend left finishing after the client.
     backend.setTimeout(this.route.idleTimeoutMs);
@@ -241,6 +419,7 @@ class TcpSession {
     backend.once('close', this.onAbandonedClose);
     backend.destroy();
     this.backend = undefined;
+    this.releaseReservation();
     this.tryNextBackend();
   }
 
@@ -278,6 +457,8 @@ class TcpSession {
   private readonly onClientClose = (hadError: boolean): void => {
     this.clientClosed = true;
     this.reason ??= 'client_close';
+    if (this.queue?.remove(this) === true) this.route.state?.bump(ClusterCell.abandonedTotal);
+    this.queue = undefined;
     // Before the backend is connected there is nothing to finish; after, a clean client
     // close means both directions ended and the backend socket closes by itself.
     if (hadError || !this.connected) this.backend?.destroy();
@@ -287,10 +468,8 @@ class TcpSession {
   private maybeFinish(): void {
     if (this.finished || !this.clientClosed || this.openBackendSockets > 0) return;
     this.finished = true;
-    if (this.connected && this.target !== undefined) {
-      this.flushBytes();
-      this.proxy.counterWriter.connectionClosed(this.target.slot);
-    }
+    if (this.connected) this.flushBytes();
+    this.releaseReservation();
     this.proxy.ended(this);
   }
 }

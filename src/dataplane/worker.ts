@@ -7,7 +7,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type net from 'node:net';
 import { CounterTables } from '../shared/counters.ts';
 import { createLogger, flushLogs } from '../shared/logger.ts';
-import type { DataPlaneCommand, DataPlaneEvent, DataPlaneWorkerData, ListenerBinding } from '../shared/messages.ts';
+import { ClusterState } from '../shared/cluster-state.ts';
+import type {
+  ClusterStateBinding,
+  DataPlaneCommand,
+  DataPlaneEvent,
+  DataPlaneWorkerData,
+  ListenerBinding,
+} from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
 import { SnapshotReader } from '../shared/snapshot/reader.ts';
 import { ListenerSet } from './listeners.ts';
@@ -22,8 +29,15 @@ const port = parentPort;
 if (port === null) throw new Error('the data plane must run in a worker thread');
 
 const log = createLogger(data.logLevel, { component: 'dataplane', worker: data.worker });
-const router = new Router(new SnapshotReader(data.snapshotBuffer));
-const proxy = new TcpProxy(new CounterTables(data.counterBuffer, data.counterDims).forWorker(data.worker));
+const counters = new CounterTables(data.counterBuffer, data.counterDims).forWorker(data.worker);
+const clusterStates = new Map<string, ClusterState>();
+setClusterStates(data.clusterStates);
+const router = new Router(new SnapshotReader(data.snapshotBuffer), {
+  activeTotal: counters.activeTotal,
+  random: Math.random,
+  clusterStates,
+});
+const proxy = new TcpProxy({ counters, worker: data.worker, clusterRoute: (name) => router.cluster(name) });
 const listeners = new ListenerSet(
   (socket: net.Socket, binding: ListenerBinding) => {
     proxy.handle(socket, binding.slot, router.routeFor(binding.name));
@@ -33,6 +47,16 @@ const listeners = new ListenerSet(
   },
 );
 let draining = false;
+
+/** Routing tables built from the next snapshot version on use these; unchanged buffers keep their view. */
+function setClusterStates(states: readonly ClusterStateBinding[]): void {
+  const previous = new Map(clusterStates);
+  clusterStates.clear();
+  for (const { cluster, buffer } of states) {
+    const kept = previous.get(cluster);
+    clusterStates.set(cluster, kept?.cells.buffer === buffer ? kept : new ClusterState(buffer));
+  }
+}
 
 function send(event: DataPlaneEvent): void {
   port?.postMessage(event);
@@ -69,6 +93,9 @@ function onCommand(command: DataPlaneCommand): void {
   switch (command.type) {
     case 'listeners.set':
       void setListeners(command.listeners);
+      return;
+    case 'cluster-states.set':
+      setClusterStates(command.states);
       return;
     case 'drain':
       void drain(command.timeoutMs);

@@ -26,15 +26,25 @@ import { BACKEND_STATES } from './types.ts';
 import type {
   Algorithm,
   BackendState,
+  HashKey,
   Snapshot,
   SnapshotBackend,
   SnapshotCluster,
   SnapshotListener,
+  SnapshotRoute,
 } from './types.ts';
 
 /** Every Algorithm; a Record so the compiler flags this table when the type grows. */
-const KNOWN_ALGORITHMS: Record<Algorithm, true> = { round_robin: true };
+const KNOWN_ALGORITHMS: Record<Algorithm, true> = {
+  round_robin: true,
+  least_connections: true,
+  random: true,
+  power_of_two: true,
+  consistent_hash: true,
+};
 const ALGORITHMS = Object.freeze(Object.keys(KNOWN_ALGORITHMS) as Algorithm[]);
+const KNOWN_HASH_KEYS: Record<HashKey, true> = { source_ip: true, source_ip_port: true };
+const HASH_KEYS = Object.freeze(Object.keys(KNOWN_HASH_KEYS) as HashKey[]);
 
 const INT32_MAX = 0x7fffffff;
 const PORT_MAX = 65535;
@@ -77,18 +87,38 @@ function parseSnapshot(value: unknown, mode: Mode): Snapshot {
 }
 
 function parseCluster(value: unknown, path: string, mode: Mode): SnapshotCluster {
-  const o = record(value, path, ['name', 'algorithm', 'connectTimeoutMs', 'idleTimeoutMs', 'backends'], mode);
+  const o = record(value, path, CLUSTER_KEYS, mode);
   return Object.freeze({
     name: string(o.name, `${path}.name`),
     algorithm: oneOf(o.algorithm, `${path}.algorithm`, ALGORITHMS),
+    hashKey: oneOf(o.hashKey, `${path}.hashKey`, HASH_KEYS),
+    maglevTableSize: integer(o.maglevTableSize, `${path}.maglevTableSize`, 2, INT32_MAX),
+    stickyTtlMs: nonNegative(o.stickyTtlMs, `${path}.stickyTtlMs`),
+    stickyMaxEntries: integer(o.stickyMaxEntries, `${path}.stickyMaxEntries`, 0, INT32_MAX),
+    queueSize: integer(o.queueSize, `${path}.queueSize`, 0, INT32_MAX),
+    queueTimeoutMs: nonNegative(o.queueTimeoutMs, `${path}.queueTimeoutMs`),
     connectTimeoutMs: nonNegative(o.connectTimeoutMs, `${path}.connectTimeoutMs`),
     idleTimeoutMs: nonNegative(o.idleTimeoutMs, `${path}.idleTimeoutMs`),
     backends: list(o.backends, `${path}.backends`, (b, p) => parseBackend(b, p, mode)),
   });
 }
 
+const CLUSTER_KEYS = [
+  'name',
+  'algorithm',
+  'hashKey',
+  'maglevTableSize',
+  'stickyTtlMs',
+  'stickyMaxEntries',
+  'queueSize',
+  'queueTimeoutMs',
+  'connectTimeoutMs',
+  'idleTimeoutMs',
+  'backends',
+];
+
 function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend {
-  const o = record(value, path, ['id', 'slot', 'address', 'host', 'port', 'weight', 'state'], mode);
+  const o = record(value, path, ['id', 'slot', 'address', 'host', 'port', 'weight', 'state', 'maxConnections'], mode);
   return Object.freeze({
     id: string(o.id, `${path}.id`),
     slot: integer(o.slot, `${path}.slot`, 0, INT32_MAX),
@@ -97,14 +127,24 @@ function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend
     port: integer(o.port, `${path}.port`, 1, PORT_MAX),
     weight: nonNegative(o.weight, `${path}.weight`),
     state: oneOf<BackendState>(o.state, `${path}.state`, BACKEND_STATES),
+    maxConnections: integer(o.maxConnections, `${path}.maxConnections`, 0, INT32_MAX),
   });
 }
 
 function parseListener(value: unknown, path: string, mode: Mode): SnapshotListener {
-  const o = record(value, path, ['name', 'cluster'], mode);
+  const o = record(value, path, ['name', 'cluster', 'routes'], mode);
   return Object.freeze({
     name: string(o.name, `${path}.name`),
     cluster: string(o.cluster, `${path}.cluster`),
+    routes: list(o.routes, `${path}.routes`, (r, p) => parseRoute(r, p, mode)),
+  });
+}
+
+function parseRoute(value: unknown, path: string, mode: Mode): SnapshotRoute {
+  const o = record(value, path, ['cluster', 'weight'], mode);
+  return Object.freeze({
+    cluster: string(o.cluster, `${path}.cluster`),
+    weight: nonNegative(o.weight, `${path}.weight`),
   });
 }
 
