@@ -2,7 +2,7 @@
  * The control plane's authoritative, mutable view of clusters and backends. Only the
  * control-plane worker owns one; the data plane sees it only as published snapshots.
  */
-import type { ClusterConfig, Config, RouteConfig } from '../shared/config/schema.ts';
+import type { BackendConfig, ClusterConfig, Config, RouteConfig } from '../shared/config/schema.ts';
 import { DEFAULT_MAGLEV_TABLE_SIZE, listenerRoutes } from '../shared/config/schema.ts';
 import { parseHostPort } from '../shared/address.ts';
 import { SluiceError } from '../shared/errors.ts';
@@ -18,18 +18,24 @@ export interface Backend {
   readonly slot: number;
   weight: number;
   state: BackendState;
-  /** This backend's own connection limit, overriding the cluster's. */
-  readonly maxConnections?: number;
+  /** This backend's own connection limit (config), overriding the cluster's. */
+  maxConnections?: number;
 }
 
 interface ListenerRoutes {
   readonly name: string;
-  routes: readonly RouteConfig[];
+  readonly routes: readonly RouteConfig[];
 }
 
 interface Cluster {
-  readonly config: ClusterConfig;
+  config: ClusterConfig;
   readonly backends: Map<string, Backend>;
+}
+
+/** A backend that left the registry but may still have open connections counting into its slot. */
+export interface RetiredBackend {
+  readonly id: string;
+  readonly slot: number;
 }
 
 export function backendId(cluster: string, address: string): string {
@@ -38,27 +44,25 @@ export function backendId(cluster: string, address: string): string {
 
 export class BackendRegistry {
   private readonly clusters = new Map<string, Cluster>();
-  private readonly listeners: ListenerRoutes[];
+  private listeners: ListenerRoutes[] = [];
   private readonly slots: SlotAllocator;
 
   constructor(config: Config, slots: SlotAllocator, recovered?: Snapshot) {
     this.slots = slots;
-    this.listeners = config.listeners.map((l) => ({ name: l.name, routes: listenerRoutes(l) }));
     const previous = indexBackends(recovered);
-    for (const slot of [...previous.values()].map((b) => b.slot)) slots.claim(slot);
+    for (const backend of previous.values()) slots.claim(backend.slot);
+    this.listeners = listenersOf(config);
     for (const cluster of config.clusters) {
       const backends = new Map<string, Backend>();
       this.clusters.set(cluster.name, { config: cluster, backends });
       for (const entry of cluster.backends) {
         const id = backendId(cluster.name, entry.address);
-        const before = previous.get(id);
-        const backend = this.createBackend(cluster.name, entry.address, entry.weight, before);
-        backends.set(id, withLimit(backend, entry.max_connections));
+        backends.set(id, withLimit(this.createBackend(cluster.name, entry.address, entry.weight, previous.get(id)), entry));
         previous.delete(id);
       }
     }
     // Backends added at runtime survive a control-plane restart through the last snapshot.
-    for (const [, before] of previous) {
+    for (const before of previous.values()) {
       const cluster = this.clusters.get(before.cluster);
       if (cluster === undefined) slots.release(before.slot);
       else cluster.backends.set(before.id, before);
@@ -69,6 +73,27 @@ export class BackendRegistry {
     let n = 0;
     for (const cluster of this.clusters.values()) n += cluster.backends.size;
     return n;
+  }
+
+  /**
+   * Make the registry match a reloaded config: backends that stay keep their state and
+   * slot; new ones are added healthy; removed ones leave routing at once and are returned,
+   * so their slots are freed only after their open connections end.
+   */
+  applyConfig(config: Config, previous: Config): RetiredBackend[] {
+    this.listeners = listenersOf(config);
+    const retired: RetiredBackend[] = [];
+    const wanted = new Set(config.clusters.map((c) => c.name));
+    for (const [name, cluster] of this.clusters) {
+      if (wanted.has(name)) continue;
+      for (const b of cluster.backends.values()) retired.push({ id: b.id, slot: b.slot });
+      this.clusters.delete(name);
+    }
+    const previousClusters = new Map(previous.clusters.map((c) => [c.name, c]));
+    for (const clusterConfig of config.clusters) {
+      retired.push(...this.applyCluster(clusterConfig, previousClusters.get(clusterConfig.name)));
+    }
+    return retired;
   }
 
   /** The content of the next snapshot (the writer assigns its version). */
@@ -99,6 +124,36 @@ export class BackendRegistry {
     return { clusters, listeners };
   }
 
+  private applyCluster(config: ClusterConfig, previous: ClusterConfig | undefined): RetiredBackend[] {
+    let cluster = this.clusters.get(config.name);
+    if (cluster === undefined) {
+      cluster = { config, backends: new Map() };
+      this.clusters.set(config.name, cluster);
+    }
+    cluster.config = config;
+    const retired: RetiredBackend[] = [];
+    const wanted = new Map(config.backends.map((b) => [backendId(config.name, b.address), b]));
+    // Only backends the previous config declared can be removed by a reload; backends
+    // added at runtime are the operator's, not the file's.
+    for (const entry of previous?.backends ?? []) {
+      const id = backendId(config.name, entry.address);
+      const backend = cluster.backends.get(id);
+      if (wanted.has(id) || backend === undefined) continue;
+      cluster.backends.delete(id);
+      retired.push({ id, slot: backend.slot });
+    }
+    for (const [id, entry] of wanted) {
+      const existing = cluster.backends.get(id);
+      if (existing === undefined) {
+        cluster.backends.set(id, withLimit(this.createBackend(config.name, entry.address, entry.weight), entry));
+        continue;
+      }
+      existing.weight = entry.weight;
+      withLimit(existing, entry);
+    }
+    return retired;
+  }
+
   private createBackend(cluster: string, address: string, weight: number, before?: Backend): Backend {
     if (before !== undefined) return { ...before, weight };
     const target = parseHostPort(address);
@@ -124,7 +179,13 @@ function toSnapshotBackend(b: Backend, clusterLimit: number): SnapshotBackend {
   return { id: b.id, slot: b.slot, address: b.address, host: b.host, port: b.port, weight: b.weight, state: b.state, maxConnections };
 }
 
-function withLimit(backend: Backend, maxConnections: number | undefined): Backend {
-  const { maxConnections: _previous, ...rest } = backend;
-  return maxConnections === undefined ? rest : { ...rest, maxConnections };
+/** Give the backend its config entry's own connection limit (or none: the cluster's applies). */
+function withLimit(backend: Backend, entry: BackendConfig): Backend {
+  if (entry.max_connections === undefined) delete backend.maxConnections;
+  else backend.maxConnections = entry.max_connections;
+  return backend;
+}
+
+function listenersOf(config: Config): ListenerRoutes[] {
+  return config.listeners.map((l) => ({ name: l.name, routes: listenerRoutes(l) }));
 }

@@ -26,6 +26,14 @@ export class Router {
     return this.current().byCluster.get(name);
   }
 
+  /**
+   * Rebuild now even though the version did not move: the environment changed
+   * (new cluster state buffers arrived, possibly after the snapshot that names them).
+   */
+  invalidate(): void {
+    this.table = buildRoutingTable(this.reader.current(), this.env, this.table);
+  }
+
   get version(): number {
     return this.table.snapshot.version;
   }

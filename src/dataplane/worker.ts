@@ -96,9 +96,15 @@ function onCommand(command: DataPlaneCommand): void {
       return;
     case 'cluster-states.set':
       setClusterStates(command.states);
+      router.invalidate();
       return;
     case 'drain':
       void drain(command.timeoutMs);
+      return;
+    case 'fault.crash':
+      setImmediate(() => {
+        throw new Error(`fault injection: data-plane worker ${data.worker} crash requested`);
+      });
       return;
     case 'resources.query':
       send({
