@@ -171,6 +171,9 @@ class TcpSession implements QueuedConnection {
   private stickyHash = 0;
   /** What consistent_hash looks up: the address hash, with the port mixed in for source_ip_port. */
   private clientHash = 0;
+  /** The client's remembered backend slot and its expiry (table seconds), or -1. */
+  private stickySlot = -1;
+  private stickyExpires = 0;
   private hashed = false;
   private queue: ConnectionQueue | undefined;
   /** When the session first queued, the time its wait ends (ms since the epoch); 0 = never queued. */
@@ -256,7 +259,11 @@ class TcpSession implements QueuedConnection {
     if (sticky !== undefined && this.stickyHash !== 0) {
       const slot = sticky.table.lookup(this.ipHash, this.stickyHash, sticky.table.now(Date.now()));
       const index = slot < 0 ? undefined : sticky.indexBySlot.get(slot);
-      if (index !== undefined) return index;
+      if (index !== undefined) {
+        this.stickySlot = slot;
+        this.stickyExpires = sticky.table.foundExpires;
+        return index;
+      }
     }
     return route.balancer.pick(this.clientHash);
   }
@@ -351,6 +358,21 @@ class TcpSession implements QueuedConnection {
 
   private connect(target: SnapshotBackend): void {
     this.target = target;
+    // Remembered as soon as it is chosen (not when connected), so the client's next
+    // connections, in any worker, follow it even while this one is still connecting; a
+    // failed attempt is overwritten by the next backend tried.
+    const sticky = this.route.sticky;
+    if (sticky !== undefined && this.stickyHash !== 0) {
+      const now = sticky.table.now(Date.now());
+      const expires = now + sticky.ttlSeconds;
+      // An entry already naming this backend is rewritten only to move its expiry on, at
+      // most once a second: few writes, so other workers rarely find it mid-write.
+      if (target.slot !== this.stickySlot || this.stickyExpires < expires) {
+        sticky.table.remember(this.ipHash, this.stickyHash, target.slot, expires, now);
+        this.stickySlot = target.slot;
+        this.stickyExpires = expires;
+      }
+    }
     const backend = net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
     this.backend = backend;
     this.openBackendSockets++;
@@ -370,11 +392,6 @@ class TcpSession implements QueuedConnection {
     counters.bumpBackend(target.slot, BackendCounter.connectSuccesses, 1);
     counters.connectionOpened(target.slot);
     if (this.queueDeadline !== 0) this.route.state?.bump(ClusterCell.servedAfterWaitTotal);
-    const sticky = this.route.sticky;
-    if (sticky !== undefined && this.stickyHash !== 0) {
-      const now = sticky.table.now(Date.now());
-      sticky.table.remember(this.ipHash, this.stickyHash, target.slot, now + sticky.ttlSeconds, now);
-    }
     // Idle time is measured on both sockets: the client socket sees activity in both
     // directions, and the backend timer bounds a backend left finishing after the client.
     backend.setTimeout(this.route.idleTimeoutMs);

@@ -12,8 +12,10 @@
  * entry with compareExchange(seq, even → odd), writes the fields and stores seq + 2; a reader
  * copies the fields between two loads of seq and keeps the copy only if seq was even and
  * unchanged. A writer that loses the compare-and-swap gives up (affinity is best effort under
- * contention; the connection is still balanced normally), so nothing ever waits. A worker
- * stopped between claim and release leaves one entry unusable (bounded by worker crashes).
+ * contention; the connection is still balanced normally), so nothing ever waits. A reader
+ * that finds an entry mid-write re-reads it a bounded number of times. A worker stopped
+ * between claim and release leaves one entry unusable (bounded by worker crashes). Callers
+ * refresh an entry at most about once a second per client, which keeps writes rare.
  *
  * Guarantees: a remembered client maps to its backend until the entry expires (ttl after its
  * last connection) or is evicted; the table never holds more than `capacity` entries (the
@@ -26,6 +28,8 @@
 import { AFFINITY_OFFSET, AFFINITY_STRIDE } from '../../shared/cluster-state.ts';
 
 export const PROBES = 8;
+/** Re-reads of an entry caught mid-write before it counts as a miss. */
+const READ_ATTEMPTS = 64;
 
 const SEQ = 0;
 const HASH1 = 1;
@@ -37,6 +41,8 @@ export class AffinityTable {
   private readonly cells: Int32Array;
   readonly capacity: number;
   private readonly epochSeconds: number;
+  /** Expiry of the entry the last successful lookup found. */
+  foundExpires = 0;
 
   constructor(cells: Int32Array, capacity: number, epochSeconds: number) {
     if (cells.length < AFFINITY_OFFSET + capacity * AFFINITY_STRIDE) throw new RangeError('affinity table outgrows its buffer');
@@ -50,21 +56,33 @@ export class AffinityTable {
     return Math.floor(nowMs / 1000) - this.epochSeconds;
   }
 
-  /** The backend slot remembered for the client, or -1. */
+  /**
+   * The backend slot remembered for the client, or -1. On a hit, `foundExpires` holds the
+   * entry's expiry (so the caller refreshes it only when it is worth a write).
+   */
   lookup(hash1: number, hash2: number, now: number): number {
     const cells = this.cells;
     const h1 = hash1 | 0;
     const h2 = hash2 | 0;
     for (let probe = 0; probe < PROBES && probe < this.capacity; probe++) {
       const base = this.entry(hash1, probe);
-      const seq = Atomics.load(cells, base + SEQ);
-      if ((seq & 1) !== 0) continue;
-      const k1 = Atomics.load(cells, base + HASH1);
-      const k2 = Atomics.load(cells, base + HASH2);
-      const slot = Atomics.load(cells, base + SLOT);
-      const expires = Atomics.load(cells, base + EXPIRES);
-      if (Atomics.load(cells, base + SEQ) !== seq) continue;
-      if (k1 === h1 && k2 === h2 && expires > now) return slot;
+      // A write takes a handful of stores: re-read a few times rather than miss the client
+      // because another worker is refreshing its entry at this instant. Bounded: a writer
+      // stopped mid-write costs a miss, never a wait.
+      for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+        const seq = Atomics.load(cells, base + SEQ);
+        if ((seq & 1) !== 0) continue;
+        const k1 = Atomics.load(cells, base + HASH1);
+        const k2 = Atomics.load(cells, base + HASH2);
+        const slot = Atomics.load(cells, base + SLOT);
+        const expires = Atomics.load(cells, base + EXPIRES);
+        if (Atomics.load(cells, base + SEQ) !== seq) continue;
+        if (k1 === h1 && k2 === h2 && expires > now) {
+          this.foundExpires = expires;
+          return slot;
+        }
+        break;
+      }
     }
     return -1;
   }
