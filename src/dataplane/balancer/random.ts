@@ -1,6 +1,7 @@
 /**
  * Randomness is injected into every balancer that needs it, so unit tests replay exact pick
- * sequences. The data plane passes `Math.random`; tests and benchmarks pass `seededRandom`.
+ * sequences. Tests pass a fixed seed; each data-plane worker seeds its own generator from
+ * the operating system's randomness at start.
  */
 
 /** A source of uniform numbers in [0, 1). */
