@@ -29,7 +29,22 @@ const ROUNDS = 5;
 function backends(n: number): SnapshotBackend[] {
   return Array.from({ length: n }, (_, i) => {
     const host = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-    return { id: `web:${host}:80`, slot: i, address: `${host}:80`, host, port: 80, weight: 1 + (i % 5), state: 'healthy', maxConnections: 0 };
+    const weight = 1 + (i % 5);
+    return {
+      id: `web:${host}:80`,
+      slot: i,
+      address: `${host}:80`,
+      host,
+      port: 80,
+      weight,
+      configuredWeight: weight,
+      state: 'healthy',
+      maxConnections: 0,
+      admin: 'none',
+      drained: false,
+      reason: 'bench',
+      since: 0,
+    };
   });
 }
 
@@ -45,6 +60,7 @@ function cluster(algorithm: Algorithm, list: SnapshotBackend[]): SnapshotCluster
     queueTimeoutMs: 0,
     connectTimeoutMs: 1000,
     idleTimeoutMs: 1000,
+    panicMode: 'refuse',
     backends: list,
   };
 }

@@ -38,7 +38,8 @@ export class Router {
     return this.table.snapshot.version;
   }
 
-  private current(): RoutingTable {
+  /** The table of the current snapshot, rebuilt first if the version moved. */
+  current(): RoutingTable {
     const snapshot = this.reader.current();
     if (snapshot !== this.table.snapshot) this.table = buildRoutingTable(snapshot, this.env, this.table);
     return this.table;

@@ -28,8 +28,13 @@ export interface ClusterRoute {
   readonly name: string;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
-  /** Backends that may receive new connections: healthy with a weight above zero. */
+  /**
+   * Backends that may receive new connections: healthy with a weight above zero; or, when
+   * none is and the cluster's panic mode is route_all, every backend an operator left in.
+   */
   readonly eligible: readonly SnapshotBackend[];
+  /** True when `eligible` is the panic set (no backend is healthy). */
+  readonly panic: boolean;
   /** max_connections of each eligible backend (same index); 0 = no limit. */
   readonly limits: Int32Array;
   readonly balancer: Balancer;
@@ -53,6 +58,11 @@ export interface RoutingTable {
   readonly snapshot: Snapshot;
   readonly byListener: ReadonlyMap<string, ListenerRoute>;
   readonly byCluster: ReadonlyMap<string, ClusterRoute>;
+  /**
+   * Backends an open connection may stay with, slot → id. A backend that is gone, or whose
+   * drain ended, is not here: connections still open to it are to be closed.
+   */
+  readonly keep: ReadonlyMap<number, string>;
 }
 
 export interface RoutingEnv extends BalancerEnv {
@@ -62,6 +72,11 @@ export interface RoutingEnv extends BalancerEnv {
 
 export function isEligible(backend: SnapshotBackend): boolean {
   return backend.state === 'healthy' && backend.weight > 0;
+}
+
+/** In panic, health is ignored but an operator's drain or removal is not. */
+export function isPanicEligible(backend: SnapshotBackend): boolean {
+  return backend.admin === 'none' && backend.weight > 0;
 }
 
 /**
@@ -82,24 +97,38 @@ export function chooseCluster(listener: ListenerRoute): ClusterRoute | undefined
 
 export function buildRoutingTable(snapshot: Snapshot, env: RoutingEnv, previous?: RoutingTable): RoutingTable {
   const byCluster = new Map<string, ClusterRoute>();
+  const keep = new Map<number, string>();
   for (const cluster of snapshot.clusters) {
-    byCluster.set(cluster.name, clusterRoute(cluster, previous?.byCluster.get(cluster.name), env));
+    const route = clusterRoute(cluster, previous?.byCluster.get(cluster.name), env);
+    byCluster.set(cluster.name, route);
+    for (const b of cluster.backends) if (!b.drained) keep.set(b.slot, b.id);
+    // Connections a panic routed to an unhealthy backend are not cut by the next version.
+    if (route.panic) for (const b of route.eligible) keep.set(b.slot, b.id);
   }
   const byListener = new Map<string, ListenerRoute>();
   for (const listener of snapshot.listeners) {
     byListener.set(listener.name, listenerRoute(listener, byCluster, previous?.byListener.get(listener.name)));
   }
-  return { snapshot, byListener, byCluster };
+  return { snapshot, byListener, byCluster, keep };
+}
+
+/** True when some backend connections could stay with under `before` must be closed under `after`. */
+export function closesConnections(before: RoutingTable, after: RoutingTable): boolean {
+  for (const [slot, id] of before.keep) if (after.keep.get(slot) !== id) return true;
+  return false;
 }
 
 function clusterRoute(cluster: SnapshotCluster, previous: ClusterRoute | undefined, env: RoutingEnv): ClusterRoute {
-  const eligible = cluster.backends.filter(isEligible);
+  const healthy = cluster.backends.filter(isEligible);
+  const panic = healthy.length === 0 && cluster.panicMode === 'route_all';
+  const eligible = panic ? cluster.backends.filter(isPanicEligible) : healthy;
   const state = env.clusterStates.get(cluster.name);
   return {
     name: cluster.name,
     connectTimeoutMs: cluster.connectTimeoutMs,
     idleTimeoutMs: cluster.idleTimeoutMs,
     eligible,
+    panic,
     limits: Int32Array.from(eligible, (b) => b.maxConnections),
     balancer: createBalancer(cluster, eligible, previous?.balancer, env),
     hashKey: cluster.algorithm === 'consistent_hash' ? cluster.hashKey : undefined,

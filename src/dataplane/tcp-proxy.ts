@@ -32,7 +32,11 @@ export type TerminationReason =
   | 'no_backend'
   | 'at_limit'
   | 'queue_timeout'
-  | 'drain';
+  | 'drain'
+  | 'backend_drained';
+
+/** Called when a client is refused for want of an eligible backend (counted before the call). */
+export type RefusalHandler = (listenerSlot: number, route: ClusterRoute | undefined) => void;
 
 /** Seed of the second client hash that, with the first, keys the affinity table. */
 const STICKY_SEED = 0x5bd1e995;
@@ -42,6 +46,7 @@ export interface ProxyEnv {
   readonly worker: number;
   /** A cluster's route in the current snapshot (a queued connection re-resolves on retry). */
   readonly clusterRoute: (name: string) => ClusterRoute | undefined;
+  readonly onRefused?: RefusalHandler;
 }
 
 /** How often byte counts of long-lived connections are folded into the shared counters. */
@@ -54,10 +59,12 @@ export class TcpProxy {
   private readonly queues = new Map<string, ConnectionQueue>();
   private byteFlushTimer: NodeJS.Timeout | undefined;
   private onIdle: (() => void) | undefined;
+  private readonly onRefused: RefusalHandler | undefined;
 
   constructor(env: ProxyEnv) {
     this.env = env;
     this.counters = env.counters;
+    this.onRefused = env.onRefused;
   }
 
   get connections(): number {
@@ -79,6 +86,7 @@ export class TcpProxy {
       this.counters.bumpListener(listenerSlot, ListenerCounter.refusedNoBackend);
       client.on('error', ignoreError);
       client.destroy();
+      this.onRefused?.(listenerSlot, route);
       return;
     }
     const session = new TcpSession(this, client, listenerSlot, route);
@@ -100,6 +108,22 @@ export class TcpProxy {
     const count = this.sessions.size;
     for (const session of [...this.sessions]) session.abort(reason);
     return count;
+  }
+
+  /**
+   * Close every connected session whose backend is not in `keep` (slot → id): the backend was
+   * removed, or its drain ended. Called once per snapshot version that drops a backend, never
+   * per accept. Sessions still connecting finish their attempt. Returns how many were closed.
+   */
+  closeUnkept(keep: ReadonlyMap<number, string>): number {
+    let closed = 0;
+    for (const session of [...this.sessions]) {
+      const target = session.connectedTarget;
+      if (target === undefined || keep.get(target.slot) === target.id) continue;
+      session.abort('backend_drained');
+      closed++;
+    }
+    return closed;
   }
 
   /** @internal called by a session once both of its sockets are closed. */
@@ -205,6 +229,11 @@ class TcpSession implements QueuedConnection {
     }
     this.beginWalk();
     this.tryNextBackend();
+  }
+
+  /** The backend this session is connected to (undefined while connecting). */
+  get connectedTarget(): SnapshotBackend | undefined {
+    return this.connected ? this.target : undefined;
   }
 
   abort(reason: TerminationReason): void {

@@ -22,11 +22,13 @@
  *   control plane publishes the next (read-copy-update).
  */
 import { SluiceError } from '../errors.ts';
-import { BACKEND_STATES } from './types.ts';
+import { ADMIN_INTENTS, BACKEND_STATES, PANIC_MODES } from './types.ts';
 import type {
+  AdminIntent,
   Algorithm,
   BackendState,
   HashKey,
+  PanicMode,
   Snapshot,
   SnapshotBackend,
   SnapshotCluster,
@@ -99,6 +101,7 @@ function parseCluster(value: unknown, path: string, mode: Mode): SnapshotCluster
     queueTimeoutMs: nonNegative(o.queueTimeoutMs, `${path}.queueTimeoutMs`),
     connectTimeoutMs: nonNegative(o.connectTimeoutMs, `${path}.connectTimeoutMs`),
     idleTimeoutMs: nonNegative(o.idleTimeoutMs, `${path}.idleTimeoutMs`),
+    panicMode: oneOf<PanicMode>(o.panicMode, `${path}.panicMode`, PANIC_MODES),
     backends: list(o.backends, `${path}.backends`, (b, p) => parseBackend(b, p, mode)),
   });
 }
@@ -114,11 +117,13 @@ const CLUSTER_KEYS = [
   'queueTimeoutMs',
   'connectTimeoutMs',
   'idleTimeoutMs',
+  'panicMode',
   'backends',
 ];
 
 function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend {
-  const o = record(value, path, ['id', 'slot', 'address', 'host', 'port', 'weight', 'state', 'maxConnections'], mode);
+  const keys = ['id', 'slot', 'address', 'host', 'port', 'weight', 'configuredWeight', 'state', 'maxConnections', 'admin', 'drained', 'reason', 'since'];
+  const o = record(value, path, keys, mode);
   return Object.freeze({
     id: string(o.id, `${path}.id`),
     slot: integer(o.slot, `${path}.slot`, 0, INT32_MAX),
@@ -126,8 +131,13 @@ function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend
     host: string(o.host, `${path}.host`),
     port: integer(o.port, `${path}.port`, 1, PORT_MAX),
     weight: nonNegative(o.weight, `${path}.weight`),
+    configuredWeight: nonNegative(o.configuredWeight, `${path}.configuredWeight`),
     state: oneOf<BackendState>(o.state, `${path}.state`, BACKEND_STATES),
     maxConnections: integer(o.maxConnections, `${path}.maxConnections`, 0, INT32_MAX),
+    admin: oneOf<AdminIntent>(o.admin, `${path}.admin`, ADMIN_INTENTS),
+    drained: boolean(o.drained, `${path}.drained`),
+    reason: string(o.reason, `${path}.reason`),
+    since: nonNegative(o.since, `${path}.since`),
   });
 }
 
@@ -171,6 +181,11 @@ function list<T>(value: unknown, path: string, item: (value: unknown, path: stri
 
 function string(value: unknown, path: string): string {
   if (typeof value !== 'string') throw new ShapeError(`${path} must be a string, got ${describe(value)}`);
+  return value;
+}
+
+function boolean(value: unknown, path: string): boolean {
+  if (typeof value !== 'boolean') throw new ShapeError(`${path} must be a boolean, got ${describe(value)}`);
   return value;
 }
 

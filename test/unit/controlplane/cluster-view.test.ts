@@ -9,7 +9,7 @@ const dims = { workers: 2, backendSlots: 8, listenerSlots: 1 };
 
 function backend(i: number, extra: Partial<SnapshotBackend> = {}): SnapshotBackend {
   const address = `10.0.0.${i}:80`;
-  return { id: `web:${address}`, slot: i, address, host: `10.0.0.${i}`, port: 80, weight: 1, state: 'healthy', maxConnections: 0, ...extra };
+  return { id: `web:${address}`, slot: i, address, host: `10.0.0.${i}`, port: 80, weight: 1, configuredWeight: 1, state: 'healthy', maxConnections: 0, admin: 'none', drained: false, reason: 'test', since: 0, ...extra };
 }
 
 function cluster(extra: Partial<SnapshotCluster>): SnapshotCluster {
@@ -24,6 +24,7 @@ function cluster(extra: Partial<SnapshotCluster>): SnapshotCluster {
     queueTimeoutMs: 0,
     connectTimeoutMs: 1000,
     idleTimeoutMs: 1000,
+    panicMode: 'refuse',
     backends: [backend(1), backend(2, { weight: 3 }), backend(3, { state: 'unhealthy' })],
     ...extra,
   };

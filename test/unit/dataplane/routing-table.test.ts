@@ -7,7 +7,7 @@ import type { Algorithm, Snapshot, SnapshotBackend, SnapshotCluster } from '../.
 
 function backend(cluster: string, i: number, extra: Partial<SnapshotBackend> = {}): SnapshotBackend {
   const address = `10.0.0.${i}:80`;
-  return { id: `${cluster}:${address}`, slot: i, address, host: `10.0.0.${i}`, port: 80, weight: 1, state: 'healthy', maxConnections: 0, ...extra };
+  return { id: `${cluster}:${address}`, slot: i, address, host: `10.0.0.${i}`, port: 80, weight: 1, configuredWeight: 1, state: 'healthy', maxConnections: 0, admin: 'none', drained: false, reason: 'test', since: 0, ...extra };
 }
 
 function cluster(name: string, backends: SnapshotBackend[], extra: Partial<SnapshotCluster> = {}): SnapshotCluster {
@@ -22,6 +22,7 @@ function cluster(name: string, backends: SnapshotBackend[], extra: Partial<Snaps
     queueTimeoutMs: 0,
     connectTimeoutMs: 1000,
     idleTimeoutMs: 1000,
+    panicMode: 'refuse',
     backends,
     ...extra,
   };

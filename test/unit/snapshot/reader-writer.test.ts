@@ -16,12 +16,14 @@ import type { Snapshot, SnapshotBackend } from '../../../src/shared/snapshot/typ
 
 type Content = Omit<Snapshot, 'version'>;
 
+const HEALTHY = { weight: 1, configuredWeight: 1, state: 'healthy', admin: 'none', drained: false, reason: 'configured', since: 0 } as const;
+
 /** A cluster named `name` with `count` backends; `count` controls the encoded size. */
 function content(name: string, count: number): Content {
   const backends: SnapshotBackend[] = [];
   for (let i = 0; i < count; i++) {
     const address = `10.0.0.${i}:8080`;
-    backends.push({ id: `${name}:${address}`, slot: i, address, host: `10.0.0.${i}`, port: 8080, weight: 1, state: 'healthy', maxConnections: 0 });
+    backends.push({ id: `${name}:${address}`, slot: i, address, host: `10.0.0.${i}`, port: 8080, ...HEALTHY, maxConnections: 0 });
   }
   return {
     clusters: [
@@ -36,6 +38,7 @@ function content(name: string, count: number): Content {
         queueTimeoutMs: 0,
         connectTimeoutMs: 1000,
         idleTimeoutMs: 30_000,
+        panicMode: 'refuse',
         backends,
       },
     ],
