@@ -28,7 +28,7 @@ async function echoBackend(): Promise<TestBackend> {
   return backend;
 }
 
-async function daemon(o: { backend: string; queue?: string; maxConnections: number }): Promise<{ d: Daemon; port: number }> {
+async function daemon(o: { backend: string; queue?: string; maxConnections: number; faults?: boolean }): Promise<{ d: Daemon; port: number }> {
   const [port, adminPort] = await freePorts(2);
   const yaml = `workers: 2
 admin: {listen: 127.0.0.1:${adminPort!}}
@@ -41,7 +41,7 @@ clusters:
 ${o.queue === undefined ? '' : `    queue: ${o.queue}\n`}    backends:
       - {address: ${o.backend}}
 `;
-  const d = await startDaemon(yaml, adminPort!);
+  const d = await startDaemon(yaml, adminPort!, o.faults === true ? { env: { SLUICE_FAULT_INJECTION: '1' } } : {});
   cleanups.push(async () => d.stop('SIGKILL'));
   return { d, port: port! };
 }
@@ -165,5 +165,38 @@ describe('max_connections without a queue', () => {
     await settle(100);
     expect(backend.open.size).toBe(4);
     expect(clients.filter((c) => c.socket.destroyed)).toHaveLength(8);
+  });
+});
+
+describe('a crashed worker’s connections', () => {
+  it('leave the global count, so the limit frees their places for the other workers', async () => {
+    const backend = await echoBackend();
+    const { d, port } = await daemon({ backend: backend.address, maxConnections: 4, faults: true });
+    const held = await Promise.all(Array.from({ length: 4 }, async () => openEcho(port)));
+    destroyAfter(held);
+    for (const c of held) expect(await echoes(c, 'x', 2_000)).toBe(true);
+    const { workers } = await getJson<{ workers: { worker: number; connections: number }[] }>(`${d.adminUrl}/debug/resources`);
+    // Crash the worker that holds the most of the four (one of them holds at least two).
+    const victim = workers.reduce((a, b) => (b.connections > a.connections ? b : a));
+    const lost = victim.connections;
+    expect(lost).toBeGreaterThanOrEqual(2);
+    expect((await fetch(`${d.adminUrl}/debug/workers/${victim.worker}/crash`, { method: 'POST' })).status).toBe(202);
+    await d.waitForLog((l) => l.msg === 'data-plane worker crashed');
+
+    // The survivors' connections still count; the dead worker's do not.
+    await until(() => held.filter((c) => c.socket.destroyed).length === lost);
+    const readBack = async (): Promise<number> => (await getJson<BackendJson[]>(`${d.adminUrl}/backends`))[0]?.active_connections ?? -1;
+    let active = await readBack();
+    for (let i = 0; i < 100 && active !== 4 - lost; i++) {
+      await settle(50);
+      active = await readBack();
+    }
+    expect(active).toBe(4 - lost);
+
+    // Their places are free again: as many new clients are served, and no more.
+    const fresh = await Promise.all(Array.from({ length: lost + 1 }, async () => openEcho(port)));
+    destroyAfter(fresh);
+    const answers = await Promise.all(fresh.map(async (c) => echoes(c, 'y', 2_000)));
+    expect(answers.filter(Boolean)).toHaveLength(lost);
   });
 });
