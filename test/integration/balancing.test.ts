@@ -354,6 +354,31 @@ describe('sticky sessions', () => {
   });
 });
 
+describe('sticky sessions on a cluster added by reload', () => {
+  it('pins clients once the workers have the new cluster’s shared table', async () => {
+    const named = await namingBackends(3);
+    const [port, adminPort] = await freePorts(2);
+    const plain = config({ port: port!, adminPort: adminPort!, clusters: [{ name: 'web', backends: [{ address: named[0]!.address }] }] });
+    const d = await daemon(plain, adminPort!);
+    // The listener moves to a new cluster that did not exist at start, with sticky sessions.
+    await reload(
+      d,
+      config({
+        port: port!,
+        adminPort: adminPort!,
+        listener: 'cluster: pinned',
+        clusters: [
+          { name: 'web', backends: [{ address: named[0]!.address }] },
+          { name: 'pinned', extra: ['sticky: {ttl: 1m, max_entries: 100}'], backends: named.map((b) => ({ address: b.address })) },
+        ],
+      }),
+    );
+    const { landed } = await landEverywhere(port!, 4);
+    for (const [, backends] of landed) expect(new Set(backends).size).toBe(1);
+    expect(new Set([...landed.values()].map((b) => b[0])).size).toBeGreaterThan(1);
+  });
+});
+
 describe('canary split', () => {
   it('sends 90% / 10% ± 2% of 5,000 connections, and moves the split by reload while traffic flows with no failed connection', async () => {
     const [stable] = await backends(1, 'name');
