@@ -1,17 +1,20 @@
 /**
- * A listener's entry in the snapshot, from its config: the cluster it routes to and its
- * edge settings (accept_proxy, limits, acl, sni_routes). Pure.
+ * A listener's entry in the snapshot, from its config: the clusters it routes to (weighted)
+ * and its edge settings (accept_proxy, limits, acl, sni_routes). Pure.
  */
 import type { AclConfig, ListenerConfig } from '../shared/config/schema.ts';
+import { listenerRoutes } from '../shared/config/schema.ts';
 import type { SnapshotAcl, SnapshotListener } from '../shared/snapshot/types.ts';
 
 /** `acl` replaces the file's acl (set through the admin API); undefined keeps the file's. */
 export function snapshotListener(config: ListenerConfig, acl?: AclConfig): SnapshotListener {
   const effectiveAcl = acl ?? config.acl;
   const limits = config.limits;
+  const routes = listenerRoutes(config).map((r) => ({ cluster: r.cluster, weight: r.weight }));
   return {
     name: config.name,
-    cluster: config.cluster ?? null,
+    cluster: routes[0]?.cluster ?? null,
+    routes,
     ...(config.accept_proxy === true ? { acceptProxy: true } : {}),
     ...(limits === undefined
       ? {}

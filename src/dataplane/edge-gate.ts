@@ -27,7 +27,7 @@ import type { TerminationReason } from './access-log.ts';
 import type { EdgePolicy } from './edge-policy.ts';
 import { readPrelude, type PreludeOutcome } from './prelude.ts';
 import { parseProxyHeader, type Endpoint, type ProxyHeader } from './proxy-protocol.ts';
-import type { ClusterRoute } from './routing-table.ts';
+import { chooseCluster, type ClusterRoute, type ListenerRoute } from './routing-table.ts';
 import { parseClientHello, type ClientHello } from './tls-client-hello.ts';
 
 /** A balancer in front sends its PROXY header with its first segment; 3 s is generous. */
@@ -130,7 +130,7 @@ export class EdgeGate {
   }
 
   /** Admit and route one accepted (paused) client socket of a listener with edge settings. */
-  accept(client: net.Socket, listener: ListenerBinding, route: ClusterRoute | undefined, policy: EdgePolicy, logged: boolean): void {
+  accept(client: net.Socket, listener: ListenerBinding, route: ListenerRoute | undefined, policy: EdgePolicy, logged: boolean): void {
     const c: Connection = { client, listener, logged, lease: new AdmissionLease(this.limits, listener.slot), origin: undefined };
     if (policy.maxConnections > 0 && this.limits !== undefined) {
       if (!this.limits.acquireListener(listener.slot, policy.maxConnections)) {
@@ -147,7 +147,7 @@ export class EdgeGate {
     this.route(c, route, policy, undefined);
   }
 
-  private readProxyHeader(c: Connection, route: ClusterRoute | undefined, policy: EdgePolicy): void {
+  private readProxyHeader(c: Connection, route: ListenerRoute | undefined, policy: EdgePolicy): void {
     const client = c.client;
     this.starter.preludeStarted(client);
     readPrelude(client, parseProxyHeader, this.proxyHeaderTimeoutMs, undefined, (outcome: PreludeOutcome<ProxyHeader>) => {
@@ -200,13 +200,16 @@ export class EdgeGate {
     }
   }
 
-  /** Pick the cluster (by server name with sni_routes) and start the session. */
-  private route(c: Connection, route: ClusterRoute | undefined, policy: EdgePolicy, pending: Buffer | undefined): void {
+  /**
+   * Pick the cluster and start the session: by server name with sni_routes; else (or with
+   * no match) by the listener's weighted routes, chosen only now that the client is in.
+   */
+  private route(c: Connection, listener: ListenerRoute | undefined, policy: EdgePolicy, pending: Buffer | undefined): void {
     const client = c.client;
     const sni = policy.sni;
     if (sni === undefined) {
       if (pending !== undefined) client.unshift(pending);
-      this.start(c, route);
+      this.start(c, listener === undefined ? undefined : chooseCluster(listener));
       return;
     }
     this.starter.preludeStarted(client);
@@ -215,7 +218,8 @@ export class EdgeGate {
         this.refuse(c, outcome.kind === 'timeout' ? 'tls_hello_timeout' : 'tls_hello');
         return;
       }
-      const chosen = sni.route(outcome.value.serverName);
+      const matched = sni.match(outcome.value.serverName);
+      const chosen = matched ?? (listener === undefined ? undefined : chooseCluster(listener));
       if (chosen === undefined) {
         this.refuse(c, 'sni_no_route');
         return;

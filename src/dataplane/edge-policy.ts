@@ -26,31 +26,33 @@ export interface EdgePolicy {
 /**
  * Server name → cluster route: an exact name first, then the wildcard with the longest
  * suffix (`*.b.example.com` before `*.example.com`; a wildcard matches one or more labels,
- * never the bare suffix), then the listener's default.
+ * never the bare suffix). No match (or no name) is the caller's to send to the listener's
+ * default routes.
  */
 export class SniRoutes {
-  private readonly exact = new Map<string, ClusterRoute | undefined>();
+  private readonly exact = new Map<string, ClusterRoute>();
   /** Keyed by the suffix after `*.`. */
-  private readonly wildcard = new Map<string, ClusterRoute | undefined>();
-  private readonly fallback: ClusterRoute | undefined;
+  private readonly wildcard = new Map<string, ClusterRoute>();
 
-  constructor(routes: readonly { serverName: string; route: ClusterRoute | undefined }[], fallback: ClusterRoute | undefined) {
+  /** A route whose cluster is not in the snapshot is left out (config checks make that rare). */
+  constructor(routes: readonly { serverName: string; route: ClusterRoute | undefined }[]) {
     for (const { serverName, route } of routes) {
+      if (route === undefined) continue;
       if (serverName.startsWith('*.')) this.wildcard.set(serverName.slice(2), route);
       else this.exact.set(serverName, route);
     }
-    this.fallback = fallback;
   }
 
-  /** The route for a (lower-case) server name, or for a client that sent none. */
-  route(serverName: string | undefined): ClusterRoute | undefined {
-    if (serverName === undefined) return this.fallback;
-    if (this.exact.has(serverName)) return this.exact.get(serverName);
+  /** The route for a (lower-case) server name; undefined when none matches or no name was sent. */
+  match(serverName: string | undefined): ClusterRoute | undefined {
+    if (serverName === undefined) return undefined;
+    const exact = this.exact.get(serverName);
+    if (exact !== undefined) return exact;
     for (let dot = serverName.indexOf('.'); dot !== -1; dot = serverName.indexOf('.', dot + 1)) {
-      const suffix = serverName.slice(dot + 1);
-      if (this.wildcard.has(suffix)) return this.wildcard.get(suffix);
+      const wildcard = this.wildcard.get(serverName.slice(dot + 1));
+      if (wildcard !== undefined) return wildcard;
     }
-    return this.fallback;
+    return undefined;
   }
 }
 
@@ -63,7 +65,6 @@ export function buildEdgePolicy(
   const aclOn = acl !== undefined && (acl.allow.length > 0 || acl.deny.length > 0);
   if (!acceptProxy && limits === undefined && !aclOn && sniRoutes === undefined) return undefined;
   const perIp = limits !== undefined && (limits.perIpConnections > 0 || limits.perIpRate > 0);
-  const fallback = listener.cluster === null ? undefined : clusters.get(listener.cluster);
   return {
     acceptProxy,
     acl: aclOn ? reuseOrCompile(acl, previous) : undefined,
@@ -75,13 +76,7 @@ export function buildEdgePolicy(
         }
       : undefined,
     maxConnections: limits?.maxConnections ?? 0,
-    sni:
-      sniRoutes === undefined
-        ? undefined
-        : new SniRoutes(
-            sniRoutes.map((r) => ({ serverName: r.serverName, route: clusters.get(r.cluster) })),
-            fallback,
-          ),
+    sni: sniRoutes === undefined ? undefined : new SniRoutes(sniRoutes.map((r) => ({ serverName: r.serverName, route: clusters.get(r.cluster) }))),
   };
 }
 

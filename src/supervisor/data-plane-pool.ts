@@ -16,6 +16,7 @@ import type {
 } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
 import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
+import type { ClusterStates } from './cluster-states.ts';
 
 const WORKER_ENTRY = new URL('../dataplane/worker.ts', import.meta.url);
 /** How long a resource query waits for a worker before answering without it. */
@@ -43,6 +44,7 @@ export interface PoolOptions {
   readonly counterBuffer: SharedArrayBuffer;
   readonly counterDims: CounterDimensions;
   readonly counters: CounterTables;
+  readonly clusterStates: ClusterStates;
   readonly ipLimitBuffer: SharedArrayBuffer;
   /** The supervisor's view, to give back what a dead worker held. */
   readonly ipLimits: IpLimitTable;
@@ -99,6 +101,14 @@ export class DataPlanePool {
     return results.flat();
   }
 
+  /** Hand every worker the current cluster state buffers (before a snapshot names new clusters). */
+  sendClusterStates(): void {
+    const states = this.options.clusterStates.bindings();
+    this.slots.forEach((_slot, index) => {
+      this.send(index, { type: 'cluster-states.set', states });
+    });
+  }
+
   /** Every worker stops accepting, finishes or cuts its connections; resolves when all did. */
   async drain(timeoutMs: number, onProgress: (connections: number) => void): Promise<void> {
     this.stopping = true;
@@ -149,6 +159,7 @@ export class DataPlanePool {
       snapshotBuffer: o.snapshotBuffer,
       counterBuffer: o.counterBuffer,
       counterDims: o.counterDims,
+      clusterStates: o.clusterStates.bindings(),
       ipLimitBuffer: o.ipLimitBuffer,
       logLevel: o.logLevel,
       accessLog: o.accessLog,
@@ -180,8 +191,10 @@ export class DataPlanePool {
     const slot = this.slots[index];
     if (slot?.worker !== worker) return;
     slot.worker = undefined;
-    // Its sockets closed with the thread; its open-connection gauge must follow.
+    // Its sockets closed with the thread; its share of the global connection counts and of
+    // the queue lengths must follow before a replacement takes its rows over.
     this.options.counters.clearWorkerActive(index);
+    this.options.clusterStates.clearWorker(index);
     this.options.ipLimits.releaseWorker(index);
     this.readyWaiters.get(index)?.([]);
     this.readyWaiters.delete(index);

@@ -28,6 +28,7 @@ import type {
   AdminIntent,
   Algorithm,
   BackendState,
+  HashKey,
   PanicMode,
   ProxyVersion,
   Snapshot,
@@ -36,12 +37,21 @@ import type {
   SnapshotCluster,
   SnapshotLimits,
   SnapshotListener,
+  SnapshotRoute,
   SnapshotSniRoute,
 } from './types.ts';
 
 /** Every Algorithm; a Record so the compiler flags this table when the type grows. */
-const KNOWN_ALGORITHMS: Record<Algorithm, true> = { round_robin: true };
+const KNOWN_ALGORITHMS: Record<Algorithm, true> = {
+  round_robin: true,
+  least_connections: true,
+  random: true,
+  power_of_two: true,
+  consistent_hash: true,
+};
 const ALGORITHMS = Object.freeze(Object.keys(KNOWN_ALGORITHMS) as Algorithm[]);
+const KNOWN_HASH_KEYS: Record<HashKey, true> = { source_ip: true, source_ip_port: true };
+const HASH_KEYS = Object.freeze(Object.keys(KNOWN_HASH_KEYS) as HashKey[]);
 
 const PROXY_VERSIONS: readonly ProxyVersion[] = ['v1', 'v2'];
 const INT32_MAX = 0x7fffffff;
@@ -85,10 +95,16 @@ function parseSnapshot(value: unknown, mode: Mode): Snapshot {
 }
 
 function parseCluster(value: unknown, path: string, mode: Mode): SnapshotCluster {
-  const o = record(value, path, ['name', 'algorithm', 'connectTimeoutMs', 'idleTimeoutMs', 'panicMode', 'backends', 'sendProxy'], mode);
+  const o = record(value, path, CLUSTER_KEYS, mode);
   return Object.freeze({
     name: string(o.name, `${path}.name`),
     algorithm: oneOf(o.algorithm, `${path}.algorithm`, ALGORITHMS),
+    hashKey: oneOf(o.hashKey, `${path}.hashKey`, HASH_KEYS),
+    maglevTableSize: integer(o.maglevTableSize, `${path}.maglevTableSize`, 2, INT32_MAX),
+    stickyTtlMs: nonNegative(o.stickyTtlMs, `${path}.stickyTtlMs`),
+    stickyMaxEntries: integer(o.stickyMaxEntries, `${path}.stickyMaxEntries`, 0, INT32_MAX),
+    queueSize: integer(o.queueSize, `${path}.queueSize`, 0, INT32_MAX),
+    queueTimeoutMs: nonNegative(o.queueTimeoutMs, `${path}.queueTimeoutMs`),
     connectTimeoutMs: nonNegative(o.connectTimeoutMs, `${path}.connectTimeoutMs`),
     idleTimeoutMs: nonNegative(o.idleTimeoutMs, `${path}.idleTimeoutMs`),
     panicMode: oneOf<PanicMode>(o.panicMode, `${path}.panicMode`, PANIC_MODES),
@@ -97,8 +113,24 @@ function parseCluster(value: unknown, path: string, mode: Mode): SnapshotCluster
   });
 }
 
+const CLUSTER_KEYS = [
+  'name',
+  'algorithm',
+  'hashKey',
+  'maglevTableSize',
+  'stickyTtlMs',
+  'stickyMaxEntries',
+  'queueSize',
+  'queueTimeoutMs',
+  'connectTimeoutMs',
+  'idleTimeoutMs',
+  'panicMode',
+  'backends',
+  'sendProxy',
+];
+
 function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend {
-  const keys = ['id', 'slot', 'address', 'host', 'port', 'weight', 'configuredWeight', 'state', 'admin', 'drained', 'reason', 'since'];
+  const keys = ['id', 'slot', 'address', 'host', 'port', 'weight', 'configuredWeight', 'state', 'maxConnections', 'admin', 'drained', 'reason', 'since'];
   const o = record(value, path, keys, mode);
   return Object.freeze({
     id: string(o.id, `${path}.id`),
@@ -109,6 +141,7 @@ function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend
     weight: nonNegative(o.weight, `${path}.weight`),
     configuredWeight: nonNegative(o.configuredWeight, `${path}.configuredWeight`),
     state: oneOf<BackendState>(o.state, `${path}.state`, BACKEND_STATES),
+    maxConnections: integer(o.maxConnections, `${path}.maxConnections`, 0, INT32_MAX),
     admin: oneOf<AdminIntent>(o.admin, `${path}.admin`, ADMIN_INTENTS),
     drained: boolean(o.drained, `${path}.drained`),
     reason: string(o.reason, `${path}.reason`),
@@ -117,13 +150,15 @@ function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend
 }
 
 function parseListener(value: unknown, path: string, mode: Mode): SnapshotListener {
-  const o = record(value, path, ['name', 'cluster', 'acceptProxy', 'limits', 'acl', 'sniRoutes'], mode);
+  const o = record(value, path, ['name', 'cluster', 'routes', 'acceptProxy', 'limits', 'acl', 'sniRoutes'], mode);
   const cluster = o.cluster === null ? null : string(o.cluster, `${path}.cluster`);
+  const routes = list(o.routes, `${path}.routes`, (r, p) => parseRoute(r, p, mode));
   const sniRoutes = o.sniRoutes === undefined ? undefined : list(o.sniRoutes, `${path}.sniRoutes`, (r, p) => parseSniRoute(r, p, mode));
   if (cluster === null && sniRoutes === undefined) throw new ShapeError(`${path}.cluster may be null only with sniRoutes`);
   return Object.freeze({
     name: string(o.name, `${path}.name`),
     cluster,
+    routes,
     ...(o.acceptProxy === undefined ? {} : { acceptProxy: boolean(o.acceptProxy, `${path}.acceptProxy`) }),
     ...(o.limits === undefined ? {} : { limits: parseLimits(o.limits, `${path}.limits`, mode) }),
     ...(o.acl === undefined ? {} : { acl: parseAcl(o.acl, `${path}.acl`, mode) }),
@@ -161,6 +196,14 @@ function parseSniRoute(value: unknown, path: string, mode: Mode): SnapshotSniRou
   return Object.freeze({
     serverName: string(o.serverName, `${path}.serverName`),
     cluster: string(o.cluster, `${path}.cluster`),
+  });
+}
+
+function parseRoute(value: unknown, path: string, mode: Mode): SnapshotRoute {
+  const o = record(value, path, ['cluster', 'weight'], mode);
+  return Object.freeze({
+    cluster: string(o.cluster, `${path}.cluster`),
+    weight: nonNegative(o.weight, `${path}.weight`),
   });
 }
 

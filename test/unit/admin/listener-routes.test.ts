@@ -14,17 +14,33 @@ import type { Snapshot } from '../../../src/shared/snapshot/types.ts';
 
 const snapshot: Snapshot = {
   version: 3,
-  clusters: [{ name: 'web', algorithm: 'round_robin', connectTimeoutMs: 1, idleTimeoutMs: 1, panicMode: 'refuse', backends: [] }],
+  clusters: [
+    {
+      name: 'web',
+      algorithm: 'round_robin',
+      hashKey: 'source_ip',
+      maglevTableSize: 101,
+      stickyTtlMs: 0,
+      stickyMaxEntries: 0,
+      queueSize: 0,
+      queueTimeoutMs: 0,
+      connectTimeoutMs: 1,
+      idleTimeoutMs: 1,
+      panicMode: 'refuse',
+      backends: [],
+    },
+  ],
   listeners: [
     {
       name: 'edge',
       cluster: 'web',
+      routes: [{ cluster: 'web', weight: 1 }],
       acceptProxy: true,
       limits: { perIpConnections: 10, perIpRate: 20, burst: 20, maxConnections: 0 },
       acl: { allow: [], deny: ['127.0.0.4/32'] },
       sniRoutes: [{ serverName: '*.example.com', cluster: 'web' }],
     },
-    { name: 'plain', cluster: 'web' },
+    { name: 'plain', cluster: 'web', routes: [{ cluster: 'web', weight: 1 }] },
   ],
 };
 

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { buildRoutingTable } from '../../../src/dataplane/routing-table.ts';
-import type { Snapshot, SnapshotListener } from '../../../src/shared/snapshot/types.ts';
+import { seededRandom } from '../../../src/dataplane/balancer/random.ts';
+import { buildRoutingTable, chooseCluster, type RoutingEnv } from '../../../src/dataplane/routing-table.ts';
+import type { Snapshot, SnapshotBackend, SnapshotCluster, SnapshotListener } from '../../../src/shared/snapshot/types.ts';
 import { aclAllowsText } from '../../../src/shared/cidr.ts';
 
-const backend = {
+const backend: SnapshotBackend = {
   id: 'x',
   slot: 0,
   address: '127.0.0.1:1',
@@ -12,29 +13,57 @@ const backend = {
   weight: 1,
   configuredWeight: 1,
   state: 'healthy',
+  maxConnections: 0,
   admin: 'none',
   drained: false,
   reason: 'configured',
   since: 0,
-} as const;
-const cluster = (name: string) => ({ name, algorithm: 'round_robin', connectTimeoutMs: 1, idleTimeoutMs: 1, panicMode: 'refuse', backends: [backend] }) as const;
+};
 
-function snapshot(listener: SnapshotListener, version = 1): Snapshot {
-  return { version, clusters: [cluster('api'), cluster('web'), cluster('star'), cluster('fallback')], listeners: [listener] };
+function cluster(name: string): SnapshotCluster {
+  return {
+    name,
+    algorithm: 'round_robin',
+    hashKey: 'source_ip',
+    maglevTableSize: 101,
+    stickyTtlMs: 0,
+    stickyMaxEntries: 0,
+    queueSize: 0,
+    queueTimeoutMs: 0,
+    connectTimeoutMs: 1,
+    idleTimeoutMs: 1,
+    panicMode: 'refuse',
+    backends: [backend],
+  };
+}
+
+const env: RoutingEnv = { activeTotal: new Int32Array(8), random: seededRandom(1), clusterStates: new Map() };
+
+/** A listener on `cluster` (one route), plus edge settings. */
+function listener(extra: Partial<SnapshotListener> & { name: string }, cluster: string | null = 'web'): SnapshotListener {
+  return { cluster, routes: cluster === null ? [] : [{ cluster, weight: 1 }], ...extra };
+}
+
+function snapshot(l: SnapshotListener, version = 1): Snapshot {
+  return { version, clusters: ['api', 'web', 'star', 'fallback'].map(cluster), listeners: [l] };
 }
 
 describe('SNI routes', () => {
   const table = buildRoutingTable(
-    snapshot({
-      name: 'tls',
-      cluster: 'fallback',
-      sniRoutes: [
-        { serverName: 'api.example.com', cluster: 'api' },
-        { serverName: '*.example.com', cluster: 'web' },
-        { serverName: '*.star.example.com', cluster: 'star' },
-        { serverName: 'gone.example.com', cluster: 'missing' },
-      ],
-    }),
+    snapshot(
+      listener(
+        {
+          name: 'tls',
+          sniRoutes: [
+            { serverName: 'api.example.com', cluster: 'api' },
+            { serverName: '*.example.com', cluster: 'web' },
+            { serverName: '*.star.example.com', cluster: 'star' },
+          ],
+        },
+        'fallback',
+      ),
+    ),
+    env,
   );
   const sni = table.edgeByListener.get('tls')?.sni;
 
@@ -44,52 +73,54 @@ describe('SNI routes', () => {
     ['a.b.example.com', 'web'],
     ['a.star.example.com', 'star'],
     ['star.example.com', 'web'],
-    ['example.com', 'fallback'],
-    ['api.example.org', 'fallback'],
-    [undefined, 'fallback'],
-  ])('sends %s to %s (exact first, then the longest wildcard, then the default)', (name, expected) => {
-    expect(sni?.route(name)?.name).toBe(expected);
+    ['example.com', undefined],
+    ['api.example.org', undefined],
+    [undefined, undefined],
+  ])('matches %s to %s (exact first, then the longest wildcard; no match is the default routes)', (name, expected) => {
+    expect(sni?.match(name)?.name).toBe(expected);
   });
 
-  it('has no route for a name whose cluster does not exist, rather than falling back', () => {
-    expect(sni?.route('gone.example.com')).toBeUndefined();
+  it('leaves the default to the listener routes, and has none for an SNI-only listener', () => {
+    const listenerRoute = table.byListener.get('tls');
+    expect(listenerRoute === undefined ? undefined : chooseCluster(listenerRoute)?.name).toBe('fallback');
+    const noDefault = buildRoutingTable(snapshot(listener({ name: 'tls', sniRoutes: [{ serverName: 'a.com', cluster: 'api' }] }, null)), env);
+    const route = noDefault.byListener.get('tls');
+    expect(route === undefined ? undefined : chooseCluster(route)).toBeUndefined();
+    expect(noDefault.edgeByListener.get('tls')?.sni?.match('a.com')?.name).toBe('api');
   });
 
-  it('has no route without a default cluster', () => {
-    const noDefault = buildRoutingTable(snapshot({ name: 'tls', cluster: null, sniRoutes: [{ serverName: 'a.com', cluster: 'api' }] }));
-    expect(noDefault.byListener.get('tls')).toBeUndefined();
-    expect(noDefault.edgeByListener.get('tls')?.sni?.route(undefined)).toBeUndefined();
-    expect(noDefault.edgeByListener.get('tls')?.sni?.route('a.com')?.name).toBe('api');
+  it('leaves out a route whose cluster is not in the snapshot', () => {
+    const t = buildRoutingTable(snapshot(listener({ name: 'tls', sniRoutes: [{ serverName: 'gone.example.com', cluster: 'missing' }] })), env);
+    expect(t.edgeByListener.get('tls')?.sni?.match('gone.example.com')).toBeUndefined();
   });
 });
 
 describe('edge policies per snapshot version', () => {
   it('gives a plain listener no policy at all', () => {
-    expect(buildRoutingTable(snapshot({ name: 'plain', cluster: 'web' })).edgeByListener.size).toBe(0);
-    expect(buildRoutingTable(snapshot({ name: 'plain', cluster: 'web', acl: { allow: [], deny: [] } })).edgeByListener.size).toBe(0);
+    expect(buildRoutingTable(snapshot(listener({ name: 'plain' })), env).edgeByListener.size).toBe(0);
+    expect(buildRoutingTable(snapshot(listener({ name: 'plain', acl: { allow: [], deny: [] } })), env).edgeByListener.size).toBe(0);
   });
 
   it('turns limits into ticks', () => {
-    const table = buildRoutingTable(snapshot({ name: 'l', cluster: 'web', limits: { perIpConnections: 3, perIpRate: 20, burst: 20, maxConnections: 9 } }));
+    const table = buildRoutingTable(snapshot(listener({ name: 'l', limits: { perIpConnections: 3, perIpRate: 20, burst: 20, maxConnections: 9 } })), env);
     expect(table.edgeByListener.get('l')).toMatchObject({ ipLimits: { perIpConnections: 3, intervalTicks: 5000, toleranceTicks: 19 * 5000 }, maxConnections: 9 });
   });
 
   it('reuses the compiled acl while its blocks stay the same, and recompiles when they change', () => {
-    const acl = { allow: [], deny: ['127.0.0.4/32'] };
-    const first = buildRoutingTable(snapshot({ name: 'l', cluster: 'web', acl }, 1));
-    const second = buildRoutingTable(snapshot({ name: 'l', cluster: 'web', acl: { allow: [], deny: ['127.0.0.4/32'] } }, 2), first);
+    const first = buildRoutingTable(snapshot(listener({ name: 'l', acl: { allow: [], deny: ['127.0.0.4/32'] } }), 1), env);
+    const second = buildRoutingTable(snapshot(listener({ name: 'l', acl: { allow: [], deny: ['127.0.0.4/32'] } }), 2), env, first);
     expect(second.edgeByListener.get('l')?.acl).toBe(first.edgeByListener.get('l')?.acl);
-    const third = buildRoutingTable(snapshot({ name: 'l', cluster: 'web', acl: { allow: [], deny: ['127.0.0.5/32'] } }, 3), second);
+    const third = buildRoutingTable(snapshot(listener({ name: 'l', acl: { allow: [], deny: ['127.0.0.5/32'] } }), 3), env, second);
     const compiled = third.edgeByListener.get('l')?.acl;
     expect(compiled).not.toBe(first.edgeByListener.get('l')?.acl);
     expect(compiled === undefined ? undefined : aclAllowsText(compiled, '127.0.0.4')).toBe(true);
     expect(compiled === undefined ? undefined : aclAllowsText(compiled, '127.0.0.5')).toBe(false);
   });
 
-  it('keeps the round-robin cursor of a cluster reached only through SNI', () => {
-    const listener: SnapshotListener = { name: 'tls', cluster: null, sniRoutes: [{ serverName: 'a.com', cluster: 'api' }] };
-    const first = buildRoutingTable(snapshot(listener, 1));
-    const cursor = first.byCluster.get('api')?.cursor;
-    expect(buildRoutingTable(snapshot(listener, 2), first).byCluster.get('api')?.cursor).toBe(cursor);
+  it('carries send_proxy onto the cluster route', () => {
+    const s: Snapshot = { version: 1, clusters: [{ ...cluster('web'), sendProxy: 'v2' }, cluster('api')], listeners: [listener({ name: 'l' })] };
+    const table = buildRoutingTable(s, env);
+    expect(table.byCluster.get('web')?.sendProxy).toBe('v2');
+    expect(table.byCluster.get('api')?.sendProxy).toBeUndefined();
   });
 });

@@ -131,6 +131,7 @@ export const REFUSAL_REASONS: readonly { readonly reason: string; readonly field
   { reason: 'no_backend', field: ListenerCounter.refusedNoBackend },
   { reason: 'all_backends_failed', field: ListenerCounter.refusedAllFailed },
   { reason: 'draining', field: ListenerCounter.refusedDraining },
+  { reason: 'at_limit', field: ListenerCounter.refusedAtLimit },
   // Edge protection and routing (src/dataplane/edge-gate.ts): closed before any backend.
   { reason: 'acl', field: ListenerCounter.refusedAcl },
   { reason: 'max_connections', field: ListenerCounter.refusedMaxConnections },
@@ -224,7 +225,8 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
   {
     name: 'sluice_listener_refused_total',
     help:
-      'Accepted connections closed without being proxied, by reason: no_backend (none eligible), all_backends_failed (every connect attempt failed), draining; ' +
+      'Accepted connections closed without being proxied, by reason: no_backend (none eligible), all_backends_failed (every connect attempt failed), draining, ' +
+      'at_limit (every eligible backend at max_connections, no room in the queue); ' +
       'edge refusals before any backend: acl, max_connections, per_ip_connections, per_ip_rate, proxy_header (malformed or missing), proxy_header_timeout, ' +
       'tls_hello (not a TLS ClientHello), tls_hello_timeout, sni_no_route.',
     type: 'counter',
