@@ -129,6 +129,36 @@ describe('accept_proxy', () => {
     expect(await accessLine(accessLog, (l) => l['reason'] === 'per_ip_connections')).toMatchObject({ client: '198.51.100.1:1', backend: null });
   });
 
+  it('balances by the carried client: consistent_hash sends each carried address to one backend', async () => {
+    const names = await Promise.all([startBackend('name'), startBackend('name')]);
+    for (const b of names) cleanups.push(async () => b.close());
+    const [port, adminPort] = await freePorts(2);
+    const daemon = await startDaemon(
+      `workers: 2
+admin: {listen: 127.0.0.1:${adminPort}}
+listeners: [{name: edge, listen: 127.0.0.1:${port}, cluster: web, accept_proxy: true}]
+clusters:
+  - name: web
+    algorithm: consistent_hash
+    backends: [{address: ${names[0].address}}, {address: ${names[1].address}}]
+`,
+      adminPort!,
+    );
+    cleanups.push(async () => daemon.stop('SIGKILL'));
+    const via = async (client: string): Promise<string> =>
+      (await exchange(port!, '127.0.0.8', Buffer.from(`PROXY TCP4 ${client} 192.0.2.1 ${1000 + Math.floor(Math.random() * 1000)} 443\r\n`))).reply.toString();
+    const seen = new Map<string, Set<string>>();
+    for (let i = 0; i < 24; i++) {
+      const client = `198.51.100.${i % 8}`;
+      const backend = await via(client);
+      seen.set(client, (seen.get(client) ?? new Set()).add(backend));
+    }
+    // Every carried client sticks to one backend (its hash), though all came from one peer...
+    for (const backends of seen.values()) expect(backends.size).toBe(1);
+    // ...and the 8 clients are not all on one backend, as hashing the peer would put them.
+    expect(new Set([...seen.values()].flatMap((b) => [...b])).size).toBe(2);
+  });
+
   it('closes and counts garbage, a truncated header and a slow header; no backend sees any', async () => {
     const echo = await startBackend('echo');
     cleanups.push(async () => echo.close());
