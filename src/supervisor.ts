@@ -264,7 +264,6 @@ export class Supervisor {
       counters: this.counters,
       isReady: () => !this.draining,
       workerResources: async () => this.dataPlane.resources(),
-      controlPlaneStats: async () => this.controlPlane.stats(),
       lifecycle: {
         drain: (options) => void this.drain(options),
         reload: async () => this.reload(),
@@ -273,6 +272,7 @@ export class Supervisor {
         process.env['SLUICE_FAULT_INJECTION'] === '1'
           ? { crashDataPlaneWorker: (index) => this.dataPlane.crash(index), crashControlPlane: () => this.controlPlane.crash() }
           : undefined,
+      controlPlaneStats: async () => this.controlPlane.stats(),
       listeners: () => this.listeners,
       metrics: this.metrics,
       logger: this.rootLog,

@@ -25,11 +25,10 @@ export interface RoutingTable {
   readonly snapshot: Snapshot;
   readonly byListener: ReadonlyMap<string, ClusterRoute>;
   /**
-   * Backends whose drain has ended (slot → id): connections still open to them are to be
-   * closed. A backend that left the snapshot is not here: its connections finish on their
-   * own (a reload that drops a cluster does not cut them).
+   * Backends an open connection may stay with, slot → id. A backend that is gone, or whose
+   * drain ended, is not here: connections still open to it are to be closed.
    */
-  readonly closing: ReadonlyMap<number, string>;
+  readonly keep: ReadonlyMap<number, string>;
 }
 
 export function isEligible(backend: SnapshotBackend): boolean {
@@ -59,25 +58,24 @@ export function buildRoutingTable(snapshot: Snapshot, previous?: RoutingTable): 
   for (const route of previous?.byListener.values() ?? []) previousByCluster.set(route.name, route);
 
   const clusters = new Map<string, ClusterRoute>();
-  const closing = new Map<number, string>();
+  const keep = new Map<number, string>();
   for (const cluster of snapshot.clusters) {
     const route = clusterRoute(cluster, previousByCluster.get(cluster.name));
     clusters.set(cluster.name, route);
-    for (const b of cluster.backends) {
-      // A panic routes to unhealthy backends: their connections are not cut meanwhile.
-      if (b.drained && !(route.panic && isPanicEligible(b))) closing.set(b.slot, b.id);
-    }
+    for (const b of cluster.backends) if (!b.drained) keep.set(b.slot, b.id);
+    // Connections a panic routed to an unhealthy backend are not cut by the next version.
+    if (route.panic) for (const b of route.eligible) keep.set(b.slot, b.id);
   }
   const byListener = new Map<string, ClusterRoute>();
   for (const listener of snapshot.listeners) {
     const route = clusters.get(listener.cluster);
     if (route !== undefined) byListener.set(listener.name, route);
   }
-  return { snapshot, byListener, closing };
+  return { snapshot, byListener, keep };
 }
 
-/** True when `after` closes connections of a backend that `before` did not (O(backends), per version). */
+/** True when some backend connections could stay with under `before` must be closed under `after`. */
 export function closesConnections(before: RoutingTable, after: RoutingTable): boolean {
-  for (const [slot, id] of after.closing) if (before.closing.get(slot) !== id) return true;
+  for (const [slot, id] of before.keep) if (after.keep.get(slot) !== id) return true;
   return false;
 }

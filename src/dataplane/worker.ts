@@ -65,8 +65,8 @@ function logRefusal(listenerSlot: number, route: ClusterRoute | undefined): void
 
 /**
  * Follows snapshot publishes off the accept path: takes each new version in at once and
- * closes connections to backends whose drain ended (the drain timeout and a forced removal
- * rely on this). Waits with Atomics.waitAsync: no timer, no message.
+ * closes connections to backends that were removed or whose drain ended (the drain timeout
+ * and `DELETE ?force=true` rely on this). Waits with Atomics.waitAsync: no timer, no message.
  */
 async function followSnapshots(): Promise<void> {
   let swept = router.current();
@@ -75,8 +75,8 @@ async function followSnapshots(): Promise<void> {
     const seen = reader.version();
     const table = router.current();
     if (table !== swept && closesConnections(swept, table)) {
-      const closed = proxy.closeDrained(table.closing);
-      if (closed > 0) log.info({ closed, snapshotVersion: table.snapshot.version }, 'closed connections to drained backends');
+      const closed = proxy.closeUnkept(table.keep);
+      if (closed > 0) log.info({ closed, snapshotVersion: table.snapshot.version }, 'closed connections to drained or removed backends');
     }
     swept = table;
     await reader.changedFrom(seen);
