@@ -26,11 +26,27 @@ const b1: SnapshotBackend = {
   drained: false,
   reason: 'no active check',
   since: 0,
+  maxConnections: 0,
 };
 const snapshot: Snapshot = {
   version: 3,
-  clusters: [{ name: 'web', algorithm: 'round_robin', connectTimeoutMs: 1, idleTimeoutMs: 1, panicMode: 'refuse', backends: [b1] }],
-  listeners: [{ name: 'web', cluster: 'web' }],
+  clusters: [
+    {
+      name: 'web',
+      algorithm: 'round_robin',
+      hashKey: 'source_ip',
+      maglevTableSize: 65_537,
+      stickyTtlMs: 0,
+      stickyMaxEntries: 0,
+      queueSize: 0,
+      queueTimeoutMs: 0,
+      connectTimeoutMs: 1,
+      idleTimeoutMs: 1,
+      panicMode: 'refuse',
+      backends: [b1],
+    },
+  ],
+  listeners: [{ name: 'web', cluster: 'web', routes: [{ cluster: 'web', weight: 1 }] }],
 };
 
 const apps: AdminApp[] = [];
