@@ -4,6 +4,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { ClusterState } from '../../shared/cluster-state.ts';
 import type { CounterTables } from '../../shared/counters.ts';
 import type { ControlPlaneStats, ResourceReport } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
@@ -13,6 +14,7 @@ import { registerClusterRoutes } from './cluster-routes.ts';
 import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
 import { registerErrorHandlers } from './errors.ts';
 import { registerLifecycleRoutes, type LifecycleControl } from './lifecycle-routes.ts';
+import { registerListenerRoutes, type RouteCommands } from './listener-routes.ts';
 import { registerOpenApiRoute } from './openapi.ts';
 
 export interface AdminDeps {
@@ -29,6 +31,10 @@ export interface AdminDeps {
   readonly faults: FaultInjection | undefined;
   /** Backend writes, applied by the control plane. */
   readonly commands: BackendCommands;
+  /** Listener route writes, applied by the control plane. */
+  readonly routes: RouteCommands;
+  /** A cluster's shared queue and affinity state, for GET /clusters. */
+  readonly clusterState: (cluster: string) => ClusterState | undefined;
   /** The bearer token every route but /healthz and /readyz needs; undefined = open. */
   readonly token: string | undefined;
   readonly logger: Logger;
@@ -61,7 +67,8 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
   });
 
   registerBackendRoutes(app, deps);
-  registerClusterRoutes(app, deps.snapshots);
+  registerClusterRoutes(app, deps);
+  registerListenerRoutes(app, deps.snapshots, deps.routes);
   registerOpenApiRoute(app);
 
   registerLifecycleRoutes(app, deps.lifecycle);
