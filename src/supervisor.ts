@@ -277,6 +277,8 @@ export class Supervisor {
   private buildAdmin(): AdminApp {
     return buildAdminApp({
       commands: { run: async (command) => this.controlPlane.backendCommand(command) },
+      routes: { run: async (command) => this.controlPlane.routesCommand(command) },
+      clusterState: (cluster) => this.clusterStates.get(cluster),
       token: adminToken(this.config.admin.token_env),
       snapshots: new SnapshotReader(this.snapshotBuffer),
       counters: this.counters,
