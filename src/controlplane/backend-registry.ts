@@ -10,6 +10,7 @@ import type { Snapshot, SnapshotBackend, SnapshotCluster, SnapshotListener } fro
 import type { HealthPolicy, HealthRecord } from './health/state-machine.ts';
 import { rampFraction } from './health/state-machine.ts';
 import type { PassiveCursor } from './health/passive.ts';
+import type { RouteEntry } from './runtime-state.ts';
 import type { SlotAllocator } from './slot-allocator.ts';
 import { AclOverrides } from './acl-overrides.ts';
 import { snapshotListener } from './listener-snapshot.ts';
@@ -65,9 +66,11 @@ export interface NewBackend {
 
 export class BackendRegistry {
   private readonly clusterMap = new Map<string, Cluster>();
-  /** Rebuilt only when listeners or their acls change: publishing compares it by identity. */
+  /** Rebuilt only when listeners change: publishing compares it by identity. */
   private listeners: readonly SnapshotListener[] = [];
+  /** The config the listeners come from, and operators' route and acl changes on top of it. */
   private listenerConfigs: readonly ListenerConfig[] = [];
+  private routeOverrides: Readonly<Record<string, readonly RouteEntry[]>> = {};
   private readonly aclOverrides = new AclOverrides();
   private readonly slots: SlotAllocator;
   private readonly byId = new Map<string, Backend>();
@@ -97,6 +100,16 @@ export class BackendRegistry {
     }
   }
 
+  /**
+   * Operators' routes, listener name → routes, in place of the config's. The listeners are
+   * replaced (and so published) only when what they route to really changed.
+   */
+  setRouteOverrides(overrides: Readonly<Record<string, readonly RouteEntry[]>>): void {
+    this.routeOverrides = overrides;
+    const next = this.snapshotListeners();
+    if (JSON.stringify(next) !== JSON.stringify(this.listeners)) this.listeners = next;
+  }
+
   /** Adopt a config's listeners; an acl set through the API stays unless the file's own acl for it changed. */
   setListeners(config: Config): void {
     this.listenerConfigs = config.listeners;
@@ -119,8 +132,14 @@ export class BackendRegistry {
     this.listeners = this.snapshotListeners();
   }
 
+  /** The listeners as snapshots carry them: config, with operators' routes and acls in place of the file's. */
   private snapshotListeners(): SnapshotListener[] {
-    return this.listenerConfigs.map((l) => snapshotListener(l, this.aclOverrides.get(l.name)));
+    return this.listenerConfigs.map((l) => snapshotListener(l, this.aclOverrides.get(l.name), this.routeOverrides[l.name]));
+  }
+
+  /** The routes a listener has now (config or operator), or undefined for an unknown listener. */
+  listenerRoutes(name: string): readonly RouteEntry[] | undefined {
+    return this.listeners.find((l) => l.name === name)?.routes;
   }
 
   /** Forget a cluster that is no longer configured, once it holds no backend. */
@@ -207,14 +226,13 @@ export class BackendRegistry {
         idleTimeoutMs: c.idle_timeout,
         panicMode: c.panic_mode,
         backends,
-        ...(cluster.config.send_proxy === undefined ? {} : { sendProxy: cluster.config.send_proxy }),
+        ...(c.send_proxy === undefined ? {} : { sendProxy: c.send_proxy }),
       });
     }
     return { clusters, listeners: this.listeners };
   }
 }
 
-/** The listeners as snapshots carry them: each with its weighted routes (one of weight 1 for `cluster`). */
 /** Backends whose config entry sets its own max_connections (by address). */
 function connectionLimits(cluster: ClusterConfig): Map<string, number> {
   const limits = new Map<string, number>();

@@ -6,11 +6,18 @@ import type { AclConfig, ListenerConfig } from '../shared/config/schema.ts';
 import { listenerRoutes } from '../shared/config/schema.ts';
 import type { SnapshotAcl, SnapshotListener } from '../shared/snapshot/types.ts';
 
-/** `acl` replaces the file's acl (set through the admin API); undefined keeps the file's. */
-export function snapshotListener(config: ListenerConfig, acl?: AclConfig): SnapshotListener {
+/**
+ * `acl` and `routes` replace the file's (set through the admin API); undefined keeps the
+ * file's.
+ */
+export function snapshotListener(
+  config: ListenerConfig,
+  acl?: AclConfig,
+  routeOverride?: readonly { readonly cluster: string; readonly weight: number }[],
+): SnapshotListener {
   const effectiveAcl = acl ?? config.acl;
   const limits = config.limits;
-  const routes = listenerRoutes(config).map((r) => ({ cluster: r.cluster, weight: r.weight }));
+  const routes = (routeOverride ?? listenerRoutes(config)).map((r) => ({ cluster: r.cluster, weight: r.weight }));
   return {
     name: config.name,
     cluster: routes[0]?.cluster ?? null,

@@ -38,7 +38,9 @@ const stateFileSchema = z.strictObject({
   removed: z.array(id),
   drained: z.array(id),
   weights: z.record(id, weight),
-  // Absent in files written before listener acls could be set at runtime.
+  // Absent from files written before routes could be changed at runtime.
+  routes: z.record(z.string().min(1), z.array(z.strictObject({ cluster: z.string().min(1), weight })).min(1)).optional(),
+  // Absent from files written before listener acls could be set at runtime.
   acls: z.record(z.string(), z.strictObject({ acl, file_acl: acl })).optional(),
 });
 
@@ -78,8 +80,8 @@ export function parseStateText(text: string): RuntimeState | string {
     const issue = parsed.error.issues[0];
     return `unexpected content at ${issue === undefined ? '(root)' : issue.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`;
   }
-  const { added, removed, drained, weights, acls } = parsed.data;
-  return { added, removed, drained, weights, ...(acls === undefined ? {} : { acls }) };
+  const { added, removed, drained, weights, routes, acls } = parsed.data;
+  return { added, removed, drained, weights, routes: routes ?? {}, ...(acls === undefined ? {} : { acls }) };
 }
 
 export function serializeState(state: RuntimeState, now: Date = new Date()): string {

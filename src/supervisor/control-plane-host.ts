@@ -15,6 +15,8 @@ import type {
   ControlPlaneStats,
   ControlPlaneWorkerData,
   ListenerAclResult,
+  RoutesCommand,
+  RoutesCommandResult,
 } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
 import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
@@ -54,6 +56,7 @@ export class ControlPlaneHost {
   private onStartFailure: ((error: Error) => void) | undefined;
   private readonly pendingStats = new Map<number, (stats: ControlPlaneStats | undefined) => void>();
   private readonly pendingCommands = new Map<number, (result: BackendCommandResult) => void>();
+  private readonly pendingRoutes = new Map<number, (result: RoutesCommandResult) => void>();
   private readonly pendingAcls = new Map<number, (result: ListenerAclResult) => void>();
 
   constructor(options: ControlPlaneOptions) {
@@ -158,6 +161,23 @@ export class ControlPlaneHost {
     });
   }
 
+  /** Sends an operator's new routes for a listener; answered like `backendCommand`. */
+  routesCommand(command: RoutesCommand): Promise<RoutesCommandResult> {
+    if (this.worker === undefined) return Promise.resolve(unavailable('the control plane is not running'));
+    const requestId = this.nextRequestId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingRoutes.delete(requestId);
+        resolve(unavailable(`no answer from the control plane within ${COMMAND_TIMEOUT_MS} ms; the change may still be applied`));
+      }, COMMAND_TIMEOUT_MS);
+      this.pendingRoutes.set(requestId, (result) => {
+        clearTimeout(timer);
+        resolve(result);
+      });
+      this.send({ type: 'routes.command', requestId, command });
+    });
+  }
+
   private spawn(): void {
     const o = this.options;
     const workerData: ControlPlaneWorkerData = {
@@ -191,6 +211,10 @@ export class ControlPlaneHost {
       answer(unavailable('the control plane stopped before answering; the change may or may not have been applied'));
     }
     this.pendingCommands.clear();
+    for (const answer of this.pendingRoutes.values()) {
+      answer(unavailable('the control plane stopped before answering; the change may or may not have been applied'));
+    }
+    this.pendingRoutes.clear();
     for (const answer of this.pendingAcls.values()) {
       answer(unavailable('the control plane stopped before answering; the change may or may not have been applied'));
     }
@@ -227,13 +251,17 @@ export class ControlPlaneHost {
         this.pendingStats.get(event.requestId)?.(event.stats);
         this.pendingStats.delete(event.requestId);
         return;
+      case 'backend.result':
+        this.pendingCommands.get(event.requestId)?.(event.result);
+        this.pendingCommands.delete(event.requestId);
+        return;
       case 'listener.acl.result':
         this.pendingAcls.get(event.requestId)?.(event.result);
         this.pendingAcls.delete(event.requestId);
         return;
-      case 'backend.result':
-        this.pendingCommands.get(event.requestId)?.(event.result);
-        this.pendingCommands.delete(event.requestId);
+      case 'routes.result':
+        this.pendingRoutes.get(event.requestId)?.(event.result);
+        this.pendingRoutes.delete(event.requestId);
         return;
       case 'config.applied':
         this.pendingApplies.get(event.requestId)?.(event.version);
@@ -249,6 +277,13 @@ export class ControlPlaneHost {
   }
 }
 
-function unavailable(message: string): { readonly ok: false; readonly error: 'UNAVAILABLE'; readonly message: string } {
+/** The refusal of any operator command when the control plane cannot answer it. */
+interface Unavailable {
+  readonly ok: false;
+  readonly error: 'UNAVAILABLE';
+  readonly message: string;
+}
+
+function unavailable(message: string): Unavailable {
   return { ok: false, error: 'UNAVAILABLE', message };
 }

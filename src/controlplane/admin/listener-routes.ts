@@ -1,19 +1,29 @@
 /**
- * /listeners: each listener's edge settings (from the live snapshot) with its counters, and
- * its acl. `PUT /listeners/:name/acl` replaces the acl through the control plane (recorded in
- * the state file, then published) and answers with the `snapshot_version` that holds it:
- * the next accepted connection is checked against it. It lasts until config.yaml's own acl
- * for that listener changes (see acl-overrides.ts).
+ * /listeners: each listener's weighted routes and edge settings (from the published
+ * snapshot) with its counters, and the two listener writes, each a command to the control
+ * plane answered once the snapshot holding it is published, with that `snapshot_version`
+ * (open connections are not touched; a refused write changes nothing):
+ *
+ * - PATCH /listeners/:name/routes re-splits its new connections (a canary from 10% to 50%);
+ * - PUT /listeners/:name/acl replaces its allow/deny lists: the next accepted connection is
+ *   checked against them. They last (state file) until config.yaml's own acl for that
+ *   listener changes (see acl-overrides.ts).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { z } from 'zod';
 import { aclSchema } from '../../shared/config/schema.ts';
 import type { AclConfig } from '../../shared/config/schema.ts';
 import type { CounterTables } from '../../shared/counters.ts';
-import type { ListenerAclResult } from '../../shared/messages.ts';
+import type { ListenerAclResult, RoutesCommand, RoutesCommandError, RoutesCommandResult } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { sendError } from './errors.ts';
 import { listenerView } from './listener-view.ts';
-import { describeIssues } from './schemas.ts';
+import { describeIssues, listenerParams, patchRoutesBody } from './schemas.ts';
+
+/** The control plane's side of route writes (ControlPlaneHost in the daemon, a fake in tests). */
+export interface RouteCommands {
+  run(command: RoutesCommand): Promise<RoutesCommandResult>;
+}
 
 /** The control plane's side of acl writes (ControlPlaneHost in the daemon, a fake in tests). */
 export interface ListenerAcls {
@@ -25,45 +35,69 @@ export interface ListenerRouteDeps {
   readonly counters: CounterTables;
   /** The listener's row in the counter table; undefined for a name never bound. */
   readonly listenerSlot: (name: string) => number | undefined;
+  readonly routes: RouteCommands;
   /** Undefined: acl writes answer 503. */
   readonly acls: ListenerAcls | undefined;
-}
-
-interface NameParams {
-  readonly name: string;
 }
 
 /** A PUT body replaces the whole acl: a missing list is an empty one. */
 export const putAclBody = aclSchema;
 
+const ROUTES_ERROR_STATUS: Record<RoutesCommandError, number> = {
+  BAD_REQUEST: 400,
+  NOT_FOUND: 404,
+  UNAVAILABLE: 503,
+};
+
 export function registerListenerRoutes(app: FastifyInstance, deps: ListenerRouteDeps): void {
-  const find = (name: string) => deps.snapshots.current().listeners.find((l) => l.name === name);
+  const { snapshots, counters } = deps;
+  const find = (name: string) => snapshots.current().listeners.find((l) => l.name === name);
 
-  app.get('/listeners', () =>
-    deps.snapshots.current().listeners.map((listener) => listenerView(listener, deps.counters, deps.listenerSlot(listener.name))),
-  );
+  function parse<T>(schema: z.ZodType<T>, value: unknown, root: string, reply: FastifyReply): { readonly value: T } | undefined {
+    const result = schema.safeParse(value);
+    if (result.success) return { value: result.data };
+    void sendError(reply, 400, 'BAD_REQUEST', describeIssues(result.error, root));
+    return undefined;
+  }
 
-  app.get<{ Params: NameParams }>('/listeners/:name', async (request, reply) => {
-    const listener = find(request.params.name);
-    if (listener === undefined) return sendError(reply, 404, 'NOT_FOUND', `no listener named "${request.params.name}"`);
-    return listenerView(listener, deps.counters, deps.listenerSlot(listener.name));
+  app.get('/listeners', () => snapshots.current().listeners.map((listener) => listenerView(listener, counters, deps.listenerSlot(listener.name))));
+
+  app.get('/listeners/:name', async (request, reply) => {
+    const params = parse(listenerParams, request.params, 'name', reply);
+    if (params === undefined) return reply;
+    const found = find(params.value.name);
+    if (found === undefined) return sendError(reply, 404, 'NOT_FOUND', `no listener "${params.value.name}"`);
+    return listenerView(found, counters, deps.listenerSlot(found.name));
   });
 
-  app.get<{ Params: NameParams }>('/listeners/:name/acl', async (request, reply) => {
-    const listener = find(request.params.name);
-    if (listener === undefined) return sendError(reply, 404, 'NOT_FOUND', `no listener named "${request.params.name}"`);
-    return { listener: listener.name, allow: listener.acl?.allow ?? [], deny: listener.acl?.deny ?? [] };
+  app.patch('/listeners/:name/routes', async (request, reply) => {
+    const params = parse(listenerParams, request.params, 'name', reply);
+    const body = params === undefined ? undefined : parse(patchRoutesBody, request.body, 'body', reply);
+    if (params === undefined || body === undefined) return reply;
+    const result = await deps.routes.run({ listener: params.value.name, routes: body.value.routes });
+    if (!result.ok) return sendError(reply, ROUTES_ERROR_STATUS[result.error], result.error, result.message);
+    return { name: result.listener, routes: result.routes, snapshot_version: result.version };
   });
 
-  app.put<{ Params: NameParams }>('/listeners/:name/acl', async (request, reply) => {
+  app.get('/listeners/:name/acl', async (request, reply) => {
+    const params = parse(listenerParams, request.params, 'name', reply);
+    if (params === undefined) return reply;
+    const found = find(params.value.name);
+    if (found === undefined) return sendError(reply, 404, 'NOT_FOUND', `no listener "${params.value.name}"`);
+    return { listener: found.name, allow: found.acl?.allow ?? [], deny: found.acl?.deny ?? [] };
+  });
+
+  app.put('/listeners/:name/acl', async (request, reply) => {
+    const params = parse(listenerParams, request.params, 'name', reply);
+    if (params === undefined) return reply;
     if (typeof request.body !== 'object' || request.body === null || Array.isArray(request.body)) {
       return sendError(reply, 400, 'BAD_REQUEST', 'body: expected a JSON object like {"allow": ["10.0.0.0/8"], "deny": []}');
     }
-    const body = putAclBody.safeParse(request.body);
-    if (!body.success) return sendError(reply, 400, 'BAD_REQUEST', describeIssues(body.error, 'body'));
+    const body = parse(putAclBody, request.body, 'body', reply);
+    if (body === undefined) return reply;
     if (deps.acls === undefined) return sendError(reply, 503, 'UNAVAILABLE', 'acl changes are not available');
-    const result = await deps.acls.set(request.params.name, body.data);
+    const result = await deps.acls.set(params.value.name, body.value);
     if (!result.ok) return sendError(reply, result.error === 'NOT_FOUND' ? 404 : 503, result.error, result.message);
-    return { listener: request.params.name, allow: result.acl.allow, deny: result.acl.deny, snapshot_version: result.version };
+    return { listener: params.value.name, allow: result.acl.allow, deny: result.acl.deny, snapshot_version: result.version };
   });
 }

@@ -8,6 +8,8 @@ import type { SnapshotListener } from '../../shared/snapshot/types.ts';
 export interface ListenerView {
   readonly name: string;
   readonly cluster: string | null;
+  /** Where new connections go, split by weight (PATCH /listeners/:name/routes changes it). */
+  readonly routes: readonly { readonly cluster: string; readonly weight: number }[];
   readonly accept_proxy: boolean;
   readonly limits: {
     readonly per_ip_connections: number;
@@ -31,6 +33,7 @@ export function listenerView(listener: SnapshotListener, counters: CounterTables
   return {
     name: listener.name,
     cluster: listener.cluster,
+    routes: listener.routes.map((r) => ({ cluster: r.cluster, weight: r.weight })),
     accept_proxy: listener.acceptProxy === true,
     limits:
       limits === undefined

@@ -6,7 +6,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { putAclBody } from './listener-routes.ts';
-import { addBackendBody, patchBackendBody } from './schemas.ts';
+import { REFUSAL_REASONS } from './metrics/families.ts';
+import { addBackendBody, patchBackendBody, patchRoutesBody } from './schemas.ts';
 
 type Json = Record<string, unknown>;
 
@@ -31,6 +32,45 @@ const backend: Json = {
     bytes_from_client: { type: 'integer' },
     bytes_to_client: { type: 'integer' },
   },
+};
+
+const listener: Json = {
+  type: 'object',
+  required: ['name', 'cluster', 'routes', 'accept_proxy', 'limits', 'acl', 'sni_routes', 'accepted_total', 'refused_total', 'limits_table_full_total'],
+  properties: {
+    name: { type: 'string', example: 'web' },
+    cluster: { type: ['string', 'null'], description: 'its single cluster, or the first of its routes (null: routed by SNI only)' },
+    routes: {
+      type: 'array',
+      items: { type: 'object', required: ['cluster', 'weight'], properties: { cluster: { type: 'string' }, weight: { type: 'integer' } } },
+      description: 'new connections are split between these clusters by weight',
+    },
+    accept_proxy: { type: 'boolean' },
+    limits: {
+      type: ['object', 'null'],
+      description: '0 = that limit is off',
+      properties: {
+        per_ip_connections: { type: 'integer' },
+        per_ip_rate: { type: 'number', description: 'per second' },
+        burst: { type: 'integer' },
+        max_connections: { type: 'integer' },
+      },
+    },
+    acl: ref('AclView'),
+    sni_routes: { type: 'array', items: { type: 'object', properties: { server_name: { type: 'string' }, cluster: { type: 'string' } } } },
+    accepted_total: { type: 'integer' },
+    refused_total: {
+      type: 'object',
+      description: 'closed without being proxied, by reason (as sluice_listener_refused_total names them)',
+      properties: Object.fromEntries(REFUSAL_REASONS.map(({ reason }) => [reason, { type: 'integer' }])),
+    },
+    limits_table_full_total: { type: 'integer', description: 'admitted without a per-IP check: the shared table was full (fail open)' },
+  },
+};
+
+const aclView: Json = {
+  type: 'object',
+  properties: { allow: { type: 'array', items: { type: 'string' } }, deny: { type: 'array', items: { type: 'string' } } },
 };
 
 const written: Json = {
@@ -63,47 +103,7 @@ const ERROR_TEXT: Record<number, string> = {
 };
 
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'cluster:address' };
-const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string' }, description: 'listener name' };
-
-const counts = (keys: readonly string[]): Json => ({ type: 'object', properties: Object.fromEntries(keys.map((k) => [k, { type: 'integer' }])) });
-
-const listener: Json = {
-  type: 'object',
-  required: ['name', 'cluster', 'accept_proxy', 'limits', 'acl', 'sni_routes', 'accepted_total', 'refused_total', 'limits_table_full_total'],
-  properties: {
-    name: { type: 'string' },
-    cluster: { type: ['string', 'null'], description: 'the default cluster (null: sni_routes only)' },
-    accept_proxy: { type: 'boolean' },
-    limits: {
-      type: ['object', 'null'],
-      description: '0 = that limit is off',
-      properties: { per_ip_connections: { type: 'integer' }, per_ip_rate: { type: 'number', description: 'per second' }, burst: { type: 'integer' }, max_connections: { type: 'integer' } },
-    },
-    acl: ref('AclView'),
-    sni_routes: { type: 'array', items: { type: 'object', properties: { server_name: { type: 'string' }, cluster: { type: 'string' } } } },
-    accepted_total: { type: 'integer' },
-    refused_total: counts([
-      'no_backend',
-      'all_backends_failed',
-      'draining',
-      'acl',
-      'max_connections',
-      'per_ip_connections',
-      'per_ip_rate',
-      'proxy_header',
-      'proxy_header_timeout',
-      'tls_hello',
-      'tls_hello_timeout',
-      'sni_no_route',
-    ]),
-    limits_table_full_total: { type: 'integer', description: 'admitted without a per-IP check: the shared table was full (fail open)' },
-  },
-};
-
-const aclView: Json = {
-  type: 'object',
-  properties: { allow: { type: 'array', items: { type: 'string' } }, deny: { type: 'array', items: { type: 'string' } } },
-};
+const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string' }, description: 'a listener name' };
 
 /** A request body schema as OpenAPI 3.1 (JSON Schema 2020-12) wants it inside components. */
 function bodySchema(schema: z.ZodType): Json {
@@ -121,9 +121,10 @@ export function openApiDocument(): Json {
       schemas: {
         AddBackend: bodySchema(addBackendBody),
         PatchBackend: bodySchema(patchBackendBody),
+        PatchRoutes: bodySchema(patchRoutesBody),
         PutAcl: bodySchema(putAclBody),
-        Listener: listener,
         AclView: aclView,
+        Listener: listener,
         Backend: backend,
         WrittenBackend: written,
         Error: error,
@@ -161,8 +162,14 @@ export function openApiDocument(): Json {
         parameters: [idParam],
         post: { summary: 'Put it back (healthy if its probes pass)', responses: { 200: json(ref('WrittenBackend'), 'undrained'), ...errors(400, 401, 404, 409, 503) } },
       },
-      '/clusters': { get: { summary: 'Clusters with backend counts by state', responses: { 200: json({ type: 'array' }, 'clusters'), ...errors(401) } } },
-      '/listeners': { get: { summary: 'Listeners with their edge settings and refusals by reason', responses: { 200: json({ type: 'array', items: ref('Listener') }, 'listeners'), ...errors(401) } } },
+      '/clusters': {
+        get: {
+          summary:
+            'Clusters: algorithm, backend counts by state, eligible backends, global active connections; for consistent_hash the Maglev table size and each backend’s share of it; queue and sticky-session statistics',
+          responses: { 200: json({ type: 'array' }, 'clusters'), ...errors(401) },
+        },
+      },
+      '/listeners': { get: { summary: 'Every listener with its weighted routes, edge settings and refusals by reason', responses: { 200: json({ type: 'array', items: ref('Listener') }, 'listeners'), ...errors(401) } } },
       '/listeners/{name}': {
         parameters: [nameParam],
         get: { summary: 'One listener', responses: { 200: json(ref('Listener'), 'the listener'), ...errors(401, 404) } },
@@ -175,6 +182,17 @@ export function openApiDocument(): Json {
           requestBody: body('PutAcl'),
           responses: {
             200: json({ allOf: [ref('AclView'), { type: 'object', properties: { listener: { type: 'string' }, snapshot_version: { type: 'integer' } } }] }, 'replaced'),
+            ...errors(400, 401, 404, 413, 503),
+          },
+        },
+      },
+      '/listeners/{name}/routes': {
+        parameters: [nameParam],
+        patch: {
+          summary: 'Re-split new connections between clusters (canary); answered once the snapshot holding it is published',
+          requestBody: body('PatchRoutes'),
+          responses: {
+            200: json({ allOf: [ref('Listener'), { type: 'object', properties: { snapshot_version: { type: 'integer' } } }] }, 'new routes in force'),
             ...errors(400, 401, 404, 413, 503),
           },
         },

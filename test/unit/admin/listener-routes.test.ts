@@ -63,6 +63,8 @@ function build(options: { token?: string; answer?: (listener: string, acl: AclCo
     lifecycle: { drain: () => undefined, reload: () => Promise.resolve({ ok: false, errors: ['no'] }) },
     faults: undefined,
     commands: { run: () => Promise.resolve({ ok: false, error: 'UNAVAILABLE', message: 'not in this test' }) },
+    routes: { run: () => Promise.resolve({ ok: false, error: 'UNAVAILABLE', message: 'not in this test' }) },
+    clusterState: () => undefined,
     token: options.token,
     logger: pino({ level: 'silent' }),
     listeners: () => [
@@ -116,7 +118,7 @@ describe('GET /listeners', () => {
     const { app } = build();
     const response = await app.inject({ method: 'GET', url: '/listeners/nope/acl' });
     expect(response.statusCode).toBe(404);
-    expect(response.json()).toEqual({ error: 'NOT_FOUND', message: 'no listener named "nope"' });
+    expect(response.json()).toEqual({ error: 'NOT_FOUND', message: 'no listener "nope"' });
   });
 });
 

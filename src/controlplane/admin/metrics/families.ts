@@ -126,11 +126,14 @@ function single(value: number, labels = ''): Sample {
   return { suffix: '', labels, value };
 }
 
-/** Refusal reasons as they appear in `sluice_listener_refused_total{reason}`. */
+/**
+ * Refusal reasons as they appear in `sluice_listener_refused_total{reason}`. (A draining
+ * process closes its listeners instead of refusing, so ListenerCounter.refusedDraining has
+ * no writer and is not exported; later refusals, such as limits and ACLs, add a row here.)
+ */
 export const REFUSAL_REASONS: readonly { readonly reason: string; readonly field: ListenerCounter }[] = [
   { reason: 'no_backend', field: ListenerCounter.refusedNoBackend },
   { reason: 'all_backends_failed', field: ListenerCounter.refusedAllFailed },
-  { reason: 'draining', field: ListenerCounter.refusedDraining },
   { reason: 'at_limit', field: ListenerCounter.refusedAtLimit },
   // Edge protection and routing (src/dataplane/edge-gate.ts): closed before any backend.
   { reason: 'acl', field: ListenerCounter.refusedAcl },
@@ -225,7 +228,7 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
   {
     name: 'sluice_listener_refused_total',
     help:
-      'Accepted connections closed without being proxied, by reason: no_backend (none eligible), all_backends_failed (every connect attempt failed), draining, ' +
+      'Accepted connections closed without being proxied, by reason: no_backend (none eligible), all_backends_failed (every connect attempt failed), ' +
       'at_limit (every eligible backend at max_connections, no room in the queue); ' +
       'edge refusals before any backend: acl, max_connections, per_ip_connections, per_ip_rate, proxy_header (malformed or missing), proxy_header_timeout, ' +
       'tls_hello (not a TLS ClientHello), tls_hello_timeout, sni_no_route.',
