@@ -178,19 +178,44 @@ export function isListening(port: number): boolean {
   return false;
 }
 
-/** Ports the kernel hands out on 127.0.0.1, released before use (a tiny reuse race is accepted). */
+/**
+ * Ports below the kernel's ephemeral range that nothing has bound on 127.0.0.1. Not the
+ * kernel's own choice (port 0): that comes from the ephemeral range, which the bench's
+ * thousands of client connections also draw from, so a listener could lose its port to
+ * an outgoing connection between being chosen and being bound.
+ */
 export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, async () => {
-      const server = net.createServer();
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', resolve);
-      });
-      return server;
-    }),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map(async (s) => new Promise((resolve) => s.close(resolve))));
+  const [low] = ephemeralRange();
+  const floor = 10_000;
+  const ports: number[] = [];
+  for (let attempt = 0; ports.length < count && attempt < 1000; attempt++) {
+    const port = floor + Math.floor(Math.random() * (low - floor));
+    if (ports.includes(port) || claimed.has(port)) continue;
+    if (await canBind(port)) {
+      ports.push(port);
+      claimed.add(port);
+    }
+  }
+  if (ports.length < count) throw new Error(`found only ${ports.length} of ${count} free ports below ${low}`);
   return ports;
+}
+
+/** Ports handed out in this run: never handed out twice, even after their process stopped. */
+const claimed = new Set<number>();
+
+function ephemeralRange(): [number, number] {
+  try {
+    const [low = 32_768, high = 60_999] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return [low, high];
+  } catch {
+    return [32_768, 60_999];
+  }
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }

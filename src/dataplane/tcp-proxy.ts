@@ -8,6 +8,13 @@
  * - a session counts as an open connection of its backend from connect to close, once;
  * - every socket and timer a session creates is gone when both of its sockets closed;
  * - a client is never left open without a backend attempt in flight.
+ *
+ * Cost per connection (what the bench measures): the event handlers are module-level
+ * functions that find their session through a symbol on the socket, so a session
+ * allocates no closures; bytes are copied by a hand-written loop (`write`, pause on a full
+ * buffer, resume on `drain`) instead of `pipe`, which registers eight listeners per
+ * direction; idle time is judged by one sweep per worker instead of a timer per socket
+ * that every chunk would refresh.
  */
 import net from 'node:net';
 import type { WorkerCounters } from '../shared/counters.ts';
@@ -26,13 +33,68 @@ export type TerminationReason =
   | 'no_backend'
   | 'drain';
 
-/** How often byte counts of long-lived connections are folded into the shared counters. */
-const BYTE_FLUSH_INTERVAL_MS = 1000;
+// BENCH COMPARISON ONLY (removed once measured): the previous copy (`pipe`) and idle
+// (a timer per socket) mechanisms, so one bench run can compare them with the new ones.
+const COPY_WITH_PIPE = process.env['SLUICE_BENCH_COPY'] === 'pipe';
+const IDLE_WITH_TIMERS = process.env['SLUICE_BENCH_IDLE'] === 'timer';
+const FIN_WITH_SHUTDOWN = process.env['SLUICE_BENCH_FIN'] === 'shutdown';
+const BACKEND_READS_TO_STREAM = process.env['SLUICE_BENCH_READ'] === 'stream';
+
+/**
+ * Backend sockets read into buffers the proxy owns (net.connect's `onread`) instead of a
+ * fresh 64 KiB allocation per read that the stream layer would make, shrink and leave to
+ * the garbage collector.
+ *
+ * - Every backend socket of a worker reads into one shared buffer, which is never handed
+ *   to a write: a read that did not fill it (requests, answers, the tail of a transfer)
+ *   is written as a copy of just its bytes (small copies come from Node's buffer pool).
+ *   A write keeps a reference to its bytes until the kernel takes them, and each socket
+ *   holds on to the buffer it will read into next, so a shared buffer handed to a write
+ *   could be overwritten by another socket's read before that write completes.
+ * - A read that filled its buffer means a bulk transfer: the socket switches to a buffer
+ *   of its own, whose reads are written without a copy. If such a write has to wait, the
+ *   buffer stays with the write and the socket gets a new one; once a read no longer
+ *   fills it, the socket goes back to the shared buffer, so idle connections own none.
+ *
+ * The callback picks the buffer for its socket's next read in `nextReadBuffer`; Node asks
+ * for it (calls `takeNextReadBuffer`) right after the callback, on the same socket.
+ */
+const READ_BUFFER_BYTES = 64 * 1024;
+const sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+let nextReadBuffer: Buffer<ArrayBuffer> = sharedReadBuffer;
+
+function takeNextReadBuffer(): Buffer<ArrayBuffer> {
+  const buffer = nextReadBuffer;
+  nextReadBuffer = sharedReadBuffer;
+  return buffer;
+}
+
+/**
+ * Forward a FIN to `socket`. When its peer already sent its own FIN and every byte we
+ * wrote is with the kernel, closing the socket sends the FIN and frees it in one step
+ * (close() on a socket with nothing unread is a graceful FIN, not a reset); otherwise
+ * `end()` shuts down our direction after the queued bytes and keeps reading.
+ */
+function forwardFin(socket: net.Socket): void {
+  if (!FIN_WITH_SHUTDOWN && socket.readableEnded && socket.writableLength === 0) socket.destroy();
+  else socket.end();
+}
+
+/**
+ * How often the sweep folds byte counts into the shared counters and looks for idle
+ * sessions. An idle session is closed between `idle_timeout` and `idle_timeout` plus one
+ * period after its last byte; clusters with short idle timeouts shorten the period.
+ */
+const SWEEP_INTERVAL_MS = 1000;
+const MIN_SWEEP_INTERVAL_MS = 25;
+/** Sweeps per idle timeout at least, so a short timeout is still judged to within a quarter. */
+const SWEEPS_PER_IDLE_TIMEOUT = 4;
 
 export class TcpProxy {
   private readonly sessions = new Set<TcpSession>();
   private readonly counters: WorkerCounters;
-  private byteFlushTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepIntervalMs = SWEEP_INTERVAL_MS;
   private onIdle: (() => void) | undefined;
 
   constructor(counters: WorkerCounters) {
@@ -54,7 +116,7 @@ export class TcpProxy {
     }
     const session = new TcpSession(this, client, listenerSlot, route);
     this.sessions.add(session);
-    if (this.byteFlushTimer === undefined) this.startByteFlush();
+    this.ensureSweep(route.idleTimeoutMs);
     session.start();
   }
 
@@ -77,7 +139,7 @@ export class TcpProxy {
   ended(session: TcpSession): void {
     this.sessions.delete(session);
     if (this.sessions.size > 0) return;
-    this.stopByteFlush();
+    this.stopSweep();
     const onIdle = this.onIdle;
     this.onIdle = undefined;
     onIdle?.();
@@ -88,39 +150,62 @@ export class TcpProxy {
     return this.counters;
   }
 
-  private startByteFlush(): void {
-    this.byteFlushTimer = setInterval(() => {
-      for (const session of this.sessions) session.flushBytes();
-    }, BYTE_FLUSH_INTERVAL_MS);
-    this.byteFlushTimer.unref();
+  private ensureSweep(idleTimeoutMs: number): void {
+    const wanted = Math.max(MIN_SWEEP_INTERVAL_MS, Math.min(SWEEP_INTERVAL_MS, Math.floor(idleTimeoutMs / SWEEPS_PER_IDLE_TIMEOUT)));
+    if (this.sweepTimer !== undefined && wanted >= this.sweepIntervalMs) return;
+    this.stopSweep();
+    this.sweepIntervalMs = wanted;
+    this.sweepTimer = setInterval(this.sweep, wanted);
+    this.sweepTimer.unref();
   }
 
-  private stopByteFlush(): void {
-    if (this.byteFlushTimer !== undefined) clearInterval(this.byteFlushTimer);
-    this.byteFlushTimer = undefined;
+  private stopSweep(): void {
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.sweepIntervalMs = SWEEP_INTERVAL_MS;
   }
+
+  private readonly sweep = (): void => {
+    const now = Date.now();
+    for (const session of this.sessions) session.sweep(now);
+  };
 }
 
 function ignoreError(): void {
   // The socket is being torn down; its error has nowhere useful to go.
 }
 
+const kSession = Symbol('sluice.session');
+
+/** A client or backend socket that knows its session, so handlers need no closure. */
+interface SessionSocket extends net.Socket {
+  [kSession]: TcpSession;
+}
+
+function sessionOf(socket: net.Socket): TcpSession {
+  return (socket as SessionSocket)[kSession];
+}
+
 class TcpSession {
-  private readonly proxy: TcpProxy;
-  private readonly client: net.Socket;
+  readonly proxy: TcpProxy;
+  readonly client: net.Socket;
   private readonly listenerSlot: number;
-  private readonly route: ClusterRoute;
-  private backend: net.Socket | undefined;
-  private target: SnapshotBackend | undefined;
+  readonly route: ClusterRoute;
+  backend: net.Socket | undefined;
+  target: SnapshotBackend | undefined;
   private attempts = 0;
   private firstIndex = -1;
-  private connected = false;
-  private clientClosed = false;
+  connected = false;
+  clientClosed = false;
   /** Backend sockets not yet closed, including abandoned attempts still tearing down. */
-  private openBackendSockets = 0;
+  openBackendSockets = 0;
   private finished = false;
   private countedFromClient = 0;
   private countedToClient = 0;
+  /** The backend socket's own read buffer while it streams in bulk (see `onBackendRead`). */
+  ownReadBuffer: Buffer<ArrayBuffer> | undefined;
+  /** When bytes last moved, as seen by the sweep (Date.now() at connect, then per sweep). */
+  private activeAt = 0;
   reason: TerminationReason | undefined;
 
   constructor(proxy: TcpProxy, client: net.Socket, listenerSlot: number, route: ClusterRoute) {
@@ -131,9 +216,11 @@ class TcpSession {
   }
 
   start(): void {
-    this.client.on('error', this.onClientError);
-    this.client.on('end', this.onClientEnd);
-    this.client.on('close', this.onClientClose);
+    const client = this.client as SessionSocket;
+    client[kSession] = this;
+    client.on('error', onClientError);
+    client.on('end', onClientEnd);
+    client.on('close', onClientClose);
     this.tryNextBackend();
   }
 
@@ -143,18 +230,30 @@ class TcpSession {
     this.backend?.destroy();
   }
 
-  flushBytes(): void {
-    if (!this.connected || this.target === undefined) return;
+  /** Fold the byte counts into the shared counters; true when bytes moved since last time. */
+  flushBytes(): boolean {
+    if (!this.connected || this.target === undefined) return false;
     const counters = this.proxy.counterWriter;
     const fromClient = this.client.bytesRead;
     const toClient = this.client.bytesWritten;
+    if (fromClient === this.countedFromClient && toClient === this.countedToClient) return false;
     counters.bumpBackend(this.target.slot, BackendCounter.bytesFromClient, fromClient - this.countedFromClient);
     counters.bumpBackend(this.target.slot, BackendCounter.bytesToClient, toClient - this.countedToClient);
     this.countedFromClient = fromClient;
     this.countedToClient = toClient;
+    return true;
   }
 
-  private tryNextBackend(): void {
+  /** Called by the proxy's sweep: count bytes, and end the session once idle too long. */
+  sweep(now: number): void {
+    if (this.flushBytes()) {
+      this.activeAt = now;
+      return;
+    }
+    if (this.connected && !IDLE_WITH_TIMERS && now - this.activeAt >= this.route.idleTimeoutMs) this.idleTimeout();
+  }
+
+  tryNextBackend(): void {
     if (this.clientClosed) return;
     const eligible = this.route.eligible;
     if (this.attempts >= eligible.length) {
@@ -179,112 +278,71 @@ class TcpSession {
 
   private connect(target: SnapshotBackend): void {
     this.target = target;
-    const backend = net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+    const backend = net.connect({
+      host: target.host,
+      port: target.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: BACKEND_READS_TO_STREAM || COPY_WITH_PIPE ? undefined : BACKEND_ONREAD,
+    }) as SessionSocket;
+    backend[kSession] = this;
     this.backend = backend;
     this.openBackendSockets++;
     backend.setTimeout(this.route.connectTimeoutMs);
-    backend.once('connect', this.onBackendConnect);
-    backend.on('timeout', this.onBackendTimeout);
-    backend.on('error', this.onBackendError);
-    backend.on('close', this.onBackendClose);
+    backend.once('connect', onBackendConnect);
+    backend.on('timeout', onBackendTimeout);
+    backend.on('error', onBackendError);
+    backend.on('close', onBackendClose);
   }
 
-  private readonly onBackendConnect = (): void => {
-    const backend = this.backend;
-    const target = this.target;
-    if (backend === undefined || target === undefined) return;
+  connectedTo(backend: net.Socket, target: SnapshotBackend): void {
     this.connected = true;
+    this.activeAt = Date.now();
     const counters = this.proxy.counterWriter;
     counters.bumpBackend(target.slot, BackendCounter.connectSuccesses, 1);
     counters.connectionOpened(target.slot);
-    // Idle time is measured on both sockets: the client socket sees activity in both
-    // directions, and the backend timer bounds a backend left finishing after the client.
-    backend.setTimeout(this.route.idleTimeoutMs);
-    backend.on('end', this.onBackendEnd);
-    this.client.setTimeout(this.route.idleTimeoutMs);
-    this.client.on('timeout', this.onIdleTimeout);
-    this.client.pipe(backend);
-    backend.pipe(this.client);
-  };
-
-  private readonly onBackendTimeout = (): void => {
-    if (this.connected) {
-      this.onIdleTimeout();
+    const client = this.client;
+    if (IDLE_WITH_TIMERS) {
+      // Idle time is measured on both sockets: the client socket sees activity in both
+      // directions, and the backend timer bounds a backend left finishing after the client.
+      backend.setTimeout(this.route.idleTimeoutMs);
+      client.setTimeout(this.route.idleTimeoutMs);
+      client.on('timeout', onClientTimeout);
+    } else {
+      backend.setTimeout(0);
+    }
+    backend.on('end', onBackendEnd);
+    if (COPY_WITH_PIPE) {
+      client.pipe(backend);
+      backend.pipe(client);
       return;
     }
-    const target = this.target;
-    if (target !== undefined) {
-      this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectTimeouts, 1);
-      this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
-    }
-    this.abandonAttempt();
-  };
-
-  private readonly onBackendError = (): void => {
-    if (this.connected) {
-      // A reset from the backend is passed on: the client must not mistake it for a clean end.
-      this.reason ??= 'backend_error';
-      this.client.destroy();
-      return;
-    }
-    const target = this.target;
-    if (target !== undefined) this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
-    this.abandonAttempt();
-  };
+    client.on('data', onClientData);
+    if (BACKEND_READS_TO_STREAM) backend.on('data', onBackendData);
+    client.on('drain', onClientDrain);
+    backend.on('drain', onBackendDrain);
+    client.resume();
+  }
 
   /** Give up on the current backend attempt; its socket is only left to finish closing. */
-  private abandonAttempt(): void {
+  abandonAttempt(): void {
     const backend = this.backend;
     if (backend === undefined) return;
     backend.removeAllListeners();
     backend.on('error', ignoreError);
-    backend.once('close', this.onAbandonedClose);
+    backend.once('close', onAbandonedClose);
     backend.destroy();
     this.backend = undefined;
     this.tryNextBackend();
   }
 
-  private readonly onAbandonedClose = (): void => {
-    this.openBackendSockets--;
-    this.maybeFinish();
-  };
-
-  private readonly onBackendClose = (hadError: boolean): void => {
-    this.openBackendSockets--;
-    // A clean close means both directions ended; the pipe already ended the client's
-    // write side and its buffered bytes must still flush, so only an error cuts the client.
-    if (hadError && !this.clientClosed) this.client.destroy();
-    this.maybeFinish();
-  };
-
-  private readonly onBackendEnd = (): void => {
-    this.reason ??= 'backend_close';
-  };
-
-  private readonly onClientEnd = (): void => {
-    this.reason ??= 'client_close';
-  };
-
-  private readonly onClientError = (): void => {
-    this.reason ??= 'client_error';
-  };
-
-  private readonly onIdleTimeout = (): void => {
+  idleTimeout(): void {
     this.reason ??= 'idle_timeout';
     this.client.destroy();
     this.backend?.destroy();
-  };
+  }
 
-  private readonly onClientClose = (hadError: boolean): void => {
-    this.clientClosed = true;
-    this.reason ??= 'client_close';
-    // Before the backend is connected there is nothing to finish; after, a clean client
-    // close means both directions ended and the backend socket closes by itself.
-    if (hadError || !this.connected) this.backend?.destroy();
-    this.maybeFinish();
-  };
-
-  private maybeFinish(): void {
+  maybeFinish(): void {
     if (this.finished || !this.clientClosed || this.openBackendSockets > 0) return;
     this.finished = true;
     if (this.connected && this.target !== undefined) {
@@ -293,4 +351,126 @@ class TcpSession {
     }
     this.proxy.ended(this);
   }
+}
+
+// Event handlers: `this` is the socket that emitted the event.
+
+function onBackendConnect(this: net.Socket): void {
+  const session = sessionOf(this);
+  if (session.backend !== this || session.target === undefined) return;
+  session.connectedTo(this, session.target);
+}
+
+function onClientData(this: net.Socket, chunk: Buffer): void {
+  const backend = sessionOf(this).backend;
+  if (backend !== undefined && !backend.write(chunk)) this.pause();
+}
+
+function onBackendData(this: net.Socket, chunk: Buffer): void {
+  if (!sessionOf(this).client.write(chunk)) this.pause();
+}
+
+const BACKEND_ONREAD = { buffer: takeNextReadBuffer, callback: onBackendRead };
+
+/** `onread` callback of a backend socket; returning false pauses it until the client drains. */
+function onBackendRead(this: net.Socket, bytes: number, buffer: Uint8Array): boolean {
+  const session = sessionOf(this);
+  const client = session.client;
+  let flowing: boolean;
+  if (buffer === sharedReadBuffer) {
+    flowing = client.write(Buffer.copyBytesFrom(buffer, 0, bytes));
+  } else {
+    flowing = client.write(buffer.subarray(0, bytes));
+    // The write holds on to the buffer until the kernel took every byte of it.
+    if (client.writableLength > 0) session.ownReadBuffer = undefined;
+  }
+  if (bytes === buffer.length) {
+    session.ownReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+    nextReadBuffer = session.ownReadBuffer;
+  } else {
+    session.ownReadBuffer = undefined;
+  }
+  return flowing;
+}
+
+function onClientDrain(this: net.Socket): void {
+  sessionOf(this).backend?.resume();
+}
+
+function onBackendDrain(this: net.Socket): void {
+  sessionOf(this).client.resume();
+}
+
+function onClientEnd(this: net.Socket): void {
+  const session = sessionOf(this);
+  session.reason ??= 'client_close';
+  // pipe() forwards the FIN itself.
+  const backend = session.backend;
+  if (session.connected && !COPY_WITH_PIPE && backend !== undefined) forwardFin(backend);
+}
+
+function onBackendEnd(this: net.Socket): void {
+  const session = sessionOf(this);
+  session.reason ??= 'backend_close';
+  if (!COPY_WITH_PIPE) forwardFin(session.client);
+}
+
+function onClientError(this: net.Socket): void {
+  sessionOf(this).reason ??= 'client_error';
+}
+
+function onClientTimeout(this: net.Socket): void {
+  sessionOf(this).idleTimeout();
+}
+
+function onBackendTimeout(this: net.Socket): void {
+  const session = sessionOf(this);
+  if (session.connected) {
+    session.idleTimeout();
+    return;
+  }
+  const target = session.target;
+  if (target !== undefined) {
+    session.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectTimeouts, 1);
+    session.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
+  }
+  session.abandonAttempt();
+}
+
+function onBackendError(this: net.Socket): void {
+  const session = sessionOf(this);
+  if (session.connected) {
+    // A reset from the backend is passed on: the client must not mistake it for a clean end.
+    session.reason ??= 'backend_error';
+    session.client.destroy();
+    return;
+  }
+  const target = session.target;
+  if (target !== undefined) session.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
+  session.abandonAttempt();
+}
+
+function onAbandonedClose(this: net.Socket): void {
+  const session = sessionOf(this);
+  session.openBackendSockets--;
+  session.maybeFinish();
+}
+
+function onBackendClose(this: net.Socket, hadError: boolean): void {
+  const session = sessionOf(this);
+  session.openBackendSockets--;
+  // A clean close means both directions ended; the client's write side was already ended
+  // and its buffered bytes must still flush, so only an error cuts the client.
+  if (hadError && !session.clientClosed) session.client.destroy();
+  session.maybeFinish();
+}
+
+function onClientClose(this: net.Socket, hadError: boolean): void {
+  const session = sessionOf(this);
+  session.clientClosed = true;
+  session.reason ??= 'client_close';
+  // Before the backend is connected there is nothing to finish; after, a clean client
+  // close means both directions ended and the backend socket closes by itself.
+  if (hadError || !session.connected) session.backend?.destroy();
+  session.maybeFinish();
 }
