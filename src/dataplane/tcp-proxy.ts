@@ -31,7 +31,11 @@ export type TerminationReason =
   | 'idle_timeout'
   | 'connect_failure'
   | 'no_backend'
-  | 'drain';
+  | 'drain'
+  | 'backend_drained';
+
+/** Called when a client is refused for want of an eligible backend (counted before the call). */
+export type RefusalHandler = (listenerSlot: number, route: ClusterRoute | undefined) => void;
 
 // BENCH COMPARISON ONLY (removed once measured): the previous copy (`pipe`) and idle
 // (a timer per socket) mechanisms, so one bench run can compare them with the new ones.
@@ -96,9 +100,11 @@ export class TcpProxy {
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweepIntervalMs = SWEEP_INTERVAL_MS;
   private onIdle: (() => void) | undefined;
+  private readonly onRefused: RefusalHandler | undefined;
 
-  constructor(counters: WorkerCounters) {
+  constructor(counters: WorkerCounters, onRefused?: RefusalHandler) {
     this.counters = counters;
+    this.onRefused = onRefused;
   }
 
   get connections(): number {
@@ -112,6 +118,7 @@ export class TcpProxy {
       this.counters.bumpListener(listenerSlot, ListenerCounter.refusedNoBackend);
       client.on('error', ignoreError);
       client.destroy();
+      this.onRefused?.(listenerSlot, route);
       return;
     }
     const session = new TcpSession(this, client, listenerSlot, route);
@@ -133,6 +140,22 @@ export class TcpProxy {
     const count = this.sessions.size;
     for (const session of [...this.sessions]) session.abort(reason);
     return count;
+  }
+
+  /**
+   * Close every connected session whose backend is not in `keep` (slot → id): the backend was
+   * removed, or its drain ended. Called once per snapshot version that drops a backend, never
+   * per accept. Sessions still connecting finish their attempt. Returns how many were closed.
+   */
+  closeUnkept(keep: ReadonlyMap<number, string>): number {
+    let closed = 0;
+    for (const session of [...this.sessions]) {
+      const target = session.connectedTarget;
+      if (target === undefined || keep.get(target.slot) === target.id) continue;
+      session.abort('backend_drained');
+      closed++;
+    }
+    return closed;
   }
 
   /** @internal called by a session once both of its sockets are closed. */
@@ -222,6 +245,11 @@ class TcpSession {
     client.on('end', onClientEnd);
     client.on('close', onClientClose);
     this.tryNextBackend();
+  }
+
+  /** The backend this session is connected to (undefined while connecting). */
+  get connectedTarget(): SnapshotBackend | undefined {
+    return this.connected ? this.target : undefined;
   }
 
   abort(reason: TerminationReason): void {
