@@ -6,6 +6,7 @@
  * request, which is what a data-plane change is judged by.
  *
  *   node bench/ab.ts --a SLUICE_BENCH_COPY=pipe --b '' --mode close --pairs 15 --workers 1
+ *   node bench/ab.ts --b-backends 10000 --mode close        # pick cost of a large cluster
  */
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
@@ -19,6 +20,7 @@ import { startSluiceTarget } from './peers/sluice.ts';
 import type { Target } from './peers/target.ts';
 import { runBulk } from './workloads/bulk.ts';
 import { runHttpLoad, type Metrics } from './workloads/http-load.ts';
+import { loopbackBackends } from './workloads/pick-cost.ts';
 
 function envOf(text: string): Record<string, string> {
   const env: Record<string, string> = {};
@@ -35,6 +37,8 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '1s' },
     workers: { type: 'string', default: '1' },
     connections: { type: 'string', default: '32' },
+    'a-backends': { type: 'string', default: '1' },
+    'b-backends': { type: 'string', default: '1' },
   },
 });
 const durationS = (parseDuration(values.duration) ?? 1000) / 1000;
@@ -54,19 +58,21 @@ try {
   const [httpPort = 0, iperfPort = 0, ...ports] = await freePorts(8);
   await startHttpBackend(group, dir, httpPort, 1, 20_000);
   await startIperfServer(group, iperfPort);
-  const start = async (label: string, env: Record<string, string>, offset: number): Promise<Target> =>
+  const backendsFor = (count: number): string[] =>
+    count === 1 ? [`127.0.0.1:${httpPort}`] : loopbackBackends(count, httpPort);
+  const start = async (label: string, env: Record<string, string>, offset: number, backends: string[]): Promise<Target> =>
     startSluiceTarget(group, dir, {
       label,
       workers,
       adminPort: ports[offset] ?? 0,
       httpPort: ports[offset + 1] ?? 0,
       iperfPort: ports[offset + 2] ?? 0,
-      httpBackends: [`127.0.0.1:${httpPort}`],
+      httpBackends: backends,
       iperfBackend: `127.0.0.1:${iperfPort}`,
       env,
     });
-  const a = await start('a', envOf(values.a), 0);
-  const b = await start('b', envOf(values.b), 3);
+  const a = await start('a', envOf(values.a), 0, backendsFor(Number(values['a-backends'])));
+  const b = await start('b', envOf(values.b), 3, backendsFor(Number(values['b-backends'])));
   const ratios = new Map<string, number[]>();
   for (let pair = 0; pair < Number(values.pairs); pair++) {
     const order = pair % 2 === 0 ? [a, b] : [b, a];
@@ -80,7 +86,9 @@ try {
     }
     process.stderr.write(`pair ${pair + 1}: ${JSON.stringify({ a: ma, b: mb })}\n`);
   }
-  process.stdout.write(`mode ${mode}, ${workers} worker(s), ${values.pairs} pairs of ${durationS}s; A=[${values.a}] B=[${values.b}]\n`);
+  process.stdout.write(
+    `mode ${mode}, ${workers} worker(s), ${values.pairs} pairs of ${durationS}s; A=[${values.a}] ${values['a-backends']} backend(s), B=[${values.b}] ${values['b-backends']} backend(s)\n`,
+  );
   for (const [key, list] of ratios) {
     const sorted = [...list].sort((x, y) => x - y);
     process.stdout.write(

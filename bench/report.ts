@@ -95,12 +95,15 @@ const VIEWS: readonly WorkloadView[] = [
     id: 'admin_change',
     title: 'Admin change → first routed connection',
     about:
-      '`POST /backends` adds a backend to an empty cluster; probes (several in parallel, so every worker is exercised) run until one is answered ("first") and until a whole batch is ("all workers"). Times from sending the POST.',
+      'An admin change adds a backend to an empty cluster; probes (several in parallel, so every worker is exercised) run until one is answered ("first") and until a whole batch is ("all workers"). Times from sending the change, and ("after the answer") from the admin API\'s answer, which comes once the new snapshot is published: the data plane\'s share, which cannot be measured below the time one batch of probes takes when nothing changes (last column).',
     primary: { key: 'all_p99_ms', label: 'all workers p99 ms', digits: 2, higherIsBetter: false },
     extra: [
       { key: 'all_p50_ms', label: 'all workers p50 ms', digits: 2 },
       { key: 'first_p50_ms', label: 'first p50 ms', digits: 2 },
       { key: 'first_p99_ms', label: 'first p99 ms', digits: 2 },
+      { key: 'after_answer_p50_ms', label: 'after the answer p50 ms', digits: 2 },
+      { key: 'after_answer_p99_ms', label: 'after the answer p99 ms', digits: 2 },
+      { key: 'probe_batch_p50_ms', label: 'one probe batch p50 ms', digits: 2 },
       { key: 'changes', label: 'changes', digits: 0 },
     ],
   },
@@ -264,10 +267,10 @@ function targetChecks(record: RunRecord, results: Results): TargetCheck[] {
     ),
   );
   const admin = results.median('admin_change', sluice, 'all_p99_ms');
-  const pending = record.pending.find((p) => p.workload === 'admin_change');
+  const viaReload = record.notes.some((n) => n.workload === 'admin_change' && n.note.includes('/config/reload'));
   checks.push({
     goal: 'Admin change visible to all workers: p99 < 5 ms',
-    measured: pending === undefined ? `${formatNumber(admin, 2)} ms` : `pending: ${pending.reason}`,
+    measured: `${formatNumber(admin, 2)} ms${viaReload ? ' (via POST /config/reload; POST /backends pending)' : ''}`,
     ratio: admin / 5,
     pass: Number.isFinite(admin) ? admin < 5 : undefined,
   });
@@ -329,8 +332,7 @@ the spread column shows the lowest and highest round. These are benchmarks, not 
   for (const view of VIEWS) {
     const section = workloadSection(view, results);
     if (section !== undefined) parts.push(section);
-    const pending = record.pending.find((p) => p.workload === view.id);
-    if (pending !== undefined && section === undefined) parts.push(`### ${view.title}\n\nPending: ${pending.reason}\n`);
+    for (const n of record.notes) if (n.workload === view.id) parts.push(`> ${n.note}\n`);
   }
   const scaling = scalingSection(record, results);
   if (scaling !== undefined) parts.push(scaling);

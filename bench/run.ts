@@ -64,7 +64,7 @@ class Bench {
   private readonly dir: string;
   private readonly samples: Sample[] = [];
   private readonly failures: Failure[] = [];
-  private readonly pending: { workload: WorkloadId; reason: string }[] = [];
+  private readonly notes: { workload: WorkloadId; note: string }[] = [];
   private readonly rounds: RoundInfo[] = [];
   private context: StartContext | undefined;
 
@@ -146,7 +146,7 @@ class Bench {
           );
         }
       }
-      if (admin !== undefined && !this.pending.some((p) => p.workload === 'admin_change')) {
+      if (admin !== undefined) {
         const setup = admin;
         const target: Target = {
           name: `sluice ${o.workers}w`,
@@ -158,9 +158,11 @@ class Bench {
         };
         await this.measure('admin_change', target, round, async () => {
           const result = await runAdminChanges(setup, httpPort, o.adminChanges);
-          if ('pending' in result) {
-            this.pending.push({ workload: 'admin_change', reason: result.pending });
-            return undefined;
+          if (result.method !== 'POST /backends' && !this.notes.some((n) => n.workload === 'admin_change')) {
+            this.notes.push({
+              workload: 'admin_change',
+              note: `changes made with ${result.method} (the config file rewritten with the backend added or removed): the admin API has no POST /backends yet; that route skips the config parse and diff, so these numbers bound it from above`,
+            });
           }
           return result.metrics;
         });
@@ -187,7 +189,7 @@ class Bench {
       rounds: this.rounds,
       samples: this.samples,
       failures: this.failures,
-      pending: this.pending,
+      notes: this.notes,
     };
   }
 

@@ -63,7 +63,8 @@ export interface RunRecord {
   readonly rounds: readonly RoundInfo[];
   readonly samples: readonly Sample[];
   readonly failures: readonly Failure[];
-  readonly pending: readonly { readonly workload: WorkloadId; readonly reason: string }[];
+  /** What a reader of a workload's numbers must know, e.g. which admin route made the changes. */
+  readonly notes: readonly { readonly workload: WorkloadId; readonly note: string }[];
   /** Free text the operator passed with --note, e.g. how loaded the machine was. */
   readonly note: string;
 }

@@ -61,6 +61,9 @@ ${clusters}
 export interface SluiceInstance {
   readonly started: Started;
   readonly adminUrl: string;
+  /** The config file it runs on (rewrite it and POST /config/reload to change it). */
+  readonly configFile: string;
+  readonly setup: SluiceSetup;
 }
 
 /** Start the daemon and wait for its start-up line (every worker listening). */
@@ -85,7 +88,7 @@ export async function startSluice(
     if (Date.now() > deadline) throw new Error(`${name} did not start within 60 s (see ${started.logFile})`);
     await delay(100);
   }
-  return { started, adminUrl: `http://127.0.0.1:${setup.adminPort}` };
+  return { started, adminUrl: `http://127.0.0.1:${setup.adminPort}`, configFile: file, setup };
 }
 
 /** The usual Sluice target: an HTTP and an iperf3 listener, each with one backend. */
