@@ -37,12 +37,6 @@ export type TerminationReason =
 /** Called when a client is refused for want of an eligible backend (counted before the call). */
 export type RefusalHandler = (listenerSlot: number, route: ClusterRoute | undefined) => void;
 
-// BENCH COMPARISON ONLY (removed once measured): the previous copy (`pipe`) and idle
-// (a timer per socket) mechanisms, so one bench run can compare them with the new ones.
-const COPY_WITH_PIPE = process.env['SLUICE_BENCH_COPY'] === 'pipe';
-const IDLE_WITH_TIMERS = process.env['SLUICE_BENCH_IDLE'] === 'timer';
-const FIN_WITH_SHUTDOWN = process.env['SLUICE_BENCH_FIN'] === 'shutdown';
-const BACKEND_READS_TO_STREAM = process.env['SLUICE_BENCH_READ'] === 'stream';
 
 /**
  * Backend sockets read into buffers the proxy owns (net.connect's `onread`) instead of a
@@ -80,7 +74,7 @@ function takeNextReadBuffer(): Buffer<ArrayBuffer> {
  * `end()` shuts down our direction after the queued bytes and keeps reading.
  */
 function forwardFin(socket: net.Socket): void {
-  if (!FIN_WITH_SHUTDOWN && socket.readableEnded && socket.writableLength === 0) socket.destroy();
+  if (socket.readableEnded && socket.writableLength === 0) socket.destroy();
   else socket.end();
 }
 
@@ -278,7 +272,7 @@ class TcpSession {
       this.activeAt = now;
       return;
     }
-    if (this.connected && !IDLE_WITH_TIMERS && now - this.activeAt >= this.route.idleTimeoutMs) this.idleTimeout();
+    if (this.connected && now - this.activeAt >= this.route.idleTimeoutMs) this.idleTimeout();
   }
 
   tryNextBackend(): void {
@@ -311,7 +305,7 @@ class TcpSession {
       port: target.port,
       allowHalfOpen: true,
       noDelay: true,
-      onread: BACKEND_READS_TO_STREAM || COPY_WITH_PIPE ? undefined : BACKEND_ONREAD,
+      onread: BACKEND_ONREAD,
     }) as SessionSocket;
     backend[kSession] = this;
     this.backend = backend;
@@ -330,23 +324,10 @@ class TcpSession {
     counters.bumpBackend(target.slot, BackendCounter.connectSuccesses, 1);
     counters.connectionOpened(target.slot);
     const client = this.client;
-    if (IDLE_WITH_TIMERS) {
-      // Idle time is measured on both sockets: the client socket sees activity in both
-      // directions, and the backend timer bounds a backend left finishing after the client.
-      backend.setTimeout(this.route.idleTimeoutMs);
-      client.setTimeout(this.route.idleTimeoutMs);
-      client.on('timeout', onClientTimeout);
-    } else {
-      backend.setTimeout(0);
-    }
+    // From here idle time is the sweep's business; the connect timer is done.
+    backend.setTimeout(0);
     backend.on('end', onBackendEnd);
-    if (COPY_WITH_PIPE) {
-      client.pipe(backend);
-      backend.pipe(client);
-      return;
-    }
     client.on('data', onClientData);
-    if (BACKEND_READS_TO_STREAM) backend.on('data', onBackendData);
     client.on('drain', onClientDrain);
     backend.on('drain', onBackendDrain);
     client.resume();
@@ -394,10 +375,6 @@ function onClientData(this: net.Socket, chunk: Buffer): void {
   if (backend !== undefined && !backend.write(chunk)) this.pause();
 }
 
-function onBackendData(this: net.Socket, chunk: Buffer): void {
-  if (!sessionOf(this).client.write(chunk)) this.pause();
-}
-
 const BACKEND_ONREAD = { buffer: takeNextReadBuffer, callback: onBackendRead };
 
 /** `onread` callback of a backend socket; returning false pauses it until the client drains. */
@@ -432,31 +409,25 @@ function onBackendDrain(this: net.Socket): void {
 function onClientEnd(this: net.Socket): void {
   const session = sessionOf(this);
   session.reason ??= 'client_close';
-  // pipe() forwards the FIN itself.
   const backend = session.backend;
-  if (session.connected && !COPY_WITH_PIPE && backend !== undefined) forwardFin(backend);
+  if (session.connected && backend !== undefined) forwardFin(backend);
 }
 
 function onBackendEnd(this: net.Socket): void {
   const session = sessionOf(this);
   session.reason ??= 'backend_close';
-  if (!COPY_WITH_PIPE) forwardFin(session.client);
+  forwardFin(session.client);
 }
 
 function onClientError(this: net.Socket): void {
   sessionOf(this).reason ??= 'client_error';
 }
 
-function onClientTimeout(this: net.Socket): void {
-  sessionOf(this).idleTimeout();
-}
-
+/** The connect timer: the attempt did not complete within the cluster's connect_timeout. */
 function onBackendTimeout(this: net.Socket): void {
   const session = sessionOf(this);
-  if (session.connected) {
-    session.idleTimeout();
-    return;
-  }
+  // The timer is cleared at connect; a late event from before that changes nothing.
+  if (session.connected) return;
   const target = session.target;
   if (target !== undefined) {
     session.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectTimeouts, 1);
