@@ -1,11 +1,12 @@
 /**
- * A/B comparison of two Sluice data-plane variants (environment switches) under one
+ * A/B comparison of two Sluice data-plane variants (environment switches a change under
+ * evaluation adds for the time of the comparison, see docs/data-plane-decisions.md) under one
  * workload, built for a noisy shared machine: both daemons run at once, and many short
  * runs alternate A, B, B, A, … so that both see the same background load; the result is
  * the median of the per-pair ratios B/A, for throughput and for the daemon's CPU per
  * request, which is what a data-plane change is judged by.
  *
- *   node bench/ab.ts --a SLUICE_BENCH_COPY=pipe --b '' --mode close --pairs 15 --workers 1
+ *   node bench/ab.ts --a SOME_SWITCH=old --b '' --mode close --pairs 15 --workers 1
  *   node bench/ab.ts --b-backends 10000 --mode close        # pick cost of a large cluster
  */
 import { mkdtempSync } from 'node:fs';

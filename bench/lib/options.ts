@@ -20,7 +20,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --out FILE             markdown report (default docs/benchmarks.md; none for --quick)
   --json FILE            raw results (default bench/results/<time>.json)
   --note TEXT            a line for the report, e.g. how busy the machine was
-  --no-install           do not apt-get install missing peers; fail instead`;
+  --no-install           do not apt-get install missing peers; fail instead
+  --install-only         install the missing peers and exit (CI does this before the tests)
+  --report-from FILE     measure nothing: render the report of a saved raw results file`;
 
 export interface BenchOptions {
   readonly rounds: number;
@@ -39,6 +41,8 @@ export interface BenchOptions {
   readonly json: string | undefined;
   readonly note: string;
   readonly install: boolean;
+  readonly installOnly: boolean;
+  readonly reportFrom: string | undefined;
 }
 
 export interface MachineFacts {
@@ -92,6 +96,8 @@ export function parseBenchOptions(argv: readonly string[], machine: MachineFacts
       json: { type: 'string' },
       note: { type: 'string', default: '' },
       'no-install': { type: 'boolean', default: false },
+      'install-only': { type: 'boolean', default: false },
+      'report-from': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -131,5 +137,7 @@ export function parseBenchOptions(argv: readonly string[], machine: MachineFacts
     json: values.json,
     note: values.note,
     install: !values['no-install'],
+    installOnly: values['install-only'],
+    reportFrom: values['report-from'],
   };
 }
