@@ -15,15 +15,25 @@ import type { Logger } from 'pino';
 import { parseHostPort } from '../shared/address.ts';
 import type { Config } from '../shared/config/schema.ts';
 import { SluiceError } from '../shared/errors.ts';
-import type { CounterTables } from '../shared/counters.ts';
+import { HealthCounter, type ControlPlaneCounters, type CounterTables } from '../shared/counters.ts';
 import type { Snapshot } from '../shared/snapshot/types.ts';
-import type { ControlPlaneStats } from '../shared/messages.ts';
+import type { BackendCommand, BackendCommandResult, ControlPlaneStats } from '../shared/messages.ts';
+import { runBackendCommand, type CommandCore } from './backend-commands.ts';
 import { BackendRegistry, backendId, contentChanged, type Backend, type Cluster } from './backend-registry.ts';
 import { probe as realProbe, type ProbeResult, type ProbeTarget } from './health/checkers.ts';
 import { newPassiveCursor, readPassive } from './health/passive.ts';
 import { ProbeScheduler } from './health/scheduler.ts';
 import { initialRecord, transition, type HealthEvent, type HealthRecord } from './health/state-machine.ts';
+import {
+  desiredBackends,
+  EMPTY_RUNTIME_STATE,
+  pruneForConfig,
+  recordCommand,
+  type DesiredBackend,
+  type RuntimeState,
+} from './runtime-state.ts';
 import type { SlotAllocator } from './slot-allocator.ts';
+import { readStateFile, writeStateFile } from './state-file.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
 
 /** How often passive counters, drains, ejections and slow-start ramps are looked at. */
@@ -45,6 +55,8 @@ export interface ControlPlaneDeps {
   readonly probe?: (target: ProbeTarget, check: Parameters<typeof realProbe>[1]) => Promise<ProbeResult>;
   readonly random?: () => number;
   readonly tickMs?: number;
+  /** Writes the state file (tests replace it to make writes fail). */
+  readonly writeState?: (file: string, state: RuntimeState) => Promise<void>;
 }
 
 export function monotonicNow(): number {
@@ -58,10 +70,17 @@ export class ControlPlane {
   readonly #now: () => number;
   readonly #registry: BackendRegistry;
   readonly #scheduler: ProbeScheduler;
+  /** The shared cells /metrics reads: probe results and durations, snapshot publishes. */
+  readonly #metrics: ControlPlaneCounters;
+  /** How long each probe took, by its result object, until the result reaches its backend. */
+  readonly #probeTimes = new WeakMap<ProbeResult, { readonly ms: number; readonly timedOut: boolean }>();
   /** The config in force: the start-up one, then each reloaded one. */
   #config: Config;
   /** Slots of removed backends, released once no connection counts into them. */
   readonly #retiredSlots: number[] = [];
+  /** Operators' changes on top of the config (persisted in the state file, if one is set). */
+  #runtime: RuntimeState = EMPTY_RUNTIME_STATE;
+  readonly #commandCore: CommandCore;
   #published: Content | undefined;
   #dirty = false;
   #tickTimer: NodeJS.Timeout | undefined;
@@ -77,13 +96,24 @@ export class ControlPlane {
     this.#now = deps.now ?? monotonicNow;
     this.#config = deps.config;
     this.#registry = new BackendRegistry(deps.config, deps.slots);
+    this.#metrics = deps.counters.forControlPlane();
+    const probe = deps.probe ?? realProbe;
     const scheduler: ConstructorParameters<typeof ProbeScheduler>[0] = {
-      probe: deps.probe ?? realProbe,
+      probe: async (target, check) => {
+        const started = performance.now();
+        const result = await probe(target, check);
+        const ms = performance.now() - started;
+        // A probe settles at its timeout at the latest (checkers.ts), so a failure that took
+        // that long is the timeout firing.
+        this.#probeTimes.set(result, { ms, timedOut: !result.ok && ms >= check.timeout });
+        return result;
+      },
       onResult: (id, result) => {
         this.#onProbeResult(id, result);
       },
     };
     this.#scheduler = new ProbeScheduler(deps.random === undefined ? scheduler : { ...scheduler, random: deps.random });
+    this.#commandCore = this.#makeCommandCore();
   }
 
   get registry(): BackendRegistry {
@@ -92,9 +122,10 @@ export class ControlPlane {
 
   /** Builds the initial state (probing first where checks are active), publishes it, starts checks. */
   async start(): Promise<number> {
+    await this.#loadRuntimeState();
     const recovered = this.#deps.recovered;
-    if (recovered === undefined) await this.#loadConfigBackends();
-    else this.#recover(recovered);
+    if (recovered !== undefined) this.#recover(recovered);
+    await this.#addDesired(desiredBackends(this.#config, this.#runtime));
     const version = this.#publish(this.#registry.snapshotContent(this.#now()));
     for (const backend of this.#registry.all()) this.#schedule(backend);
     this.#tickTimer = setInterval(() => {
@@ -154,13 +185,50 @@ export class ControlPlane {
 
   // ── start-up ─────────────────────────────────────────────────────────────────────────
 
-  async #loadConfigBackends(): Promise<void> {
-    const entries = [...this.#registry.clusters()].flatMap((cluster) => cluster.config.backends.map((entry) => ({ cluster, entry })));
-    // Probed together, added in config order (the order snapshots and GET /backends show).
-    const verdicts = await Promise.all(entries.map(async ({ cluster, entry }) => this.#firstVerdict(cluster, entry.address)));
-    entries.forEach(({ cluster, entry }, i) => {
-      this.#addBackend(cluster, entry.address, entry.weight, verdicts[i] as HealthRecord);
+  /**
+   * Adds the desired backends (config plus operators' changes) the registry lacks: all of
+   * them at start-up, those a recovered snapshot did not hold, those a reload adds. Probed
+   * together, added in order (the order snapshots and GET /backends show); operators' drains
+   * are applied as they enter.
+   */
+  async #addDesired(desired: readonly DesiredBackend[]): Promise<void> {
+    const entries: { cluster: Cluster; want: DesiredBackend }[] = [];
+    for (const want of desired) {
+      const cluster = this.#registry.cluster(want.cluster);
+      if (cluster !== undefined && this.#registry.get(backendId(want.cluster, want.address)) === undefined) entries.push({ cluster, want });
+    }
+    const verdicts = await Promise.all(entries.map(async ({ cluster, want }) => this.#firstVerdict(cluster, want.address)));
+    entries.forEach(({ cluster, want }, i) => {
+      const backend = this.#addBackend(cluster, want.address, want.weight, verdicts[i] as HealthRecord);
+      if (want.drained) this.#apply(backend, cluster, { type: 'drain', now: this.#now() });
+      if (this.#tickTimer !== undefined) this.#schedule(backend);
     });
+  }
+
+  async #loadRuntimeState(): Promise<void> {
+    const file = this.#config.state_file;
+    if (file === undefined) return;
+    const read = await readStateFile(file);
+    if (!read.ok) {
+      this.#controlLog.error(
+        { stateFile: file, problem: read.problem, setAsideTo: read.setAsideTo },
+        'state file is unusable: set aside; starting from config.yaml alone',
+      );
+    }
+    this.#runtime = pruneForConfig(read.state, this.#config);
+    if (read.ok && read.found) {
+      const r = this.#runtime;
+      this.#controlLog.info(
+        { stateFile: file, added: r.added.length, removed: r.removed.length, drained: r.drained.length, reweighted: Object.keys(r.weights).length },
+        'state file applied on top of config.yaml',
+      );
+    }
+  }
+
+  async #saveRuntime(state: RuntimeState): Promise<void> {
+    const file = this.#config.state_file;
+    if (file !== undefined) await (this.#deps.writeState ?? writeStateFile)(file, state);
+    this.#runtime = state;
   }
 
   /** The health a backend enters with: healthy without active checks, else its first probe decides. */
@@ -169,7 +237,7 @@ export class ControlPlane {
     if (check.type === 'none') return initialRecord(true, 'no active check', this.#now());
     const target = targetOf(address);
     const result = await this.#scheduler.probeOnce(target, check);
-    const id = `${cluster.name}:${address}`;
+    const id = backendId(cluster.name, address);
     if (!result.ok) this.#log.warn({ backend: id, detail: result.detail }, 'backend failed its first probe: not routed to until it passes');
     return initialRecord(result.ok, `first probe ${result.ok ? 'passed' : 'failed'}: ${result.detail}`, this.#now());
   }
@@ -185,8 +253,14 @@ export class ControlPlane {
   /** A replacement worker continues from the last snapshot, so routing does not change under the data plane. */
   #recover(snapshot: Snapshot): void {
     for (const cluster of snapshot.clusters) {
-      if (this.#registry.cluster(cluster.name) === undefined) continue;
       for (const b of cluster.backends) {
+        if (this.#registry.cluster(cluster.name) === undefined) {
+          // Its cluster was dropped by the reload that replaced this worker's config: keep the
+          // slot out of use until connections still counted in it are gone.
+          this.#deps.slots.claim(b.slot);
+          this.#retiredSlots.push(b.slot);
+          continue;
+        }
         const health: HealthRecord = {
           ...initialRecord(b.state === 'healthy', b.reason, b.since),
           state: b.state,
@@ -216,9 +290,10 @@ export class ControlPlane {
   /**
    * Apply a reloaded config as a difference and publish; resolves with the version that
    * contains it. Backends that stay keep their health, slot and connections; new ones are
-   * probed first like at start-up; ones the file no longer declares are drained and removed
-   * through the state machine, like an operator's removal. A weight is taken from the file
-   * only when the file changed it, so a reweight made at runtime survives a reload.
+   * probed first like at start-up; ones the file no longer declares (and every backend of a
+   * dropped cluster) are drained and removed through the state machine, like an operator's
+   * removal. A weight is taken from the file only when the file changed it, so a reweight
+   * made at runtime survives a reload; a backend an operator removed stays removed.
    */
   async applyConfig(next: Config): Promise<number> {
     const previous = this.#config;
@@ -226,31 +301,87 @@ export class ControlPlane {
     this.#registry.applyConfig(next);
     const before = configuredBackends(previous);
     const wanted = configuredBackends(next);
+    const clusters = new Set(next.clusters.map((c) => c.name));
     const now = this.#now();
-    for (const id of before.keys()) {
-      const backend = wanted.has(id) ? undefined : this.#registry.get(id);
-      if (backend !== undefined) this.#apply(backend, this.#clusterOf(backend), { type: 'remove', force: false, now });
+    let runtime = pruneForConfig(this.#runtime, next);
+    for (const backend of [...this.#registry.all()]) {
+      const dropped = !clusters.has(backend.cluster) || (before.has(backend.id) && !wanted.has(backend.id));
+      if (!dropped) continue;
+      this.#apply(backend, this.#clusterOf(backend), { type: 'remove', force: false, now });
+      runtime = recordCommand(runtime, { op: 'remove', id: backend.id, force: false }, next);
     }
-    const added: { cluster: Cluster; address: string; weight: number }[] = [];
     for (const [id, entry] of wanted) {
       const backend = this.#registry.get(id);
-      const cluster = this.#registry.cluster(entry.cluster);
-      if (cluster === undefined) continue;
-      if (backend === undefined) {
-        added.push({ cluster, address: entry.address, weight: entry.weight });
-        continue;
+      if (backend === undefined) continue;
+      if (before.has(id) && before.get(id)?.weight !== entry.weight) {
+        // The file changed this weight: it wins over an operator's earlier change.
+        backend.weight = entry.weight;
+        runtime = recordCommand(runtime, { op: 'weight', id, weight: entry.weight }, next);
       }
-      if (before.get(id)?.weight !== entry.weight) backend.weight = entry.weight;
       this.#scheduler.remove(backend.id);
       this.#schedule(backend);
+      const h = backend.health;
+      // Without an active check, a backend that is out comes back by time (outlier ejection).
+      if (this.#clusterOf(backend).config.health_check.type === 'none' && !h.up && h.ejectedAt === undefined) {
+        backend.health = { ...h, ejectedAt: now };
+      }
     }
-    const verdicts = await Promise.all(added.map(async (a) => this.#firstVerdict(a.cluster, a.address)));
-    added.forEach((a, i) => {
-      this.#schedule(this.#addBackend(a.cluster, a.address, a.weight, verdicts[i] as HealthRecord));
-    });
+    await this.#addDesired(desiredBackends(next, runtime).filter((b) => !before.has(backendId(b.cluster, b.address))));
+    if (runtime !== this.#runtime) await this.#saveRuntimeOrWarn(runtime);
     this.#dirty = true;
-    this.#publishIfChanged(this.#now());
-    return this.#deps.writer.version();
+    return this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version();
+  }
+
+  /** A reload is not refused for a state file it cannot write: the file is the operators', the reload the config's. */
+  async #saveRuntimeOrWarn(state: RuntimeState): Promise<void> {
+    try {
+      await this.#saveRuntime(state);
+    } catch (error) {
+      this.#runtime = state;
+      this.#controlLog.error({ err: error }, 'state file could not be written after a reload');
+    }
+  }
+
+  // ── operators' commands ─────────────────────────────────────────────────────────────
+
+  /** Applies one admin API write; see backend-commands.ts. Callers run commands one at a time. */
+  async command(command: BackendCommand): Promise<BackendCommandResult> {
+    const result = await runBackendCommand(this.#commandCore, command);
+    if (result.ok) this.#controlLog.info({ command, version: result.version }, 'operator change applied');
+    return result;
+  }
+
+  #makeCommandCore(): CommandCore {
+    return {
+      registry: this.#registry,
+      config: () => this.#config,
+      runtime: () => this.#runtime,
+      saveRuntime: async (state) => this.#saveRuntime(state),
+      now: () => this.#now(),
+      hasFreeSlot: () => this.#deps.slots.hasFree(),
+      firstVerdict: async (cluster, address) => this.#firstVerdict(cluster, address),
+      addBackend: (cluster, address, weight, health) => {
+        const backend = this.#addBackend(cluster, address, weight, health);
+        this.#schedule(backend);
+        return backend;
+      },
+      apply: (backend, event) => {
+        this.#apply(backend, this.#clusterOf(backend), event);
+      },
+      settle: (backend) => {
+        const active = this.#deps.counters.activeConnections(backend.slot);
+        this.#apply(backend, this.#clusterOf(backend), { type: 'tick', activeConnections: active, now: this.#now() });
+        this.#dirty = true;
+      },
+      publish: () => this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version(),
+      published: (id) => {
+        for (const cluster of this.#published?.clusters ?? []) {
+          const found = cluster.backends.find((b) => b.id === id);
+          if (found !== undefined) return found;
+        }
+        return undefined;
+      },
+    };
   }
 
   // ── events ───────────────────────────────────────────────────────────────────────────
@@ -258,6 +389,11 @@ export class ControlPlane {
   #onProbeResult(id: string, result: ProbeResult): void {
     const backend = this.#registry.get(id);
     if (backend === undefined) return;
+    const time = this.#probeTimes.get(result);
+    if (time !== undefined) {
+      const outcome = result.ok ? HealthCounter.success : time.timedOut ? HealthCounter.timeout : HealthCounter.failure;
+      this.#metrics.probeFinished(backend.slot, outcome, time.ms);
+    }
     this.#apply(backend, this.#clusterOf(backend), { type: 'probe', ok: result.ok, detail: result.detail, now: this.#now() });
     if (this.#dirty) this.#publishIfChanged(this.#now());
   }
@@ -307,6 +443,7 @@ export class ControlPlane {
     this.#published = content;
     this.#dirty = false;
     this.#publishes++;
+    this.#metrics.snapshotPublished();
     this.#controlLog.debug({ version }, 'snapshot published');
     this.#reportUnroutable(content);
     return version;

@@ -5,11 +5,17 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { CounterTables } from '../../shared/counters.ts';
-import type { ControlPlaneStats, ResourceReport } from '../../shared/messages.ts';
+import type { ControlPlaneStats, ListenerBinding, ResourceReport } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
-import { backendViews } from './backend-view.ts';
+import { OPEN_ROUTES, registerAuth } from './auth.ts';
+import { registerBackendRoutes, type BackendCommands } from './backend-routes.ts';
+import { registerClusterRoutes } from './cluster-routes.ts';
+import { DASHBOARD_PUBLIC_PATHS, registerDashboardRoutes } from './dashboard-routes.ts';
 import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
+import { registerErrorHandlers } from './errors.ts';
 import { registerLifecycleRoutes, type LifecycleControl } from './lifecycle-routes.ts';
+import type { Metrics } from './metrics/registry.ts';
+import { registerOpenApiRoute } from './openapi.ts';
 
 export interface AdminDeps {
   readonly snapshots: SnapshotReader;
@@ -18,11 +24,18 @@ export interface AdminDeps {
   readonly isReady: () => boolean;
   /** Resource counts of every data-plane worker, for leak checks and debugging. */
   readonly workerResources: () => Promise<ResourceReport[]>;
+  /** The control plane's own counters (publishes, probes, transitions); undefined if it does not answer. */
+  readonly controlPlaneStats: () => Promise<ControlPlaneStats | undefined>;
   readonly lifecycle: LifecycleControl;
   /** Present only when fault injection is enabled (SLUICE_FAULT_INJECTION=1). */
   readonly faults: FaultInjection | undefined;
-  /** The control plane's own counters (publishes, probes, transitions); undefined if it does not answer. */
-  readonly controlPlaneStats: () => Promise<ControlPlaneStats | undefined>;
+  /** Backend writes, applied by the control plane. */
+  readonly commands: BackendCommands;
+  /** The bearer token every route but /healthz, /readyz and the dashboard page needs; undefined = open. */
+  readonly token: string | undefined;
+  /** The listeners the data plane runs now, with their counter slots. */
+  readonly listeners: () => readonly ListenerBinding[];
+  readonly metrics: Metrics;
   readonly logger: Logger;
 }
 
@@ -42,6 +55,10 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
     requestTimeout: 10_000,
   });
 
+  registerErrorHandlers(app, BODY_LIMIT_BYTES);
+  // The dashboard's page, script and style carry no data; the page asks for the token.
+  registerAuth(app, deps.token, new Set([...OPEN_ROUTES, ...DASHBOARD_PUBLIC_PATHS]));
+
   app.get('/healthz', () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
@@ -49,14 +66,18 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
     return reply.code(503).send({ status: 'draining' });
   });
 
-  app.get('/backends', () => backendViews(deps.snapshots.current(), deps.counters));
-
-  app.get('/snapshot', () => deps.snapshots.current());
+  registerBackendRoutes(app, deps);
+  registerClusterRoutes(app, deps.snapshots);
+  registerOpenApiRoute(app);
 
   registerLifecycleRoutes(app, deps.lifecycle);
   registerDebugRoutes(app, deps.workerResources, deps.faults);
 
   app.get('/debug/controlplane', async () => ({ controlplane: (await deps.controlPlaneStats()) ?? null }));
+
+  app.get('/metrics', async (_request, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.render()));
+
+  registerDashboardRoutes(app, deps);
 
   return app;
 }
