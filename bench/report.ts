@@ -98,14 +98,13 @@ const VIEWS: readonly WorkloadView[] = [
     id: 'admin_change',
     title: 'Admin change → first routed connection',
     about:
-      'An admin change adds a backend to an empty cluster; probes (several in parallel, so every worker is exercised) run until one is answered ("first") and until a whole batch is ("all workers"). Times from sending the change, and ("after the answer") from the admin API\'s answer, which comes once the new snapshot is published: the data plane\'s share, which cannot be measured below the time one batch of probes takes when nothing changes (last column).',
+      'An admin change adds a backend to an empty cluster. "all workers": from sending the change until a batch of parallel probes (spread over the workers) is answered in full; "answer": until the admin API answered, which it does once the new snapshot is published; "first batch routed": the share of changes whose first probe batch after the answer was routed in full, i.e. seen by every worker at its next accept. One probe batch\'s own duration is the resolution of the "all workers" time.',
     primary: { key: 'all_p99_ms', label: 'all workers p99 ms', digits: 2, higherIsBetter: false },
     extra: [
       { key: 'all_p50_ms', label: 'all workers p50 ms', digits: 2 },
-      { key: 'first_p50_ms', label: 'first p50 ms', digits: 2 },
-      { key: 'first_p99_ms', label: 'first p99 ms', digits: 2 },
-      { key: 'after_answer_p50_ms', label: 'after the answer p50 ms', digits: 2 },
-      { key: 'after_answer_p99_ms', label: 'after the answer p99 ms', digits: 2 },
+      { key: 'answer_p50_ms', label: 'answer p50 ms', digits: 2 },
+      { key: 'answer_p99_ms', label: 'answer p99 ms', digits: 2 },
+      { key: 'first_batch_routed_pct', label: 'first batch routed %', digits: 0 },
       { key: 'probe_batch_p50_ms', label: 'one probe batch p50 ms', digits: 2 },
       { key: 'changes', label: 'changes', digits: 0 },
     ],
@@ -302,9 +301,11 @@ function targetChecks(record: RunRecord, results: Results): TargetCheck[] {
   );
   const admin = results.median('admin_change', sluice, 'all_p99_ms');
   const viaReload = record.notes.some((n) => n.workload === 'admin_change' && n.note.includes('/config/reload'));
+  const routedFirst = results.median('admin_change', sluice, 'first_batch_routed_pct');
+  const batchMs = results.median('admin_change', sluice, 'probe_batch_p50_ms');
   checks.push({
     goal: 'Admin change visible to all workers: p99 < 5 ms',
-    measured: `${formatNumber(admin, 2)} ms${viaReload ? ' (via POST /config/reload; POST /backends pending)' : ''}`,
+    measured: `${formatNumber(admin, 2)} ms from sending the change; first probe batch after the answer routed by every worker in ${formatNumber(routedFirst, 0)}% of changes (one batch takes ${formatNumber(batchMs, 2)} ms)${viaReload ? ' (via POST /config/reload; POST /backends pending)' : ''}`,
     ratio: admin / 5,
     pass: Number.isFinite(admin) ? admin < 5 : undefined,
   });
