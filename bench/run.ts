@@ -50,6 +50,12 @@ function machine(): RunRecord['machine'] {
   };
 }
 
+/** The command as run, for the report; the --note text is shown on its own. */
+function commandLine(args: readonly string[]): string {
+  const shown = args.filter((arg, i) => arg !== '--note' && args[i - 1] !== '--note' && !arg.startsWith('--note='));
+  return `npm run bench${shown.length > 0 ? ` -- ${shown.join(' ')}` : ''}${shown.length < args.length ? ' --note …' : ''}`;
+}
+
 function rotate<T>(items: readonly T[], by: number): T[] {
   if (items.length === 0) return [];
   const k = by % items.length;
@@ -270,7 +276,7 @@ async function main(): Promise<void> {
   }
   const record: RunRecord = {
     date,
-    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    command: commandLine(process.argv.slice(2)),
     machine: machine(),
     versions: peerVersions(),
     note: options.note,

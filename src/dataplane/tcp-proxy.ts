@@ -35,7 +35,6 @@ export type { TerminationReason };
 /** Called when a client is refused for want of an eligible backend (counted before the call). */
 export type RefusalHandler = (listenerSlot: number, route: ClusterRoute | undefined) => void;
 
-
 /**
  * Backend sockets read into buffers the proxy owns (net.connect's `onread`) instead of a
  * fresh 64 KiB allocation per read that the stream layer would make, shrink and leave to
