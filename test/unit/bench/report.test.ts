@@ -72,4 +72,19 @@ describe('renderReport', () => {
     expect(text).toContain('| bulk_up | nginx 1w | 2 | iperf3 against nginx 1w: boom |');
     expect(text).toContain('> changes made with POST /config/reload');
   });
+
+  it.each([
+    ['judges the added p99 when the backend itself answers fast', 0.05, /\| \+0\.070 ms vs \+0\.050 ms \| 1\.40× \| met \|/],
+    ['does not judge it when the backend’s own p99 shows scheduling noise', 5, /not judged: direct’s own p99 is 5\.000 ms/],
+  ])('%s', (_name, directP99, expected) => {
+    const latency = [
+      sample('latency', 'direct', 1, { p50_ms: 0.01, p99_ms: directP99 }),
+      sample('latency', 'haproxy 1t', 1, { p50_ms: 0.03, p99_ms: directP99 + 0.05 }),
+      sample('latency', 'sluice 2w', 1, { p50_ms: 0.03, p99_ms: directP99 + 0.07 }),
+    ];
+    const line = renderReport(record(latency))
+      .split('\n')
+      .find((l) => l.startsWith('| p99 added latency'));
+    expect(line).toMatch(expected);
+  });
 });
