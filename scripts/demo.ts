@@ -35,6 +35,8 @@ process.stdout.write(`
     for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:8080/; done   # round robin over the backends
     curl -s http://127.0.0.1:9090/backends                           # state and live counters
     curl -s http://127.0.0.1:9090/readyz
+    curl -s http://127.0.0.1:9090/metrics | grep ^sluice_backend_connections  # Prometheus
+    open http://127.0.0.1:9090/ in a browser                         # live dashboard, drain buttons
   Ctrl-C drains and stops.
 
 `);

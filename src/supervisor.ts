@@ -3,7 +3,7 @@
  * the data-plane workers, serves the admin API and turns signals into lifecycle steps
  * (drain, reload, handover). It owns nothing on the hot path.
  */
-import { closeSync, openSync } from 'node:fs';
+import { openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildAdminApp, type AdminApp } from './controlplane/admin/app.ts';
@@ -12,7 +12,7 @@ import type { ReloadResult } from './controlplane/admin/lifecycle-routes.ts';
 import { createMetrics, type Metrics } from './controlplane/admin/metrics/registry.ts';
 import { parseHostPort } from './shared/address.ts';
 import { ConfigError, loadConfig } from './shared/config/load.ts';
-import type { Config } from './shared/config/schema.ts';
+import { listenerRoutes, type Config, type ListenerConfig } from './shared/config/schema.ts';
 import {
   CounterTables,
   createCounterBuffer,
@@ -25,6 +25,7 @@ import { createLogger, flushLogs, type Logger } from './shared/logger.ts';
 import type { AccessLogSettings, ListenerBinding } from './shared/messages.ts';
 import { createSnapshotBuffer } from './shared/snapshot/layout.ts';
 import { SnapshotReader } from './shared/snapshot/reader.ts';
+import { ClusterStates } from './supervisor/cluster-states.ts';
 import { ControlPlaneHost } from './supervisor/control-plane-host.ts';
 import { DataPlanePool, type ListenFailure } from './supervisor/data-plane-pool.ts';
 import { requestHandover, warnUnlessMigrating } from './supervisor/handover.ts';
@@ -48,6 +49,13 @@ export function workerCount(setting: Config['workers']): number {
   return setting === 'auto' ? availableParallelism() : setting;
 }
 
+/** `web`, or `web 90, canary 10` for a split listener. */
+function describeRoutes(listener: ListenerConfig): string {
+  const routes = listenerRoutes(listener);
+  if (routes.length === 1 && listener.routes === undefined) return routes[0]?.cluster ?? '';
+  return routes.map((r) => `${r.cluster} ${r.weight}`).join(', ');
+}
+
 function describeListenFailures(failures: readonly ListenFailure[]): string[] {
   const unique = new Map<string, ListenFailure>();
   for (const f of failures) unique.set(`${f.listener} ${f.code}`, f);
@@ -61,7 +69,9 @@ function describeListenFailures(failures: readonly ListenFailure[]): string[] {
 /**
  * Open the access log file once, here, so a bad path fails start-up with a clear message
  * instead of failing inside every worker; the workers share the descriptor (O_APPEND keeps
- * their lines whole). Without a path the lines go to stdout.
+ * their lines whole). Without a path the lines go to stdout. The descriptor stays open for
+ * the life of the process: a worker's last batch may still be in the thread pool when the
+ * workers are stopped, and closing under it could send it to whatever reuses the number.
  */
 function openAccessLog(config: Config['access_log']): AccessLogSettings {
   const { enabled, sampling, path } = config;
@@ -80,6 +90,7 @@ export class Supervisor {
   private readonly log: Logger;
   private readonly counters: CounterTables;
   private readonly snapshotBuffer: SharedArrayBuffer;
+  private readonly clusterStates: ClusterStates;
   private readonly controlPlane: ControlPlaneHost;
   private readonly dataPlane: DataPlanePool;
   private readonly listenerSlots = new ListenerSlots(DEFAULT_LISTENER_SLOTS);
@@ -119,7 +130,14 @@ export class Supervisor {
     );
     const shared = { snapshotBuffer: this.snapshotBuffer, counterBuffer, counterDims, logLevel: options.logLevel, logger: this.rootLog };
     this.controlPlane = new ControlPlaneHost({ ...shared, config: options.config });
-    this.dataPlane = new DataPlanePool({ ...shared, workers, counters: this.counters, accessLog: this.accessLog });
+    this.clusterStates = new ClusterStates(options.config);
+    this.dataPlane = new DataPlanePool({
+      ...shared,
+      workers,
+      counters: this.counters,
+      accessLog: this.accessLog,
+      clusterStates: this.clusterStates,
+    });
   }
 
   /** Start everything; on any failure, stop what was started and throw a coded error. */
@@ -138,7 +156,7 @@ export class Supervisor {
         {
           config: this.options.configFile,
           workers: this.dataPlane.size,
-          listeners: config.listeners.map((l) => `${l.name} ${l.protocol} ${l.listen} -> ${l.cluster}`),
+          listeners: config.listeners.map((l) => `${l.name} ${l.protocol} ${l.listen} -> ${describeRoutes(l)}`),
           clusters: config.clusters.map((c) => `${c.name} (${c.algorithm}, ${c.backends.length} backends)`),
           backends,
           admin: config.admin.listen,
@@ -198,6 +216,8 @@ export class Supervisor {
     const { config: next, ignored } = restartOnlyChanges(this.config, loaded);
     for (const key of ignored) this.log.warn({ key }, 'reload: this setting changes only on restart; keeping the running value');
     const changes = diffConfigs(this.config, next);
+    // Workers get new clusters' shared state (queue, affinity table) before a snapshot names them.
+    if (this.clusterStates.apply(next)) this.dataPlane.sendClusterStates();
     // The snapshot learns new clusters and listener routes before any new listener accepts.
     const snapshotVersion = await this.controlPlane.applyConfig(next);
     const bindings = this.listenerBindings(next);
@@ -257,6 +277,8 @@ export class Supervisor {
   private buildAdmin(): AdminApp {
     return buildAdminApp({
       commands: { run: async (command) => this.controlPlane.backendCommand(command) },
+      routes: { run: async (command) => this.controlPlane.routesCommand(command) },
+      clusterState: (cluster) => this.clusterStates.get(cluster),
       token: adminToken(this.config.admin.token_env),
       snapshots: new SnapshotReader(this.snapshotBuffer),
       counters: this.counters,
@@ -287,6 +309,5 @@ export class Supervisor {
     await this.dataPlane.terminate();
     await this.controlPlane.stop();
     await this.closeAdmin();
-    if (this.accessLog.fd !== 1) closeSync(this.accessLog.fd);
   }
 }

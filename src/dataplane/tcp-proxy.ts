@@ -1,20 +1,24 @@
 /**
- * The TCP data path: for one accepted client, connect to a backend (bounded by the
- * cluster's connect timeout, retrying the next eligible backend on failure), then copy
- * bytes both ways with back-pressure and forward each direction's FIN on its own, so a
- * client that half-closes still receives the whole reply.
+ * The TCP data path: for one accepted client, choose the cluster (weighted routes) and a
+ * backend (sticky affinity, else the cluster's balancer), reserve a place under the backend's
+ * connection limit, connect (bounded by the cluster's connect timeout, retrying the next
+ * eligible backend on failure), then copy bytes both ways with back-pressure and forward each
+ * direction's FIN on its own, so a client that half-closes still receives the whole reply.
+ * When every eligible backend is at its limit, the client waits in the cluster's queue.
  *
  * Invariants:
- * - a session counts as an open connection of its backend from connect to close, once;
+ * - a session holds at most one reservation (global assigned-connection count) at a time,
+ *   from before its connect attempt until the attempt fails or the connection closes;
+ * - a session counts in its backend's connection total once, when it connects;
  * - every socket and timer a session creates is gone when both of its sockets closed;
- * - a client is never left open without a backend attempt in flight.
+ * - a client is never left open without a backend attempt in flight or a place in a queue.
  *
- * Cost per connection (what the bench measures): the event handlers are module-level
- * functions that find their session through a symbol on the socket, so a session
- * allocates no closures; bytes are copied by a hand-written loop (`write`, pause on a full
- * buffer, resume on `drain`) instead of `pipe`, which registers eight listeners per
- * direction; idle time is judged by one sweep per worker instead of a timer per socket
- * that every chunk would refresh.
+ * Cost per connection (what the bench measures, docs/data-plane-decisions.md): the event
+ * handlers are module-level functions that find their session through a symbol on the
+ * socket, so a session allocates no closures; bytes are copied by a hand-written loop
+ * (`write`, pause on a full buffer, resume on `drain`) instead of `pipe`, which registers
+ * eight listeners per direction; backend reads land in buffers the proxy owns; idle time is
+ * judged by one sweep per worker instead of a timer per socket that every chunk refreshes.
  *
  * Observability costs per connection: four `performance.now()` reads (accept, attempt,
  * connect, close) feeding the shared connect-latency and duration histograms; the access
@@ -22,18 +26,32 @@
  */
 import net from 'node:net';
 import { formatHostPort } from '../shared/address.ts';
+import { ClusterCell } from '../shared/cluster-state.ts';
 import type { WorkerCounters } from '../shared/counters.ts';
 import { BackendCounter, ListenerCounter } from '../shared/counters.ts';
 import type { ListenerBinding } from '../shared/messages.ts';
 import type { SnapshotBackend } from '../shared/snapshot/types.ts';
 import { roundMs, type AccessLog, type TerminationReason } from './access-log.ts';
-import { pickRoundRobin } from './balancer/round-robin.ts';
-import type { ClusterRoute } from './routing-table.ts';
+import { hashAddress, mixPort } from './balancer/hash.ts';
+import { ConnectionQueue, type QueuedConnection } from './connection-queue.ts';
+import { chooseCluster, type ClusterRoute, type ListenerRoute } from './routing-table.ts';
 
 export type { TerminationReason };
 
 /** Called when a client is refused for want of an eligible backend (counted before the call). */
 export type RefusalHandler = (listenerSlot: number, route: ClusterRoute | undefined) => void;
+
+/** Seed of the second client hash that, with the first, keys the affinity table. */
+const STICKY_SEED = 0x5bd1e995;
+
+export interface ProxyEnv {
+  readonly counters: WorkerCounters;
+  readonly worker: number;
+  readonly accessLog: AccessLog;
+  /** A cluster's route in the current snapshot (a queued connection re-resolves on retry). */
+  readonly clusterRoute: (name: string) => ClusterRoute | undefined;
+  readonly onRefused?: RefusalHandler;
+}
 
 /**
  * Backend sockets read into buffers the proxy owns (net.connect's `onread`) instead of a
@@ -88,36 +106,47 @@ const SWEEPS_PER_IDLE_TIMEOUT = 4;
 export class TcpProxy {
   private readonly sessions = new Set<TcpSession>();
   private readonly counters: WorkerCounters;
+  private readonly env: ProxyEnv;
   /** @internal read by sessions */
   readonly accessLog: AccessLog;
+  private readonly queues = new Map<string, ConnectionQueue>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweepIntervalMs = SWEEP_INTERVAL_MS;
   private onIdle: (() => void) | undefined;
   private readonly onRefused: RefusalHandler | undefined;
 
-  constructor(counters: WorkerCounters, accessLog: AccessLog, onRefused?: RefusalHandler) {
-    this.counters = counters;
-    this.accessLog = accessLog;
-    this.onRefused = onRefused;
+  constructor(env: ProxyEnv) {
+    this.env = env;
+    this.counters = env.counters;
+    this.accessLog = env.accessLog;
+    this.onRefused = env.onRefused;
   }
 
   get connections(): number {
     return this.sessions.size;
   }
 
+  /** Connections waiting in this worker's queues. */
+  get queued(): number {
+    let n = 0;
+    for (const queue of this.queues.values()) n += queue.length;
+    return n;
+  }
+
   /** Route one accepted (paused) client socket. */
-  handle(client: net.Socket, listener: ListenerBinding, route: ClusterRoute | undefined): void {
-    this.counters.bumpListener(listener.slot, ListenerCounter.accepted);
+  handle(client: net.Socket, binding: ListenerBinding, listener: ListenerRoute | undefined): void {
+    this.counters.bumpListener(binding.slot, ListenerCounter.accepted);
     const logged = this.accessLog.sample();
+    const route = listener === undefined ? undefined : chooseCluster(listener);
     if (route === undefined || route.eligible.length === 0) {
-      this.counters.bumpListener(listener.slot, ListenerCounter.refusedNoBackend);
-      if (logged) this.logRefused(client, listener, route);
+      this.counters.bumpListener(binding.slot, ListenerCounter.refusedNoBackend);
+      if (logged) this.logRefused(client, binding, route);
       client.on('error', ignoreError);
       client.destroy();
-      this.onRefused?.(listener.slot, route);
+      this.onRefused?.(binding.slot, route);
       return;
     }
-    const session = new TcpSession(this, client, listener, route, logged);
+    const session = new TcpSession(this, client, binding, route, logged);
     this.sessions.add(session);
     this.ensureSweep(route.idleTimeoutMs);
     session.start();
@@ -167,6 +196,23 @@ export class TcpProxy {
   /** @internal */
   get counterWriter(): WorkerCounters {
     return this.counters;
+  }
+
+  /** @internal */
+  currentRoute(name: string): ClusterRoute | undefined {
+    return this.env.clusterRoute(name);
+  }
+
+  /** @internal this worker's queue of a cluster (created on first use). */
+  queueOf(route: ClusterRoute): ConnectionQueue | undefined {
+    const state = route.state;
+    if (state === undefined) return undefined;
+    let queue = this.queues.get(route.name);
+    if (queue?.state !== state) {
+      queue = new ConnectionQueue(state, this.env.worker);
+      this.queues.set(route.name, queue);
+    }
+    return queue;
   }
 
   private logRefused(client: net.Socket, listener: ListenerBinding, route: ClusterRoute | undefined): void {
@@ -225,25 +271,45 @@ function sessionOf(socket: net.Socket): TcpSession {
   return (socket as SessionSocket)[kSession];
 }
 
-class TcpSession {
+class TcpSession implements QueuedConnection {
   readonly proxy: TcpProxy;
   readonly client: net.Socket;
   private readonly listener: ListenerBinding;
-  readonly route: ClusterRoute;
+  private route: ClusterRoute;
   /** performance.now() at accept, at the current attempt, and at connect (-1 = not connected). */
   private readonly acceptedAt: number;
   private attemptStartedAt = 0;
   private connectedAt = -1;
   /** Set at accept only for a connection the access log sampled. */
   private readonly loggedClient: string | undefined;
-  backend: net.Socket | undefined;
-  target: SnapshotBackend | undefined;
+  /** Connect attempts made (for the access log). */
   private attempts = 0;
+  backend: net.Socket | undefined;
+  private target: SnapshotBackend | undefined;
+  /** The backend slot this session holds a reservation on, or -1. */
+  private reservedSlot = -1;
+  /** Where the walk over the eligible backends started, and how far it got. */
   private firstIndex = -1;
-  connected = false;
-  clientClosed = false;
+  private visited = 0;
+  /** Some backend of the walk was at its limit. */
+  private sawFull = false;
+  /** Hash of the client's address (affinity key, part one; consistent_hash on source_ip). */
+  private ipHash = 0;
+  /** An independent second hash of the address (affinity key, part two); 0 = unknown client. */
+  private stickyHash = 0;
+  /** What consistent_hash looks up: the address hash, with the port mixed in for source_ip_port. */
+  private clientHash = 0;
+  /** The client's remembered backend slot and its expiry (table seconds), or -1. */
+  private stickySlot = -1;
+  private stickyExpires = 0;
+  private hashed = false;
+  private queue: ConnectionQueue | undefined;
+  /** When the session first queued, the time its wait ends (ms since the epoch); 0 = never queued. */
+  private queueDeadline = 0;
+  private connected = false;
+  private clientClosed = false;
   /** Backend sockets not yet closed, including abandoned attempts still tearing down. */
-  openBackendSockets = 0;
+  private openBackendSockets = 0;
   private finished = false;
   private countedFromClient = 0;
   private countedToClient = 0;
@@ -268,6 +334,12 @@ class TcpSession {
     client.on('error', onClientError);
     client.on('end', onClientEnd);
     client.on('close', onClientClose);
+    // Connections already waiting for this cluster go first.
+    if (this.route.queue !== undefined && this.route.state?.anyoneWaiting === true) {
+      this.waitForRoom();
+      return;
+    }
+    this.beginWalk();
     this.tryNextBackend();
   }
 
@@ -305,32 +377,157 @@ class TcpSession {
     if (this.connected && now - this.activeAt >= this.route.idleTimeoutMs) this.idleTimeout();
   }
 
-  tryNextBackend(): void {
-    if (this.clientClosed) return;
-    const eligible = this.route.eligible;
-    if (this.attempts >= eligible.length) {
-      this.proxy.counterWriter.bumpListener(this.listener.slot, ListenerCounter.refusedAllFailed);
-      this.reason = 'connect_failure';
-      this.client.destroy();
-      return;
-    }
-    // The first attempt follows the balancer; retries walk on from it, so one accept
-    // tries each eligible backend at most once.
-    const index =
-      this.attempts === 0 ? pickRoundRobin(eligible, this.route.cursor) : (this.firstIndex + this.attempts) % eligible.length;
-    if (this.attempts === 0) this.firstIndex = index;
-    this.attempts++;
-    const target = eligible[index];
-    if (target === undefined) {
-      this.tryNextBackend();
-      return;
-    }
+  /** QueuedConnection: a backend may have room now (called by the queue, in arrival order). */
+  retry(): boolean {
+    if (this.clientClosed) return true;
+    this.route = this.proxy.currentRoute(this.route.name) ?? this.route;
+    this.beginWalk();
+    const target = this.reserveNext();
+    if (target === undefined) return false;
+    this.queue = undefined;
     this.connect(target);
+    return true;
+  }
+
+  /** QueuedConnection: no backend had room before the queue timeout. */
+  timedOut(): void {
+    this.queue = undefined;
+    this.route.state?.bump(ClusterCell.timedOutTotal);
+    this.refuse(ListenerCounter.refusedAtLimit, 'queue_timeout');
+  }
+
+  /** Start a walk over the eligible backends at the preferred one. */
+  private beginWalk(): void {
+    this.visited = 0;
+    this.sawFull = false;
+    this.firstIndex = this.route.eligible.length === 0 ? -1 : Math.max(0, this.preferredIndex());
+  }
+
+  /** Sticky affinity first (while its backend is eligible), else the cluster's balancer. */
+  private preferredIndex(): number {
+    const route = this.route;
+    if (route.hashKey === undefined && route.sticky === undefined) return route.balancer.pick(0);
+    this.hashClient();
+    const sticky = route.sticky;
+    if (sticky !== undefined && this.stickyHash !== 0) {
+      const slot = sticky.table.lookup(this.ipHash, this.stickyHash, sticky.table.now(Date.now()));
+      const index = slot < 0 ? undefined : sticky.indexBySlot.get(slot);
+      if (index !== undefined) {
+        this.stickySlot = slot;
+        this.stickyExpires = sticky.table.foundExpires;
+        return index;
+      }
+    }
+    return route.balancer.pick(this.clientHash);
+  }
+
+  private hashClient(): void {
+    if (this.hashed) return;
+    this.hashed = true;
+    const address = this.client.remoteAddress;
+    if (address === undefined) return;
+    // Affinity is always by address: a client's port changes with every connection.
+    this.ipHash = hashAddress(address);
+    this.stickyHash = hashAddress(address, STICKY_SEED) || 1;
+    this.clientHash = this.route.hashKey === 'source_ip_port' ? mixPort(this.ipHash, this.client.remotePort ?? 0) : this.ipHash;
+  }
+
+  /**
+   * Walk on from the preferred backend, reserving the first one below its limit; one accept
+   * tries each eligible backend at most once. Undefined when the walk is over.
+   */
+  private reserveNext(): SnapshotBackend | undefined {
+    const { eligible, limits } = this.route;
+    const n = eligible.length;
+    const counters = this.proxy.counterWriter;
+    while (this.visited < n) {
+      const index = (this.firstIndex + this.visited) % n;
+      this.visited++;
+      const target = eligible[index];
+      if (target === undefined) continue;
+      if (counters.reserve(target.slot, limits[index] ?? 0)) {
+        this.reservedSlot = target.slot;
+        return target;
+      }
+      this.sawFull = true;
+    }
+    return undefined;
+  }
+
+  private tryNextBackend(): void {
+    if (this.clientClosed) return;
+    const target = this.reserveNext();
+    if (target !== undefined) {
+      this.connect(target);
+      return;
+    }
+    if (this.sawFull) this.waitForRoom();
+    else if (this.route.eligible.length === 0) this.refuse(ListenerCounter.refusedNoBackend, 'no_backend');
+    else this.refuse(ListenerCounter.refusedAllFailed, 'connect_failure');
+  }
+
+  /** Every backend with room failed or none had room: wait in the queue if there is one. */
+  private waitForRoom(): void {
+    const policy = this.route.queue;
+    const queue = policy === undefined ? undefined : this.proxy.queueOf(this.route);
+    if (policy === undefined || queue === undefined) {
+      this.refuse(ListenerCounter.refusedAtLimit, 'at_limit');
+      return;
+    }
+    const firstWait = this.queueDeadline === 0;
+    const now = Date.now();
+    if (firstWait) this.queueDeadline = now + policy.timeoutMs;
+    const remaining = this.queueDeadline - now;
+    if (remaining <= 0) {
+      this.timedOut();
+      return;
+    }
+    this.queue = queue;
+    // The queue may serve this session at once (a slot freed meanwhile): set state first.
+    if (!queue.enqueue(this, policy.size, remaining)) {
+      this.queue = undefined;
+      this.route.state?.bump(ClusterCell.overflowTotal);
+      this.refuse(ListenerCounter.refusedAtLimit, 'at_limit');
+      return;
+    }
+    if (firstWait) this.route.state?.bump(ClusterCell.queuedTotal);
+  }
+
+  private refuse(counter: ListenerCounter, reason: TerminationReason): void {
+    this.proxy.counterWriter.bumpListener(this.listener.slot, counter);
+    this.reason ??= reason;
+    this.client.destroy();
+  }
+
+  /** Give back this session's place under its backend's limit, waking waiters if any. */
+  private releaseReservation(): void {
+    const slot = this.reservedSlot;
+    if (slot < 0) return;
+    this.reservedSlot = -1;
+    this.proxy.counterWriter.release(slot);
+    const state = this.route.state;
+    if (state?.anyoneWaiting === true) state.wakeWaiters();
   }
 
   private connect(target: SnapshotBackend): void {
     this.target = target;
+    this.attempts++;
     this.attemptStartedAt = performance.now();
+    // Remembered as soon as it is chosen (not when connected), so the client's next
+    // connections, in any worker, follow it even while this one is still connecting; a
+    // failed attempt is overwritten by the next backend tried.
+    const sticky = this.route.sticky;
+    if (sticky !== undefined && this.stickyHash !== 0) {
+      const now = sticky.table.now(Date.now());
+      const expires = now + sticky.ttlSeconds;
+      // An entry already naming this backend is rewritten only to move its expiry on, at
+      // most once a second: few writes, so other workers rarely find it mid-write.
+      if (target.slot !== this.stickySlot || this.stickyExpires < expires) {
+        sticky.table.remember(this.ipHash, this.stickyHash, target.slot, expires, now);
+        this.stickySlot = target.slot;
+        this.stickyExpires = expires;
+      }
+    }
     const backend = net.connect({
       host: target.host,
       port: target.port,
@@ -348,26 +545,53 @@ class TcpSession {
     backend.on('close', onBackendClose);
   }
 
-  connectedTo(backend: net.Socket, target: SnapshotBackend): void {
+  backendConnected(backend: net.Socket): void {
+    const target = this.target;
+    if (backend !== this.backend || target === undefined) return;
     this.connected = true;
     this.activeAt = Date.now();
     this.connectedAt = performance.now();
     const counters = this.proxy.counterWriter;
+    counters.observeConnectLatency(target.slot, this.connectedAt - this.attemptStartedAt);
     counters.bumpBackend(target.slot, BackendCounter.connectSuccesses, 1);
     counters.connectionOpened(target.slot);
-    counters.observeConnectLatency(target.slot, this.connectedAt - this.attemptStartedAt);
-    const client = this.client;
+    if (this.queueDeadline !== 0) this.route.state?.bump(ClusterCell.servedAfterWaitTotal);
     // From here idle time is the sweep's business; the connect timer is done.
     backend.setTimeout(0);
     backend.on('end', onBackendEnd);
+    const client = this.client;
     client.on('data', onClientData);
     client.on('drain', onClientDrain);
     backend.on('drain', onBackendDrain);
     client.resume();
   }
 
+  /** The connect timer: the attempt did not complete within the cluster's connect_timeout. */
+  backendTimedOut(): void {
+    // The timer is cleared at connect; a late event from before that changes nothing.
+    if (this.connected) return;
+    const target = this.target;
+    if (target !== undefined) {
+      this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectTimeouts, 1);
+      this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
+    }
+    this.abandonAttempt();
+  }
+
+  backendFailed(): void {
+    if (this.connected) {
+      // A reset from the backend is passed on: the client must not mistake it for a clean end.
+      this.reason ??= 'backend_error';
+      this.client.destroy();
+      return;
+    }
+    const target = this.target;
+    if (target !== undefined) this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
+    this.abandonAttempt();
+  }
+
   /** Give up on the current backend attempt; its socket is only left to finish closing. */
-  abandonAttempt(): void {
+  private abandonAttempt(): void {
     const backend = this.backend;
     if (backend === undefined) return;
     backend.removeAllListeners();
@@ -375,7 +599,36 @@ class TcpSession {
     backend.once('close', onAbandonedClose);
     backend.destroy();
     this.backend = undefined;
+    this.releaseReservation();
     this.tryNextBackend();
+  }
+
+  abandonedClosed(): void {
+    this.openBackendSockets--;
+    this.maybeFinish();
+  }
+
+  backendClosed(hadError: boolean): void {
+    this.openBackendSockets--;
+    // A clean close means both directions ended; the client's write side was already ended
+    // and its buffered bytes must still flush, so only an error cuts the client.
+    if (hadError && !this.clientClosed) this.client.destroy();
+    this.maybeFinish();
+  }
+
+  backendEnded(): void {
+    this.reason ??= 'backend_close';
+    forwardFin(this.client);
+  }
+
+  clientEnded(): void {
+    this.reason ??= 'client_close';
+    const backend = this.backend;
+    if (this.connected && backend !== undefined) forwardFin(backend);
+  }
+
+  clientFailed(): void {
+    this.reason ??= 'client_error';
   }
 
   idleTimeout(): void {
@@ -384,16 +637,26 @@ class TcpSession {
     this.backend?.destroy();
   }
 
-  maybeFinish(): void {
+  clientSocketClosed(hadError: boolean): void {
+    this.clientClosed = true;
+    this.reason ??= 'client_close';
+    if (this.queue?.remove(this) === true) this.route.state?.bump(ClusterCell.abandonedTotal);
+    this.queue = undefined;
+    // Before the backend is connected there is nothing to finish; after, a clean client
+    // close means both directions ended and the backend socket closes by itself.
+    if (hadError || !this.connected) this.backend?.destroy();
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
     if (this.finished || !this.clientClosed || this.openBackendSockets > 0) return;
     this.finished = true;
     const durationMs = performance.now() - this.acceptedAt;
     if (this.connected && this.target !== undefined) {
       this.flushBytes();
-      const counters = this.proxy.counterWriter;
-      counters.connectionClosed(this.target.slot);
-      counters.observeConnectionDuration(this.target.slot, durationMs);
+      this.proxy.counterWriter.observeConnectionDuration(this.target.slot, durationMs);
     }
+    this.releaseReservation();
     if (this.loggedClient !== undefined) this.writeAccessLog(this.loggedClient, durationMs);
     this.proxy.ended(this);
   }
@@ -414,17 +677,55 @@ class TcpSession {
   }
 }
 
-// Event handlers: `this` is the socket that emitted the event.
+// Event handlers: `this` is the socket that emitted the event; each hands over to its session.
 
 function onBackendConnect(this: net.Socket): void {
-  const session = sessionOf(this);
-  if (session.backend !== this || session.target === undefined) return;
-  session.connectedTo(this, session.target);
+  sessionOf(this).backendConnected(this);
+}
+
+function onBackendTimeout(this: net.Socket): void {
+  sessionOf(this).backendTimedOut();
+}
+
+function onBackendError(this: net.Socket): void {
+  sessionOf(this).backendFailed();
+}
+
+function onAbandonedClose(this: net.Socket): void {
+  sessionOf(this).abandonedClosed();
+}
+
+function onBackendClose(this: net.Socket, hadError: boolean): void {
+  sessionOf(this).backendClosed(hadError);
+}
+
+function onBackendEnd(this: net.Socket): void {
+  sessionOf(this).backendEnded();
+}
+
+function onClientEnd(this: net.Socket): void {
+  sessionOf(this).clientEnded();
+}
+
+function onClientError(this: net.Socket): void {
+  sessionOf(this).clientFailed();
+}
+
+function onClientClose(this: net.Socket, hadError: boolean): void {
+  sessionOf(this).clientSocketClosed(hadError);
 }
 
 function onClientData(this: net.Socket, chunk: Buffer): void {
   const backend = sessionOf(this).backend;
   if (backend !== undefined && !backend.write(chunk)) this.pause();
+}
+
+function onClientDrain(this: net.Socket): void {
+  sessionOf(this).backend?.resume();
+}
+
+function onBackendDrain(this: net.Socket): void {
+  sessionOf(this).client.resume();
 }
 
 const BACKEND_ONREAD = { buffer: takeNextReadBuffer, callback: onBackendRead };
@@ -448,80 +749,4 @@ function onBackendRead(this: net.Socket, bytes: number, buffer: Uint8Array): boo
     session.ownReadBuffer = undefined;
   }
   return flowing;
-}
-
-function onClientDrain(this: net.Socket): void {
-  sessionOf(this).backend?.resume();
-}
-
-function onBackendDrain(this: net.Socket): void {
-  sessionOf(this).client.resume();
-}
-
-function onClientEnd(this: net.Socket): void {
-  const session = sessionOf(this);
-  session.reason ??= 'client_close';
-  const backend = session.backend;
-  if (session.connected && backend !== undefined) forwardFin(backend);
-}
-
-function onBackendEnd(this: net.Socket): void {
-  const session = sessionOf(this);
-  session.reason ??= 'backend_close';
-  forwardFin(session.client);
-}
-
-function onClientError(this: net.Socket): void {
-  sessionOf(this).reason ??= 'client_error';
-}
-
-/** The connect timer: the attempt did not complete within the cluster's connect_timeout. */
-function onBackendTimeout(this: net.Socket): void {
-  const session = sessionOf(this);
-  // The timer is cleared at connect; a late event from before that changes nothing.
-  if (session.connected) return;
-  const target = session.target;
-  if (target !== undefined) {
-    session.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectTimeouts, 1);
-    session.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
-  }
-  session.abandonAttempt();
-}
-
-function onBackendError(this: net.Socket): void {
-  const session = sessionOf(this);
-  if (session.connected) {
-    // A reset from the backend is passed on: the client must not mistake it for a clean end.
-    session.reason ??= 'backend_error';
-    session.client.destroy();
-    return;
-  }
-  const target = session.target;
-  if (target !== undefined) session.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
-  session.abandonAttempt();
-}
-
-function onAbandonedClose(this: net.Socket): void {
-  const session = sessionOf(this);
-  session.openBackendSockets--;
-  session.maybeFinish();
-}
-
-function onBackendClose(this: net.Socket, hadError: boolean): void {
-  const session = sessionOf(this);
-  session.openBackendSockets--;
-  // A clean close means both directions ended; the client's write side was already ended
-  // and its buffered bytes must still flush, so only an error cuts the client.
-  if (hadError && !session.clientClosed) session.client.destroy();
-  session.maybeFinish();
-}
-
-function onClientClose(this: net.Socket, hadError: boolean): void {
-  const session = sessionOf(this);
-  session.clientClosed = true;
-  session.reason ??= 'client_close';
-  // Before the backend is connected there is nothing to finish; after, a clean client
-  // close means both directions ended and the backend socket closes by itself.
-  if (hadError || !session.connected) session.backend?.destroy();
-  session.maybeFinish();
 }

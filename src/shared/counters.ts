@@ -2,14 +2,20 @@
  * Per-backend and per-listener counters in one SharedArrayBuffer, written by the data
  * plane without messages and read by the control plane and /metrics at scrape time.
  *
- * Every cell has exactly one writer: data-plane worker `w` owns row `w` of every table.
- * That is what lets the hot path bump a counter with a plain store instead of a locked
+ * Every cell but one row has exactly one writer: data-plane worker `w` owns row `w` of every
+ * table. That is what lets the hot path bump a counter with a plain store instead of a locked
  * read-modify-write, and what keeps totals monotonic across a worker restart (the new
  * worker inherits the row; nothing is reset but the active gauge of the dead worker,
  * whose sockets died with it).
  *
- * - active:  Int32, [worker][backendSlot] — open proxied connections (Atomics, so a
- *            reader in another thread sees the value without tearing).
+ * - active:  Int32, [worker][backendSlot] — connections this worker has assigned to a
+ *            backend: from the moment a connect attempt is reserved until it fails or the
+ *            proxied connection closes (Atomics, so other threads read it without tearing).
+ * - activeTotal: Int32, [backendSlot] — the same count summed over every worker, kept by
+ *            all workers with Atomics.add/sub (the one multi-writer row). It is what
+ *            least_connections and power_of_two read, and what max_connections is reserved
+ *            against with compare-and-swap, so limits and loads are global, not per worker.
+ *            When a worker dies the supervisor subtracts that worker's `active` row from it.
  * - backend: Float64, [worker][backendSlot][BackendCounter] — monotonic totals; a
  *            double holds integers exactly up to 2^53 (bytes: 9 PB per worker).
  * - listener: Float64, [worker][listenerSlot][ListenerCounter].
@@ -47,9 +53,11 @@ export const ListenerCounter = {
   refusedNoBackend: 1,
   refusedAllFailed: 2,
   refusedDraining: 3,
+  /** Every eligible backend was at max_connections and the cluster has no queue (or it was full). */
+  refusedAtLimit: 4,
 } as const;
 export type ListenerCounter = (typeof ListenerCounter)[keyof typeof ListenerCounter];
-const LISTENER_FIELDS = 4;
+const LISTENER_FIELDS = 5;
 
 export const WorkerCounter = {
   accessLogLines: 0,
@@ -84,6 +92,7 @@ export const DEFAULT_LISTENER_SLOTS = 256;
 
 interface Regions {
   readonly activeOffset: number;
+  readonly activeTotalOffset: number;
   readonly backendOffset: number;
   readonly listenerOffset: number;
   readonly connectLatencyOffset: number;
@@ -106,7 +115,9 @@ function histogramShapes(d: CounterDimensions): { connectLatency: HistogramShape
 function regions(d: CounterDimensions): Regions {
   const shapes = histogramShapes(d);
   const activeBytes = d.workers * d.backendSlots * Int32Array.BYTES_PER_ELEMENT;
-  const backendOffset = Math.ceil(activeBytes / 8) * 8;
+  const activeTotalOffset = activeBytes;
+  const activeTotalBytes = d.backendSlots * Int32Array.BYTES_PER_ELEMENT;
+  const backendOffset = Math.ceil((activeTotalOffset + activeTotalBytes) / 8) * 8;
   const backendBytes = d.workers * d.backendSlots * BACKEND_FIELDS * 8;
   const listenerOffset = backendOffset + backendBytes;
   const listenerBytes = d.workers * d.listenerSlots * LISTENER_FIELDS * 8;
@@ -118,6 +129,7 @@ function regions(d: CounterDimensions): Regions {
   const controlOffset = healthDurationOffset + histogramByteLength(shapes.healthDuration);
   return {
     activeOffset: 0,
+    activeTotalOffset,
     backendOffset,
     listenerOffset,
     connectLatencyOffset,
@@ -138,6 +150,7 @@ export function createCounterBuffer(d: CounterDimensions): SharedArrayBuffer {
 export class CounterTables {
   readonly dims: CounterDimensions;
   readonly active: Int32Array;
+  readonly activeTotal: Int32Array;
   readonly backend: Float64Array;
   readonly listener: Float64Array;
   readonly connectLatency: SharedHistogram;
@@ -155,6 +168,7 @@ export class CounterTables {
     const shapes = histogramShapes(dims);
     this.dims = dims;
     this.active = new Int32Array(buffer, r.activeOffset, dims.workers * dims.backendSlots);
+    this.activeTotal = new Int32Array(buffer, r.activeTotalOffset, dims.backendSlots);
     this.backend = new Float64Array(buffer, r.backendOffset, dims.workers * dims.backendSlots * BACKEND_FIELDS);
     this.listener = new Float64Array(buffer, r.listenerOffset, dims.workers * dims.listenerSlots * LISTENER_FIELDS);
     this.connectLatency = new SharedHistogram(buffer, r.connectLatencyOffset, shapes.connectLatency);
@@ -165,11 +179,9 @@ export class CounterTables {
     this.control = new Float64Array(buffer, r.controlOffset, CONTROL_FIELDS);
   }
 
-  /** Sum of active connections to a backend over every worker. */
+  /** Connections assigned to a backend over every worker (the global row: one atomic load). */
   activeConnections(slot: number): number {
-    let sum = 0;
-    for (let w = 0; w < this.dims.workers; w++) sum += Atomics.load(this.active, w * this.dims.backendSlots + slot);
-    return sum;
+    return Atomics.load(this.activeTotal, slot);
   }
 
   backendTotal(slot: number, field: BackendCounter): number {
@@ -202,10 +214,17 @@ export class CounterTables {
     return this.control[field] ?? 0;
   }
 
-  /** A dead worker's sockets died with it: its open-connection gauge must not outlive it. */
+  /**
+   * A dead worker's sockets died with it: its share of every backend's count leaves the
+   * global row, then its own row is cleared. Call only once the worker has exited (its row
+   * no longer moves) and before a replacement takes the row over.
+   */
   clearWorkerActive(worker: number): void {
     const base = worker * this.dims.backendSlots;
-    for (let s = 0; s < this.dims.backendSlots; s++) Atomics.store(this.active, base + s, 0);
+    for (let s = 0; s < this.dims.backendSlots; s++) {
+      const held = Atomics.exchange(this.active, base + s, 0);
+      if (held !== 0) subtractNotBelowZero(this.activeTotal, s, held);
+    }
   }
 
   /**
@@ -234,9 +253,24 @@ export class CounterTables {
   }
 }
 
+/**
+ * A thread stopped between its two updates of one reservation could leave the global cell a
+ * little off; clamping at zero keeps a crash from ever turning into a negative load.
+ */
+function subtractNotBelowZero(cells: Int32Array, index: number, amount: number): void {
+  let current = Atomics.load(cells, index);
+  for (;;) {
+    const seen = Atomics.compareExchange(cells, index, current, Math.max(0, current - amount));
+    if (seen === current) return;
+    current = seen;
+  }
+}
+
 /** Hot-path counter updates for one data-plane worker; every method is O(1), allocation-free. */
 export class WorkerCounters {
   private readonly active: Int32Array;
+  /** Shared by every worker: the global assigned count per backend slot. */
+  readonly activeTotal: Int32Array;
   private readonly backend: Float64Array;
   private readonly listener: Float64Array;
   private readonly activeBase: number;
@@ -253,6 +287,7 @@ export class WorkerCounters {
     this.workerCells = tables.worker;
     this.workerBase = worker * WORKER_FIELDS;
     this.active = tables.active;
+    this.activeTotal = tables.activeTotal;
     this.backend = tables.backend;
     this.listener = tables.listener;
     this.connectLatency = tables.connectLatency;
@@ -262,13 +297,39 @@ export class WorkerCounters {
     this.listenerBase = worker * tables.dims.listenerSlots * LISTENER_FIELDS;
   }
 
-  connectionOpened(slot: number): void {
+  /**
+   * Count one more connection on a backend unless that would exceed `limit` over all workers
+   * (0 = no limit). The limit check and the increment are one compare-and-swap on the global
+   * cell, so concurrent workers can never together exceed the limit. Lock-free: a retry
+   * happens only when another worker changed the cell in between. Pair every `true` with
+   * one `release`.
+   */
+  reserve(slot: number, limit: number): boolean {
+    const total = this.activeTotal;
+    if (limit <= 0) {
+      Atomics.add(total, slot, 1);
+    } else {
+      let current = Atomics.load(total, slot);
+      for (;;) {
+        if (current >= limit) return false;
+        const seen = Atomics.compareExchange(total, slot, current, current + 1);
+        if (seen === current) break;
+        current = seen;
+      }
+    }
     Atomics.add(this.active, this.activeBase + slot, 1);
-    this.bumpBackend(slot, BackendCounter.connections, 1);
+    return true;
   }
 
-  connectionClosed(slot: number): void {
+  /** Undo one `reserve`: the attempt failed or the connection closed. */
+  release(slot: number): void {
     Atomics.sub(this.active, this.activeBase + slot, 1);
+    Atomics.sub(this.activeTotal, slot, 1);
+  }
+
+  /** A reserved attempt connected: count it in the backend's connection total. */
+  connectionOpened(slot: number): void {
+    this.bumpBackend(slot, BackendCounter.connections, 1);
   }
 
   bumpBackend(slot: number, field: BackendCounter, by: number): void {

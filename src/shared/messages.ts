@@ -15,9 +15,17 @@ export interface ListenerBinding {
   readonly port: number;
 }
 
+/** A cluster's shared state buffer (queue cells, affinity table: shared/cluster-state.ts). */
+export interface ClusterStateBinding {
+  readonly cluster: string;
+  readonly buffer: SharedArrayBuffer;
+}
+
 // ── supervisor → data-plane worker ─────────────────────────────────────────────
 export type DataPlaneCommand =
   | { readonly type: 'listeners.set'; readonly listeners: readonly ListenerBinding[] }
+  /** Every cluster's state buffer; send before publishing a snapshot that names a new cluster. */
+  | { readonly type: 'cluster-states.set'; readonly states: readonly ClusterStateBinding[] }
   | { readonly type: 'drain'; readonly timeoutMs: number }
   | { readonly type: 'resources.query'; readonly requestId: number }
   /** Fault injection (SLUICE_FAULT_INJECTION=1 only): throw an uncaught error. */
@@ -61,6 +69,7 @@ export interface DataPlaneWorkerData {
   readonly snapshotBuffer: SharedArrayBuffer;
   readonly counterBuffer: SharedArrayBuffer;
   readonly counterDims: CounterDimensions;
+  readonly clusterStates: readonly ClusterStateBinding[];
   readonly logLevel: string;
   readonly accessLog: AccessLogSettings;
 }
@@ -74,7 +83,27 @@ export type ControlPlaneCommand =
   | { readonly type: 'fault.crash' }
   | { readonly type: 'stats.query'; readonly requestId: number }
   /** An operator's change to one backend (admin API); answered with `backend.result`. */
-  | { readonly type: 'backend.command'; readonly requestId: number; readonly command: BackendCommand };
+  | { readonly type: 'backend.command'; readonly requestId: number; readonly command: BackendCommand }
+  /** An operator's new split of a listener's connections (admin API); answered with `routes.result`. */
+  | { readonly type: 'routes.command'; readonly requestId: number; readonly command: RoutesCommand };
+
+/** Set the weighted clusters a listener sends new connections to (PATCH /listeners/:name/routes). */
+export interface RoutesCommand {
+  readonly listener: string;
+  readonly routes: readonly { readonly cluster: string; readonly weight: number }[];
+}
+
+export type RoutesCommandError = 'NOT_FOUND' | 'BAD_REQUEST' | 'UNAVAILABLE';
+
+export type RoutesCommandResult =
+  | {
+      readonly ok: true;
+      /** The published version that holds the new routes (the current one if nothing changed). */
+      readonly version: number;
+      readonly listener: string;
+      readonly routes: readonly { readonly cluster: string; readonly weight: number }[];
+    }
+  | { readonly ok: false; readonly error: RoutesCommandError; readonly message: string };
 
 /**
  * What the admin API asks of the control plane, one backend at a time. Ids are
@@ -108,7 +137,8 @@ export type ControlPlaneEvent =
   | { readonly type: 'published'; readonly version: number }
   | { readonly type: 'config.applied'; readonly requestId: number; readonly version: number }
   | { readonly type: 'stats'; readonly requestId: number; readonly stats: ControlPlaneStats }
-  | { readonly type: 'backend.result'; readonly requestId: number; readonly result: BackendCommandResult };
+  | { readonly type: 'backend.result'; readonly requestId: number; readonly result: BackendCommandResult }
+  | { readonly type: 'routes.result'; readonly requestId: number; readonly result: RoutesCommandResult };
 
 /** Counters of the control plane's own work, ready to become metrics. */
 export interface ControlPlaneStats {

@@ -126,11 +126,14 @@ function single(value: number, labels = ''): Sample {
   return { suffix: '', labels, value };
 }
 
-/** Refusal reasons as they appear in `sluice_listener_refused_total{reason}`. */
+/**
+ * Refusal reasons as they appear in `sluice_listener_refused_total{reason}`. (A draining
+ * process closes its listeners instead of refusing, so ListenerCounter.refusedDraining has
+ * no writer and is not exported; later refusals, such as limits and ACLs, add a row here.)
+ */
 export const REFUSAL_REASONS: readonly { readonly reason: string; readonly field: ListenerCounter }[] = [
   { reason: 'no_backend', field: ListenerCounter.refusedNoBackend },
   { reason: 'all_backends_failed', field: ListenerCounter.refusedAllFailed },
-  { reason: 'draining', field: ListenerCounter.refusedDraining },
 ];
 
 const HEALTH_RESULTS: readonly { readonly result: string; readonly field: HealthCounter }[] = [
@@ -213,7 +216,7 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
   },
   {
     name: 'sluice_listener_refused_total',
-    help: 'Accepted connections closed without being proxied, by reason: no_backend (none eligible), all_backends_failed (every connect attempt failed), draining.',
+    help: 'Accepted connections closed without being proxied, by reason: no_backend (none eligible), all_backends_failed (every connect attempt failed).',
     type: 'counter',
     collect: (s) =>
       s.listeners.flatMap((l) =>
