@@ -11,7 +11,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --workloads a,b        only these: ${ALL_WORKLOADS.join(', ')}
   --targets a,b          only targets whose name contains one of these (direct always runs)
   --workers N            Sluice's worker count, also the peers' second setting (default: cores)
-  --variant L:K=V,...    also run Sluice with these env vars, labelled L (repeatable)
+  --variant L:K=V,...    also run Sluice with these env vars, labelled L (repeatable);
+                         SLUICE_CLI=PATH runs another checkout's src/cli.ts instead
   --idle-connections N   idle proxied connections for the memory workload
   --pick-backends N      cluster size for the pick-cost workload (default 10000)
   --admin-changes N      admin changes to time (default 100)
