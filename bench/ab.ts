@@ -1,12 +1,14 @@
 /**
- * A/B comparison of two Sluice data-plane variants (environment switches) under one
+ * A/B comparison of two Sluice data-plane variants (environment switches a change under
+ * evaluation adds for the time of the comparison, see docs/data-plane-decisions.md) under one
  * workload, built for a noisy shared machine: both daemons run at once, and many short
  * runs alternate A, B, B, A, … so that both see the same background load; the result is
  * the median of the per-pair ratios B/A, for throughput and for the daemon's CPU per
  * request, which is what a data-plane change is judged by.
  *
- *   node bench/ab.ts --a SLUICE_BENCH_COPY=pipe --b '' --mode close --pairs 15 --workers 1
+ *   node bench/ab.ts --a SOME_SWITCH=old --b '' --mode close --pairs 15 --workers 1
  *   node bench/ab.ts --b-backends 10000 --mode close        # pick cost of a large cluster
+ *   node bench/ab.ts --a-cli /tmp/old-checkout/src/cli.ts --mode close   # two versions
  */
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
@@ -38,6 +40,8 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '1' },
     connections: { type: 'string', default: '32' },
     'a-backends': { type: 'string', default: '1' },
+    'a-cli': { type: 'string' },
+    'b-cli': { type: 'string' },
     'b-backends': { type: 'string', default: '1' },
   },
 });
@@ -60,7 +64,7 @@ try {
   await startIperfServer(group, iperfPort);
   const backendsFor = (count: number): string[] =>
     count === 1 ? [`127.0.0.1:${httpPort}`] : loopbackBackends(count, httpPort);
-  const start = async (label: string, env: Record<string, string>, offset: number, backends: string[]): Promise<Target> =>
+  const start = async (label: string, env: Record<string, string>, offset: number, backends: string[], cli?: string): Promise<Target> =>
     startSluiceTarget(group, dir, {
       label,
       workers,
@@ -68,11 +72,12 @@ try {
       httpPort: ports[offset + 1] ?? 0,
       iperfPort: ports[offset + 2] ?? 0,
       httpBackends: backends,
+      ...(cli === undefined ? {} : { cli }),
       iperfBackend: `127.0.0.1:${iperfPort}`,
       env,
     });
-  const a = await start('a', envOf(values.a), 0, backendsFor(Number(values['a-backends'])));
-  const b = await start('b', envOf(values.b), 3, backendsFor(Number(values['b-backends'])));
+  const a = await start('a', envOf(values.a), 0, backendsFor(Number(values['a-backends'])), values['a-cli']);
+  const b = await start('b', envOf(values.b), 3, backendsFor(Number(values['b-backends'])), values['b-cli']);
   const ratios = new Map<string, number[]>();
   for (let pair = 0; pair < Number(values.pairs); pair++) {
     const order = pair % 2 === 0 ? [a, b] : [b, a];
@@ -87,7 +92,7 @@ try {
     process.stderr.write(`pair ${pair + 1}: ${JSON.stringify({ a: ma, b: mb })}\n`);
   }
   process.stdout.write(
-    `mode ${mode}, ${workers} worker(s), ${values.pairs} pairs of ${durationS}s; A=[${values.a}] ${values['a-backends']} backend(s), B=[${values.b}] ${values['b-backends']} backend(s)\n`,
+    `mode ${mode}, ${workers} worker(s), ${values.pairs} pairs of ${durationS}s; A=[${values.a}] ${values['a-backends']} backend(s) ${values['a-cli'] ?? ''}, B=[${values.b}] ${values['b-backends']} backend(s) ${values['b-cli'] ?? ''}\n`,
   );
   for (const [key, list] of ratios) {
     const sorted = [...list].sort((x, y) => x - y);

@@ -19,7 +19,7 @@ import { startHttpBackend, startIperfServer } from './peers/backends.ts';
 import { targetSpecs, type StartContext, type TargetSpec } from './peers/catalog.ts';
 import type { Target } from './peers/target.ts';
 import { renderReport } from './report.ts';
-import { runAdminChanges, startAdminChangeTarget, type AdminChangeSetup } from './workloads/admin-change.ts';
+import { runAdminChanges, startAdminChangeTarget } from './workloads/admin-change.ts';
 import { runBulk } from './workloads/bulk.ts';
 import { runHttpLoad, type Metrics } from './workloads/http-load.ts';
 import { runIdleMemory } from './workloads/idle-memory.ts';
@@ -27,6 +27,8 @@ import { manyBackendsSpec } from './workloads/pick-cost.ts';
 
 /** Pause between measurements so one run's TIME_WAIT sockets and CPU tail do not bleed into the next. */
 const SETTLE_MS = 1000;
+/** The same for --quick runs, which only prove that everything still works. */
+const QUICK_SETTLE_MS = 200;
 
 function log(line: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -46,6 +48,12 @@ function machine(): RunRecord['machine'] {
     kernel: os.release(),
     fdLimit: fdLimit(),
   };
+}
+
+/** The command as run, for the report; the --note text is shown on its own. */
+function commandLine(args: readonly string[]): string {
+  const shown = args.filter((arg, i) => arg !== '--note' && args[i - 1] !== '--note' && !arg.startsWith('--note='));
+  return `npm run bench${shown.length > 0 ? ` -- ${shown.join(' ')}` : ''}${shown.length < args.length ? ' --note …' : ''}`;
 }
 
 function rotate<T>(items: readonly T[], by: number): T[] {
@@ -82,7 +90,7 @@ class Bench {
     return this.options.workloads.includes(workload);
   }
 
-  async run(): Promise<Omit<RunRecord, 'date' | 'command' | 'machine' | 'versions' | 'note'>> {
+  async run(): Promise<Omit<RunRecord, 'date' | 'command' | 'machine' | 'versions' | 'note' | 'processes'>> {
     const o = this.options;
     const limit = fdLimit();
     const [httpPort = 0, iperfPort = 0] = await freePorts(2);
@@ -94,24 +102,17 @@ class Bench {
 
     const specs = targetSpecs(o.workers, o.variants).filter((s) => selected(s, o.targetFilter));
     const needsLongLived = o.workloads.some((w) => w !== 'idle_memory' && w !== 'admin_change');
-    const targets: Target[] = [];
-    if (needsLongLived) {
-      for (const spec of specs) {
-        log(`starting ${spec.name}`);
-        targets.push(await spec.start(context));
-      }
-    }
-    const sluiceMain = targets.find((t) => t.name === `sluice ${o.workers}w`);
-    let many: Target | undefined;
-    if (this.wants('pick_cost') && sluiceMain !== undefined) {
-      log(`starting sluice with ${o.pickBackends} backends`);
-      many = await manyBackendsSpec(o.workers, o.pickBackends).start(context);
-    }
-    let admin: AdminChangeSetup | undefined;
-    if (this.wants('admin_change')) {
-      log('starting sluice for admin changes');
-      admin = await startAdminChangeTarget(this.group, this.dir, o.workers);
-    }
+    // Everything long-lived starts at once: start-up is most of a quick run.
+    const longLived = needsLongLived ? specs : [];
+    const mainName = `sluice ${o.workers}w`;
+    const wantsMany = this.wants('pick_cost') && longLived.some((s) => s.name === mainName);
+    log(`starting ${[...longLived.map((s) => s.name), ...(wantsMany ? [`sluice with ${o.pickBackends} backends`] : [])].join(', ')}`);
+    const [targets, many, admin] = await Promise.all([
+      Promise.all(longLived.map(async (spec) => spec.start(context))),
+      wantsMany ? manyBackendsSpec(o.workers, o.pickBackends).start(context) : undefined,
+      this.wants('admin_change') ? startAdminChangeTarget(this.group, this.dir, o.workers) : undefined,
+    ]);
+    const sluiceMain = targets.find((t) => t.name === mainName);
 
     for (let round = 1; round <= o.rounds; round++) {
       const started = performance.now();
@@ -210,7 +211,7 @@ class Bench {
       this.failures.push({ workload, target: target.name, round, error: message });
       log(`${workload} ${target.name}: FAILED ${message}`);
     }
-    await delay(SETTLE_MS);
+    await delay(this.options.quick ? QUICK_SETTLE_MS : SETTLE_MS);
   }
 
   /** Idle memory needs a process that has served nothing yet: start one, measure, stop it. */
@@ -224,7 +225,7 @@ class Bench {
       this.failures.push({ workload: 'idle_memory', target: spec.name, round, error: String(error) });
       return;
     }
-    await this.measure('idle_memory', target, round, async () => runIdleMemory(target, this.options.idleConnections));
+    await this.measure('idle_memory', target, round, async () => runIdleMemory(target, this.options.idleConnections, this.options.quick));
     const started = target.pid === undefined ? undefined : this.group.find(target.pid);
     if (started !== undefined) await this.group.stop(started);
   }
@@ -240,7 +241,18 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  if (options.reportFrom !== undefined) {
+    const saved = JSON.parse(readFileSync(options.reportFrom, 'utf8')) as RunRecord;
+    const out = options.out ?? 'docs/benchmarks.md';
+    writeFileSync(out, renderReport(saved));
+    log(`report of ${options.reportFrom} written to ${out}`);
+    return;
+  }
   ensurePeersInstalled(options.install, log);
+  if (options.installOnly) {
+    log(`peers installed: ${Object.entries(peerVersions()).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    return;
+  }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
   log(`configs and process logs in ${dir}`);
   const bench = new Bench(options, dir);
@@ -264,10 +276,11 @@ async function main(): Promise<void> {
   }
   const record: RunRecord = {
     date,
-    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    command: commandLine(process.argv.slice(2)),
     machine: machine(),
     versions: peerVersions(),
     note: options.note,
+    processes: bench.processes.history,
     ...partial,
   };
   const json = options.json ?? path.join('bench', 'results', `${date.replace(/[:.]/g, '-')}.json`);

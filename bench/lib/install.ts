@@ -1,7 +1,7 @@
 /**
  * The peers the bench compares against come from Debian's packages. A missing tool is
- * installed with apt-get (the bench runs as root on the bench machine); without root, or
- * with --no-install, the run stops and says what to install.
+ * installed with apt-get (as root, or through `sudo -n`); with --no-install, or when
+ * neither works, the run stops and says what to install.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -27,17 +27,22 @@ export function ensurePeersInstalled(allowInstall: boolean, log: (line: string) 
   const missing = missingPackages();
   if (missing.length === 0) return;
   const command = `apt-get install -y ${missing.join(' ')}`;
-  if (!allowInstall || process.getuid?.() !== 0) {
+  // Root installs directly; anyone else through sudo, never prompting (as .ci/run does for Chromium).
+  const root = process.getuid?.() === 0;
+  const sudo = root ? [] : ['sudo', '-n'];
+  if (!allowInstall || (!root && !existsSync('/usr/bin/sudo'))) {
     throw new Error(`the bench needs ${missing.join(', ')}; install them with: ${command}`);
   }
   log(`installing ${missing.join(' ')} from Debian's packages`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   // Other people's apt runs may hold the dpkg lock for a while: wait for it instead of failing.
   const lock = ['-o', 'DPkg::Lock::Timeout=300'];
-  const update = spawnSync('apt-get', [...lock, 'update', '-qq'], { env, stdio: 'inherit' });
-  if (update.status !== 0) throw new Error('apt-get update failed');
-  const install = spawnSync('apt-get', [...lock, 'install', '-y', '-qq', ...missing], { env, stdio: 'inherit' });
-  if (install.status !== 0) throw new Error(`${command} failed`);
+  const run = (args: string[]): number | null => {
+    const [cmd = 'apt-get', ...rest] = [...sudo, 'apt-get', ...args];
+    return spawnSync(cmd, rest, { env, stdio: 'inherit' }).status;
+  };
+  if (run([...lock, 'update', '-qq']) !== 0) throw new Error('apt-get update failed');
+  if (run([...lock, 'install', '-y', '-qq', ...missing]) !== 0) throw new Error(`${command} failed`);
   const still = missingPackages();
   if (still.length > 0) throw new Error(`still missing after install: ${still.join(', ')}`);
 }

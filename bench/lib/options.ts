@@ -11,7 +11,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --workloads a,b        only these: ${ALL_WORKLOADS.join(', ')}
   --targets a,b          only targets whose name contains one of these (direct always runs)
   --workers N            Sluice's worker count, also the peers' second setting (default: cores)
-  --variant L:K=V,...    also run Sluice with these env vars, labelled L (repeatable)
+  --variant L:K=V,...    also run Sluice with these env vars, labelled L (repeatable);
+                         SLUICE_CLI=PATH runs another checkout's src/cli.ts instead
   --idle-connections N   idle proxied connections for the memory workload
   --pick-backends N      cluster size for the pick-cost workload (default 10000)
   --admin-changes N      admin changes to time (default 100)
@@ -20,7 +21,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --out FILE             markdown report (default docs/benchmarks.md; none for --quick)
   --json FILE            raw results (default bench/results/<time>.json)
   --note TEXT            a line for the report, e.g. how busy the machine was
-  --no-install           do not apt-get install missing peers; fail instead`;
+  --no-install           do not apt-get install missing peers; fail instead
+  --install-only         install the missing peers and exit (CI does this before the tests)
+  --report-from FILE     measure nothing: render the report of a saved raw results file`;
 
 export interface BenchOptions {
   readonly rounds: number;
@@ -39,6 +42,8 @@ export interface BenchOptions {
   readonly json: string | undefined;
   readonly note: string;
   readonly install: boolean;
+  readonly installOnly: boolean;
+  readonly reportFrom: string | undefined;
 }
 
 export interface MachineFacts {
@@ -92,6 +97,8 @@ export function parseBenchOptions(argv: readonly string[], machine: MachineFacts
       json: { type: 'string' },
       note: { type: 'string', default: '' },
       'no-install': { type: 'boolean', default: false },
+      'install-only': { type: 'boolean', default: false },
+      'report-from': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -131,5 +138,7 @@ export function parseBenchOptions(argv: readonly string[], machine: MachineFacts
     json: values.json,
     note: values.note,
     install: !values['no-install'],
+    installOnly: values['install-only'],
+    reportFrom: values['report-from'],
   };
 }

@@ -31,19 +31,27 @@ export function rssKiB(root: number): number {
 
 /** User + system CPU seconds used so far by `root` and every process below it. */
 export function cpuSeconds(root: number): number {
-  let ticks = 0;
+  const { user, system } = cpuTimes(root);
+  return user + system;
+}
+
+/** User and system CPU seconds used so far by `root` and every process below it. */
+export function cpuTimes(root: number): { user: number; system: number } {
+  let user = 0;
+  let system = 0;
   for (const pid of treePids(root)) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       // Fields after the command name, which may hold spaces, start after the last ')'.
       const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
-      ticks += Number(rest[11]) + Number(rest[12]);
+      user += Number(rest[11]);
+      system += Number(rest[12]);
     } catch {
       // Exited while we looked.
     }
   }
-  return ticks / TICKS_PER_SECOND;
+  return { user: user / TICKS_PER_SECOND, system: system / TICKS_PER_SECOND };
 }
 
 /** The 1-minute load average, as a rough record of how busy the shared machine was. */

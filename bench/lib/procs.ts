@@ -29,6 +29,8 @@ export class ProcessGroup {
   private readonly running = new Map<number, Started>();
   private readonly logDir: string;
   private readonly names = new Map<string, number>();
+  /** Every process started, in order, for the record (and for tests that check none is left). */
+  readonly history: { readonly name: string; readonly pid: number }[] = [];
 
   constructor(logDir: string) {
     this.logDir = logDir;
@@ -52,6 +54,7 @@ export class ProcessGroup {
       child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
     });
     const started: Started = { name, pid, child, logFile, exited };
+    this.history.push({ name, pid });
     this.running.set(pid, started);
     void exited.then(() => this.running.delete(pid));
     return started;
@@ -190,11 +193,11 @@ export async function freePorts(count: number): Promise<number[]> {
   const ports: number[] = [];
   for (let attempt = 0; ports.length < count && attempt < 1000; attempt++) {
     const port = floor + Math.floor(Math.random() * (low - floor));
-    if (ports.includes(port) || claimed.has(port)) continue;
-    if (await canBind(port)) {
-      ports.push(port);
-      claimed.add(port);
-    }
+    if (claimed.has(port)) continue;
+    // Claimed before the check, so concurrent callers never test the same port.
+    claimed.add(port);
+    if (await canBind(port)) ports.push(port);
+    else claimed.delete(port);
   }
   if (ports.length < count) throw new Error(`found only ${ports.length} of ${count} free ports below ${low}`);
   return ports;

@@ -65,6 +65,8 @@ export interface RunRecord {
   readonly failures: readonly Failure[];
   /** What a reader of a workload's numbers must know, e.g. which admin route made the changes. */
   readonly notes: readonly { readonly workload: WorkloadId; readonly note: string }[];
+  /** Every process the run started (all stopped by pid before the record was written). */
+  readonly processes: readonly { readonly name: string; readonly pid: number }[];
   /** Free text the operator passed with --note, e.g. how loaded the machine was. */
   readonly note: string;
 }

@@ -30,10 +30,19 @@ export interface TargetSpec {
   start(context: StartContext): Promise<Target>;
 }
 
-/** A Sluice run with extra environment variables, e.g. `loop:SLUICE_PIPE=loop`. */
+/**
+ * A Sluice run with extra environment variables, e.g. `loop:SLUICE_PIPE=loop`; the variable
+ * SLUICE_CLI instead runs another checkout's daemon, e.g. `main:SLUICE_CLI=/tmp/main/src/cli.ts`.
+ */
 export interface SluiceVariant {
   readonly label: string;
   readonly env: Readonly<Record<string, string>>;
+}
+
+/** A variant's environment, except SLUICE_CLI, which names another checkout's src/cli.ts to run. */
+function variantOptions(variant: SluiceVariant): { env: Record<string, string>; cli?: string } {
+  const { SLUICE_CLI: cli, ...env } = variant.env;
+  return cli === undefined ? { env } : { env, cli };
 }
 
 function direct(): TargetSpec {
@@ -100,7 +109,7 @@ function sluice(workers: number, variant?: SluiceVariant): TargetSpec {
         iperfPort: ports.iperfPort,
         httpBackends: [`127.0.0.1:${backends.httpPort}`],
         iperfBackend: `127.0.0.1:${backends.iperfPort}`,
-        ...(variant === undefined ? {} : { env: variant.env }),
+        ...(variant === undefined ? {} : variantOptions(variant)),
       });
     },
   };

@@ -73,12 +73,13 @@ export async function startSluice(
   name: string,
   setup: SluiceSetup,
   env: Readonly<Record<string, string>> = {},
+  cli: string = SLUICE_CLI,
 ): Promise<SluiceInstance> {
   const home = path.join(dir, name);
   mkdirSync(home, { recursive: true });
   const file = path.join(home, 'config.yaml');
   writeFileSync(file, sluiceConfig(setup));
-  const started = group.start(name, process.execPath, [SLUICE_CLI, 'run', '--config', file, '--log-level', 'info'], {
+  const started = group.start(name, process.execPath, [cli, 'run', '--config', file, '--log-level', 'info'], {
     env: { ...process.env, ...env },
   });
   const deadline = Date.now() + 60_000;
@@ -104,6 +105,8 @@ export async function startSluiceTarget(
     readonly httpBackends: readonly string[];
     readonly iperfBackend: string;
     readonly env?: Readonly<Record<string, string>>;
+    /** Another checkout's src/cli.ts, to compare two versions of the daemon. */
+    readonly cli?: string;
   },
 ): Promise<Target> {
   const setup: SluiceSetup = {
@@ -119,7 +122,7 @@ export async function startSluiceTarget(
     ],
   };
   const fileName = `sluice-${options.label.replace(/[^a-zA-Z0-9]+/g, '-')}`;
-  const instance = await startSluice(group, dir, fileName, setup, options.env ?? {});
+  const instance = await startSluice(group, dir, fileName, setup, options.env ?? {}, options.cli);
   return {
     name: `sluice ${options.label}`,
     kind: 'sluice',

@@ -5,7 +5,7 @@
  * percentiles are the proxy's added delay rather than queueing). Alongside, the CPU time
  * the proxy's processes burnt per request.
  */
-import { cpuSeconds } from '../lib/proc-stats.ts';
+import { cpuTimes } from '../lib/proc-stats.ts';
 import { runTool } from '../lib/run-tool.ts';
 import type { Target } from '../peers/target.ts';
 import { parseWrk } from './wrk-output.ts';
@@ -29,9 +29,12 @@ export async function runHttpLoad(target: Target, mode: HttpMode, options: HttpL
   const args = ['--latency', '-t', String(threads), '-c', String(connections), '-d', `${options.durationS}s`];
   if (mode === 'close') args.push('-H', 'Connection: close');
   args.push(`http://127.0.0.1:${target.httpPort}/`);
-  const cpuBefore = target.pid === undefined ? 0 : cpuSeconds(target.pid);
+  const none = { user: Number.NaN, system: Number.NaN };
+  const cpuBefore = target.pid === undefined ? none : cpuTimes(target.pid);
   const result = await runTool('wrk', args, options.durationS * 1000 + WRK_MARGIN_MS);
-  const cpuUsed = target.pid === undefined ? Number.NaN : cpuSeconds(target.pid) - cpuBefore;
+  const cpuAfter = target.pid === undefined ? none : cpuTimes(target.pid);
+  const userUsed = cpuAfter.user - cpuBefore.user;
+  const systemUsed = cpuAfter.system - cpuBefore.system;
   const summary = parseWrk(result.stdout);
   if (typeof summary === 'string') {
     throw new Error(`wrk against ${target.name}: ${summary}\n${result.stdout}${result.stderr}`);
@@ -41,6 +44,8 @@ export async function runHttpLoad(target: Target, mode: HttpMode, options: HttpL
     p50_ms: summary.p50Ms,
     p99_ms: summary.p99Ms,
     errors: summary.errors,
-    cpu_us_per_req: summary.requests > 0 ? (cpuUsed / summary.requests) * 1e6 : Number.NaN,
+    cpu_us_per_req: summary.requests > 0 ? ((userUsed + systemUsed) / summary.requests) * 1e6 : Number.NaN,
+    // The kernel's share (socket calls, loopback delivery) apart from the proxy's own code.
+    sys_us_per_req: summary.requests > 0 ? (systemUsed / summary.requests) * 1e6 : Number.NaN,
   };
 }

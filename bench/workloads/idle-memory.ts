@@ -20,6 +20,8 @@ const OPEN_IN_PARALLEL = 200;
 const EXCHANGE_TIMEOUT_MS = 20_000;
 const WARM_UP_CONNECTIONS = 100;
 const SETTLE_MAX_MS = 10_000;
+/** A --quick run only proves the workload works; its number is not worth waiting for. */
+const QUICK_SETTLE_MAX_MS = 1_000;
 const SETTLE_STEP_MS = 500;
 
 /** Open one connection, exchange one request, resolve with the still-open socket. */
@@ -75,9 +77,9 @@ function closeAll(sockets: readonly net.Socket[]): void {
 }
 
 /** RSS once it stopped moving (allocators and GC settle a moment after the last connect). */
-async function settledRss(pid: number): Promise<number> {
+async function settledRss(pid: number, maxWaitMs: number): Promise<number> {
   let last = rssKiB(pid);
-  for (let waited = 0; waited < SETTLE_MAX_MS; waited += SETTLE_STEP_MS) {
+  for (let waited = 0; waited < maxWaitMs; waited += SETTLE_STEP_MS) {
     await delay(SETTLE_STEP_MS);
     const now = rssKiB(pid);
     if (Math.abs(now - last) <= last * 0.002) return now;
@@ -86,14 +88,15 @@ async function settledRss(pid: number): Promise<number> {
   return last;
 }
 
-export async function runIdleMemory(target: Target, connections: number): Promise<Metrics> {
+export async function runIdleMemory(target: Target, connections: number, quick = false): Promise<Metrics> {
+  const maxWaitMs = quick ? QUICK_SETTLE_MAX_MS : SETTLE_MAX_MS;
   const pid = target.pid;
   if (pid === undefined) throw new Error('idle memory needs a proxy process');
   closeAll(await openMany(target.httpPort, WARM_UP_CONNECTIONS));
-  const before = await settledRss(pid);
+  const before = await settledRss(pid, maxWaitMs);
   const sockets = await openMany(target.httpPort, connections);
   try {
-    const after = await settledRss(pid);
+    const after = await settledRss(pid, maxWaitMs);
     return {
       kib_per_conn: (after - before) / connections,
       rss_before_mib: before / 1024,

@@ -13,6 +13,13 @@
  * - every socket and timer a session creates is gone when both of its sockets closed;
  * - a client is never left open without a backend attempt in flight or a place in a queue.
  *
+ * Cost per connection (what the bench measures, docs/data-plane-decisions.md): the event
+ * handlers are module-level functions that find their session through a symbol on the
+ * socket, so a session allocates no closures; bytes are copied by a hand-written loop
+ * (`write`, pause on a full buffer, resume on `drain`) instead of `pipe`, which registers
+ * eight listeners per direction; backend reads land in buffers the proxy owns; idle time is
+ * judged by one sweep per worker instead of a timer per socket that every chunk refreshes.
+ *
  * Observability costs per connection: four `performance.now()` reads (accept, attempt,
  * connect, close) feeding the shared connect-latency and duration histograms; the access
  * log record is built only for a connection the access log sampled at accept.
@@ -50,8 +57,55 @@ export interface ProxyEnv {
   readonly edge?: Omit<EdgeGateOptions, 'counters'>;
 }
 
-/** How often byte counts of long-lived connections are folded into the shared counters. */
-const BYTE_FLUSH_INTERVAL_MS = 1000;
+/**
+ * Backend sockets read into buffers the proxy owns (net.connect's `onread`) instead of a
+ * fresh 64 KiB allocation per read that the stream layer would make, shrink and leave to
+ * the garbage collector.
+ *
+ * - Every backend socket of a worker reads into one shared buffer, which is never handed
+ *   to a write: a read that did not fill it (requests, answers, the tail of a transfer)
+ *   is written as a copy of just its bytes (small copies come from Node's buffer pool).
+ *   A write keeps a reference to its bytes until the kernel takes them, and each socket
+ *   holds on to the buffer it will read into next, so a shared buffer handed to a write
+ *   could be overwritten by another socket's read before that write completes.
+ * - A read that filled its buffer means a bulk transfer: the socket switches to a buffer
+ *   of its own, whose reads are written without a copy. If such a write has to wait, the
+ *   buffer stays with the write and the socket gets a new one; once a read no longer
+ *   fills it, the socket goes back to the shared buffer, so idle connections own none.
+ *
+ * The callback picks the buffer for its socket's next read in `nextReadBuffer`; Node asks
+ * for it (calls `takeNextReadBuffer`) right after the callback, on the same socket.
+ */
+const READ_BUFFER_BYTES = 64 * 1024;
+const sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+let nextReadBuffer: Buffer<ArrayBuffer> = sharedReadBuffer;
+
+function takeNextReadBuffer(): Buffer<ArrayBuffer> {
+  const buffer = nextReadBuffer;
+  nextReadBuffer = sharedReadBuffer;
+  return buffer;
+}
+
+/**
+ * Forward a FIN to `socket`. When its peer already sent its own FIN and every byte we
+ * wrote is with the kernel, closing the socket sends the FIN and frees it in one step
+ * (close() on a socket with nothing unread is a graceful FIN, not a reset); otherwise
+ * `end()` shuts down our direction after the queued bytes and keeps reading.
+ */
+function forwardFin(socket: net.Socket): void {
+  if (socket.readableEnded && socket.writableLength === 0) socket.destroy();
+  else socket.end();
+}
+
+/**
+ * How often the sweep folds byte counts into the shared counters and looks for idle
+ * sessions. An idle session is closed between `idle_timeout` and `idle_timeout` plus one
+ * period after its last byte; clusters with short idle timeouts shorten the period.
+ */
+const SWEEP_INTERVAL_MS = 1000;
+const MIN_SWEEP_INTERVAL_MS = 25;
+/** Sweeps per idle timeout at least, so a short timeout is still judged to within a quarter. */
+const SWEEPS_PER_IDLE_TIMEOUT = 4;
 
 export class TcpProxy implements SessionStarter {
   private readonly sessions = new Set<TcpSession>();
@@ -63,7 +117,8 @@ export class TcpProxy implements SessionStarter {
   /** @internal read by sessions */
   readonly accessLog: AccessLog;
   private readonly queues = new Map<string, ConnectionQueue>();
-  private byteFlushTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepIntervalMs = SWEEP_INTERVAL_MS;
   private onIdle: (() => void) | undefined;
   private readonly onRefused: RefusalHandler | undefined;
 
@@ -121,7 +176,7 @@ export class TcpProxy implements SessionStarter {
     }
     const session = new TcpSession(this, client, binding, route, logged, lease, origin);
     this.sessions.add(session);
-    if (this.byteFlushTimer === undefined) this.startByteFlush();
+    this.ensureSweep(route.idleTimeoutMs);
     session.start();
   }
 
@@ -174,7 +229,7 @@ export class TcpProxy implements SessionStarter {
   ended(session: TcpSession): void {
     this.sessions.delete(session);
     if (this.sessions.size > 0) return;
-    this.stopByteFlush();
+    this.stopSweep();
     if (this.preludes.size === 0) this.notifyIdle();
   }
 
@@ -222,17 +277,25 @@ export class TcpProxy implements SessionStarter {
     });
   }
 
-  private startByteFlush(): void {
-    this.byteFlushTimer = setInterval(() => {
-      for (const session of this.sessions) session.flushBytes();
-    }, BYTE_FLUSH_INTERVAL_MS);
-    this.byteFlushTimer.unref();
+  private ensureSweep(idleTimeoutMs: number): void {
+    const wanted = Math.max(MIN_SWEEP_INTERVAL_MS, Math.min(SWEEP_INTERVAL_MS, Math.floor(idleTimeoutMs / SWEEPS_PER_IDLE_TIMEOUT)));
+    if (this.sweepTimer !== undefined && wanted >= this.sweepIntervalMs) return;
+    this.stopSweep();
+    this.sweepIntervalMs = wanted;
+    this.sweepTimer = setInterval(this.sweep, wanted);
+    this.sweepTimer.unref();
   }
 
-  private stopByteFlush(): void {
-    if (this.byteFlushTimer !== undefined) clearInterval(this.byteFlushTimer);
-    this.byteFlushTimer = undefined;
+  private stopSweep(): void {
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.sweepIntervalMs = SWEEP_INTERVAL_MS;
   }
+
+  private readonly sweep = (): void => {
+    const now = Date.now();
+    for (const session of this.sessions) session.sweep(now);
+  };
 }
 
 function ignoreError(): void {
@@ -240,9 +303,20 @@ function ignoreError(): void {
 }
 
 
+const kSession = Symbol('sluice.session');
+
+/** A client or backend socket that knows its session, so handlers need no closure. */
+interface SessionSocket extends net.Socket {
+  [kSession]: TcpSession;
+}
+
+function sessionOf(socket: net.Socket): TcpSession {
+  return (socket as SessionSocket)[kSession];
+}
+
 class TcpSession implements QueuedConnection {
-  private readonly proxy: TcpProxy;
-  private readonly client: net.Socket;
+  readonly proxy: TcpProxy;
+  readonly client: net.Socket;
   private readonly listener: ListenerBinding;
   private route: ClusterRoute;
   /** Counts held in the shared limit table (edge listeners), given back at close. */
@@ -257,7 +331,7 @@ class TcpSession implements QueuedConnection {
   private readonly loggedClient: string | undefined;
   /** Connect attempts made (for the access log). */
   private attempts = 0;
-  private backend: net.Socket | undefined;
+  backend: net.Socket | undefined;
   private target: SnapshotBackend | undefined;
   /** The backend slot this session holds a reservation on, or -1. */
   private reservedSlot = -1;
@@ -286,6 +360,10 @@ class TcpSession implements QueuedConnection {
   private finished = false;
   private countedFromClient = 0;
   private countedToClient = 0;
+  /** The backend socket's own read buffer while it streams in bulk (see `onBackendRead`). */
+  ownReadBuffer: Buffer<ArrayBuffer> | undefined;
+  /** When bytes last moved, as seen by the sweep (Date.now() at connect, then per sweep). */
+  private activeAt = 0;
   reason: TerminationReason | undefined;
 
   constructor(
@@ -308,9 +386,11 @@ class TcpSession implements QueuedConnection {
   }
 
   start(): void {
-    this.client.on('error', this.onClientError);
-    this.client.on('end', this.onClientEnd);
-    this.client.on('close', this.onClientClose);
+    const client = this.client as SessionSocket;
+    client[kSession] = this;
+    client.on('error', onClientError);
+    client.on('end', onClientEnd);
+    client.on('close', onClientClose);
     // Connections already waiting for this cluster go first.
     if (this.route.queue !== undefined && this.route.state?.anyoneWaiting === true) {
       this.waitForRoom();
@@ -331,15 +411,27 @@ class TcpSession implements QueuedConnection {
     this.backend?.destroy();
   }
 
-  flushBytes(): void {
-    if (!this.connected || this.target === undefined) return;
+  /** Fold the byte counts into the shared counters; true when bytes moved since last time. */
+  flushBytes(): boolean {
+    if (!this.connected || this.target === undefined) return false;
     const counters = this.proxy.counterWriter;
     const fromClient = this.client.bytesRead;
     const toClient = this.client.bytesWritten;
+    if (fromClient === this.countedFromClient && toClient === this.countedToClient) return false;
     counters.bumpBackend(this.target.slot, BackendCounter.bytesFromClient, fromClient - this.countedFromClient);
     counters.bumpBackend(this.target.slot, BackendCounter.bytesToClient, toClient - this.countedToClient);
     this.countedFromClient = fromClient;
     this.countedToClient = toClient;
+    return true;
+  }
+
+  /** Called by the proxy's sweep: count bytes, and end the session once idle too long. */
+  sweep(now: number): void {
+    if (this.flushBytes()) {
+      this.activeAt = now;
+      return;
+    }
+    if (this.connected && now - this.activeAt >= this.route.idleTimeoutMs) this.idleTimeout();
   }
 
   /** QueuedConnection: a backend may have room now (called by the queue, in arrival order). */
@@ -496,37 +588,44 @@ class TcpSession implements QueuedConnection {
         this.stickyExpires = expires;
       }
     }
-    const backend = net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+    const backend = net.connect({
+      host: target.host,
+      port: target.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: BACKEND_ONREAD,
+    }) as SessionSocket;
+    backend[kSession] = this;
     this.backend = backend;
     this.openBackendSockets++;
     backend.setTimeout(this.route.connectTimeoutMs);
-    backend.once('connect', this.onBackendConnect);
-    backend.on('timeout', this.onBackendTimeout);
-    backend.on('error', this.onBackendError);
-    backend.on('close', this.onBackendClose);
+    backend.once('connect', onBackendConnect);
+    backend.on('timeout', onBackendTimeout);
+    backend.on('error', onBackendError);
+    backend.on('close', onBackendClose);
   }
 
-  private readonly onBackendConnect = (): void => {
-    const backend = this.backend;
+  backendConnected(backend: net.Socket): void {
     const target = this.target;
-    if (backend === undefined || target === undefined) return;
+    if (backend !== this.backend || target === undefined) return;
     this.connected = true;
+    this.activeAt = Date.now();
     this.connectedAt = performance.now();
     const counters = this.proxy.counterWriter;
     counters.observeConnectLatency(target.slot, this.connectedAt - this.attemptStartedAt);
     counters.bumpBackend(target.slot, BackendCounter.connectSuccesses, 1);
     counters.connectionOpened(target.slot);
     if (this.queueDeadline !== 0) this.route.state?.bump(ClusterCell.servedAfterWaitTotal);
-    // Idle time is measured on both sockets: the client socket sees activity in both
-    // directions, and the backend timer bounds a backend left finishing after the client.
-    backend.setTimeout(this.route.idleTimeoutMs);
-    backend.on('end', this.onBackendEnd);
-    this.client.setTimeout(this.route.idleTimeoutMs);
-    this.client.on('timeout', this.onIdleTimeout);
+    // From here idle time is the sweep's business; the connect timer is done.
+    backend.setTimeout(0);
+    backend.on('end', onBackendEnd);
     if (this.route.sendProxy !== undefined) backend.write(this.proxyHeader(this.route.sendProxy));
-    this.client.pipe(backend);
-    backend.pipe(this.client);
-  };
+    const client = this.client;
+    client.on('data', onClientData);
+    client.on('drain', onClientDrain);
+    backend.on('drain', onBackendDrain);
+    client.resume();
+  }
 
   /** send_proxy: the real client (or the one a PROXY header in front of us named). */
   private proxyHeader(version: 'v1' | 'v2'): Buffer {
@@ -540,20 +639,19 @@ class TcpSession implements QueuedConnection {
     );
   }
 
-  private readonly onBackendTimeout = (): void => {
-    if (this.connected) {
-      this.onIdleTimeout();
-      return;
-    }
+  /** The connect timer: the attempt did not complete within the cluster's connect_timeout. */
+  backendTimedOut(): void {
+    // The timer is cleared at connect; a late event from before that changes nothing.
+    if (this.connected) return;
     const target = this.target;
     if (target !== undefined) {
       this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectTimeouts, 1);
       this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
     }
     this.abandonAttempt();
-  };
+  }
 
-  private readonly onBackendError = (): void => {
+  backendFailed(): void {
     if (this.connected) {
       // A reset from the backend is passed on: the client must not mistake it for a clean end.
       this.reason ??= 'backend_error';
@@ -563,7 +661,7 @@ class TcpSession implements QueuedConnection {
     const target = this.target;
     if (target !== undefined) this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
     this.abandonAttempt();
-  };
+  }
 
   /** Give up on the current backend attempt; its socket is only left to finish closing. */
   private abandonAttempt(): void {
@@ -571,45 +669,48 @@ class TcpSession implements QueuedConnection {
     if (backend === undefined) return;
     backend.removeAllListeners();
     backend.on('error', ignoreError);
-    backend.once('close', this.onAbandonedClose);
+    backend.once('close', onAbandonedClose);
     backend.destroy();
     this.backend = undefined;
     this.releaseReservation();
     this.tryNextBackend();
   }
 
-  private readonly onAbandonedClose = (): void => {
+  abandonedClosed(): void {
     this.openBackendSockets--;
     this.maybeFinish();
-  };
+  }
 
-  private readonly onBackendClose = (hadError: boolean): void => {
+  backendClosed(hadError: boolean): void {
     this.openBackendSockets--;
-    // A clean close means both directions ended; the pipe already ended the client's
-    // write side and its buffered bytes must still flush, so only an error cuts the client.
+    // A clean close means both directions ended; the client's write side was already ended
+    // and its buffered bytes must still flush, so only an error cuts the client.
     if (hadError && !this.clientClosed) this.client.destroy();
     this.maybeFinish();
-  };
+  }
 
-  private readonly onBackendEnd = (): void => {
+  backendEnded(): void {
     this.reason ??= 'backend_close';
-  };
+    forwardFin(this.client);
+  }
 
-  private readonly onClientEnd = (): void => {
+  clientEnded(): void {
     this.reason ??= 'client_close';
-  };
+    const backend = this.backend;
+    if (this.connected && backend !== undefined) forwardFin(backend);
+  }
 
-  private readonly onClientError = (): void => {
+  clientFailed(): void {
     this.reason ??= 'client_error';
-  };
+  }
 
-  private readonly onIdleTimeout = (): void => {
+  idleTimeout(): void {
     this.reason ??= 'idle_timeout';
     this.client.destroy();
     this.backend?.destroy();
-  };
+  }
 
-  private readonly onClientClose = (hadError: boolean): void => {
+  clientSocketClosed(hadError: boolean): void {
     this.clientClosed = true;
     this.reason ??= 'client_close';
     if (this.queue?.remove(this) === true) this.route.state?.bump(ClusterCell.abandonedTotal);
@@ -618,7 +719,7 @@ class TcpSession implements QueuedConnection {
     // close means both directions ended and the backend socket closes by itself.
     if (hadError || !this.connected) this.backend?.destroy();
     this.maybeFinish();
-  };
+  }
 
   private maybeFinish(): void {
     if (this.finished || !this.clientClosed || this.openBackendSockets > 0) return;
@@ -648,4 +749,78 @@ class TcpSession implements QueuedConnection {
       reason: this.reason ?? 'client_close',
     });
   }
+}
+
+// Event handlers: `this` is the socket that emitted the event; each hands over to its session.
+
+function onBackendConnect(this: net.Socket): void {
+  sessionOf(this).backendConnected(this);
+}
+
+function onBackendTimeout(this: net.Socket): void {
+  sessionOf(this).backendTimedOut();
+}
+
+function onBackendError(this: net.Socket): void {
+  sessionOf(this).backendFailed();
+}
+
+function onAbandonedClose(this: net.Socket): void {
+  sessionOf(this).abandonedClosed();
+}
+
+function onBackendClose(this: net.Socket, hadError: boolean): void {
+  sessionOf(this).backendClosed(hadError);
+}
+
+function onBackendEnd(this: net.Socket): void {
+  sessionOf(this).backendEnded();
+}
+
+function onClientEnd(this: net.Socket): void {
+  sessionOf(this).clientEnded();
+}
+
+function onClientError(this: net.Socket): void {
+  sessionOf(this).clientFailed();
+}
+
+function onClientClose(this: net.Socket, hadError: boolean): void {
+  sessionOf(this).clientSocketClosed(hadError);
+}
+
+function onClientData(this: net.Socket, chunk: Buffer): void {
+  const backend = sessionOf(this).backend;
+  if (backend !== undefined && !backend.write(chunk)) this.pause();
+}
+
+function onClientDrain(this: net.Socket): void {
+  sessionOf(this).backend?.resume();
+}
+
+function onBackendDrain(this: net.Socket): void {
+  sessionOf(this).client.resume();
+}
+
+const BACKEND_ONREAD = { buffer: takeNextReadBuffer, callback: onBackendRead };
+
+/** `onread` callback of a backend socket; returning false pauses it until the client drains. */
+function onBackendRead(this: net.Socket, bytes: number, buffer: Uint8Array): boolean {
+  const session = sessionOf(this);
+  const client = session.client;
+  let flowing: boolean;
+  if (buffer === sharedReadBuffer) {
+    flowing = client.write(Buffer.copyBytesFrom(buffer, 0, bytes));
+  } else {
+    flowing = client.write(buffer.subarray(0, bytes));
+    // The write holds on to the buffer until the kernel took every byte of it.
+    if (client.writableLength > 0) session.ownReadBuffer = undefined;
+  }
+  if (bytes === buffer.length) {
+    session.ownReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+    nextReadBuffer = session.ownReadBuffer;
+  } else {
+    session.ownReadBuffer = undefined;
+  }
+  return flowing;
 }

@@ -1,0 +1,94 @@
+/**
+ * idle_timeout is judged by the data plane's sweep (no timer per socket): a connection
+ * with no bytes either way for the timeout is closed on both sides, and bytes in either
+ * direction keep it open.
+ */
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startBackend, type TestBackend } from '../helpers/backends.ts';
+import { getJson } from '../helpers/client.ts';
+import { startDaemon, tcpConfig, type Daemon } from '../helpers/daemon.ts';
+import { freePorts } from '../helpers/ports.ts';
+
+const IDLE_MS = 400;
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup(): Promise<{ daemon: Daemon; port: number; backend: TestBackend }> {
+  const backend = await startBackend('echo');
+  cleanups.push(async () => backend.close());
+  const [port, adminPort] = await freePorts(2);
+  if (port === undefined || adminPort === undefined) throw new Error('no ports');
+  const daemon = await startDaemon(
+    tcpConfig({ listenPort: port, adminPort, backends: [backend.address], workers: 1, idleTimeout: `${IDLE_MS}ms` }),
+    adminPort,
+  );
+  cleanups.push(async () => daemon.stop('SIGKILL'));
+  return { daemon, port, backend };
+}
+
+/** An echoed exchange on an open connection; resolves when the echo came back. */
+function echo(socket: net.Socket, text: string): Promise<void> {
+  return new Promise((resolve) => {
+    let got = '';
+    const onData = (chunk: Buffer): void => {
+      got += chunk.toString();
+      if (got.length < text.length) return;
+      socket.off('data', onData);
+      resolve();
+    };
+    socket.on('data', onData);
+    socket.write(text);
+  });
+}
+
+function closed(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.closed) resolve();
+    else socket.once('close', () => resolve());
+  });
+}
+
+async function connected(port: number): Promise<net.Socket> {
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  socket.on('error', () => undefined);
+  cleanups.push(() => Promise.resolve(socket.destroy()));
+  await new Promise((resolve) => socket.once('connect', resolve));
+  return socket;
+}
+
+describe('idle_timeout', () => {
+  it('closes a connection idle for idle_timeout, on the client and the backend side', async () => {
+    const { daemon, port, backend } = await setup();
+    const socket = await connected(port);
+    await echo(socket, 'ping');
+    const idleSince = Date.now();
+    await closed(socket);
+    const idleFor = Date.now() - idleSince;
+    expect(idleFor).toBeGreaterThanOrEqual(IDLE_MS - 10);
+    expect(idleFor).toBeLessThan(10_000);
+    const deadline = Date.now() + 5000;
+    while (backend.open.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(backend.open.size).toBe(0);
+    const list = await getJson<{ active_connections: number }[]>(`${daemon.adminUrl}/backends`);
+    expect(list[0]?.active_connections).toBe(0);
+  });
+
+  it('keeps a connection open while bytes flow, for many times idle_timeout', async () => {
+    const { port } = await setup();
+    const socket = await connected(port);
+    let closedEarly = false;
+    socket.once('close', () => (closedEarly = true));
+    const until = Date.now() + IDLE_MS * 4;
+    for (let i = 0; Date.now() < until && i < 100; i++) {
+      await echo(socket, `tick ${i}`);
+      await new Promise((resolve) => setTimeout(resolve, IDLE_MS / 4));
+    }
+    expect(closedEarly).toBe(false);
+    // Once the bytes stop, the same connection is closed as idle.
+    await closed(socket);
+  });
+});
