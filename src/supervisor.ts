@@ -36,7 +36,20 @@ function listenerBindings(config: Config): ListenerBinding[] {
   return config.listeners.map((listener, slot) => {
     const address = parseHostPort(listener.listen);
     if (address === undefined) throw new SluiceError('SLUICE_CONFIG_INVALID', `bad listen address ${listener.listen}`);
-    return { name: listener.name, slot, host: address.host, port: address.port };
+    const binding = { name: listener.name, slot, host: address.host, port: address.port };
+    if (listener.protocol === 'tcp') return { ...binding, protocol: 'tcp' };
+    const { udp } = listener;
+    return {
+      ...binding,
+      protocol: 'udp',
+      udp: {
+        sessionTimeoutMs: udp.session_timeout,
+        maxSessions: udp.max_sessions,
+        maxReplies: udp.max_replies,
+        recvBufferBytes: udp.recv_buffer,
+        sendBufferBytes: udp.send_buffer,
+      },
+    };
   });
 }
 
@@ -132,6 +145,8 @@ export class Supervisor {
     const admin = buildAdminApp({
       snapshots: new SnapshotReader(this.snapshotBuffer),
       counters: this.counters,
+      listeners: () =>
+        this.options.config.listeners.map((l, slot) => ({ name: l.name, protocol: l.protocol, listen: l.listen, cluster: l.cluster, slot })),
       isReady: () => !this.draining,
       workerResources: async () => this.dataPlane.resources(),
       logger: this.rootLog,

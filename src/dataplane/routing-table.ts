@@ -12,6 +12,12 @@ export interface ClusterRoute {
   readonly idleTimeoutMs: number;
   /** Backends that may receive new connections: healthy with a weight above zero. */
   readonly eligible: readonly SnapshotBackend[];
+  /**
+   * Slots of the backends that keep what they already serve (UDP sessions): every backend
+   * of the cluster that is not unhealthy. Draining and weight-0 backends are in it; removed
+   * and unhealthy ones are not.
+   */
+  readonly retaining: ReadonlySet<number>;
   /** Carried across versions so a snapshot change does not restart the rotation. */
   readonly cursor: Cursor;
 }
@@ -31,6 +37,7 @@ function clusterRoute(cluster: SnapshotCluster, previous: ClusterRoute | undefin
     connectTimeoutMs: cluster.connectTimeoutMs,
     idleTimeoutMs: cluster.idleTimeoutMs,
     eligible: cluster.backends.filter(isEligible),
+    retaining: new Set(cluster.backends.filter((b) => b.state !== 'unhealthy').map((b) => b.slot)),
     cursor: previous?.cursor ?? { next: 0 },
   };
 }

@@ -12,6 +12,20 @@ export interface ListenerBinding {
   readonly slot: number;
   readonly host: string;
   readonly port: number;
+  readonly protocol: 'tcp' | 'udp';
+  /** Present exactly when protocol is udp. */
+  readonly udp?: UdpListenerSettings;
+}
+
+/** A UDP listener's session and socket limits, resolved from config (times in ms, sizes in bytes). */
+export interface UdpListenerSettings {
+  readonly sessionTimeoutMs: number;
+  /** For the whole listener; each data-plane worker holds its share. */
+  readonly maxSessions: number;
+  /** Replies after which a session ends; 0 = unlimited. */
+  readonly maxReplies: number;
+  readonly recvBufferBytes: number;
+  readonly sendBufferBytes: number;
 }
 
 // ── supervisor → data-plane worker ─────────────────────────────────────────────
@@ -37,6 +51,10 @@ export type DataPlaneEvent =
 export interface ResourceReport {
   readonly worker: number;
   readonly connections: number;
+  /** Open UDP sessions over all of the worker's UDP listeners. */
+  readonly udpSessions: number;
+  /** V8 heap in use by the worker's isolate (bytes), for memory-bound checks. */
+  readonly heapUsedBytes: number;
   /** process.getActiveResourcesInfo() of the worker thread, counted by kind. */
   readonly resources: Readonly<Record<string, number>>;
 }

@@ -8,10 +8,13 @@ import type { CounterTables } from '../../shared/counters.ts';
 import type { ResourceReport } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { backendViews } from './backend-view.ts';
+import { listenerViews, type ListenerInfo } from './listener-view.ts';
 
 export interface AdminDeps {
   readonly snapshots: SnapshotReader;
   readonly counters: CounterTables;
+  /** The configured listeners (a function: the set changes on reload). */
+  readonly listeners: () => readonly ListenerInfo[];
   /** False once the process is draining: /readyz turns 503 so outer balancers move away. */
   readonly isReady: () => boolean;
   /** Resource counts of every data-plane worker, for leak checks and debugging. */
@@ -41,6 +44,8 @@ export function buildAdminApp(deps: AdminDeps) {
   });
 
   app.get('/backends', () => backendViews(deps.snapshots.current(), deps.counters));
+
+  app.get('/listeners', () => listenerViews(deps.listeners(), deps.counters));
 
   app.get('/snapshot', () => deps.snapshots.current());
 

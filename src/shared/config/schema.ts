@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { analyzeHostPort, formatHostPort, listenAddressesOverlap, canonicalHost } from '../address.ts';
 import type { HostPort } from '../address.ts';
 import { formatDuration, parseDuration } from '../duration.ts';
+import { payloadProblem } from '../payload.ts';
 
 const MISSING = 'missing required key';
 const DURATION_MESSAGE = 'expected a duration like 500ms, 2s or 5m';
@@ -21,7 +22,7 @@ const NAME_MESSAGE = 'expected a name of 1-63 letters, digits, "_", "." or "-", 
 
 /** Values the contract names for later releases: refused with "not supported yet", not "invalid". */
 const LATER_ALGORITHMS = ['least_connections', 'random', 'power_of_two', 'consistent_hash'];
-const LATER_HEALTH_CHECKS = ['udp'];
+const LATER_HEALTH_CHECKS: readonly string[] = [];
 
 /** An error option that tells a missing key apart from a wrong value. */
 function expected(message: string) {
@@ -112,16 +113,67 @@ function address() {
   });
 }
 
-const listenerSchema = strictObject({
+/**
+ * Socket buffer sizes of a UDP listener, in bytes. The floor keeps room for one datagram of
+ * the largest size UDP carries (64 KiB); the ceiling bounds kernel memory per socket (the
+ * kernel also caps the value at net.core.rmem_max / wmem_max).
+ */
+export const UDP_BUFFER_MIN = 65_536;
+export const UDP_BUFFER_MAX = 64 * 1024 * 1024;
+
+const udpSchema = strictObject({
+  session_timeout: duration({ positive: true }).prefault('30s'),
+  // Each session holds one socket (one file descriptor) to its backend.
+  max_sessions: integer(1, 1_000_000).default(100_000),
+  max_replies: integer(0, 1_000_000).default(0),
+  recv_buffer: integer(UDP_BUFFER_MIN, UDP_BUFFER_MAX).default(1_048_576),
+  send_buffer: integer(UDP_BUFFER_MIN, UDP_BUFFER_MAX).default(1_048_576),
+});
+
+const UDP_DEFAULTS = udpSchema.parse({});
+
+const PROTOCOL_MESSAGE = 'expected tcp or udp';
+
+const listenerFields = strictObject({
   name: name(),
-  protocol: z
-    .literal('tcp', {
-      error: (issue) => (issue.input === 'udp' ? 'udp listeners are not supported yet' : expected('expected tcp')(issue)),
-    })
-    .default('tcp'),
+  protocol: z.enum(['tcp', 'udp'], { error: expected(PROTOCOL_MESSAGE) }).default('tcp'),
   listen: address(),
   cluster: name(),
+  udp: udpSchema.optional(),
 });
+
+/** A TCP listener carries no `udp` settings; a UDP listener always does (defaults filled in). */
+const listenerSchema = listenerFields
+  .superRefine((listener, ctx) => {
+    if (listener.protocol !== 'udp' && listener.udp !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['udp'], message: 'udp settings apply only to a listener with protocol: udp' });
+    }
+  })
+  .transform((listener): TcpListenerConfig | UdpListenerConfig => {
+    const { udp, protocol, ...common } = listener;
+    return protocol === 'udp' ? { ...common, protocol, udp: udp ?? UDP_DEFAULTS } : { ...common, protocol };
+  });
+
+export type UdpConfig = z.output<typeof udpSchema>;
+type ListenerCommon = Omit<z.output<typeof listenerFields>, 'protocol' | 'udp'>;
+export interface TcpListenerConfig extends ListenerCommon {
+  readonly protocol: 'tcp';
+}
+export interface UdpListenerConfig extends ListenerCommon {
+  readonly protocol: 'udp';
+  readonly udp: UdpConfig;
+}
+
+/**
+ * A health-check payload: plain text (sent as UTF-8), or `hex:` and an even number of hex
+ * digits for binary payloads (`hex:0a0b`). Decoded by shared/payload.ts.
+ */
+function payload() {
+  return text().superRefine((value, ctx) => {
+    const problem = payloadProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  });
+}
 
 const algorithmSchema = z
   .literal('round_robin', {
@@ -162,6 +214,12 @@ const healthCheckSchema = z.discriminatedUnion(
       expect: text().optional(),
     }).superRefine(timeoutShorterThanInterval),
     strictObject({
+      type: z.literal('udp'),
+      ...probeTiming,
+      send: payload(),
+      expect: payload().optional(),
+    }).superRefine(timeoutShorterThanInterval),
+    strictObject({
       type: z.literal('http'),
       ...probeTiming,
       path: text()
@@ -179,7 +237,7 @@ const healthCheckSchema = z.discriminatedUnion(
       if (code !== 'invalid_union') return expected('expected a mapping like {type: tcp}')(issue);
       const type = (issue.input as { type?: unknown } | undefined)?.type;
       if (typeof type === 'string' && LATER_HEALTH_CHECKS.includes(type)) return `${type} health checks are not supported yet`;
-      return type === undefined ? MISSING : 'expected none, tcp or http';
+      return type === undefined ? MISSING : 'expected none, tcp, http or udp';
     },
   },
 );
@@ -263,6 +321,8 @@ interface Bound {
   readonly owner: string;
   readonly text: string;
   readonly address: HostPort;
+  /** TCP and UDP ports are separate name spaces: only the same protocol can conflict. */
+  readonly protocol: 'tcp' | 'udp';
 }
 
 function checkReferences(value: unknown, ctx: z.RefinementCtx): void {
@@ -312,14 +372,17 @@ function listenAddresses(listeners: readonly Entry[]): Bound[] {
     const address = hostPortOf(listener.listen);
     if (address === undefined) continue;
     const owner = typeof listener.name === 'string' ? `listener "${listener.name}"` : `listeners[${index}]`;
-    bound.push({ path: ['listeners', index, 'listen'], owner, text: listener.listen as string, address });
+    const protocol = listener.protocol === 'udp' ? 'udp' : 'tcp';
+    bound.push({ path: ['listeners', index, 'listen'], owner, text: listener.listen as string, address, protocol });
   }
   return bound;
 }
 
 function checkListenOverlaps(bound: readonly Bound[], report: Report): void {
   bound.forEach((listener, i) => {
-    const earlier = bound.slice(0, i).find((other) => listenAddressesOverlap(listener.address, other.address));
+    const earlier = bound
+      .slice(0, i)
+      .find((other) => other.protocol === listener.protocol && listenAddressesOverlap(listener.address, other.address));
     if (earlier !== undefined) report(listener.path, conflictMessage(listener, earlier));
   });
 }
@@ -328,8 +391,8 @@ function checkAdminAddress(admin: unknown, bound: readonly Bound[], report: Repo
   const listen = isRecord(admin) ? admin.listen : undefined;
   const address = hostPortOf(listen);
   if (address === undefined) return;
-  const self: Bound = { path: ['admin', 'listen'], owner: 'the admin API', text: listen as string, address };
-  const taken = bound.find((listener) => listenAddressesOverlap(address, listener.address));
+  const self: Bound = { path: ['admin', 'listen'], owner: 'the admin API', text: listen as string, address, protocol: 'tcp' };
+  const taken = bound.find((listener) => listener.protocol === 'tcp' && listenAddressesOverlap(address, listener.address));
   if (taken !== undefined) report(self.path, conflictMessage(self, taken));
 }
 

@@ -1,0 +1,484 @@
+/**
+ * The UDP data path of one listener in one data-plane worker. Every worker binds the
+ * listener's address with SO_REUSEPORT, so the kernel hashes each client (its address and
+ * port) to one worker; datagrams never cross threads.
+ *
+ * A client's first datagram creates a session: a backend picked once (round robin) and a
+ * socket connected to it. The client's datagrams go out on that socket; the backend's
+ * replies come back to the client from the listener's socket (so from the address the
+ * client sent to). A session ends after `sessionTimeoutMs` without traffic either way,
+ * after `maxReplies` replies, when evicted (least recently active first) to stay within
+ * the worker's share of `maxSessions`, or when the listener closes.
+ *
+ * Routing: one Atomics.load of the snapshot version per client datagram (through the
+ * router), which is what lets a session whose backend left the routable set (unhealthy or
+ * removed) be re-picked at its very next datagram; a draining or weight-0 backend keeps its
+ * sessions until they go idle. An ICMP port-unreachable from a backend (ECONNREFUSED on the
+ * connected socket) counts as a connect failure of that backend (the passive health
+ * signal), and the session's next datagram goes to another backend.
+ *
+ * Per datagram: no message passing, no logging, no timer; counters are plain stores into
+ * this worker's row. Every socket buffer is bounded: kernel buffers by recv/send buffer
+ * settings, Node's user-space send queue by the send buffer size (over it, drop).
+ *
+ * What must stay true:
+ * - a session's socket exists exactly while the session is in the table;
+ * - every open session counts once in the active and UDP-session gauges, and its end
+ *   subtracts it once;
+ * - the idle-sweep timer is armed exactly while the table is not empty.
+ */
+import dgram from 'node:dgram';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
+import { formatHostPort } from '../shared/address.ts';
+import { BackendCounter, ListenerCounter, type WorkerCounters } from '../shared/counters.ts';
+import type { ListenerBinding, UdpListenerSettings } from '../shared/messages.ts';
+import type { SnapshotBackend } from '../shared/snapshot/types.ts';
+import { pickRoundRobin } from './balancer/round-robin.ts';
+import type { ListenFailure } from './listeners.ts';
+import type { ClusterRoute } from './routing-table.ts';
+import { SessionTable, type SessionNode } from './udp-session-table.ts';
+
+export type UdpSessionEnd = 'idle_timeout' | 'max_replies' | 'evicted' | 'backend_gone' | 'refused' | 'socket_error' | 'drain' | 'closed';
+
+export interface UdpProxyDeps {
+  /** The router's per-listener route (one Atomics.load of the snapshot version). */
+  readonly routeFor: (listener: string) => ClusterRoute | undefined;
+  readonly counters: WorkerCounters;
+  /** Data-plane workers sharing the listener: each holds maxSessions / workers sessions. */
+  readonly workers: number;
+  /** Monotonic milliseconds. */
+  readonly now: () => number;
+  readonly warn: (message: string, details: Record<string, unknown>) => void;
+  /** Whether this worker reports what every worker would find the same (capped buffers): worker 0 only. */
+  readonly reportsSharedFindings: boolean;
+}
+
+/** Datagrams held while a backend host name resolves (IP literals never wait). */
+const MAX_PENDING_DATAGRAMS = 16;
+/** Idle sweeps run at most this often per listener, so a table of staggered sessions does not wake the loop per session. */
+const MIN_SWEEP_STEP_MS = 5;
+const MAX_SWEEP_STEP_MS = 1000;
+
+/**
+ * dgram resolves every address it sends to or connects to, even an IP literal, through an
+ * asynchronous lookup. Answering literals synchronously saves a tick per reply and makes
+ * connect() complete at once, so the first datagram can go out in the same turn.
+ */
+function literalLookup(
+  hostname: string,
+  options: LookupOneOptions,
+  callback: (error: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = isIP(hostname);
+  if (family !== 0) {
+    callback(null, hostname, family);
+    return;
+  }
+  dnsLookup(hostname, options, callback);
+}
+
+function socketType(host: string): 'udp4' | 'udp6' {
+  return isIPv6(host) ? 'udp6' : 'udp4';
+}
+
+export function workerShare(maxSessions: number, workers: number): number {
+  return Math.max(1, Math.floor(maxSessions / Math.max(1, workers)));
+}
+
+export class UdpProxy {
+  readonly binding: ListenerBinding;
+  private settings: UdpListenerSettings;
+  private readonly deps: UdpProxyDeps;
+  private readonly table: SessionTable<UdpSession>;
+  private socket: dgram.Socket | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private accepting = true;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(binding: ListenerBinding, settings: UdpListenerSettings, deps: UdpProxyDeps) {
+    this.binding = binding;
+    this.settings = settings;
+    this.deps = deps;
+    this.table = new SessionTable(workerShare(settings.maxSessions, deps.workers));
+  }
+
+  get sessions(): number {
+    return this.table.size;
+  }
+
+  /** Bind the listener's address; resolves with the failure, if any, in the TCP listeners' shape. */
+  bind(): Promise<ListenFailure | undefined> {
+    const { host, port } = this.binding;
+    const socket = dgram.createSocket({
+      type: socketType(host),
+      // reusePort alone: every worker joins one group. reuseAddr is left off on purpose,
+      // since on Linux it would let another process's socket bind the port and take its traffic.
+      reusePort: true,
+      lookup: literalLookup,
+      recvBufferSize: this.settings.recvBufferBytes,
+      sendBufferSize: this.settings.sendBufferBytes,
+    });
+    return new Promise((resolve) => {
+      const onBindError = (error: NodeJS.ErrnoException): void => {
+        socket.close();
+        resolve({
+          listener: this.binding.name,
+          address: `${formatHostPort(host, port)} (udp)`,
+          code: error.code ?? 'UNKNOWN',
+          message: error.message,
+        });
+      };
+      socket.once('error', onBindError);
+      socket.bind({ address: host, port }, () => {
+        socket.removeListener('error', onBindError);
+        socket.on('error', this.onListenerError);
+        socket.on('message', this.onClientDatagram);
+        this.socket = socket;
+        if (this.deps.reportsSharedFindings) this.checkBufferSizes(socket);
+        resolve(undefined);
+      });
+    });
+  }
+
+  /** Apply changed limits to the running listener (a reload that kept its address). */
+  update(settings: UdpListenerSettings): void {
+    this.settings = settings;
+    this.table.capacity = workerShare(settings.maxSessions, this.deps.workers);
+    for (let victim = this.overCapacity(); victim !== undefined; victim = this.overCapacity()) this.end(victim, 'evicted');
+    if (this.socket !== undefined) {
+      this.socket.setRecvBufferSize(settings.recvBufferBytes);
+      this.socket.setSendBufferSize(settings.sendBufferBytes);
+    }
+    this.rearmSweep();
+  }
+
+  /** Draining: existing sessions keep flowing, datagrams that would start one are dropped. */
+  stopNewSessions(): void {
+    this.accepting = false;
+  }
+
+  /** Resolves once no session is open (at once if none is). */
+  whenIdle(): Promise<void> {
+    if (this.table.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** End every session; returns how many were open. */
+  endAll(reason: UdpSessionEnd): number {
+    const sessions = this.table.sessions();
+    for (const session of sessions) this.end(session, reason);
+    return sessions.length;
+  }
+
+  /** End every session and release the listener's address. */
+  close(): void {
+    this.accepting = false;
+    this.endAll('closed');
+    const socket = this.socket;
+    this.socket = undefined;
+    socket?.close();
+  }
+
+  // ── client side ────────────────────────────────────────────────────────────────
+
+  private readonly onClientDatagram = (datagram: Buffer, client: dgram.RemoteInfo): void => {
+    const route = this.deps.routeFor(this.binding.name);
+    const now = this.deps.now();
+    const key = `${client.address}:${client.port}`;
+    let session = this.table.get(key);
+    let avoidSlot = -1;
+    if (session !== undefined && !this.keeps(session, route)) {
+      if (session.refused) avoidSlot = session.backend.slot;
+      this.end(session, session.refused ? 'refused' : 'backend_gone');
+      session = undefined;
+    }
+    if (session === undefined) {
+      session = this.open(key, client, route, now, avoidSlot);
+      if (session === undefined) return;
+    } else {
+      this.table.touch(session, now);
+    }
+    this.forward(session, datagram);
+  };
+
+  /** Whether a session may go on with its backend under the current route. */
+  private keeps(session: UdpSession, route: ClusterRoute | undefined): boolean {
+    if (session.refused) return false;
+    if (session.route === route) return true;
+    if (route === undefined || !route.retaining.has(session.backend.slot)) return false;
+    // Checked once per session per snapshot version.
+    session.route = route;
+    return true;
+  }
+
+  private open(
+    key: string,
+    client: dgram.RemoteInfo,
+    route: ClusterRoute | undefined,
+    now: number,
+    avoidSlot: number,
+  ): UdpSession | undefined {
+    const counters = this.deps.counters;
+    const listenerSlot = this.binding.slot;
+    if (!this.accepting) {
+      counters.bumpListener(listenerSlot, ListenerCounter.refusedDraining);
+      return undefined;
+    }
+    const backend = route === undefined ? undefined : pickBackend(route, avoidSlot);
+    if (route === undefined || backend === undefined) {
+      counters.bumpListener(listenerSlot, ListenerCounter.refusedNoBackend);
+      return undefined;
+    }
+    if (this.table.full) {
+      const victim = this.table.oldest();
+      if (victim !== undefined) this.end(victim, 'evicted');
+    }
+    const session = new UdpSession(this, key, client.address, client.port, route, backend);
+    this.table.add(session, now);
+    counters.udpSessionOpened(backend.slot, listenerSlot);
+    session.connect(this.settings);
+    if (session.closed) return undefined;
+    if (this.sweepTimer === undefined) this.armSweep();
+    return session;
+  }
+
+  private forward(session: UdpSession, datagram: Buffer): void {
+    const counters = this.deps.counters;
+    if (!session.send(datagram, this.settings.sendBufferBytes)) {
+      counters.bumpListener(this.binding.slot, ListenerCounter.udpDatagramsDropped);
+      return;
+    }
+    const slot = session.backend.slot;
+    counters.bumpBackend(slot, BackendCounter.udpDatagramsFromClient, 1);
+    counters.bumpBackend(slot, BackendCounter.bytesFromClient, datagram.length);
+    counters.bumpListener(this.binding.slot, ListenerCounter.udpDatagramsFromClient);
+  }
+
+  // ── backend side (called by sessions) ──────────────────────────────────────────
+
+  /** @internal A datagram from the session's backend: pass it to the client. */
+  reply(session: UdpSession, datagram: Buffer): void {
+    const socket = this.socket;
+    if (socket === undefined || session.closed) return;
+    const counters = this.deps.counters;
+    const slot = session.backend.slot;
+    if (!session.answered) {
+      session.answered = true;
+      counters.bumpBackend(slot, BackendCounter.connectSuccesses, 1);
+    }
+    if (socket.getSendQueueSize() + datagram.length > this.settings.sendBufferBytes) {
+      counters.bumpListener(this.binding.slot, ListenerCounter.udpDatagramsDropped);
+    } else {
+      socket.send(datagram, session.clientPort, session.clientAddress);
+      counters.bumpBackend(slot, BackendCounter.udpDatagramsToClient, 1);
+      counters.bumpBackend(slot, BackendCounter.bytesToClient, datagram.length);
+      counters.bumpListener(this.binding.slot, ListenerCounter.udpDatagramsToClient);
+    }
+    session.replies++;
+    const { maxReplies } = this.settings;
+    if (maxReplies > 0 && session.replies >= maxReplies) this.end(session, 'max_replies');
+    else this.table.touch(session, this.deps.now());
+  }
+
+  /** @internal The backend's port was unreachable: a passive failure; the next datagram re-picks. */
+  refused(session: UdpSession): void {
+    this.deps.counters.bumpBackend(session.backend.slot, BackendCounter.connectFailures, 1);
+    session.refused = true;
+  }
+
+  /** @internal The session's socket could not be set up or resolve its backend. */
+  failed(session: UdpSession, backendAtFault: boolean): void {
+    if (backendAtFault) this.deps.counters.bumpBackend(session.backend.slot, BackendCounter.connectFailures, 1);
+    this.deps.counters.bumpListener(this.binding.slot, ListenerCounter.udpDatagramsDropped);
+    this.end(session, 'socket_error');
+  }
+
+  /** @internal */
+  end(session: UdpSession, reason: UdpSessionEnd): void {
+    if (session.closed) return;
+    session.closed = true;
+    this.table.remove(session);
+    const counters = this.deps.counters;
+    counters.udpSessionClosed(session.backend.slot, this.binding.slot);
+    if (reason === 'evicted') counters.bumpListener(this.binding.slot, ListenerCounter.udpSessionsEvicted);
+    else if (reason === 'idle_timeout') counters.bumpListener(this.binding.slot, ListenerCounter.udpSessionsExpired);
+    session.closeSocket();
+    if (this.table.size === 0) this.becameIdle();
+  }
+
+  // ── idle sweep ─────────────────────────────────────────────────────────────────
+
+  private armSweep(): void {
+    const timeoutMs = this.settings.sessionTimeoutMs;
+    const at = this.table.nextExpiry(timeoutMs);
+    if (at === undefined) return;
+    const step = Math.min(MAX_SWEEP_STEP_MS, Math.max(MIN_SWEEP_STEP_MS, timeoutMs / 20));
+    this.sweepTimer = setTimeout(this.sweep, Math.max(step, at - this.deps.now()));
+    this.sweepTimer.unref();
+  }
+
+  private rearmSweep(): void {
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.armSweep();
+  }
+
+  /** Ends the sessions idle for the timeout: O(expired), the table is ordered by activity. */
+  private readonly sweep = (): void => {
+    this.sweepTimer = undefined;
+    const now = this.deps.now();
+    const timeoutMs = this.settings.sessionTimeoutMs;
+    for (let s = this.table.expired(now, timeoutMs); s !== undefined; s = this.table.expired(now, timeoutMs)) {
+      this.end(s, 'idle_timeout');
+    }
+    this.armSweep();
+  };
+
+  private becameIdle(): void {
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  private overCapacity(): UdpSession | undefined {
+    return this.table.size > this.table.capacity ? this.table.oldest() : undefined;
+  }
+
+  private readonly onListenerError = (error: Error): void => {
+    this.deps.warn('udp listener socket error', { listener: this.binding.name, err: error });
+  };
+
+  private checkBufferSizes(socket: dgram.Socket): void {
+    // Linux reports twice what was set (it reserves room for bookkeeping), capped by rmem_max/wmem_max.
+    const recv = socket.getRecvBufferSize();
+    const send = socket.getSendBufferSize();
+    const { recvBufferBytes, sendBufferBytes } = this.settings;
+    if (recv < recvBufferBytes || send < sendBufferBytes) {
+      this.deps.warn('udp socket buffers are smaller than configured: the kernel capped them (raise net.core.rmem_max / wmem_max)', {
+        listener: this.binding.name,
+        recvBufferWanted: recvBufferBytes,
+        recvBufferGranted: recv,
+        sendBufferWanted: sendBufferBytes,
+        sendBufferGranted: send,
+      });
+    }
+  }
+}
+
+/** Round robin once per session; after a refusal, not the backend that refused if there is another. */
+function pickBackend(route: ClusterRoute, avoidSlot: number): SnapshotBackend | undefined {
+  const eligible = route.eligible;
+  const index = pickRoundRobin(eligible, route.cursor);
+  if (index < 0) return undefined;
+  const picked = eligible[index];
+  if (picked?.slot !== avoidSlot || eligible.length === 1) return picked;
+  return eligible[(index + 1) % eligible.length];
+}
+
+/** One client's session: its backend and the connected socket that reaches it. */
+class UdpSession implements SessionNode {
+  readonly key: string;
+  lastActive = 0;
+  older: SessionNode | undefined = undefined;
+  newer: SessionNode | undefined = undefined;
+  inTable = false;
+
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly backend: SnapshotBackend;
+  /** The route this session was last checked against (identity changes per snapshot version). */
+  route: ClusterRoute;
+  replies = 0;
+  answered = false;
+  refused = false;
+  closed = false;
+  private readonly proxy: UdpProxy;
+  private socket: dgram.Socket | undefined;
+  /** Datagrams waiting for a backend host name to resolve; undefined once connected. */
+  private pending: Buffer[] | undefined;
+
+  constructor(proxy: UdpProxy, key: string, clientAddress: string, clientPort: number, route: ClusterRoute, backend: SnapshotBackend) {
+    this.proxy = proxy;
+    this.key = key;
+    this.clientAddress = clientAddress;
+    this.clientPort = clientPort;
+    this.route = route;
+    this.backend = backend;
+  }
+
+  connect(settings: UdpListenerSettings): void {
+    const { host, port } = this.backend;
+    const socket = dgram.createSocket({
+      type: socketType(host),
+      lookup: literalLookup,
+      recvBufferSize: settings.recvBufferBytes,
+      sendBufferSize: settings.sendBufferBytes,
+    });
+    this.socket = socket;
+    socket.on('message', this.onBackendDatagram);
+    socket.on('error', this.onError);
+    // An IP literal connects synchronously (see literalLookup); a host name resolves first.
+    if (isIP(host) === 0) {
+      this.pending = [];
+      socket.once('connect', this.onConnect);
+    }
+    socket.connect(port, host);
+  }
+
+  /** False when the datagram had to be dropped (bounded queue full, or the session is gone). */
+  send(datagram: Buffer, queueLimitBytes: number): boolean {
+    const socket = this.socket;
+    if (socket === undefined || this.closed) return false;
+    const pending = this.pending;
+    if (pending !== undefined) {
+      if (pending.length >= MAX_PENDING_DATAGRAMS) return false;
+      pending.push(datagram);
+      return true;
+    }
+    if (socket.getSendQueueSize() + datagram.length > queueLimitBytes) return false;
+    socket.send(datagram);
+    return true;
+  }
+
+  closeSocket(): void {
+    const socket = this.socket;
+    this.socket = undefined;
+    this.pending = undefined;
+    if (socket === undefined) return;
+    socket.removeAllListeners();
+    socket.on('error', ignoreError);
+    try {
+      socket.close();
+    } catch {
+      // Already closed by a failed bind: nothing left to release.
+    }
+  }
+
+  private readonly onConnect = (): void => {
+    const pending = this.pending;
+    this.pending = undefined;
+    if (pending === undefined || this.closed) return;
+    for (const datagram of pending) this.socket?.send(datagram);
+  };
+
+  private readonly onBackendDatagram = (datagram: Buffer): void => {
+    this.proxy.reply(this, datagram);
+  };
+
+  private readonly onError = (error: NodeJS.ErrnoException): void => {
+    if (this.closed) return;
+    if (error.code === 'ECONNREFUSED') {
+      this.proxy.refused(this);
+      return;
+    }
+    // bind (EMFILE, ENOBUFS) is ours; connect and name resolution failures are the backend's.
+    this.proxy.failed(this, error.syscall !== 'bind');
+  };
+}
+
+function ignoreError(): void {
+  // The socket is being torn down; its error has nowhere useful to go.
+}
