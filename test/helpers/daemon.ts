@@ -132,3 +132,31 @@ clusters:
 ${options.backends.map((a) => `      - { address: ${a} }`).join('\n')}
 `;
 }
+
+export function udpConfig(options: {
+  listenPort: number;
+  adminPort: number;
+  backends: string[];
+  workers?: number | 'auto';
+  udp?: string;
+  healthCheck?: string;
+  drainTimeout?: string;
+}): string {
+  return `workers: ${options.workers ?? 2}
+admin:
+  listen: 127.0.0.1:${options.adminPort}
+shutdown:
+  drain_timeout: ${options.drainTimeout ?? '5s'}
+listeners:
+  - name: dns
+    protocol: udp
+    listen: 127.0.0.1:${options.listenPort}
+    cluster: dns
+    udp: ${options.udp ?? '{}'}
+clusters:
+  - name: dns
+    health_check: ${options.healthCheck ?? '{type: none}'}
+    backends:
+${options.backends.map((a) => `      - { address: ${a} }`).join('\n')}
+`;
+}

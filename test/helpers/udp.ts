@@ -127,3 +127,12 @@ export async function inLanes<T>(count: number, concurrency: number, task: (inde
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
   return results;
 }
+
+/** A UDP port on 127.0.0.1 that was free a moment ago (nothing listens there now). */
+export async function freeUdpPort(): Promise<number> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}

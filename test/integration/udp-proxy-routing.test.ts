@@ -1,0 +1,161 @@
+/**
+ * The UDP proxy's routing rules, driven in-process: a real UdpProxy with real sockets on
+ * 127.0.0.1, fed snapshots by hand (the control plane's admin and health changes arrive
+ * the same way, as new snapshot versions).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildRoutingTable, type RoutingTable } from '../../src/dataplane/routing-table.ts';
+import { UdpProxy } from '../../src/dataplane/udp-proxy.ts';
+import { BackendCounter, CounterTables, createCounterBuffer, ListenerCounter } from '../../src/shared/counters.ts';
+import type { UdpListenerSettings } from '../../src/shared/messages.ts';
+import type { BackendState, Snapshot, SnapshotBackend } from '../../src/shared/snapshot/types.ts';
+import { freeUdpPort, startUdpBackend, udpClient, type UdpClient, type UdpTestBackend } from '../helpers/udp.ts';
+
+const cleanups: (() => Promise<unknown> | undefined)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const DIMS = { workers: 1, backendSlots: 8, listenerSlots: 2 };
+const SETTINGS: UdpListenerSettings = {
+  sessionTimeoutMs: 60_000,
+  maxSessions: 100,
+  maxReplies: 0,
+  recvBufferBytes: 1 << 20,
+  sendBufferBytes: 1 << 20,
+};
+
+interface Harness {
+  readonly port: number;
+  readonly proxy: UdpProxy;
+  readonly counters: CounterTables;
+  /** Publish a new snapshot version in which the backends have these states/weights. */
+  publish(backends: readonly SnapshotBackend[]): void;
+}
+
+function backendAt(slot: number, port: number, state: BackendState = 'healthy', weight = 1): SnapshotBackend {
+  const address = `127.0.0.1:${port}`;
+  return { id: `dns:${address}`, slot, address, host: '127.0.0.1', port, weight, state };
+}
+
+async function harness(initial: readonly SnapshotBackend[], settings: UdpListenerSettings = SETTINGS): Promise<Harness> {
+  const counters = new CounterTables(createCounterBuffer(DIMS), DIMS);
+  let version = 0;
+  let table: RoutingTable | undefined;
+  const publish = (backends: readonly SnapshotBackend[]): void => {
+    version++;
+    const snapshot: Snapshot = {
+      version,
+      clusters: [{ name: 'dns', algorithm: 'round_robin', connectTimeoutMs: 1000, idleTimeoutMs: 1000, backends }],
+      listeners: [{ name: 'dns', cluster: 'dns' }],
+    };
+    table = buildRoutingTable(snapshot, table);
+  };
+  publish(initial);
+  const port = await freeUdpPort();
+  const proxy = new UdpProxy({ name: 'dns', slot: 0, host: '127.0.0.1', port, protocol: 'udp', udp: settings }, settings, {
+    routeFor: (listener) => table?.byListener.get(listener),
+    counters: counters.forWorker(0),
+    workers: 1,
+    now: () => performance.now(),
+    warn: () => undefined,
+    reportsSharedFindings: false,
+  });
+  expect(await proxy.bind()).toBeUndefined();
+  cleanups.push(() => {
+    proxy.close();
+    return undefined;
+  });
+  return { port, proxy, counters, publish };
+}
+
+async function backends(n: number): Promise<UdpTestBackend[]> {
+  const started = await Promise.all(Array.from({ length: n }, async () => startUdpBackend('tagged')));
+  for (const b of started) cleanups.push(async () => b.close());
+  return started;
+}
+
+async function client(): Promise<UdpClient> {
+  const c = await udpClient();
+  cleanups.push(() => {
+    c.close();
+    return undefined;
+  });
+  return c;
+}
+
+/** Send `payload` and resolve with the address of the backend that answered. */
+async function ask(c: UdpClient, port: number, payload: string, tries = 3): Promise<string> {
+  const reply = await c.request(port, Buffer.from(payload), { accept: (r) => r.toString().endsWith(`|${payload}`), retryMs: 500, tries });
+  return reply.toString().split('|')[0] ?? '';
+}
+
+describe('UDP session routing across snapshot versions', () => {
+  it.each<{ change: string; state: BackendState; weight: number; outcome: 'stays' | 'moves' }>([
+    { change: 'healthy in the next version', state: 'healthy', weight: 1, outcome: 'stays' },
+    { change: 'draining', state: 'draining', weight: 1, outcome: 'stays' },
+    { change: 'given weight 0', state: 'healthy', weight: 0, outcome: 'stays' },
+    { change: 'unhealthy', state: 'unhealthy', weight: 1, outcome: 'moves' },
+  ])('a session whose backend is $change $outcome', async ({ state, weight, outcome }) => {
+    const [a, b] = await backends(2);
+    const h = await harness([backendAt(0, a!.port), backendAt(1, b!.port)]);
+    const c = await client();
+    expect(await ask(c, h.port, 'one')).toBe(a!.address);
+    h.publish([backendAt(0, a!.port, state, weight), backendAt(1, b!.port)]);
+    const next = await ask(c, h.port, 'two');
+    expect(next).toBe(outcome === 'stays' ? a!.address : b!.address);
+    expect(h.counters.listenerTotal(0, ListenerCounter.accepted)).toBe(outcome === 'stays' ? 1 : 2);
+    expect(h.proxy.sessions).toBe(1);
+  });
+
+  it('re-picks a session whose backend was removed from the cluster', async () => {
+    const [a, b] = await backends(2);
+    const h = await harness([backendAt(0, a!.port), backendAt(1, b!.port)]);
+    const c = await client();
+    expect(await ask(c, h.port, 'one')).toBe(a!.address);
+    h.publish([backendAt(1, b!.port)]);
+    expect(await ask(c, h.port, 'two')).toBe(b!.address);
+    // The old session's gauge went back down with it.
+    expect(h.counters.udpSessions(0)).toBe(0);
+    expect(h.counters.udpSessions(1)).toBe(1);
+  });
+
+  it('sends the very next datagram after an ICMP refusal to another backend', async () => {
+    const [b] = await backends(1);
+    const gone = await freeUdpPort();
+    const h = await harness([backendAt(0, gone), backendAt(1, b!.port)]);
+    const [c, other] = [await client(), await client()];
+    // Round robin sends the first client to slot 0, where nothing listens: no reply.
+    await expect(ask(c, h.port, 'lost', 1)).rejects.toThrow(/no reply/);
+    expect(h.counters.backendTotal(0, BackendCounter.connectFailures)).toBeGreaterThanOrEqual(1);
+    // Another client takes slot 1, so round robin alone would pick slot 0 again next.
+    expect(await ask(other, h.port, 'other')).toBe(b!.address);
+    // One try: the session moves at this datagram, and not back to the backend that refused.
+    expect(await ask(c, h.port, 'next', 1)).toBe(b!.address);
+  });
+
+  it('drops a datagram that finds no eligible backend, and counts it', async () => {
+    const [a] = await backends(1);
+    const h = await harness([backendAt(0, a!.port, 'unhealthy')]);
+    const c = await client();
+    await expect(ask(c, h.port, 'x', 1)).rejects.toThrow(/no reply/);
+    expect(h.counters.listenerTotal(0, ListenerCounter.refusedNoBackend)).toBe(1);
+    expect(h.proxy.sessions).toBe(0);
+  });
+
+  it('evicts down to a lowered max_sessions at once, least recently active first', async () => {
+    const [a] = await backends(1);
+    const h = await harness([backendAt(0, a!.port)]);
+    const five = await Promise.all(Array.from({ length: 5 }, client));
+    for (const [i, c] of five.entries()) await ask(c, h.port, `hello-${i}`);
+    // Client 0 becomes the most recently active.
+    await ask(five[0]!, h.port, 'again');
+    h.proxy.update({ ...SETTINGS, maxSessions: 2 });
+    expect(h.proxy.sessions).toBe(2);
+    expect(h.counters.listenerTotal(0, ListenerCounter.udpSessionsEvicted)).toBe(3);
+    // Client 0 and client 4 kept their sessions: they get answers without a new session.
+    await ask(five[0]!, h.port, 'still');
+    await ask(five[4]!, h.port, 'still');
+    expect(h.counters.listenerTotal(0, ListenerCounter.accepted)).toBe(5);
+  });
+});
