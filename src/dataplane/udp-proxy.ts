@@ -411,8 +411,9 @@ class UdpSession implements SessionNode {
 
   connect(settings: UdpListenerSettings): void {
     const { host, port } = this.backend;
+    const family = isIP(host);
     const socket = dgram.createSocket({
-      type: socketType(host),
+      type: family === 6 ? 'udp6' : 'udp4',
       lookup: literalLookup,
       recvBufferSize: settings.recvBufferBytes,
       sendBufferSize: settings.sendBufferBytes,
@@ -421,7 +422,7 @@ class UdpSession implements SessionNode {
     socket.on('message', this.onBackendDatagram);
     socket.on('error', this.onError);
     // An IP literal connects synchronously (see literalLookup); a host name resolves first.
-    if (isIP(host) === 0) {
+    if (family === 0) {
       this.pending = [];
       socket.once('connect', this.onConnect);
     }
