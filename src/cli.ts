@@ -9,8 +9,11 @@ import { flushLogs } from './shared/logger.ts';
 import { Supervisor, workerCount } from './supervisor.ts';
 
 const USAGE = `usage:
-  sluice run --config FILE [--log-level LEVEL]   run the daemon
-  sluice validate --config FILE                  check a config file and exit`;
+  sluice run --config FILE [--log-level LEVEL] [--takeover]
+      run the daemon; with --takeover, take the ports over from a running Sluice
+      (zero-downtime deploy: see README "Rolling deploys")
+  sluice validate --config FILE
+      check a config file and exit`;
 
 function fail(message: string, code: number): never {
   flushLogs();
@@ -18,14 +21,18 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
-function configFileArg(args: string[]): { file: string; logLevel: string } {
+function configFileArg(args: string[]): { file: string; logLevel: string; takeover: boolean } {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } },
+    options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' }, takeover: { type: 'boolean' } },
     strict: true,
   });
   if (values.config === undefined) throw new SluiceError('SLUICE_USAGE', `--config FILE is required\n${USAGE}`);
-  return { file: values.config, logLevel: values['log-level'] ?? process.env['SLUICE_LOG_LEVEL'] ?? 'info' };
+  return {
+    file: values.config,
+    logLevel: values['log-level'] ?? process.env['SLUICE_LOG_LEVEL'] ?? 'info',
+    takeover: values.takeover === true,
+  };
 }
 
 function validate(args: string[]): void {
@@ -38,18 +45,22 @@ function validate(args: string[]): void {
 }
 
 async function run(args: string[]): Promise<void> {
-  const { file, logLevel } = configFileArg(args);
+  const { file, logLevel, takeover } = configFileArg(args);
   const config = loadConfig(file);
-  const supervisor = new Supervisor({ config, configFile: file, logLevel });
-  let signals = 0;
+  const supervisor = new Supervisor({ config, configFile: file, logLevel, takeover });
+  let stopSignals = 0;
   const onStopSignal = (signal: NodeJS.Signals): void => {
-    signals++;
-    if (signals > 1) fail(`sluice: second ${signal}: exiting at once`, 1);
-    void supervisor.drain().then(() => process.exit(0));
+    stopSignals++;
+    if (stopSignals > 1) fail(`sluice: second ${signal}: exiting at once`, 1);
+    void supervisor.drain();
   };
   process.on('SIGTERM', onStopSignal);
   process.on('SIGINT', onStopSignal);
+  process.on('SIGHUP', () => void supervisor.reload());
   await supervisor.start();
+  // Whatever started the drain (a signal, POST /drain, a handover), the process ends with it.
+  await supervisor.stopped;
+  process.exit(0);
 }
 
 async function main(argv: string[]): Promise<void> {

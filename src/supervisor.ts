@@ -1,11 +1,14 @@
 /**
  * The main thread: loads config, creates the shared buffers, starts the control plane and
- * the data-plane workers, serves the admin API and turns signals into lifecycle steps.
- * It owns nothing on the hot path.
+ * the data-plane workers, serves the admin API and turns signals into lifecycle steps
+ * (drain, reload, handover). It owns nothing on the hot path.
  */
 import { availableParallelism } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { buildAdminApp, type AdminApp } from './controlplane/admin/app.ts';
+import type { ReloadResult } from './controlplane/admin/lifecycle-routes.ts';
 import { parseHostPort } from './shared/address.ts';
+import { ConfigError, loadConfig } from './shared/config/load.ts';
 import type { Config } from './shared/config/schema.ts';
 import {
   CounterTables,
@@ -21,91 +24,81 @@ import { createSnapshotBuffer } from './shared/snapshot/layout.ts';
 import { SnapshotReader } from './shared/snapshot/reader.ts';
 import { ControlPlaneHost } from './supervisor/control-plane-host.ts';
 import { DataPlanePool, type ListenFailure } from './supervisor/data-plane-pool.ts';
+import { requestHandover, warnUnlessMigrating } from './supervisor/handover.ts';
+import { ListenerSlots } from './supervisor/listener-slots.ts';
+import { diffConfigs, restartOnlyChanges } from './supervisor/config-changes.ts';
 
 export interface SupervisorOptions {
   readonly config: Config;
   readonly configFile: string;
   readonly logLevel: string;
+  /** Take the ports over from a Sluice already running on the same config (see handover.ts). */
+  readonly takeover?: boolean;
 }
+
+
+/** How long a taking-over process waits for the old one to release the admin port. */
+const ADMIN_TAKEOVER_WAIT_MS = 10_000;
+const ADMIN_RETRY_INTERVAL_MS = 50;
 
 export function workerCount(setting: Config['workers']): number {
   return setting === 'auto' ? availableParallelism() : setting;
 }
 
-function listenerBindings(config: Config): ListenerBinding[] {
-  return config.listeners.map((listener, slot) => {
-    const address = parseHostPort(listener.listen);
-    if (address === undefined) throw new SluiceError('SLUICE_CONFIG_INVALID', `bad listen address ${listener.listen}`);
-    const binding = { name: listener.name, slot, host: address.host, port: address.port };
-    if (listener.protocol === 'tcp') return { ...binding, protocol: 'tcp' };
-    const { udp } = listener;
-    return {
-      ...binding,
-      protocol: 'udp',
-      udp: {
-        sessionTimeoutMs: udp.session_timeout,
-        maxSessions: udp.max_sessions,
-        maxReplies: udp.max_replies,
-        recvBufferBytes: udp.recv_buffer,
-        sendBufferBytes: udp.send_buffer,
-      },
-    };
-  });
-}
-
-function describeListenFailures(failures: readonly ListenFailure[]): string {
+function describeListenFailures(failures: readonly ListenFailure[]): string[] {
   const unique = new Map<string, ListenFailure>();
   for (const f of failures) unique.set(`${f.listener} ${f.code}`, f);
-  return [...unique.values()]
-    .map((f) =>
-      f.code === 'EADDRINUSE'
-        ? `listener ${f.listener}: ${f.address} is already in use (EADDRINUSE)`
-        : `listener ${f.listener}: cannot listen on ${f.address}: ${f.message}`,
-    )
-    .join('\n');
+  return [...unique.values()].map((f) =>
+    f.code === 'EADDRINUSE'
+      ? `listener ${f.listener}: ${f.address} is already in use (EADDRINUSE)`
+      : `listener ${f.listener}: cannot listen on ${f.address}: ${f.message}`,
+  );
 }
 
 export class Supervisor {
+  private config: Config;
   private readonly options: SupervisorOptions;
   private readonly rootLog: Logger;
   private readonly log: Logger;
-  private readonly counterDims: CounterDimensions;
   private readonly counters: CounterTables;
   private readonly snapshotBuffer: SharedArrayBuffer;
   private readonly controlPlane: ControlPlaneHost;
   private readonly dataPlane: DataPlanePool;
+  private readonly listenerSlots = new ListenerSlots(DEFAULT_LISTENER_SLOTS);
   private admin: AdminApp | undefined;
   private draining = false;
+  private reloading: Promise<unknown> = Promise.resolve();
+  private resolveStopped: () => void = () => undefined;
+  /** Resolves once a drain has finished and every thread is stopped. */
+  readonly stopped: Promise<void>;
 
   constructor(options: SupervisorOptions) {
     this.options = options;
-    const root = createLogger(options.logLevel);
-    this.rootLog = root;
-    this.log = root.child({ component: 'supervisor' });
+    this.config = options.config;
+    this.rootLog = createLogger(options.logLevel);
+    this.log = this.rootLog.child({ component: 'supervisor' });
+    this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     const workers = workerCount(options.config.workers);
-    this.counterDims = { workers, backendSlots: DEFAULT_BACKEND_SLOTS, listenerSlots: DEFAULT_LISTENER_SLOTS };
-    const counterBuffer = createCounterBuffer(this.counterDims);
-    this.counters = new CounterTables(counterBuffer, this.counterDims);
+    const counterDims: CounterDimensions = { workers, backendSlots: DEFAULT_BACKEND_SLOTS, listenerSlots: DEFAULT_LISTENER_SLOTS };
+    const counterBuffer = createCounterBuffer(counterDims);
+    this.counters = new CounterTables(counterBuffer, counterDims);
     this.snapshotBuffer = createSnapshotBuffer();
-    const shared = {
-      snapshotBuffer: this.snapshotBuffer,
-      counterBuffer,
-      counterDims: this.counterDims,
-      logLevel: options.logLevel,
-      logger: root,
-    };
+    const shared = { snapshotBuffer: this.snapshotBuffer, counterBuffer, counterDims, logLevel: options.logLevel, logger: this.rootLog };
     this.controlPlane = new ControlPlaneHost({ ...shared, config: options.config });
     this.dataPlane = new DataPlanePool({ ...shared, workers, counters: this.counters });
   }
 
   /** Start everything; on any failure, stop what was started and throw a coded error. */
   async start(): Promise<void> {
-    const { config } = this.options;
+    const config = this.config;
     try {
       const { version, backends } = await this.controlPlane.start();
-      await this.startAdmin();
-      const failures = await this.dataPlane.start(listenerBindings(config));
-      if (failures.length > 0) throw new SluiceError('SLUICE_LISTEN_FAILED', describeListenFailures(failures));
+      // A normal start claims the admin port first, so a second instance fails before it
+      // binds any listener; a takeover binds listeners first and then asks for the port.
+      if (this.options.takeover !== true) await this.startAdmin(0);
+      const failures = await this.dataPlane.start(this.listenerBindings(config));
+      if (failures.length > 0) throw new SluiceError('SLUICE_LISTEN_FAILED', describeListenFailures(failures).join('\n'));
+      if (this.options.takeover === true) await this.takeOver();
       this.log.info(
         {
           config: this.options.configFile,
@@ -124,50 +117,152 @@ export class Supervisor {
     }
   }
 
-  /** Graceful stop: not ready, stop accepting, let connections finish up to the drain timeout. */
-  async drain(): Promise<void> {
+  /**
+   * Graceful stop: /readyz turns 503 at once; after `shutdown.delay` every worker closes its
+   * listeners and open connections finish, or are cut at `shutdown.drain_timeout`.
+   */
+  async drain(options: { handover?: boolean } = {}): Promise<void> {
     if (this.draining) return;
     this.draining = true;
-    const { drain_timeout: timeoutMs } = this.options.config.shutdown;
-    this.log.info({ drainTimeoutMs: timeoutMs }, 'draining: listeners closed, waiting for open connections');
+    const { drain_timeout: timeoutMs, delay: delayMs } = this.config.shutdown;
+    if (options.handover === true) {
+      warnUnlessMigrating(this.log);
+      // The new process is ready and takes the admin port; readiness moves with it.
+      await this.closeAdmin();
+    } else if (delayMs > 0) {
+      this.log.info({ delayMs }, 'draining: not ready; listeners close after the shutdown delay');
+      await sleep(delayMs);
+    }
+    this.log.info({ drainTimeoutMs: timeoutMs, handover: options.handover === true }, 'draining: listeners closed, waiting for open connections');
     await this.dataPlane.drain(timeoutMs, (connections) => {
       this.log.info({ connections }, 'draining');
     });
     await this.stopAll();
     this.log.info('drained; exiting');
     flushLogs();
+    this.resolveStopped();
   }
 
-  private async startAdmin(): Promise<void> {
-    const { listen } = this.options.config.admin;
+  /** Re-read the config file and apply the difference; a bad file changes nothing. */
+  reload(): Promise<ReloadResult> {
+    const next = this.reloading.then(async () => this.reloadNow());
+    this.reloading = next.catch(() => undefined);
+    return next;
+  }
+
+  private async reloadNow(): Promise<ReloadResult> {
+    if (this.draining) return { ok: false, errors: ['draining: reload refused'] };
+    let loaded: Config;
+    try {
+      loaded = loadConfig(this.options.configFile);
+    } catch (error) {
+      const errors = error instanceof ConfigError ? error.issues.map((i) => `${i.file}:${i.line}:${i.column} ${i.path}: ${i.message}`) : [(error as Error).message];
+      this.log.error({ errors }, 'reload rejected: the running config stays');
+      return { ok: false, errors };
+    }
+    const { config: next, ignored } = restartOnlyChanges(this.config, loaded);
+    for (const key of ignored) this.log.warn({ key }, 'reload: this setting changes only on restart; keeping the running value');
+    const changes = diffConfigs(this.config, next);
+    // The snapshot learns new clusters and listener routes before any new listener accepts.
+    const snapshotVersion = await this.controlPlane.applyConfig(next);
+    const failures = describeListenFailures(await this.dataPlane.setListeners(this.listenerBindings(next)));
+    for (const failure of failures) this.log.error({ failure }, 'reload: a listener could not be opened');
+    this.config = next;
+    this.log.info({ snapshotVersion, ...changes }, 'config reloaded');
+    return { ok: true, snapshotVersion, changes, failures };
+  }
+
+  private listenerBindings(config: Config): ListenerBinding[] {
+    return config.listeners.map((listener) => {
+      const address = parseHostPort(listener.listen);
+      if (address === undefined) throw new SluiceError('SLUICE_CONFIG_INVALID', `bad listen address ${listener.listen}`);
+      const binding = { name: listener.name, slot: this.listenerSlots.slotFor(listener.name), host: address.host, port: address.port };
+      if (listener.protocol === 'tcp') return { ...binding, protocol: 'tcp' };
+      const { udp } = listener;
+      return {
+        ...binding,
+        protocol: 'udp',
+        udp: {
+          sessionTimeoutMs: udp.session_timeout,
+          maxSessions: udp.max_sessions,
+          maxReplies: udp.max_replies,
+          recvBufferBytes: udp.recv_buffer,
+          sendBufferBytes: udp.send_buffer,
+        },
+      };
+    });
+  }
+
+  private async takeOver(): Promise<void> {
+    const { listen, token_env: tokenEnv } = this.config.admin;
+    const token = tokenEnv === undefined ? undefined : process.env[tokenEnv];
+    const outcome = await requestHandover(listen, token);
+    if (outcome === 'handed-over') warnUnlessMigrating(this.log);
+    this.log.info({ outcome }, outcome === 'handed-over' ? 'handover: the old process is draining' : 'handover: no process to take over from');
+    await this.startAdmin(ADMIN_TAKEOVER_WAIT_MS);
+  }
+
+  private async startAdmin(waitForPortMs: number): Promise<void> {
+    const { listen } = this.config.admin;
     const address = parseHostPort(listen);
     if (address === undefined) throw new SluiceError('SLUICE_CONFIG_INVALID', `bad admin address ${listen}`);
-    const admin = buildAdminApp({
+    const deadline = Date.now() + waitForPortMs;
+    for (;;) {
+      const admin = this.buildAdmin();
+      try {
+        await admin.listen({ host: address.host, port: address.port });
+        this.admin = admin;
+        return;
+      } catch (error) {
+        await admin.close();
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE' && Date.now() < deadline) {
+          await sleep(ADMIN_RETRY_INTERVAL_MS);
+          continue;
+        }
+        throw new SluiceError(
+          'SLUICE_LISTEN_FAILED',
+          code === 'EADDRINUSE' ? `admin: ${listen} is already in use (EADDRINUSE)` : `admin: cannot listen on ${listen}: ${(error as Error).message}`,
+        );
+      }
+    }
+  }
+
+  private buildAdmin(): AdminApp {
+    return buildAdminApp({
       snapshots: new SnapshotReader(this.snapshotBuffer),
       counters: this.counters,
       listeners: () =>
-        this.options.config.listeners.map((l, slot) => ({ name: l.name, protocol: l.protocol, listen: l.listen, cluster: l.cluster, slot })),
+        this.config.listeners.map((l) => ({
+          name: l.name,
+          protocol: l.protocol,
+          listen: l.listen,
+          cluster: l.cluster,
+          slot: this.listenerSlots.slotFor(l.name),
+        })),
       isReady: () => !this.draining,
       workerResources: async () => this.dataPlane.resources(),
+      lifecycle: {
+        drain: (options) => void this.drain(options),
+        reload: async () => this.reload(),
+      },
+      faults:
+        process.env['SLUICE_FAULT_INJECTION'] === '1'
+          ? { crashDataPlaneWorker: (index) => this.dataPlane.crash(index), crashControlPlane: () => this.controlPlane.crash() }
+          : undefined,
       logger: this.rootLog,
     });
-    try {
-      await admin.listen({ host: address.host, port: address.port });
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      throw new SluiceError(
-        'SLUICE_LISTEN_FAILED',
-        code === 'EADDRINUSE'
-          ? `admin: ${listen} is already in use (EADDRINUSE)`
-          : `admin: cannot listen on ${listen}: ${(error as Error).message}`,
-      );
-    }
-    this.admin = admin;
+  }
+
+  private async closeAdmin(): Promise<void> {
+    const admin = this.admin;
+    this.admin = undefined;
+    await admin?.close();
   }
 
   private async stopAll(): Promise<void> {
     await this.dataPlane.terminate();
     await this.controlPlane.stop();
-    await this.admin?.close();
+    await this.closeAdmin();
   }
 }

@@ -1,6 +1,8 @@
 /**
  * The UDP listeners of one data-plane worker (the sibling of ListenerSet, which holds the
- * TCP ones): opens, updates and closes one UdpProxy per `protocol: udp` binding.
+ * TCP ones): opens, updates and retires one UdpProxy per `protocol: udp` binding. A retired
+ * listener (removed or moved by a reload) keeps serving its open sessions and closes when
+ * the last one ended, as a removed TCP listener lets its connections finish.
  */
 import type { ListenerBinding } from '../shared/messages.ts';
 import type { ListenFailure } from './listeners.ts';
@@ -12,6 +14,8 @@ function sameSocket(a: ListenerBinding, b: ListenerBinding): boolean {
 
 export class UdpListenerSet {
   private readonly proxies = new Map<string, UdpProxy>();
+  /** Removed or moved by a reload; still serving their sessions until these end. */
+  private readonly retiring = new Set<UdpProxy>();
   private readonly deps: UdpProxyDeps;
   private draining = false;
 
@@ -20,11 +24,12 @@ export class UdpListenerSet {
   }
 
   /**
-   * Make the open UDP listeners equal the udp entries of `bindings`: open new ones, close
-   * removed or moved ones (ending their sessions), and update the limits of the others in
-   * place (their sessions go on). Resolves with the bind failures.
+   * Make the open UDP listeners equal the udp entries of `bindings`: open new ones, retire
+   * removed or moved ones, and update the limits of the others in place (their sessions go
+   * on). Resolves with the bind failures.
    */
   async apply(bindings: readonly ListenerBinding[]): Promise<ListenFailure[]> {
+    this.forgetClosed();
     const wanted = new Map(bindings.filter((b) => b.protocol === 'udp').map((b) => [b.name, b]));
     for (const [name, proxy] of this.proxies) {
       const next = wanted.get(name);
@@ -32,8 +37,9 @@ export class UdpListenerSet {
         proxy.update(next.udp);
         continue;
       }
-      proxy.close();
       this.proxies.delete(name);
+      proxy.retire();
+      if (!proxy.closed) this.retiring.add(proxy);
     }
     const opening = [...wanted.values()].filter((b) => !this.proxies.has(b.name)).map(async (b) => this.open(b));
     const results = await Promise.all(opening);
@@ -44,32 +50,41 @@ export class UdpListenerSet {
     return [...this.proxies.keys()];
   }
 
-  /** Open sessions over every UDP listener of this worker. */
+  /** Open sessions over every UDP listener of this worker, retiring ones included. */
   get sessions(): number {
     let n = 0;
-    for (const proxy of this.proxies.values()) n += proxy.sessions;
+    for (const proxy of this.all()) n += proxy.sessions;
     return n;
   }
 
-  /** Draining: sessions go on, no new one starts. */
+  /** Draining: sessions go on, no new one starts, each socket closes after its last session. */
   stopNewSessions(): void {
     this.draining = true;
-    for (const proxy of this.proxies.values()) proxy.stopNewSessions();
+    for (const proxy of this.all()) proxy.retire();
   }
 
   async whenIdle(): Promise<void> {
-    await Promise.all([...this.proxies.values()].map(async (proxy) => proxy.whenIdle()));
+    await Promise.all(this.all().map(async (proxy) => proxy.whenIdle()));
   }
 
   endAll(reason: UdpSessionEnd): number {
     let n = 0;
-    for (const proxy of this.proxies.values()) n += proxy.endAll(reason);
+    for (const proxy of this.all()) n += proxy.endAll(reason);
     return n;
   }
 
   closeAll(): void {
-    for (const proxy of this.proxies.values()) proxy.close();
+    for (const proxy of this.all()) proxy.close();
     this.proxies.clear();
+    this.retiring.clear();
+  }
+
+  private all(): UdpProxy[] {
+    return [...this.proxies.values(), ...this.retiring];
+  }
+
+  private forgetClosed(): void {
+    for (const proxy of this.retiring) if (proxy.closed) this.retiring.delete(proxy);
   }
 
   private async open(binding: ListenerBinding): Promise<ListenFailure | undefined> {

@@ -94,6 +94,8 @@ export class UdpProxy {
   private socket: dgram.Socket | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private accepting = true;
+  /** Retiring (drain, or removed by a reload): the address is released once the last session ended. */
+  private closeWhenIdle = false;
   private idleWaiters: (() => void)[] = [];
 
   constructor(binding: ListenerBinding, settings: UdpListenerSettings, deps: UdpProxyDeps) {
@@ -153,9 +155,21 @@ export class UdpProxy {
     this.rearmSweep();
   }
 
-  /** Draining: existing sessions keep flowing, datagrams that would start one are dropped. */
-  stopNewSessions(): void {
+  /**
+   * Draining, or removed by a reload: existing sessions keep flowing (their replies must leave
+   * from this address), datagrams that would start one are dropped, and the socket closes as
+   * soon as the last session ended, so the port's other sockets (a successor's, on handover)
+   * get all of its traffic as early as possible.
+   */
+  retire(): void {
     this.accepting = false;
+    this.closeWhenIdle = true;
+    if (this.table.size === 0) this.close();
+  }
+
+  /** Whether the listening socket is closed (or never bound). */
+  get closed(): boolean {
+    return this.socket === undefined;
   }
 
   /** Resolves once no session is open (at once if none is). */
@@ -174,9 +188,9 @@ export class UdpProxy {
   /** End every session and release the listener's address. */
   close(): void {
     this.accepting = false;
-    this.endAll('closed');
     const socket = this.socket;
     this.socket = undefined;
+    this.endAll('closed');
     socket?.close();
   }
 
@@ -206,7 +220,9 @@ export class UdpProxy {
   private keeps(session: UdpSession, route: ClusterRoute | undefined): boolean {
     if (session.refused) return false;
     if (session.route === route) return true;
-    if (route === undefined || !route.retaining.has(session.backend.slot)) return false;
+    // A listener removed by a reload has no route any more; while it retires, its sessions finish.
+    if (route === undefined) return !this.accepting;
+    if (!route.retaining.has(session.backend.slot)) return false;
     // Checked once per session per snapshot version.
     session.route = route;
     return true;
@@ -341,6 +357,7 @@ export class UdpProxy {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
+    if (this.closeWhenIdle && this.socket !== undefined) this.close();
   }
 
   private overCapacity(): UdpSession | undefined {

@@ -98,6 +98,11 @@ function onCommand(command: DataPlaneCommand): void {
     case 'drain':
       void drain(command.timeoutMs);
       return;
+    case 'fault.crash':
+      setImmediate(() => {
+        throw new Error(`fault injection: data-plane worker ${data.worker} crash requested`);
+      });
+      return;
     case 'resources.query':
       send({
         type: 'resources',

@@ -32,7 +32,9 @@ export interface UdpListenerSettings {
 export type DataPlaneCommand =
   | { readonly type: 'listeners.set'; readonly listeners: readonly ListenerBinding[] }
   | { readonly type: 'drain'; readonly timeoutMs: number }
-  | { readonly type: 'resources.query'; readonly requestId: number };
+  | { readonly type: 'resources.query'; readonly requestId: number }
+  /** Fault injection (SLUICE_FAULT_INJECTION=1 only): throw an uncaught error. */
+  | { readonly type: 'fault.crash' };
 
 // ── data-plane worker → supervisor ─────────────────────────────────────────────
 export type DataPlaneEvent =
@@ -68,12 +70,18 @@ export interface DataPlaneWorkerData {
 }
 
 // ── supervisor → control-plane worker ──────────────────────────────────────────
-export type ControlPlaneCommand = { readonly type: 'shutdown' };
+export type ControlPlaneCommand =
+  | { readonly type: 'shutdown' }
+  /** A reloaded config, applied as a difference; answered with `config.applied`. */
+  | { readonly type: 'config.apply'; readonly requestId: number; readonly config: Config }
+  /** Fault injection (SLUICE_FAULT_INJECTION=1 only): throw an uncaught error. */
+  | { readonly type: 'fault.crash' };
 
 // ── control-plane worker → supervisor ──────────────────────────────────────────
 export type ControlPlaneEvent =
   | { readonly type: 'ready'; readonly version: number; readonly backends: number }
-  | { readonly type: 'published'; readonly version: number };
+  | { readonly type: 'published'; readonly version: number }
+  | { readonly type: 'config.applied'; readonly requestId: number; readonly version: number };
 
 export interface ControlPlaneWorkerData {
   readonly config: Config;

@@ -24,7 +24,11 @@ export interface ControlPlaneOptions {
 
 export class ControlPlaneHost {
   private readonly options: ControlPlaneOptions;
+  /** The config a restarted worker starts from: the latest one applied. */
+  private config: Config;
   private readonly log: Logger;
+  private nextRequestId = 1;
+  private readonly pendingApplies = new Map<number, (version: number) => void>();
   private worker: Worker | undefined;
   private startedAt = 0;
   private backoff: BackoffState = { consecutiveCrashes: 0 };
@@ -35,6 +39,7 @@ export class ControlPlaneHost {
 
   constructor(options: ControlPlaneOptions) {
     this.options = options;
+    this.config = options.config;
     this.log = options.logger.child({ component: 'supervisor' });
   }
 
@@ -45,6 +50,22 @@ export class ControlPlaneHost {
       this.onStartFailure = reject;
       this.spawn();
     });
+  }
+
+  /** Apply a reloaded config; resolves with the snapshot version that contains it. */
+  applyConfig(config: Config): Promise<number> {
+    this.config = config;
+    const requestId = this.nextRequestId++;
+    const applied = new Promise<number>((resolve) => this.pendingApplies.set(requestId, resolve));
+    this.send({ type: 'config.apply', requestId, config });
+    return applied;
+  }
+
+  /** Fault injection: make the worker throw an uncaught error. */
+  crash(): boolean {
+    if (this.worker === undefined) return false;
+    this.send({ type: 'fault.crash' });
+    return true;
   }
 
   async stop(): Promise<void> {
@@ -62,7 +83,7 @@ export class ControlPlaneHost {
   private spawn(): void {
     const o = this.options;
     const workerData: ControlPlaneWorkerData = {
-      config: o.config,
+      config: this.config,
       snapshotBuffer: o.snapshotBuffer,
       counterBuffer: o.counterBuffer,
       counterDims: o.counterDims,
@@ -106,10 +127,17 @@ export class ControlPlaneHost {
       case 'ready':
         this.log.info({ version: event.version, backends: event.backends }, 'control plane ready');
         this.onReady?.({ version: event.version, backends: event.backends });
+        // A restarted worker starts from the latest config, so applies it lost are done.
+        for (const resolve of this.pendingApplies.values()) resolve(event.version);
+        this.pendingApplies.clear();
         this.onReady = undefined;
         this.onStartFailure = undefined;
         return;
       case 'published':
+        return;
+      case 'config.applied':
+        this.pendingApplies.get(event.requestId)?.(event.version);
+        this.pendingApplies.delete(event.requestId);
         return;
       default:
         throw unknownMessage('supervisor', event satisfies never);

@@ -116,6 +116,13 @@ export class DataPlanePool {
     );
   }
 
+  /** Fault injection: make one worker throw an uncaught error. False when there is no such worker. */
+  crash(index: number): boolean {
+    if (this.slots[index]?.worker === undefined) return false;
+    this.send(index, { type: 'fault.crash' });
+    return true;
+  }
+
   async resources(): Promise<ResourceReport[]> {
     const reports = await Promise.all(this.slots.map(async (_slot, index) => this.queryResources(index)));
     return reports.filter((r): r is ResourceReport => r !== undefined);

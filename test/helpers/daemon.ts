@@ -18,6 +18,8 @@ export interface LogLine {
 
 export interface Daemon {
   readonly child: ChildProcess;
+  /** The config file the daemon runs on (rewrite it and send SIGHUP to reload). */
+  readonly configFile: string;
   readonly adminUrl: string;
   readonly logs: LogLine[];
   readonly stderr: () => string;
@@ -34,13 +36,23 @@ export function writeConfig(yaml: string): string {
   return file;
 }
 
-export function runCli(args: string[]): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function runCli(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+}
+
+export interface DaemonOptions {
+  /** Extra environment variables (e.g. SLUICE_FAULT_INJECTION=1). */
+  readonly env?: Record<string, string>;
+  /** Extra arguments after `run --config FILE` (e.g. --takeover). */
+  readonly args?: readonly string[];
+  /** Run on this existing config file instead of writing `yaml` to a new one. */
+  readonly configFile?: string;
 }
 
 /** Start the daemon and wait for its start-up line (or its exit). */
-export async function startDaemon(yaml: string, adminPort: number): Promise<Daemon> {
-  const child = runCli(['run', '--config', writeConfig(yaml), '--log-level', 'info']);
+export async function startDaemon(yaml: string, adminPort: number, options: DaemonOptions = {}): Promise<Daemon> {
+  const configFile = options.configFile ?? writeConfig(yaml);
+  const child = runCli(['run', '--config', configFile, '--log-level', 'info', ...(options.args ?? [])], options.env);
   const logs: LogLine[] = [];
   let stderr = '';
   const watchers = new Set<() => void>();
@@ -92,6 +104,7 @@ export async function startDaemon(yaml: string, adminPort: number): Promise<Daem
 
   const daemon: Daemon = {
     child,
+    configFile,
     adminUrl: `http://127.0.0.1:${adminPort}`,
     logs,
     stderr: () => stderr,

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend } from '../helpers/backends.ts';
 import { runCli, startDaemon, tcpConfig, writeConfig } from '../helpers/daemon.ts';
@@ -74,6 +76,20 @@ describe('sluice validate', () => {
     expect(code).toBe(1);
     expect(stderr).toContain('/nonexistent/sluice.yaml');
     expect(stderr).toContain('ENOENT');
+  });
+});
+
+describe('bin/sluice', () => {
+  it('runs on the pinned Node 24 even when the node on PATH is the system one', async () => {
+    const bin = fileURLToPath(new URL('../../bin/sluice', import.meta.url));
+    const config = fileURLToPath(new URL('../../config.yaml', import.meta.url));
+    const result = await new Promise<{ code: number; stdout: string }>((resolve) => {
+      execFile(bin, ['validate', '--config', config], { env: { PATH: '/usr/local/bin:/usr/bin:/bin' } }, (error, stdout) => {
+        resolve({ code: error === null ? 0 : Number(error.code), stdout });
+      });
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('config.yaml: ok');
   });
 });
 

@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getJson } from '../helpers/client.ts';
 import { runCli, startDaemon, udpConfig, writeConfig, type Daemon } from '../helpers/daemon.ts';
@@ -306,6 +307,65 @@ describe('UDP load balancing through the real daemon', () => {
     expect(Date.now() - stoppedAt).toBeLessThan(15_000);
   });
 });
+
+describe('UDP listeners across a config reload', () => {
+  async function reload(daemon: Daemon, yaml: string): Promise<void> {
+    writeFileSync(daemon.configFile, yaml);
+    const response = await fetch(`${daemon.adminUrl}/config/reload`, { method: 'POST' });
+    expect(response.status).toBe(200);
+  }
+
+  it('applies changed udp limits to the running listener without dropping its sessions', async () => {
+    const [echo] = await backends(1, 'tagged');
+    const port = await freeUdpPort();
+    const [adminPort] = await freePorts(1);
+    const config = (udp: string): string => udpConfig({ listenPort: port, adminPort: adminPort!, backends: [echo!.address], udp });
+    const daemon = await startDaemon(config('{session_timeout: 1m}'), adminPort!);
+    cleanups.push(async () => daemon.stop('SIGKILL'));
+    const [c] = await clients(1);
+    await c!.request(port, Buffer.from('one'), tagged('one'));
+
+    await reload(daemon, config('{session_timeout: 1m, max_replies: 2}'));
+    await c!.request(port, Buffer.from('two'), tagged('two'));
+    // The same session answered (no new one), and the new limit ended it at its second reply.
+    const after = await eventually(async () => listenerOf(daemon), (l) => l.udp.sessions === 0, 5000);
+    expect(after.connections_total).toBe(1);
+    expect(after.udp.sessions).toBe(0);
+  });
+
+  it('lets a removed UDP listener finish its open sessions, refuse new clients, then release its port', async () => {
+    const [echo] = await backends(1, 'tagged');
+    const port = await freeUdpPort();
+    const [adminPort, tcpPort] = await freePorts(2);
+    const base = udpConfig({ listenPort: port, adminPort: adminPort!, backends: [echo!.address], udp: '{session_timeout: 1500ms}' });
+    const daemon = await startDaemon(base, adminPort!);
+    cleanups.push(async () => daemon.stop('SIGKILL'));
+    const [open, late] = await clients(2);
+    await open!.request(port, Buffer.from('before'), tagged('before'));
+
+    // The same file with the udp listener replaced by a tcp one.
+    const withoutUdp = base.replace(/ {2}- name: dns\n {4}protocol: udp\n.*\n.*\n.*\n/, `  - name: web\n    protocol: tcp\n    listen: 127.0.0.1:${tcpPort}\n    cluster: dns\n`);
+    expect(withoutUdp).not.toContain('protocol: udp');
+    await reload(daemon, withoutUdp);
+    await daemon.waitForLog((l) => l.msg === 'config reloaded');
+
+    expect(servedBy(await open!.request(port, Buffer.from('after'), tagged('after')))).toBe(echo!.address);
+    await expect(late!.request(port, Buffer.from('new'), { ...tagged('new'), retryMs: 200, tries: 2 })).rejects.toThrow(/no reply/);
+    // Once the session went idle, every worker released the port: a plain socket can bind it.
+    const released = await eventually(async () => canBind(port), (ok) => ok, 10_000);
+    expect(released).toBe(true);
+  });
+});
+
+async function canBind(port: number): Promise<boolean> {
+  const socket = dgram.createSocket('udp4');
+  const ok = await new Promise<boolean>((resolve) => {
+    socket.once('error', () => resolve(false));
+    socket.bind(port, '127.0.0.1', () => resolve(true));
+  });
+  socket.close();
+  return ok;
+}
 
 /** Yields (address, port) pairs in order: every port of the range on each address. */
 function* sourcePorts(addresses: string[], from: number, to: number): Generator<[string, number]> {

@@ -2,12 +2,14 @@
  * The admin HTTP API (Fastify, main thread). Routes get their dependencies as arguments
  * so tests can drive the app with `inject()` or through a real port.
  */
-import Fastify, { LogController } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { CounterTables } from '../../shared/counters.ts';
 import type { ResourceReport } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { backendViews } from './backend-view.ts';
+import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
+import { registerLifecycleRoutes, type LifecycleControl } from './lifecycle-routes.ts';
 import { listenerViews, type ListenerInfo } from './listener-view.ts';
 
 export interface AdminDeps {
@@ -19,17 +21,22 @@ export interface AdminDeps {
   readonly isReady: () => boolean;
   /** Resource counts of every data-plane worker, for leak checks and debugging. */
   readonly workerResources: () => Promise<ResourceReport[]>;
+  readonly lifecycle: LifecycleControl;
+  /** Present only when fault injection is enabled (SLUICE_FAULT_INJECTION=1). */
+  readonly faults: FaultInjection | undefined;
   readonly logger: Logger;
 }
 
 /** Request bodies are small JSON documents; anything larger is refused with 413. */
 const BODY_LIMIT_BYTES = 64 * 1024;
 
-export type AdminApp = ReturnType<typeof buildAdminApp>;
+export type AdminApp = FastifyInstance;
 
-export function buildAdminApp(deps: AdminDeps) {
+export function buildAdminApp(deps: AdminDeps): AdminApp {
+  // Typed as Fastify's own logger interface so route modules take a plain FastifyInstance.
+  const logger: FastifyBaseLogger = deps.logger.child({ component: 'admin' });
   const app = Fastify({
-    loggerInstance: deps.logger.child({ component: 'admin' }),
+    loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
     connectionTimeout: 10_000,
@@ -49,7 +56,8 @@ export function buildAdminApp(deps: AdminDeps) {
 
   app.get('/snapshot', () => deps.snapshots.current());
 
-  app.get('/debug/resources', async () => ({ workers: await deps.workerResources() }));
+  registerLifecycleRoutes(app, deps.lifecycle);
+  registerDebugRoutes(app, deps.workerResources, deps.faults);
 
   return app;
 }

@@ -1,0 +1,69 @@
+/**
+ * What a reload changes, computed from two validated configs (pure: no I/O).
+ */
+import type { Config } from '../shared/config/schema.ts';
+
+export interface ConfigChanges {
+  readonly listenersAdded: readonly string[];
+  readonly listenersRemoved: readonly string[];
+  /** Same name, any setting changed (address, cluster, ...). */
+  readonly listenersChanged: readonly string[];
+  readonly clustersAdded: readonly string[];
+  readonly clustersRemoved: readonly string[];
+  /** `cluster:address` ids. */
+  readonly backendsAdded: readonly string[];
+  readonly backendsRemoved: readonly string[];
+}
+
+function added<T>(before: ReadonlyMap<string, T>, after: ReadonlyMap<string, T>): string[] {
+  return [...after.keys()].filter((key) => !before.has(key));
+}
+
+function backendIds(config: Config): Map<string, true> {
+  const ids = new Map<string, true>();
+  for (const cluster of config.clusters) for (const b of cluster.backends) ids.set(`${cluster.name}:${b.address}`, true);
+  return ids;
+}
+
+export function diffConfigs(before: Config, after: Config): ConfigChanges {
+  const listenersBefore = new Map(before.listeners.map((l) => [l.name, l]));
+  const listenersAfter = new Map(after.listeners.map((l) => [l.name, l]));
+  const clustersBefore = new Map(before.clusters.map((c) => [c.name, c]));
+  const clustersAfter = new Map(after.clusters.map((c) => [c.name, c]));
+  const backendsBefore = backendIds(before);
+  const backendsAfter = backendIds(after);
+  return {
+    listenersAdded: added(listenersBefore, listenersAfter),
+    listenersRemoved: added(listenersAfter, listenersBefore),
+    listenersChanged: after.listeners
+      .filter((l) => {
+        const old = listenersBefore.get(l.name);
+        return old !== undefined && JSON.stringify(old) !== JSON.stringify(l);
+      })
+      .map((l) => l.name),
+    clustersAdded: added(clustersBefore, clustersAfter),
+    clustersRemoved: added(clustersAfter, clustersBefore),
+    backendsAdded: added(backendsBefore, backendsAfter),
+    backendsRemoved: added(backendsAfter, backendsBefore),
+  };
+}
+
+/**
+ * Settings fixed for the life of a process (thread count, admin address and token, state
+ * file): a reload keeps the running values and names the keys it could not apply.
+ */
+export function restartOnlyChanges(running: Config, loaded: Config): { config: Config; ignored: string[] } {
+  const ignored: string[] = [];
+  if (running.workers !== loaded.workers) ignored.push('workers');
+  if (running.admin.listen !== loaded.admin.listen) ignored.push('admin.listen');
+  if (running.admin.token_env !== loaded.admin.token_env) ignored.push('admin.token_env');
+  if (running.state_file !== loaded.state_file) ignored.push('state_file');
+  const { state_file: _loadedStateFile, ...rest } = loaded;
+  const config: Config = {
+    ...rest,
+    workers: running.workers,
+    admin: running.admin,
+    ...(running.state_file === undefined ? {} : { state_file: running.state_file }),
+  };
+  return { config, ignored };
+}
