@@ -167,6 +167,11 @@ export class UdpProxy {
     if (this.table.size === 0) this.close();
   }
 
+  /** The bound port (the kernel's pick when the binding asked for port 0), or 0 when not bound. */
+  boundPort(): number {
+    return this.socket?.address().port ?? 0;
+  }
+
   /** Whether the listening socket is closed (or never bound). */
   get closed(): boolean {
     return this.socket === undefined;
@@ -286,10 +291,11 @@ export class UdpProxy {
     if (socket.getSendQueueSize() + datagram.length > this.settings.sendBufferBytes) {
       counters.bumpListener(this.binding.slot, ListenerCounter.udpDatagramsDropped);
     } else {
-      socket.send(datagram, session.clientPort, session.clientAddress);
+      // Counted first: once sent, the client may look at the counters before this thread runs on.
       counters.bumpBackend(slot, BackendCounter.udpDatagramsToClient, 1);
       counters.bumpBackend(slot, BackendCounter.bytesToClient, datagram.length);
       counters.bumpListener(this.binding.slot, ListenerCounter.udpDatagramsToClient);
+      socket.send(datagram, session.clientPort, session.clientAddress);
     }
     session.replies++;
     const { maxReplies } = this.settings;
@@ -316,9 +322,10 @@ export class UdpProxy {
     session.closed = true;
     this.table.remove(session);
     const counters = this.deps.counters;
-    counters.udpSessionClosed(session.backend.slot, this.binding.slot);
+    // Why it ended is counted before the gauge drops, so a reader that sees the drop sees why.
     if (reason === 'evicted') counters.bumpListener(this.binding.slot, ListenerCounter.udpSessionsEvicted);
     else if (reason === 'idle_timeout') counters.bumpListener(this.binding.slot, ListenerCounter.udpSessionsExpired);
+    counters.udpSessionClosed(session.backend.slot, this.binding.slot);
     session.closeSocket();
     if (this.table.size === 0) this.becameIdle();
   }
@@ -443,7 +450,12 @@ class UdpSession implements SessionNode {
       this.pending = [];
       socket.once('connect', this.onConnect);
     }
-    socket.connect(port, host);
+    try {
+      socket.connect(port, host);
+    } catch {
+      // Setting the configured buffer sizes (done by dgram at the implicit bind) can throw.
+      this.proxy.failed(this, false);
+    }
   }
 
   /** False when the datagram had to be dropped (bounded queue full, or the session is gone). */

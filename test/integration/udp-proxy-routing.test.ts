@@ -3,6 +3,7 @@
  * 127.0.0.1, fed snapshots by hand (the control plane's admin and health changes arrive
  * the same way, as new snapshot versions).
  */
+import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildRoutingTable, type RoutingTable } from '../../src/dataplane/routing-table.ts';
 import { UdpProxy } from '../../src/dataplane/udp-proxy.ts';
@@ -38,7 +39,7 @@ function backendAt(slot: number, port: number, state: BackendState = 'healthy', 
   return { id: `dns:${address}`, slot, address, host: '127.0.0.1', port, weight, state };
 }
 
-async function harness(initial: readonly SnapshotBackend[], settings: UdpListenerSettings = SETTINGS): Promise<Harness> {
+async function harness(initial: readonly SnapshotBackend[], settings: UdpListenerSettings = SETTINGS, host = '127.0.0.1'): Promise<Harness> {
   const counters = new CounterTables(createCounterBuffer(DIMS), DIMS);
   let version = 0;
   let table: RoutingTable | undefined;
@@ -52,8 +53,8 @@ async function harness(initial: readonly SnapshotBackend[], settings: UdpListene
     table = buildRoutingTable(snapshot, table);
   };
   publish(initial);
-  const port = await freeUdpPort();
-  const proxy = new UdpProxy({ name: 'dns', slot: 0, host: '127.0.0.1', port, protocol: 'udp', udp: settings }, settings, {
+  // Port 0: the kernel picks; the proxy reports what it bound.
+  const proxy = new UdpProxy({ name: 'dns', slot: 0, host, port: 0, protocol: 'udp', udp: settings }, settings, {
     routeFor: (listener) => table?.byListener.get(listener),
     counters: counters.forWorker(0),
     workers: 1,
@@ -66,7 +67,7 @@ async function harness(initial: readonly SnapshotBackend[], settings: UdpListene
     proxy.close();
     return undefined;
   });
-  return { port, proxy, counters, publish };
+  return { port: proxy.boundPort(), proxy, counters, publish };
 }
 
 async function backends(n: number): Promise<UdpTestBackend[]> {
@@ -132,6 +133,39 @@ describe('UDP session routing across snapshot versions', () => {
     expect(await ask(other, h.port, 'other')).toBe(b!.address);
     // One try: the session moves at this datagram, and not back to the backend that refused.
     expect(await ask(c, h.port, 'next', 1)).toBe(b!.address);
+  });
+
+  it('holds the first datagrams while a backend host name resolves, then sends them in order', async () => {
+    const [a] = await backends(1);
+    const h = await harness([{ ...backendAt(0, a!.port), host: 'localhost' }]);
+    const c = await client();
+    const replies: string[] = [];
+    c.socket.on('message', (m: Buffer) => replies.push(m.toString().split('|')[1] ?? ''));
+    for (const payload of ['one', 'two', 'three']) c.socket.send(payload, h.port, '127.0.0.1');
+    const deadline = Date.now() + 5000;
+    while (replies.length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(replies).toEqual(['one', 'two', 'three']);
+    expect(h.proxy.sessions).toBe(1);
+  });
+
+  it('serves IPv6 clients through an IPv6 listener to an IPv6 backend', async () => {
+    const echo = dgram.createSocket('udp6');
+    echo.on('message', (m, r) => echo.send(m, r.port, r.address));
+    await new Promise<void>((resolve) => echo.bind(0, '::1', resolve));
+    cleanups.push(() => {
+      echo.close();
+      return undefined;
+    });
+    const backend = { ...backendAt(0, echo.address().port), host: '::1', address: `[::1]:${echo.address().port}` };
+    const h = await harness([backend], SETTINGS, '::1');
+    const c = dgram.createSocket('udp6');
+    cleanups.push(() => {
+      c.close();
+      return undefined;
+    });
+    const reply = new Promise<string>((resolve) => c.once('message', (m: Buffer) => resolve(m.toString())));
+    c.send('over v6', h.port, '::1');
+    expect(await reply).toBe('over v6');
   });
 
   it('drops a datagram that finds no eligible backend, and counts it', async () => {

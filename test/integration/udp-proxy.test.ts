@@ -9,6 +9,8 @@ import { freeUdpPort, inLanes, startUdpBackend, udpClient, type UdpClient, type 
 
 interface BackendJson {
   address: string;
+  bytes_from_client: number;
+  bytes_to_client: number;
   state: string;
   active_connections: number;
   connections_total: number;
@@ -260,6 +262,7 @@ describe('UDP load balancing through the real daemon', () => {
   });
 
   it.each([
+    ['0 bytes', 0],
     ['1 byte', 1],
     ['65,000 bytes', 65_000],
     ['65,507 bytes (the IPv4 maximum)', 65_507],
@@ -270,8 +273,12 @@ describe('UDP load balancing through the real daemon', () => {
     const payload = randomBytes(size);
     const reply = await client!.request(port, payload, { accept: (r) => r.length === size, retryMs: 1000, tries: 3 });
     expect(reply.equals(payload)).toBe(true);
-    const [backend] = await getJson<BackendJson[]>(`${daemon.adminUrl}/backends`);
+    const [backend] = await eventually(
+      async () => getJson<BackendJson[]>(`${daemon.adminUrl}/backends`),
+      ([b]) => b !== undefined && b.udp_datagrams_to_client > 0 && b.udp_datagrams_to_client === b.udp_datagrams_from_client,
+    );
     expect(backend?.udp_datagrams_to_client).toBe(backend?.udp_datagrams_from_client);
+    expect(backend?.bytes_to_client).toBe(backend?.bytes_from_client);
   });
 
   it('refuses to start, naming the listener, when its UDP port is taken', async () => {
