@@ -148,9 +148,11 @@ export class UdpProxy {
     this.settings = settings;
     this.table.capacity = workerShare(settings.maxSessions, this.deps.workers);
     for (let victim = this.overCapacity(); victim !== undefined; victim = this.overCapacity()) this.end(victim, 'evicted');
-    if (this.socket !== undefined) {
-      this.socket.setRecvBufferSize(settings.recvBufferBytes);
-      this.socket.setSendBufferSize(settings.sendBufferBytes);
+    try {
+      this.socket?.setRecvBufferSize(settings.recvBufferBytes);
+      this.socket?.setSendBufferSize(settings.sendBufferBytes);
+    } catch (error) {
+      this.deps.warn('udp listener: could not resize its socket buffers; keeping the old sizes', { listener: this.binding.name, err: error });
     }
     this.rearmSweep();
   }

@@ -281,6 +281,36 @@ describe('UDP load balancing through the real daemon', () => {
     expect(backend?.bytes_to_client).toBe(backend?.bytes_from_client);
   });
 
+  it('clears a crashed worker\'s UDP sessions from the gauges and serves UDP again from the restarted worker', async () => {
+    const [echo] = await backends(1, 'tagged');
+    const port = await freeUdpPort();
+    const [adminPort] = await freePorts(1);
+    const daemon = await startDaemon(udpConfig({ listenPort: port, adminPort: adminPort!, backends: [echo!.address], workers: 2 }), adminPort!, {
+      env: { SLUICE_FAULT_INJECTION: '1' },
+    });
+    cleanups.push(async () => daemon.stop('SIGKILL'));
+    const forty = await clients(40);
+    await Promise.all(forty.map(async (c, i) => c.request(port, Buffer.from(`a${i}`), tagged(`a${i}`))));
+    const before = await getJson<ResourcesJson>(`${daemon.adminUrl}/debug/resources`);
+    const survivor = before.workers.find((w) => w.worker === 1)!;
+    expect(before.workers.find((w) => w.worker === 0)!.udpSessions).toBeGreaterThan(0);
+
+    expect((await fetch(`${daemon.adminUrl}/debug/workers/0/crash`, { method: 'POST' })).status).toBe(202);
+    await daemon.waitForLog((l) => l.msg === 'data-plane worker restarted' && l['worker'] === 0);
+    // Only the surviving worker's sessions are still counted.
+    const gauges = await listenerOf(daemon);
+    expect(gauges.udp.sessions).toBe(survivor.udpSessions);
+    const [backend] = await getJson<BackendJson[]>(`${daemon.adminUrl}/backends`);
+    expect(backend?.udp_sessions).toBe(survivor.udpSessions);
+    expect(backend?.active_connections).toBe(survivor.udpSessions);
+
+    // Every client is served again, whichever worker the kernel now hashes it to.
+    const replies = await Promise.all(forty.map(async (c, i) => c.request(port, Buffer.from(`b${i}`), { ...tagged(`b${i}`), retryMs: 500 })));
+    expect(replies).toHaveLength(40);
+    const after = await getJson<ResourcesJson>(`${daemon.adminUrl}/debug/resources`);
+    expect(after.workers.find((w) => w.worker === 0)!.udpSessions).toBeGreaterThan(0);
+  });
+
   it('refuses to start, naming the listener, when its UDP port is taken', async () => {
     const taken = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => taken.bind(0, '127.0.0.1', resolve));
