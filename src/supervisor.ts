@@ -250,6 +250,7 @@ export class Supervisor {
         process.env['SLUICE_FAULT_INJECTION'] === '1'
           ? { crashDataPlaneWorker: (index) => this.dataPlane.crash(index), crashControlPlane: () => this.controlPlane.crash() }
           : undefined,
+      controlPlaneStats: async () => this.controlPlane.stats(),
       logger: this.rootLog,
     });
   }

@@ -5,7 +5,10 @@
 import type { ClusterConfig, Config } from '../shared/config/schema.ts';
 import { parseHostPort } from '../shared/address.ts';
 import { SluiceError } from '../shared/errors.ts';
-import type { BackendState, Snapshot, SnapshotBackend, SnapshotCluster } from '../shared/snapshot/types.ts';
+import type { Snapshot, SnapshotBackend, SnapshotCluster, SnapshotListener } from '../shared/snapshot/types.ts';
+import type { HealthPolicy, HealthRecord } from './health/state-machine.ts';
+import { rampFraction } from './health/state-machine.ts';
+import type { PassiveCursor } from './health/passive.ts';
 import type { SlotAllocator } from './slot-allocator.ts';
 
 export interface Backend {
@@ -15,140 +18,213 @@ export interface Backend {
   readonly host: string;
   readonly port: number;
   readonly slot: number;
+  /** The configured weight (config or admin API), before slow start. */
   weight: number;
-  state: BackendState;
+  health: HealthRecord;
+  readonly passive: PassiveCursor;
 }
 
-interface Cluster {
-  config: ClusterConfig;
+export interface Cluster {
+  readonly name: string;
+  readonly config: ClusterConfig;
+  readonly policy: HealthPolicy;
   readonly backends: Map<string, Backend>;
-}
-
-/** A backend that left the registry but may still have open connections counting into its slot. */
-export interface RetiredBackend {
-  readonly id: string;
-  readonly slot: number;
 }
 
 export function backendId(cluster: string, address: string): string {
   return `${cluster}:${address}`;
 }
 
-export class BackendRegistry {
-  private readonly clusters = new Map<string, Cluster>();
-  private listeners: { name: string; cluster: string }[] = [];
-  private readonly slots: SlotAllocator;
+export function healthPolicy(cluster: ClusterConfig): HealthPolicy {
+  const check = cluster.health_check;
+  const active = check.type !== 'none';
+  return {
+    rise: active ? check.rise : 1,
+    fall: active ? check.fall : 1,
+    passiveFailures: cluster.passive.consecutive_failures,
+    drainTimeoutMs: cluster.drain_timeout,
+    activeChecks: active,
+    baseEjectionMs: cluster.outlier.base_ejection_time,
+    maxEjectionMs: cluster.outlier.max_ejection_time,
+  };
+}
 
-  constructor(config: Config, slots: SlotAllocator, recovered?: Snapshot) {
+/** What a new backend needs besides its address; the registry assigns its slot. */
+export interface NewBackend {
+  readonly cluster: string;
+  readonly address: string;
+  readonly weight: number;
+  readonly health: HealthRecord;
+  readonly passive: PassiveCursor;
+  /** Keep this counter slot (recovery from a snapshot) instead of allocating one. */
+  readonly slot?: number;
+}
+
+export class BackendRegistry {
+  private readonly clusterMap = new Map<string, Cluster>();
+  private listeners: readonly SnapshotListener[];
+  private readonly slots: SlotAllocator;
+  private readonly byId = new Map<string, Backend>();
+
+  constructor(config: Config, slots: SlotAllocator) {
     this.slots = slots;
-    const previous = indexBackends(recovered);
-    for (const backend of previous.values()) slots.claim(backend.slot);
     this.listeners = config.listeners.map((l) => ({ name: l.name, cluster: l.cluster }));
     for (const cluster of config.clusters) {
-      const backends = new Map<string, Backend>();
-      this.clusters.set(cluster.name, { config: cluster, backends });
-      for (const entry of cluster.backends) {
-        const id = backendId(cluster.name, entry.address);
-        backends.set(id, this.createBackend(cluster.name, entry.address, entry.weight, previous.get(id)));
-        previous.delete(id);
-      }
-    }
-    // Backends added at runtime survive a control-plane restart through the last snapshot.
-    for (const before of previous.values()) {
-      const cluster = this.clusters.get(before.cluster);
-      if (cluster === undefined) slots.release(before.slot);
-      else cluster.backends.set(before.id, before);
+      this.clusterMap.set(cluster.name, { name: cluster.name, config: cluster, policy: healthPolicy(cluster), backends: new Map() });
     }
   }
 
   get size(): number {
-    let n = 0;
-    for (const cluster of this.clusters.values()) n += cluster.backends.size;
-    return n;
+    return this.byId.size;
   }
 
   /**
-   * Make the registry match a reloaded config: backends that stay keep their state and
-   * slot; new ones are added healthy; removed ones leave routing at once and are returned,
-   * so their slots are freed only after their open connections end.
+   * Adopt a reloaded config's listeners and cluster settings. Backends are left to the
+   * control plane, which adds and removes them through the health state machine; a cluster
+   * the config dropped stays until its last (draining) backend is gone.
    */
-  applyConfig(config: Config, previous: Config): RetiredBackend[] {
+  applyConfig(config: Config): void {
     this.listeners = config.listeners.map((l) => ({ name: l.name, cluster: l.cluster }));
-    const retired: RetiredBackend[] = [];
-    const wanted = new Set(config.clusters.map((c) => c.name));
-    for (const [name, cluster] of this.clusters) {
-      if (wanted.has(name)) continue;
-      for (const b of cluster.backends.values()) retired.push({ id: b.id, slot: b.slot });
-      this.clusters.delete(name);
+    for (const cluster of config.clusters) {
+      const backends = this.clusterMap.get(cluster.name)?.backends ?? new Map<string, Backend>();
+      this.clusterMap.set(cluster.name, { name: cluster.name, config: cluster, policy: healthPolicy(cluster), backends });
     }
-    const previousClusters = new Map(previous.clusters.map((c) => [c.name, c]));
-    for (const clusterConfig of config.clusters) {
-      retired.push(...this.applyCluster(clusterConfig, previousClusters.get(clusterConfig.name)));
-    }
-    return retired;
   }
 
-  /** The content of the next snapshot (the writer assigns its version). */
-  snapshotContent(): Omit<Snapshot, 'version'> {
+  /** Forget a cluster that is no longer configured, once it holds no backend. */
+  pruneCluster(name: string, configured: ReadonlySet<string>): void {
+    if (!configured.has(name) && this.clusterMap.get(name)?.backends.size === 0) this.clusterMap.delete(name);
+  }
+
+  clusters(): IterableIterator<Cluster> {
+    return this.clusterMap.values();
+  }
+
+  cluster(name: string): Cluster | undefined {
+    return this.clusterMap.get(name);
+  }
+
+  get(id: string): Backend | undefined {
+    return this.byId.get(id);
+  }
+
+  all(): IterableIterator<Backend> {
+    return this.byId.values();
+  }
+
+  /** Adds a backend; throws SLUICE_CONFIG_INVALID for an unknown cluster, a bad address or no free slot. */
+  add(entry: NewBackend): Backend {
+    const cluster = this.clusterMap.get(entry.cluster);
+    if (cluster === undefined) throw new SluiceError('SLUICE_CONFIG_INVALID', `unknown cluster ${entry.cluster}`);
+    const target = parseHostPort(entry.address);
+    if (target === undefined) throw new SluiceError('SLUICE_CONFIG_INVALID', `bad backend address ${entry.address}`);
+    const id = backendId(entry.cluster, entry.address);
+    if (this.byId.has(id)) throw new SluiceError('SLUICE_CONFIG_INVALID', `duplicate backend ${id}`);
+    let slot = entry.slot;
+    if (slot === undefined) {
+      slot = this.slots.allocate();
+      if (slot < 0) throw new SluiceError('SLUICE_CONFIG_INVALID', `too many backends: no counter slot left for ${id}`);
+    } else {
+      this.slots.claim(slot);
+    }
+    const backend: Backend = {
+      id,
+      cluster: entry.cluster,
+      address: entry.address,
+      host: target.host,
+      port: target.port,
+      slot,
+      weight: entry.weight,
+      health: entry.health,
+      passive: entry.passive,
+    };
+    cluster.backends.set(id, backend);
+    this.byId.set(id, backend);
+    return backend;
+  }
+
+  /** Forgets a backend. Its slot is the caller's to release once no connection counts into it. */
+  delete(id: string): Backend | undefined {
+    const backend = this.byId.get(id);
+    if (backend === undefined) return undefined;
+    this.byId.delete(id);
+    this.clusterMap.get(backend.cluster)?.backends.delete(id);
+    return backend;
+  }
+
+  /** The content of the next snapshot at time `now` (the writer assigns its version). */
+  snapshotContent(now: number): Omit<Snapshot, 'version'> {
     const clusters: SnapshotCluster[] = [];
-    for (const [name, cluster] of this.clusters) {
+    for (const cluster of this.clusterMap.values()) {
+      const backends: SnapshotBackend[] = [];
+      for (const b of cluster.backends.values()) backends.push(toSnapshotBackend(b, now, cluster.config.slow_start));
       clusters.push({
-        name,
+        name: cluster.name,
         algorithm: cluster.config.algorithm,
         connectTimeoutMs: cluster.config.connect_timeout,
         idleTimeoutMs: cluster.config.idle_timeout,
-        backends: [...cluster.backends.values()].map(toSnapshotBackend),
+        panicMode: cluster.config.panic_mode,
+        backends,
       });
     }
-    return { clusters, listeners: this.listeners.map((l) => ({ ...l })) };
-  }
-
-  private applyCluster(config: ClusterConfig, previous: ClusterConfig | undefined): RetiredBackend[] {
-    let cluster = this.clusters.get(config.name);
-    if (cluster === undefined) {
-      cluster = { config, backends: new Map() };
-      this.clusters.set(config.name, cluster);
-    }
-    cluster.config = config;
-    const retired: RetiredBackend[] = [];
-    const wanted = new Map(config.backends.map((b) => [backendId(config.name, b.address), b]));
-    // Only backends the previous config declared can be removed by a reload; backends
-    // added at runtime are the operator's, not the file's.
-    for (const entry of previous?.backends ?? []) {
-      const id = backendId(config.name, entry.address);
-      const backend = cluster.backends.get(id);
-      if (wanted.has(id) || backend === undefined) continue;
-      cluster.backends.delete(id);
-      retired.push({ id, slot: backend.slot });
-    }
-    for (const [id, entry] of wanted) {
-      const existing = cluster.backends.get(id);
-      if (existing === undefined) cluster.backends.set(id, this.createBackend(config.name, entry.address, entry.weight));
-      else existing.weight = entry.weight;
-    }
-    return retired;
-  }
-
-  private createBackend(cluster: string, address: string, weight: number, before?: Backend): Backend {
-    if (before !== undefined) return { ...before, weight };
-    const target = parseHostPort(address);
-    if (target === undefined) throw new SluiceError('SLUICE_CONFIG_INVALID', `bad backend address ${address}`);
-    const slot = this.slots.allocate();
-    if (slot < 0) throw new SluiceError('SLUICE_CONFIG_INVALID', `too many backends: no counter slot left for ${address}`);
-    return { id: backendId(cluster, address), cluster, address, host: target.host, port: target.port, slot, weight, state: 'healthy' };
+    return { clusters, listeners: this.listeners };
   }
 }
 
-function indexBackends(snapshot: Snapshot | undefined): Map<string, Backend> {
-  const byId = new Map<string, Backend>();
-  for (const cluster of snapshot?.clusters ?? []) {
-    for (const b of cluster.backends) {
-      byId.set(b.id, { id: b.id, cluster: cluster.name, address: b.address, host: b.host, port: b.port, slot: b.slot, weight: b.weight, state: b.state });
-    }
-  }
-  return byId;
+function toSnapshotBackend(b: Backend, now: number, slowStartMs: number): SnapshotBackend {
+  const h = b.health;
+  const state = h.state === 'removed' ? 'draining' : h.state;
+  const fraction = state === 'healthy' ? rampFraction(h.rampFrom, now, slowStartMs) : 1;
+  return {
+    id: b.id,
+    slot: b.slot,
+    address: b.address,
+    host: b.host,
+    port: b.port,
+    weight: b.weight * fraction,
+    configuredWeight: b.weight,
+    state,
+    admin: h.admin,
+    drained: h.drained,
+    reason: h.reason,
+    since: h.since,
+  };
 }
 
-function toSnapshotBackend(b: Backend): SnapshotBackend {
-  return { id: b.id, slot: b.slot, address: b.address, host: b.host, port: b.port, weight: b.weight, state: b.state };
+/** Every field of a published backend equal: nothing routing or operators see has changed. */
+export function sameBackend(a: SnapshotBackend, b: SnapshotBackend): boolean {
+  return (
+    a.id === b.id &&
+    a.slot === b.slot &&
+    a.weight === b.weight &&
+    a.configuredWeight === b.configuredWeight &&
+    a.state === b.state &&
+    a.admin === b.admin &&
+    a.drained === b.drained &&
+    a.reason === b.reason &&
+    a.since === b.since
+  );
+}
+
+/** Every cluster-level field equal (whatever fields clusters carry; backends compared apart). */
+function sameClusterSettings(a: SnapshotCluster, b: SnapshotCluster): boolean {
+  const { backends: _a, ...settingsA } = a;
+  const { backends: _b, ...settingsB } = b;
+  return JSON.stringify(settingsA) === JSON.stringify(settingsB);
+}
+
+/** True when `next` differs from `previous` in anything a snapshot carries. */
+export function contentChanged(previous: Omit<Snapshot, 'version'> | undefined, next: Omit<Snapshot, 'version'>): boolean {
+  if (previous === undefined || previous.clusters.length !== next.clusters.length) return true;
+  for (let c = 0; c < next.clusters.length; c++) {
+    const a = previous.clusters[c];
+    const b = next.clusters[c];
+    if (a === undefined || b === undefined || !sameClusterSettings(a, b) || a.backends.length !== b.backends.length) return true;
+    for (let i = 0; i < b.backends.length; i++) {
+      const x = a.backends[i];
+      const y = b.backends[i];
+      if (x === undefined || y === undefined || !sameBackend(x, y)) return true;
+    }
+  }
+  return previous.listeners !== next.listeners;
 }

@@ -16,9 +16,14 @@ export class Router {
   }
 
   routeFor(listener: string): ClusterRoute | undefined {
+    return this.current().byListener.get(listener);
+  }
+
+  /** The table of the current snapshot, rebuilt first if the version moved. */
+  current(): RoutingTable {
     const snapshot = this.reader.current();
     if (snapshot !== this.table.snapshot) this.table = buildRoutingTable(snapshot, this.table);
-    return this.table.byListener.get(listener);
+    return this.table;
   }
 
   get version(): number {

@@ -10,14 +10,19 @@ export interface ClusterRoute {
   readonly name: string;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
-  /** Backends that may receive new connections: healthy with a weight above zero. */
-  readonly eligible: readonly SnapshotBackend[];
   /**
-   * Slots of the backends that keep what they already serve (UDP sessions): every backend
-   * of the cluster that is not unhealthy. Draining and weight-0 backends are in it; removed
-   * and unhealthy ones are not.
+   * Backends that may receive new connections: healthy with a weight above zero; or, when
+   * none is and the cluster's panic mode is route_all, every backend an operator left in.
    */
-  readonly retaining: ReadonlySet<number>;
+  readonly eligible: readonly SnapshotBackend[];
+  /** True when `eligible` is the panic set (no backend is healthy). */
+  readonly panic: boolean;
+  /**
+   * This cluster's part of the table's `keep` (slot → id): the backends that keep what they
+   * already serve. A UDP session checks it when the version moved, so a session whose
+   * backend became unhealthy, drained or removed moves at its next datagram.
+   */
+  readonly retaining: ReadonlyMap<number, string>;
   /** Carried across versions so a snapshot change does not restart the rotation. */
   readonly cursor: Cursor;
 }
@@ -25,19 +30,37 @@ export interface ClusterRoute {
 export interface RoutingTable {
   readonly snapshot: Snapshot;
   readonly byListener: ReadonlyMap<string, ClusterRoute>;
+  /**
+   * Backends an open connection may stay with, slot → id. A backend that is gone, or whose
+   * drain ended, is not here: connections still open to it are to be closed.
+   */
+  readonly keep: ReadonlyMap<number, string>;
 }
 
 export function isEligible(backend: SnapshotBackend): boolean {
   return backend.state === 'healthy' && backend.weight > 0;
 }
 
+/** In panic, health is ignored but an operator's drain or removal is not. */
+export function isPanicEligible(backend: SnapshotBackend): boolean {
+  return backend.admin === 'none' && backend.weight > 0;
+}
+
 function clusterRoute(cluster: SnapshotCluster, previous: ClusterRoute | undefined): ClusterRoute {
+  const healthy = cluster.backends.filter(isEligible);
+  const panic = healthy.length === 0 && cluster.panicMode === 'route_all';
+  const eligible = panic ? cluster.backends.filter(isPanicEligible) : healthy;
+  const retaining = new Map<number, string>();
+  for (const b of cluster.backends) if (!b.drained) retaining.set(b.slot, b.id);
+  // What a panic routes to an unhealthy backend is not moved by the next version.
+  if (panic) for (const b of eligible) retaining.set(b.slot, b.id);
   return {
     name: cluster.name,
     connectTimeoutMs: cluster.connectTimeoutMs,
     idleTimeoutMs: cluster.idleTimeoutMs,
-    eligible: cluster.backends.filter(isEligible),
-    retaining: new Set(cluster.backends.filter((b) => b.state !== 'unhealthy').map((b) => b.slot)),
+    eligible,
+    panic,
+    retaining,
     cursor: previous?.cursor ?? { next: 0 },
   };
 }
@@ -47,13 +70,23 @@ export function buildRoutingTable(snapshot: Snapshot, previous?: RoutingTable): 
   for (const route of previous?.byListener.values() ?? []) previousByCluster.set(route.name, route);
 
   const clusters = new Map<string, ClusterRoute>();
+  const keep = new Map<number, string>();
   for (const cluster of snapshot.clusters) {
-    clusters.set(cluster.name, clusterRoute(cluster, previousByCluster.get(cluster.name)));
+    const route = clusterRoute(cluster, previousByCluster.get(cluster.name));
+    clusters.set(cluster.name, route);
+    // Every cluster's retaining set: not drained, plus what a panic routed to unhealthy backends.
+    for (const [slot, id] of route.retaining) keep.set(slot, id);
   }
   const byListener = new Map<string, ClusterRoute>();
   for (const listener of snapshot.listeners) {
     const route = clusters.get(listener.cluster);
     if (route !== undefined) byListener.set(listener.name, route);
   }
-  return { snapshot, byListener };
+  return { snapshot, byListener, keep };
+}
+
+/** True when some backend connections could stay with under `before` must be closed under `after`. */
+export function closesConnections(before: RoutingTable, after: RoutingTable): boolean {
+  for (const [slot, id] of before.keep) if (after.keep.get(slot) !== id) return true;
+  return false;
 }

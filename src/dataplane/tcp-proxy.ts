@@ -24,7 +24,11 @@ export type TerminationReason =
   | 'idle_timeout'
   | 'connect_failure'
   | 'no_backend'
-  | 'drain';
+  | 'drain'
+  | 'backend_drained';
+
+/** Called when a client is refused for want of an eligible backend (counted before the call). */
+export type RefusalHandler = (listenerSlot: number, route: ClusterRoute | undefined) => void;
 
 /** How often byte counts of long-lived connections are folded into the shared counters. */
 const BYTE_FLUSH_INTERVAL_MS = 1000;
@@ -34,9 +38,11 @@ export class TcpProxy {
   private readonly counters: WorkerCounters;
   private byteFlushTimer: NodeJS.Timeout | undefined;
   private onIdle: (() => void) | undefined;
+  private readonly onRefused: RefusalHandler | undefined;
 
-  constructor(counters: WorkerCounters) {
+  constructor(counters: WorkerCounters, onRefused?: RefusalHandler) {
     this.counters = counters;
+    this.onRefused = onRefused;
   }
 
   get connections(): number {
@@ -50,6 +56,7 @@ export class TcpProxy {
       this.counters.bumpListener(listenerSlot, ListenerCounter.refusedNoBackend);
       client.on('error', ignoreError);
       client.destroy();
+      this.onRefused?.(listenerSlot, route);
       return;
     }
     const session = new TcpSession(this, client, listenerSlot, route);
@@ -71,6 +78,22 @@ export class TcpProxy {
     const count = this.sessions.size;
     for (const session of [...this.sessions]) session.abort(reason);
     return count;
+  }
+
+  /**
+   * Close every connected session whose backend is not in `keep` (slot → id): the backend was
+   * removed, or its drain ended. Called once per snapshot version that drops a backend, never
+   * per accept. Sessions still connecting finish their attempt. Returns how many were closed.
+   */
+  closeUnkept(keep: ReadonlyMap<number, string>): number {
+    let closed = 0;
+    for (const session of [...this.sessions]) {
+      const target = session.connectedTarget;
+      if (target === undefined || keep.get(target.slot) === target.id) continue;
+      session.abort('backend_drained');
+      closed++;
+    }
+    return closed;
   }
 
   /** @internal called by a session once both of its sockets are closed. */
@@ -135,6 +158,11 @@ class TcpSession {
     this.client.on('end', this.onClientEnd);
     this.client.on('close', this.onClientClose);
     this.tryNextBackend();
+  }
+
+  /** The backend this session is connected to (undefined while connecting). */
+  get connectedTarget(): SnapshotBackend | undefined {
+    return this.connected ? this.target : undefined;
   }
 
   abort(reason: TerminationReason): void {

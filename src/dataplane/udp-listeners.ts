@@ -67,6 +67,13 @@ export class UdpListenerSet {
     await Promise.all(this.all().map(async (proxy) => proxy.whenIdle()));
   }
 
+  /** End sessions to backends that are drained or removed (a new snapshot said so). */
+  endUnkept(keep: ReadonlyMap<number, string>): number {
+    let n = 0;
+    for (const proxy of this.all()) n += proxy.endUnkept(keep);
+    return n;
+  }
+
   endAll(reason: UdpSessionEnd): number {
     let n = 0;
     for (const proxy of this.all()) n += proxy.endAll(reason);

@@ -50,6 +50,8 @@ export interface UdpProxyDeps {
   /** Monotonic milliseconds. */
   readonly now: () => number;
   readonly warn: (message: string, details: Record<string, unknown>) => void;
+  /** A datagram found no backend to start a session with (the worker logs it once per version). */
+  readonly onRefused?: (listenerSlot: number, route: ClusterRoute | undefined) => void;
   /** Whether this worker reports what every worker would find the same (capped buffers): worker 0 only. */
   readonly reportsSharedFindings: boolean;
 }
@@ -185,6 +187,17 @@ export class UdpProxy {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** End the sessions whose backend is not in `keep` (drained or removed); returns how many. */
+  endUnkept(keep: ReadonlyMap<number, string>): number {
+    let ended = 0;
+    for (const session of this.table.sessions()) {
+      if (keep.get(session.backend.slot) === session.backend.id) continue;
+      this.end(session, 'backend_gone');
+      ended++;
+    }
+    return ended;
+  }
+
   /** End every session; returns how many were open. */
   endAll(reason: UdpSessionEnd): number {
     const sessions = this.table.sessions();
@@ -229,7 +242,7 @@ export class UdpProxy {
     if (session.route === route) return true;
     // A listener removed by a reload has no route any more; while it retires, its sessions finish.
     if (route === undefined) return !this.accepting;
-    if (!route.retaining.has(session.backend.slot)) return false;
+    if (route.retaining.get(session.backend.slot) !== session.backend.id) return false;
     // Checked once per session per snapshot version.
     session.route = route;
     return true;
@@ -251,6 +264,7 @@ export class UdpProxy {
     const backend = route === undefined ? undefined : pickBackend(route, avoidSlot);
     if (route === undefined || backend === undefined) {
       counters.bumpListener(listenerSlot, ListenerCounter.refusedNoBackend);
+      this.deps.onRefused?.(listenerSlot, route);
       return undefined;
     }
     if (this.table.full) {

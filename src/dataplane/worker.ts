@@ -13,6 +13,7 @@ import { unknownMessage } from '../shared/messages.ts';
 import { SnapshotReader } from '../shared/snapshot/reader.ts';
 import { ListenerSet } from './listeners.ts';
 import { Router } from './router.ts';
+import { closesConnections, type ClusterRoute } from './routing-table.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 import { UdpListenerSet } from './udp-listeners.ts';
 import { countResources } from '../shared/resources.ts';
@@ -24,9 +25,14 @@ const port = parentPort;
 if (port === null) throw new Error('the data plane must run in a worker thread');
 
 const log = createLogger(data.logLevel, { component: 'dataplane', worker: data.worker });
-const router = new Router(new SnapshotReader(data.snapshotBuffer));
+const reader = new SnapshotReader(data.snapshotBuffer);
+const router = new Router(reader);
+/** Listener slot → the snapshot version whose refusals were already logged (one line per version). */
+const refusalLogged = new Map<number, number>();
 const counters = new CounterTables(data.counterBuffer, data.counterDims).forWorker(data.worker);
-const proxy = new TcpProxy(counters);
+const proxy = new TcpProxy(counters, (slot, route) => {
+  logRefusal(slot, route);
+});
 const udpListeners = new UdpListenerSet({
   routeFor: (listener) => router.routeFor(listener),
   counters,
@@ -36,6 +42,9 @@ const udpListeners = new UdpListenerSet({
     log.warn(details, message);
   },
   reportsSharedFindings: data.worker === 0,
+  onRefused: (slot, route) => {
+    logRefusal(slot, route);
+  },
 });
 const listeners = new ListenerSet(
   (socket: net.Socket, binding: ListenerBinding) => {
@@ -46,6 +55,39 @@ const listeners = new ListenerSet(
   },
 );
 let draining = false;
+
+function logRefusal(listenerSlot: number, route: ClusterRoute | undefined): void {
+  const version = router.version;
+  if (refusalLogged.get(listenerSlot) === version) return;
+  refusalLogged.set(listenerSlot, version);
+  log.warn(
+    { listenerSlot, cluster: route?.name, snapshotVersion: version },
+    route === undefined ? 'refused a client: its listener routes to no cluster' : 'refused a client: no healthy backend (panic_mode refuse)',
+  );
+}
+
+/**
+ * Follows snapshot publishes off the accept path: takes each new version in at once and
+ * closes connections to backends that were removed or whose drain ended (the drain timeout
+ * and `DELETE ?force=true` rely on this). Waits with Atomics.waitAsync: no timer, no message.
+ */
+async function followSnapshots(): Promise<void> {
+  let swept = router.current();
+  for (;;) {
+    // Read before taking the table in, so a publish in between wakes the wait at once.
+    const seen = reader.version();
+    const table = router.current();
+    if (table !== swept && closesConnections(swept, table)) {
+      // A UDP session counts as a connection here, as it does in active_connections.
+      const udpSessions = udpListeners.endUnkept(table.keep);
+      const closed = proxy.closeUnkept(table.keep) + udpSessions;
+      if (closed > 0) log.info({ closed, udpSessions, snapshotVersion: table.snapshot.version }, 'closed connections to drained or removed backends');
+    }
+    swept = table;
+    await reader.changedFrom(seen);
+  }
+}
+void followSnapshots();
 
 function send(event: DataPlaneEvent): void {
   port?.postMessage(event);

@@ -75,13 +75,31 @@ export type ControlPlaneCommand =
   /** A reloaded config, applied as a difference; answered with `config.applied`. */
   | { readonly type: 'config.apply'; readonly requestId: number; readonly config: Config }
   /** Fault injection (SLUICE_FAULT_INJECTION=1 only): throw an uncaught error. */
-  | { readonly type: 'fault.crash' };
+  | { readonly type: 'fault.crash' }
+  | { readonly type: 'stats.query'; readonly requestId: number };
 
 // ── control-plane worker → supervisor ──────────────────────────────────────────
 export type ControlPlaneEvent =
   | { readonly type: 'ready'; readonly version: number; readonly backends: number }
   | { readonly type: 'published'; readonly version: number }
-  | { readonly type: 'config.applied'; readonly requestId: number; readonly version: number };
+  | { readonly type: 'config.applied'; readonly requestId: number; readonly version: number }
+  | { readonly type: 'stats'; readonly requestId: number; readonly stats: ControlPlaneStats };
+
+/** Counters of the control plane's own work, ready to become metrics. */
+export interface ControlPlaneStats {
+  readonly snapshotVersion: number;
+  /** Snapshots published by this worker (only real changes are published). */
+  readonly snapshotPublishes: number;
+  /** Backend state changes (healthy / draining / unhealthy / removed). */
+  readonly healthTransitions: number;
+  readonly backends: number;
+  readonly probes: number;
+  readonly probeFailures: number;
+  /** Probes not started because the backend's previous one had not settled. */
+  readonly probesSkipped: number;
+  readonly probesInFlight: number;
+  readonly probesQueued: number;
+}
 
 export interface ControlPlaneWorkerData {
   readonly config: Config;

@@ -7,11 +7,13 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.ts';
 import type { CounterDimensions } from '../shared/counters.ts';
-import type { ControlPlaneCommand, ControlPlaneEvent, ControlPlaneWorkerData } from '../shared/messages.ts';
+import type { ControlPlaneCommand, ControlPlaneEvent, ControlPlaneStats, ControlPlaneWorkerData } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
 import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
 
 const WORKER_ENTRY = new URL('../controlplane/worker.ts', import.meta.url);
+/** How long a stats query waits for the worker before answering without it. */
+const QUERY_TIMEOUT_MS = 2000;
 
 export interface ControlPlaneOptions {
   readonly config: Config;
@@ -36,6 +38,7 @@ export class ControlPlaneHost {
   private stopping = false;
   private onReady: ((event: { version: number; backends: number }) => void) | undefined;
   private onStartFailure: ((error: Error) => void) | undefined;
+  private readonly pendingStats = new Map<number, (stats: ControlPlaneStats | undefined) => void>();
 
   constructor(options: ControlPlaneOptions) {
     this.options = options;
@@ -78,6 +81,23 @@ export class ControlPlaneHost {
     const forced = setTimeout(() => void worker.terminate(), 2000);
     await exited;
     clearTimeout(forced);
+  }
+
+  /** The control plane's own counters, or undefined when it does not answer in time. */
+  stats(): Promise<ControlPlaneStats | undefined> {
+    if (this.worker === undefined) return Promise.resolve(undefined);
+    const requestId = this.nextRequestId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingStats.delete(requestId);
+        resolve(undefined);
+      }, QUERY_TIMEOUT_MS);
+      this.pendingStats.set(requestId, (stats) => {
+        clearTimeout(timer);
+        resolve(stats);
+      });
+      this.send({ type: 'stats.query', requestId });
+    });
   }
 
   private spawn(): void {
@@ -138,6 +158,10 @@ export class ControlPlaneHost {
       case 'config.applied':
         this.pendingApplies.get(event.requestId)?.(event.version);
         this.pendingApplies.delete(event.requestId);
+        return;
+      case 'stats':
+        this.pendingStats.get(event.requestId)?.(event.stats);
+        this.pendingStats.delete(event.requestId);
         return;
       default:
         throw unknownMessage('supervisor', event satisfies never);

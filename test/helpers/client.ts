@@ -96,6 +96,28 @@ export function tryConnect(port: number): Promise<string> {
   });
 }
 
+/** Connect, send nothing, and collect what arrives until the other side ends. */
+export function readAll(port: number, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no end within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.on('end', () => {
+      clearTimeout(timer);
+      socket.end();
+      resolve(Buffer.concat(chunks).toString());
+    });
+  });
+}
+
 /**
  * Keep `concurrency` request/response connections going until stopped; counts successes
  * and failures (with their error messages) so a test can assert none failed.
@@ -123,4 +145,78 @@ export function clientLoop(port: number, concurrency: number): { stop: () => Pro
       return { ok, failed };
     },
   };
+}
+
+/**
+ * One HTTP/1.1 keep-alive connection held open through the balancer, to send requests on
+ * the same TCP connection over time. Only what the test backends answer is understood
+ * (a Content-Length body).
+ */
+export class HeldHttpConnection {
+  readonly socket: net.Socket;
+  private buffer = Buffer.alloc(0);
+  private waiter: (() => void) | undefined;
+  closed = false;
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.buffer = Buffer.concat([this.buffer, chunk]);
+      this.waiter?.();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.waiter?.();
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static async open(port: number): Promise<HeldHttpConnection> {
+    return new HeldHttpConnection(await connect(port));
+  }
+
+  /** GET `path`; resolves with the body, rejects if the connection closes first. */
+  async get(path: string, timeoutMs = 10_000): Promise<string> {
+    this.socket.write(`GET ${path} HTTP/1.1\r\nHost: test\r\n\r\n`);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const body = this.takeResponse();
+      if (body !== undefined) return body;
+      if (this.closed) throw new Error('connection closed before the response');
+      if (Date.now() > deadline) throw new Error(`no response within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 100);
+        this.waiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.waiter = undefined;
+    }
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private takeResponse(): string | undefined {
+    const end = this.buffer.indexOf('\r\n\r\n');
+    if (end < 0) return undefined;
+    const head = this.buffer.subarray(0, end).toString();
+    const length = Number(/content-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+    if (this.buffer.length < end + 4 + length) return undefined;
+    const body = this.buffer.subarray(end + 4, end + 4 + length).toString();
+    this.buffer = this.buffer.subarray(end + 4 + length);
+    return body;
+  }
+}
+
+/** Poll `read` until `done` holds or the deadline passes; returns the last value read. */
+export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
 }

@@ -153,6 +153,10 @@ export function udpConfig(options: {
   workers?: number | 'auto';
   udp?: string;
   healthCheck?: string;
+  /** Failed connects in a row that take a backend out (passive); default 5. */
+  passiveFailures?: number;
+  /** How long a draining backend keeps its connections and sessions; default 30s. */
+  backendDrainTimeout?: string;
   drainTimeout?: string;
 }): string {
   return `workers: ${options.workers ?? 2}
@@ -169,6 +173,8 @@ listeners:
 clusters:
   - name: dns
     health_check: ${options.healthCheck ?? '{type: none}'}
+    passive: {consecutive_failures: ${options.passiveFailures ?? 5}}
+    drain_timeout: ${options.backendDrainTimeout ?? '30s'}
     backends:
 ${options.backends.map((a) => `      - { address: ${a} }`).join('\n')}
 `;

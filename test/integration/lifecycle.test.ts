@@ -165,4 +165,33 @@ describe('SIGHUP reload', () => {
     expect(((await viaApi.json()) as { message: string }).message).toContain('unknown cluster "nowhere"');
     expect((await getJson<unknown[]>(`${d.adminUrl}/backends`)).length).toBe(1);
   });
+
+  it('drains a backend the file no longer declares: its open connection keeps flowing, then it is gone', async () => {
+    const [stay, leave] = await echoBackends(2);
+    const [port, adminPort] = await freePorts(2);
+    const listeners = [{ name: 'web', port: port!, cluster: 'web' }];
+    const d = await daemon(config({ adminPort: adminPort!, listeners, clusters: { web: [stay!.address, leave!.address] } }), adminPort!);
+    const held = await Promise.all(Array.from({ length: 4 }, async () => openEcho(port!)));
+    for (const c of held) expect(await c.exchange('a')).toBe('a');
+    expect(leave!.open.size).toBeGreaterThan(0);
+
+    writeFileSync(d.configFile, config({ adminPort: adminPort!, listeners, clusters: { web: [stay!.address] } }));
+    d.child.kill('SIGHUP');
+    await d.waitForLog((l) => l.msg === 'config reloaded');
+    type View = { address: string; state: string };
+    const during = await getJson<View[]>(`${d.adminUrl}/backends`);
+    expect(during.find((b) => b.address === leave!.address)?.state).toBe('draining');
+    expect(during.find((b) => b.address === stay!.address)?.state).toBe('healthy');
+    const acceptedBefore = leave!.accepted;
+    await Promise.all(Array.from({ length: 6 }, async () => roundTrip(port!, Buffer.from('x'))));
+    expect(leave!.accepted).toBe(acceptedBefore);
+    for (const c of held) expect(await c.exchange('still flowing')).toBe('still flowing');
+
+    for (const c of held) c.socket.end();
+    const after = await until(
+      async () => getJson<View[]>(`${d.adminUrl}/backends`),
+      (list) => list.length === 1,
+    );
+    expect(after.map((b) => b.address)).toEqual([stay!.address]);
+  });
 });

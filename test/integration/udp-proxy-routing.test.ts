@@ -34,9 +34,22 @@ interface Harness {
   publish(backends: readonly SnapshotBackend[]): void;
 }
 
-function backendAt(slot: number, port: number, state: BackendState = 'healthy', weight = 1): SnapshotBackend {
+function backendAt(slot: number, port: number, state: BackendState = 'healthy', weight = 1, drained = state === 'unhealthy'): SnapshotBackend {
   const address = `127.0.0.1:${port}`;
-  return { id: `dns:${address}`, slot, address, host: '127.0.0.1', port, weight, state };
+  return {
+    id: `dns:${address}`,
+    slot,
+    address,
+    host: '127.0.0.1',
+    port,
+    weight,
+    configuredWeight: weight,
+    state,
+    admin: 'none',
+    drained,
+    reason: 'test',
+    since: 0,
+  };
 }
 
 async function harness(initial: readonly SnapshotBackend[], settings: UdpListenerSettings = SETTINGS, host = '127.0.0.1'): Promise<Harness> {
@@ -47,7 +60,7 @@ async function harness(initial: readonly SnapshotBackend[], settings: UdpListene
     version++;
     const snapshot: Snapshot = {
       version,
-      clusters: [{ name: 'dns', algorithm: 'round_robin', connectTimeoutMs: 1000, idleTimeoutMs: 1000, backends }],
+      clusters: [{ name: 'dns', algorithm: 'round_robin', connectTimeoutMs: 1000, idleTimeoutMs: 1000, panicMode: 'refuse', backends }],
       listeners: [{ name: 'dns', cluster: 'dns' }],
     };
     table = buildRoutingTable(snapshot, table);
@@ -92,17 +105,18 @@ async function ask(c: UdpClient, port: number, payload: string, tries = 3): Prom
 }
 
 describe('UDP session routing across snapshot versions', () => {
-  it.each<{ change: string; state: BackendState; weight: number; outcome: 'stays' | 'moves' }>([
-    { change: 'healthy in the next version', state: 'healthy', weight: 1, outcome: 'stays' },
-    { change: 'draining', state: 'draining', weight: 1, outcome: 'stays' },
-    { change: 'given weight 0', state: 'healthy', weight: 0, outcome: 'stays' },
-    { change: 'unhealthy', state: 'unhealthy', weight: 1, outcome: 'moves' },
-  ])('a session whose backend is $change $outcome', async ({ state, weight, outcome }) => {
+  it.each<{ change: string; state: BackendState; weight: number; drained: boolean; outcome: 'stays' | 'moves' }>([
+    { change: 'healthy in the next version', state: 'healthy', weight: 1, drained: false, outcome: 'stays' },
+    { change: 'draining', state: 'draining', weight: 1, drained: false, outcome: 'stays' },
+    { change: 'given weight 0', state: 'healthy', weight: 0, drained: false, outcome: 'stays' },
+    { change: 'drained (its drain ended)', state: 'draining', weight: 1, drained: true, outcome: 'moves' },
+    { change: 'unhealthy', state: 'unhealthy', weight: 1, drained: true, outcome: 'moves' },
+  ])('a session whose backend is $change $outcome', async ({ state, weight, drained, outcome }) => {
     const [a, b] = await backends(2);
     const h = await harness([backendAt(0, a!.port), backendAt(1, b!.port)]);
     const c = await client();
     expect(await ask(c, h.port, 'one')).toBe(a!.address);
-    h.publish([backendAt(0, a!.port, state, weight), backendAt(1, b!.port)]);
+    h.publish([backendAt(0, a!.port, state, weight, drained), backendAt(1, b!.port)]);
     const next = await ask(c, h.port, 'two');
     expect(next).toBe(outcome === 'stays' ? a!.address : b!.address);
     expect(h.counters.listenerTotal(0, ListenerCounter.accepted)).toBe(outcome === 'stays' ? 1 : 2);

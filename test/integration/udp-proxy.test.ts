@@ -9,6 +9,7 @@ import { freeUdpPort, inLanes, startUdpBackend, udpClient, type UdpClient, type 
 
 interface BackendJson {
   address: string;
+  reason: string;
   bytes_from_client: number;
   bytes_to_client: number;
   state: string;
@@ -239,9 +240,14 @@ describe('UDP load balancing through the real daemon', () => {
     expect(Math.max(...heaps) - Math.min(...heaps)).toBeLessThan(24 * 1024 * 1024);
   }, 180_000);
 
-  it('moves the clients of a stopped backend to the other one and counts its ICMP refusals as failures', async () => {
+  it('moves the clients of a stopped backend to the other one, counts its ICMP refusals, and the UDP check takes it out', async () => {
     const [kept, stopped] = await backends(2, 'tagged');
-    const { daemon, port } = await daemonFor([kept!.address, stopped!.address], { workers: 2 });
+    const { daemon, port } = await daemonFor([kept!.address, stopped!.address], {
+      workers: 2,
+      healthCheck: '{type: udp, send: ping, expect: "|ping", interval: 300ms, timeout: 250ms, rise: 1, fall: 2}',
+      // Passive refusals alone must not be what takes it out here: the active check is under test.
+      passiveFailures: 1000,
+    });
     const twenty = await clients(20);
     const first = await Promise.all(twenty.map(async (c) => servedBy(await c.request(port, Buffer.from('a'), tagged('a')))));
     const moved = twenty.filter((_c, i) => first[i] === stopped!.address);
@@ -259,6 +265,15 @@ describe('UDP load balancing through the real daemon', () => {
     const failed = list.find((b) => b.address === stopped!.address);
     expect(failed?.connect_failures_total).toBeGreaterThanOrEqual(moved.length);
     expect(list.find((b) => b.address === kept!.address)?.connect_failures_total).toBe(0);
+
+    const down = await eventually(
+      async () => getJson<BackendJson[]>(`${daemon.adminUrl}/backends`),
+      (l) => l.find((b) => b.address === stopped!.address)?.state === 'unhealthy',
+    );
+    const out = down.find((b) => b.address === stopped!.address);
+    expect(out?.state).toBe('unhealthy');
+    expect(out?.reason).toMatch(/failed probes in a row: port unreachable \(ECONNREFUSED\)/);
+    expect(down.find((b) => b.address === kept!.address)?.state).toBe('healthy');
   });
 
   it.each([
@@ -331,12 +346,13 @@ describe('UDP load balancing through the real daemon', () => {
 
   it('drains on SIGTERM: open sessions keep their replies, new clients get none, and it exits 0 once they went idle', async () => {
     const [echo] = await backends(1, 'tagged');
-    const { daemon, port } = await daemonFor([echo!.address], { udp: '{session_timeout: 1s}', drainTimeout: '20s' });
+    const { daemon, port } = await daemonFor([echo!.address], { udp: '{session_timeout: 3s}', drainTimeout: '20s' });
     const [open, late] = await clients(2);
     await open!.request(port, Buffer.from('before'), tagged('before'));
     const stoppedAt = Date.now();
     const exited = daemon.stop('SIGTERM');
-    await daemon.waitForLog((l) => l.msg.startsWith('draining'));
+    // The workers' first progress report: they are draining (and the session is still open).
+    await daemon.waitForLog((l) => l.msg === 'draining' && l['connections'] === 1);
     await open!.request(port, Buffer.from('during'), tagged('during'));
     await expect(late!.request(port, Buffer.from('new'), { ...tagged('new'), retryMs: 200, tries: 2 })).rejects.toThrow(/no reply/);
     expect(await exited).toBe(0);
@@ -368,6 +384,35 @@ describe('UDP listeners across a config reload', () => {
     const after = await eventually(async () => listenerOf(daemon), (l) => l.udp.sessions === 0, 5000);
     expect(after.connections_total).toBe(1);
     expect(after.udp.sessions).toBe(0);
+  });
+
+  it('keeps the sessions of a backend dropped by a reload while it drains, ends them when its drain ends, then moves them', async () => {
+    const [dropped, kept] = await backends(2, 'tagged');
+    const port = await freeUdpPort();
+    const [adminPort] = await freePorts(1);
+    const config = (addresses: string[]): string =>
+      udpConfig({ listenPort: port, adminPort: adminPort!, backends: addresses, workers: 1, backendDrainTimeout: '1500ms' });
+    const daemon = await startDaemon(config([dropped!.address, kept!.address]), adminPort!);
+    cleanups.push(async () => daemon.stop('SIGKILL'));
+    const [c] = await clients(1);
+    // One worker, round robin: the first session goes to the first backend.
+    expect(servedBy(await c!.request(port, Buffer.from('one'), tagged('one')))).toBe(dropped!.address);
+
+    await reload(daemon, config([kept!.address]));
+    const draining = await getJson<BackendJson[]>(`${daemon.adminUrl}/backends`);
+    expect(draining.find((b) => b.address === dropped!.address)?.state).toBe('draining');
+    expect(servedBy(await c!.request(port, Buffer.from('two'), tagged('two')))).toBe(dropped!.address);
+
+    // At the drain timeout the worker ends the session (it held the drain open), and the
+    // backend is removed.
+    const closed = await daemon.waitForLog((l) => l.msg === 'closed connections to drained or removed backends');
+    expect(closed['udpSessions']).toBe(1);
+    const gone = await eventually(
+      async () => getJson<BackendJson[]>(`${daemon.adminUrl}/backends`),
+      (l) => l.every((b) => b.address !== dropped!.address),
+    );
+    expect(gone.map((b) => b.address)).toEqual([kept!.address]);
+    expect(servedBy(await c!.request(port, Buffer.from('three'), tagged('three')))).toBe(kept!.address);
   });
 
   it('lets a removed UDP listener finish its open sessions, refuse new clients, then release its port', async () => {

@@ -5,7 +5,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { CounterTables } from '../../shared/counters.ts';
-import type { ResourceReport } from '../../shared/messages.ts';
+import type { ControlPlaneStats, ResourceReport } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { backendViews } from './backend-view.ts';
 import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
@@ -24,6 +24,8 @@ export interface AdminDeps {
   readonly lifecycle: LifecycleControl;
   /** Present only when fault injection is enabled (SLUICE_FAULT_INJECTION=1). */
   readonly faults: FaultInjection | undefined;
+  /** The control plane's own counters (publishes, probes, transitions); undefined if it does not answer. */
+  readonly controlPlaneStats: () => Promise<ControlPlaneStats | undefined>;
   readonly logger: Logger;
 }
 
@@ -58,6 +60,8 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
 
   registerLifecycleRoutes(app, deps.lifecycle);
   registerDebugRoutes(app, deps.workerResources, deps.faults);
+
+  app.get('/debug/controlplane', async () => ({ controlplane: (await deps.controlPlaneStats()) ?? null }));
 
   return app;
 }

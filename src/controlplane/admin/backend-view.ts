@@ -1,14 +1,22 @@
 import type { CounterTables } from '../../shared/counters.ts';
 import { BackendCounter } from '../../shared/counters.ts';
-import type { BackendState, Snapshot } from '../../shared/snapshot/types.ts';
+import type { AdminIntent, BackendState, Snapshot } from '../../shared/snapshot/types.ts';
 
 /** A backend as the admin API shows it: snapshot state joined with live counters. */
 export interface BackendView {
   readonly id: string;
   readonly cluster: string;
   readonly address: string;
+  /** The configured weight (config or PATCH). */
   readonly weight: number;
+  /** The weight routing uses now: lower than `weight` while slow start ramps it up. */
+  readonly effective_weight: number;
   readonly state: BackendState;
+  /** What an operator asked: none, drain or remove. */
+  readonly admin: AdminIntent;
+  /** Why the backend is in its state, and since when (ISO 8601). */
+  readonly reason: string;
+  readonly since: string;
   readonly active_connections: number;
   readonly connections_total: number;
   readonly connect_failures_total: number;
@@ -29,8 +37,12 @@ export function backendViews(snapshot: Snapshot, counters: CounterTables): Backe
         id: b.id,
         cluster: cluster.name,
         address: b.address,
-        weight: b.weight,
+        weight: b.configuredWeight,
+        effective_weight: b.weight,
         state: b.state,
+        admin: b.admin,
+        reason: b.reason,
+        since: new Date(b.since).toISOString(),
         active_connections: counters.activeConnections(b.slot),
         connections_total: counters.backendTotal(b.slot, BackendCounter.connections),
         connect_failures_total: counters.backendTotal(b.slot, BackendCounter.connectFailures),

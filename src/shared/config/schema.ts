@@ -246,6 +246,27 @@ const passiveSchema = strictObject({
   consecutive_failures: integer(1, 1000).default(5),
 });
 
+/**
+ * How long a passively ejected backend stays out when there is no active check to bring it
+ * back: base × (ejections in a row), capped at max.
+ */
+const outlierSchema = strictObject({
+  base_ejection_time: duration({ positive: true }).prefault('30s'),
+  max_ejection_time: duration({ positive: true }).prefault('5m'),
+}).superRefine((outlier, ctx) => {
+  if (outlier.max_ejection_time < outlier.base_ejection_time) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['max_ejection_time'],
+      message: `max_ejection_time (${formatDuration(outlier.max_ejection_time)}) must not be shorter than base_ejection_time (${formatDuration(outlier.base_ejection_time)})`,
+    });
+  }
+});
+
+const panicModeSchema = z
+  .enum(['refuse', 'route_all'], { error: expected('expected refuse or route_all') })
+  .default('refuse');
+
 const backendSchema = strictObject({
   address: address(),
   weight: integer(0, 10_000).default(1),
@@ -259,7 +280,11 @@ const clusterSchema = strictObject({
   // `prefault` (not `default`) so the default goes through parsing and gets its own defaults.
   health_check: healthCheckSchema.prefault({ type: 'none' }),
   passive: passiveSchema.prefault({}),
+  outlier: outlierSchema.prefault({}),
   drain_timeout: duration().prefault('30s'),
+  // 0s = off: a backend that turns healthy gets its whole weight at once.
+  slow_start: duration().prefault('0s'),
+  panic_mode: panicModeSchema,
   backends: list(backendSchema).default([]),
 });
 
@@ -303,6 +328,8 @@ export type ListenerConfig = z.output<typeof listenerSchema>;
 export type ClusterConfig = z.output<typeof clusterSchema>;
 export type BackendConfig = z.output<typeof backendSchema>;
 export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
+export type ActiveHealthCheckConfig = Exclude<HealthCheckConfig, { type: 'none' }>;
+export type PanicMode = z.output<typeof panicModeSchema>;
 export type AdminConfig = z.output<typeof adminSchema>;
 export type ShutdownConfig = z.output<typeof shutdownSchema>;
 

@@ -22,10 +22,12 @@
  *   control plane publishes the next (read-copy-update).
  */
 import { SluiceError } from '../errors.ts';
-import { BACKEND_STATES } from './types.ts';
+import { ADMIN_INTENTS, BACKEND_STATES, PANIC_MODES } from './types.ts';
 import type {
+  AdminIntent,
   Algorithm,
   BackendState,
+  PanicMode,
   Snapshot,
   SnapshotBackend,
   SnapshotCluster,
@@ -77,18 +79,20 @@ function parseSnapshot(value: unknown, mode: Mode): Snapshot {
 }
 
 function parseCluster(value: unknown, path: string, mode: Mode): SnapshotCluster {
-  const o = record(value, path, ['name', 'algorithm', 'connectTimeoutMs', 'idleTimeoutMs', 'backends'], mode);
+  const o = record(value, path, ['name', 'algorithm', 'connectTimeoutMs', 'idleTimeoutMs', 'panicMode', 'backends'], mode);
   return Object.freeze({
     name: string(o.name, `${path}.name`),
     algorithm: oneOf(o.algorithm, `${path}.algorithm`, ALGORITHMS),
     connectTimeoutMs: nonNegative(o.connectTimeoutMs, `${path}.connectTimeoutMs`),
     idleTimeoutMs: nonNegative(o.idleTimeoutMs, `${path}.idleTimeoutMs`),
+    panicMode: oneOf<PanicMode>(o.panicMode, `${path}.panicMode`, PANIC_MODES),
     backends: list(o.backends, `${path}.backends`, (b, p) => parseBackend(b, p, mode)),
   });
 }
 
 function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend {
-  const o = record(value, path, ['id', 'slot', 'address', 'host', 'port', 'weight', 'state'], mode);
+  const keys = ['id', 'slot', 'address', 'host', 'port', 'weight', 'configuredWeight', 'state', 'admin', 'drained', 'reason', 'since'];
+  const o = record(value, path, keys, mode);
   return Object.freeze({
     id: string(o.id, `${path}.id`),
     slot: integer(o.slot, `${path}.slot`, 0, INT32_MAX),
@@ -96,7 +100,12 @@ function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend
     host: string(o.host, `${path}.host`),
     port: integer(o.port, `${path}.port`, 1, PORT_MAX),
     weight: nonNegative(o.weight, `${path}.weight`),
+    configuredWeight: nonNegative(o.configuredWeight, `${path}.configuredWeight`),
     state: oneOf<BackendState>(o.state, `${path}.state`, BACKEND_STATES),
+    admin: oneOf<AdminIntent>(o.admin, `${path}.admin`, ADMIN_INTENTS),
+    drained: boolean(o.drained, `${path}.drained`),
+    reason: string(o.reason, `${path}.reason`),
+    since: nonNegative(o.since, `${path}.since`),
   });
 }
 
@@ -131,6 +140,11 @@ function list<T>(value: unknown, path: string, item: (value: unknown, path: stri
 
 function string(value: unknown, path: string): string {
   if (typeof value !== 'string') throw new ShapeError(`${path} must be a string, got ${describe(value)}`);
+  return value;
+}
+
+function boolean(value: unknown, path: string): boolean {
+  if (typeof value !== 'boolean') throw new ShapeError(`${path} must be a boolean, got ${describe(value)}`);
   return value;
 }
 

@@ -71,6 +71,17 @@ export class SnapshotReader {
     return Atomics.load(this.#header, VERSION);
   }
 
+  /**
+   * Resolves once the published version differs from `seen` (at once if it already does).
+   * Uses `Atomics.waitAsync` on the version cell the writer notifies, so a worker learns of a
+   * publish without polling and without a message; a pending wait holds no libuv handle and
+   * does not keep the thread alive. Never on the accept path.
+   */
+  async changedFrom(seen: number): Promise<void> {
+    const waiting = Atomics.waitAsync(this.#header, VERSION, seen);
+    if (waiting.async) await waiting.value;
+  }
+
   /** Copies discarded because the writer moved during them (observability and tests). */
   get retries(): number {
     return this.#retries;

@@ -10,6 +10,19 @@ export const BACKEND_STATES: readonly BackendState[] = ['healthy', 'draining', '
 
 export type Algorithm = 'round_robin';
 
+/**
+ * What an operator asked of a backend through the admin API: nothing, keep it out of
+ * rotation (`drain`, until undrained), or take it away (`remove`, once drained).
+ */
+export type AdminIntent = 'none' | 'drain' | 'remove';
+
+export const ADMIN_INTENTS: readonly AdminIntent[] = ['none', 'drain', 'remove'];
+
+/** With no healthy backend: refuse new clients, or route to every backend an operator left in. */
+export type PanicMode = 'refuse' | 'route_all';
+
+export const PANIC_MODES: readonly PanicMode[] = ['refuse', 'route_all'];
+
 export interface SnapshotBackend {
   /** Stable operator-facing id: `${cluster}:${address}`. */
   readonly id: string;
@@ -18,9 +31,21 @@ export interface SnapshotBackend {
   readonly address: string;
   readonly host: string;
   readonly port: number;
-  /** Effective weight (0 = receives no new connections). */
+  /** Effective weight (0 = receives no new connections): configuredWeight, ramped under slow start. */
   readonly weight: number;
+  /** The weight from config or the admin API, before slow start. */
+  readonly configuredWeight: number;
   readonly state: BackendState;
+  readonly admin: AdminIntent;
+  /**
+   * The backend's drain has ended (no connection left, or the drain timeout passed): a data
+   * plane closes any connection it still holds to it. Always true when unhealthy.
+   */
+  readonly drained: boolean;
+  /** Why the backend is in its state (the last transition), for operators. */
+  readonly reason: string;
+  /** When that transition happened (ms since the epoch). */
+  readonly since: number;
 }
 
 export interface SnapshotCluster {
@@ -28,6 +53,7 @@ export interface SnapshotCluster {
   readonly algorithm: Algorithm;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  readonly panicMode: PanicMode;
   readonly backends: readonly SnapshotBackend[];
 }
 

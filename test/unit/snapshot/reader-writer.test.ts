@@ -16,15 +16,17 @@ import type { Snapshot, SnapshotBackend } from '../../../src/shared/snapshot/typ
 
 type Content = Omit<Snapshot, 'version'>;
 
+const HEALTHY = { weight: 1, configuredWeight: 1, state: 'healthy', admin: 'none', drained: false, reason: 'configured', since: 0 } as const;
+
 /** A cluster named `name` with `count` backends; `count` controls the encoded size. */
 function content(name: string, count: number): Content {
   const backends: SnapshotBackend[] = [];
   for (let i = 0; i < count; i++) {
     const address = `10.0.0.${i}:8080`;
-    backends.push({ id: `${name}:${address}`, slot: i, address, host: `10.0.0.${i}`, port: 8080, weight: 1, state: 'healthy' });
+    backends.push({ id: `${name}:${address}`, slot: i, address, host: `10.0.0.${i}`, port: 8080, ...HEALTHY });
   }
   return {
-    clusters: [{ name, algorithm: 'round_robin', connectTimeoutMs: 1000, idleTimeoutMs: 30_000, backends }],
+    clusters: [{ name, algorithm: 'round_robin', connectTimeoutMs: 1000, idleTimeoutMs: 30_000, panicMode: 'refuse', backends }],
     listeners: [{ name: `${name}-listener`, cluster: name }],
   };
 }

@@ -1,0 +1,116 @@
+/**
+ * The per-accept routing cost does not grow with the number of backends. Not a timing
+ * claim: these tests count the work one accept does — shared-memory loads, routing-table
+ * rebuilds, and reads of backend fields — for a cluster of 3 and of 1,000 backends, and
+ * show the counts are equal. A per-accept path that filtered or scanned backends would read
+ * fields of every one of them and fail here.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SnapshotWriter } from '../../../src/controlplane/snapshot-writer.ts';
+import { pickRoundRobin } from '../../../src/dataplane/balancer/round-robin.ts';
+import { Router } from '../../../src/dataplane/router.ts';
+import { createSnapshotBuffer } from '../../../src/shared/snapshot/layout.ts';
+import { SnapshotReader } from '../../../src/shared/snapshot/reader.ts';
+import type { Snapshot, SnapshotBackend } from '../../../src/shared/snapshot/types.ts';
+
+const ACCEPTS = 2_000;
+
+function content(n: number): Omit<Snapshot, 'version'> {
+  const backends: SnapshotBackend[] = [];
+  for (let i = 0; i < n; i++) {
+    const port = 10_000 + i;
+    backends.push({
+      id: `web:127.0.0.1:${port}`,
+      slot: i,
+      address: `127.0.0.1:${port}`,
+      host: '127.0.0.1',
+      port,
+      weight: 1,
+      configuredWeight: 1,
+      // Every tenth backend is out, so the eligible set is a real filter of the cluster.
+      state: i % 10 === 9 ? 'unhealthy' : 'healthy',
+      admin: 'none',
+      drained: i % 10 === 9,
+      reason: 'test',
+      since: 0,
+    });
+  }
+  return {
+    clusters: [{ name: 'web', algorithm: 'round_robin', connectTimeoutMs: 1000, idleTimeoutMs: 1000, panicMode: 'refuse', backends }],
+    listeners: [{ name: 'web', cluster: 'web' }],
+  };
+}
+
+/** What TcpProxy does per accepted client: route, pick, and read the chosen backend's target. */
+function acceptOnce(router: Router): number {
+  const route = router.routeFor('web');
+  if (route === undefined) throw new Error('no route');
+  const index = pickRoundRobin(route.eligible, route.cursor);
+  const backend = route.eligible[index];
+  if (backend === undefined) throw new Error('no backend');
+  return backend.port + backend.slot + backend.host.length;
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('per-accept routing cost', () => {
+  function atomicLoadsPerAccept(n: number): { loads: number; rebuilds: number } {
+    const sab = createSnapshotBuffer();
+    new SnapshotWriter(sab).publish(content(n));
+    const router = new Router(new SnapshotReader(sab));
+    acceptOnce(router); // the table for this version is built once, here
+    const table = router.current();
+    const load = vi.spyOn(Atomics, 'load');
+    for (let i = 0; i < ACCEPTS; i++) acceptOnce(router);
+    const loads = load.mock.calls.length;
+    load.mockRestore();
+    return { loads, rebuilds: router.current() === table ? 0 : 1 };
+  }
+
+  it('does one Atomics.load and no table rebuild per accept, with 3 or 1,000 backends', () => {
+    const small = atomicLoadsPerAccept(3);
+    const large = atomicLoadsPerAccept(1_000);
+    // The one load is the snapshot version check in SnapshotReader.current().
+    expect(small).toEqual({ loads: ACCEPTS, rebuilds: 0 });
+    expect(large).toEqual(small);
+  });
+
+  function backendReadsPerAccept(n: number): { perVersion: number; perAccept: number } {
+    let reads = 0;
+    const counted = content(n);
+    const observed: Snapshot = {
+      version: 1,
+      listeners: counted.listeners,
+      clusters: counted.clusters.map((c) => ({
+        ...c,
+        backends: c.backends.map(
+          (b) =>
+            new Proxy(b, {
+              get(target, key, receiver) {
+                reads++;
+                return Reflect.get(target, key, receiver) as unknown;
+              },
+            }),
+        ),
+      })),
+    };
+    const reader = { current: () => observed } as unknown as SnapshotReader;
+    const router = new Router(reader);
+    const perVersion = reads;
+    reads = 0;
+    for (let i = 0; i < ACCEPTS; i++) acceptOnce(router);
+    return { perVersion, perAccept: reads / ACCEPTS };
+  }
+
+  it('reads the fields of exactly one backend per accept, with 3 or 1,000 backends', () => {
+    const small = backendReadsPerAccept(3);
+    const large = backendReadsPerAccept(1_000);
+    // Building the table per version touches every backend (that is where the cost goes)...
+    expect(large.perVersion).toBeGreaterThan(100 * small.perVersion);
+    // ...and an accept touches host, port and slot of the one it picked.
+    expect(small.perAccept).toBe(3);
+    expect(large.perAccept).toBe(small.perAccept);
+  });
+});
