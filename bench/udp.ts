@@ -398,6 +398,8 @@ ${lines.join('\n')}
   backend socket) per client: nginx until \`proxy_timeout\`, Sluice with \`max_replies: 0\`.
 - one reply per session: nginx \`proxy_responses 1\`, Sluice \`max_replies: 1\`; each
   request creates and ends a session (a backend socket) in the proxy.
+- "direct" is the same workload in both rows (the proxies' settings do not touch it): the
+  gap between its two numbers shows how noisy this run was.
 - Lost (no reply within ${LOSS_TIMEOUT_MS} ms, counted and resent): ${rows.map((r) => `${r.target} ${r.scenario.split(' ')[0] ?? ''} ${r.result?.lost ?? '–'}`).join(', ')}.
 
 Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, nginx
