@@ -11,9 +11,9 @@
  * the worker's share of `maxSessions`, or when the listener closes.
  *
  * Routing: one Atomics.load of the snapshot version per client datagram (through the
- * router), which is what lets a session whose backend left the routable set (unhealthy or
- * removed) be re-picked at its very next datagram; a draining or weight-0 backend keeps its
- * sessions until they go idle. An ICMP port-unreachable from a backend (ECONNREFUSED on the
+ * router), which is what lets a session whose backend left the routable set (its drain
+ * ended, it is unhealthy, or it was removed) be re-picked at its very next datagram; a
+ * draining or weight-0 backend keeps its sessions until they go idle. An ICMP port-unreachable from a backend (ECONNREFUSED on the
  * connected socket) counts as a connect failure of that backend (the passive health
  * signal), and the session's next datagram goes to another backend.
  *
@@ -28,8 +28,6 @@
  * - the idle-sweep timer is armed exactly while the table is not empty.
  */
 import dgram from 'node:dgram';
-import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
-import { isIP, isIPv6 } from 'node:net';
 import { formatHostPort } from '../shared/address.ts';
 import { BackendCounter, ListenerCounter, type WorkerCounters } from '../shared/counters.ts';
 import type { ListenerBinding, UdpListenerSettings } from '../shared/messages.ts';
@@ -37,7 +35,9 @@ import type { SnapshotBackend } from '../shared/snapshot/types.ts';
 import { pickRoundRobin } from './balancer/round-robin.ts';
 import type { ListenFailure } from './listeners.ts';
 import type { ClusterRoute } from './routing-table.ts';
-import { SessionTable, type SessionNode } from './udp-session-table.ts';
+import { literalLookup, socketType } from './udp-lookup.ts';
+import { UdpSession, type SessionOwner } from './udp-session.ts';
+import { SessionTable } from './udp-session-table.ts';
 
 export type UdpSessionEnd = 'idle_timeout' | 'max_replies' | 'evicted' | 'backend_gone' | 'refused' | 'socket_error' | 'drain' | 'closed';
 
@@ -56,39 +56,15 @@ export interface UdpProxyDeps {
   readonly reportsSharedFindings: boolean;
 }
 
-/** Datagrams held while a backend host name resolves (IP literals never wait). */
-const MAX_PENDING_DATAGRAMS = 16;
 /** Idle sweeps run at most this often per listener, so a table of staggered sessions does not wake the loop per session. */
 const MIN_SWEEP_STEP_MS = 5;
 const MAX_SWEEP_STEP_MS = 1000;
-
-/**
- * dgram resolves every address it sends to or connects to, even an IP literal, through an
- * asynchronous lookup. Answering literals synchronously saves a tick per reply and makes
- * connect() complete at once, so the first datagram can go out in the same turn.
- */
-function literalLookup(
-  hostname: string,
-  options: LookupOneOptions,
-  callback: (error: NodeJS.ErrnoException | null, address: string, family: number) => void,
-): void {
-  const family = isIP(hostname);
-  if (family !== 0) {
-    callback(null, hostname, family);
-    return;
-  }
-  dnsLookup(hostname, options, callback);
-}
-
-function socketType(host: string): 'udp4' | 'udp6' {
-  return isIPv6(host) ? 'udp6' : 'udp4';
-}
 
 export function workerShare(maxSessions: number, workers: number): number {
   return Math.max(1, Math.floor(maxSessions / Math.max(1, workers)));
 }
 
-export class UdpProxy {
+export class UdpProxy implements SessionOwner {
   readonly binding: ListenerBinding;
   private settings: UdpListenerSettings;
   private readonly deps: UdpProxyDeps;
@@ -294,7 +270,7 @@ export class UdpProxy {
 
   // ── backend side (called by sessions) ──────────────────────────────────────────
 
-  /** @internal A datagram from the session's backend: pass it to the client. */
+  /** A datagram from the session's backend: pass it to the client. */
   reply(session: UdpSession, datagram: Buffer): void {
     const socket = this.socket;
     if (socket === undefined || session.closed) return;
@@ -319,21 +295,20 @@ export class UdpProxy {
     else this.table.touch(session, this.deps.now());
   }
 
-  /** @internal The backend's port was unreachable: a passive failure; the next datagram re-picks. */
+  /** The backend's port was unreachable: a passive failure; the next datagram re-picks. */
   refused(session: UdpSession): void {
     this.deps.counters.bumpBackend(session.backend.slot, BackendCounter.connectFailures, 1);
     session.refused = true;
   }
 
-  /** @internal The session's socket could not be set up or resolve its backend. */
+  /** The session's socket could not be set up or resolve its backend. */
   failed(session: UdpSession, backendAtFault: boolean): void {
     if (backendAtFault) this.deps.counters.bumpBackend(session.backend.slot, BackendCounter.connectFailures, 1);
     this.deps.counters.bumpListener(this.binding.slot, ListenerCounter.udpDatagramsDropped);
     this.end(session, 'socket_error');
   }
 
-  /** @internal */
-  end(session: UdpSession, reason: UdpSessionEnd): void {
+  private end(session: UdpSession, reason: UdpSessionEnd): void {
     if (session.closed) return;
     session.closed = true;
     this.table.remove(session);
@@ -416,115 +391,4 @@ function pickBackend(route: ClusterRoute, avoidSlot: number): SnapshotBackend | 
   const picked = eligible[index];
   if (picked?.slot !== avoidSlot || eligible.length === 1) return picked;
   return eligible[(index + 1) % eligible.length];
-}
-
-/** One client's session: its backend and the connected socket that reaches it. */
-class UdpSession implements SessionNode {
-  readonly key: string;
-  lastActive = 0;
-  older: SessionNode | undefined = undefined;
-  newer: SessionNode | undefined = undefined;
-  inTable = false;
-
-  readonly clientAddress: string;
-  readonly clientPort: number;
-  readonly backend: SnapshotBackend;
-  /** The route this session was last checked against (identity changes per snapshot version). */
-  route: ClusterRoute;
-  replies = 0;
-  answered = false;
-  refused = false;
-  closed = false;
-  private readonly proxy: UdpProxy;
-  private socket: dgram.Socket | undefined;
-  /** Datagrams waiting for a backend host name to resolve; undefined once connected. */
-  private pending: Buffer[] | undefined;
-
-  constructor(proxy: UdpProxy, key: string, clientAddress: string, clientPort: number, route: ClusterRoute, backend: SnapshotBackend) {
-    this.proxy = proxy;
-    this.key = key;
-    this.clientAddress = clientAddress;
-    this.clientPort = clientPort;
-    this.route = route;
-    this.backend = backend;
-  }
-
-  connect(settings: UdpListenerSettings): void {
-    const { host, port } = this.backend;
-    const family = isIP(host);
-    const socket = dgram.createSocket({
-      type: family === 6 ? 'udp6' : 'udp4',
-      lookup: literalLookup,
-      recvBufferSize: settings.recvBufferBytes,
-      sendBufferSize: settings.sendBufferBytes,
-    });
-    this.socket = socket;
-    socket.on('message', this.onBackendDatagram);
-    socket.on('error', this.onError);
-    // An IP literal connects synchronously (see literalLookup); a host name resolves first.
-    if (family === 0) {
-      this.pending = [];
-      socket.once('connect', this.onConnect);
-    }
-    try {
-      socket.connect(port, host);
-    } catch {
-      // Setting the configured buffer sizes (done by dgram at the implicit bind) can throw.
-      this.proxy.failed(this, false);
-    }
-  }
-
-  /** False when the datagram had to be dropped (bounded queue full, or the session is gone). */
-  send(datagram: Buffer, queueLimitBytes: number): boolean {
-    const socket = this.socket;
-    if (socket === undefined || this.closed) return false;
-    const pending = this.pending;
-    if (pending !== undefined) {
-      if (pending.length >= MAX_PENDING_DATAGRAMS) return false;
-      pending.push(datagram);
-      return true;
-    }
-    if (socket.getSendQueueSize() + datagram.length > queueLimitBytes) return false;
-    socket.send(datagram);
-    return true;
-  }
-
-  closeSocket(): void {
-    const socket = this.socket;
-    this.socket = undefined;
-    this.pending = undefined;
-    if (socket === undefined) return;
-    socket.removeAllListeners();
-    socket.on('error', ignoreError);
-    try {
-      socket.close();
-    } catch {
-      // Already closed by a failed bind: nothing left to release.
-    }
-  }
-
-  private readonly onConnect = (): void => {
-    const pending = this.pending;
-    this.pending = undefined;
-    if (pending === undefined || this.closed) return;
-    for (const datagram of pending) this.socket?.send(datagram);
-  };
-
-  private readonly onBackendDatagram = (datagram: Buffer): void => {
-    this.proxy.reply(this, datagram);
-  };
-
-  private readonly onError = (error: NodeJS.ErrnoException): void => {
-    if (this.closed) return;
-    if (error.code === 'ECONNREFUSED') {
-      this.proxy.refused(this);
-      return;
-    }
-    // bind (EMFILE, ENOBUFS) is ours; connect and name resolution failures are the backend's.
-    this.proxy.failed(this, error.syscall !== 'bind');
-  };
-}
-
-function ignoreError(): void {
-  // The socket is being torn down; its error has nowhere useful to go.
 }
