@@ -1,9 +1,11 @@
 /**
- * Command-line entry: `sluice run --config FILE` and `sluice validate --config FILE`.
+ * Command-line entry: `sluice run --config FILE`, `sluice validate --config FILE` and
+ * `sluice ctl …` (admin API client, src/ctl.ts).
  * Exit codes: 0 success, 1 invalid config or startup failure, 2 usage error.
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from './shared/config/load.ts';
+import { CTL_USAGE, runCtl } from './ctl.ts';
 import { SluiceError } from './shared/errors.ts';
 import { flushLogs } from './shared/logger.ts';
 import { Supervisor, workerCount } from './supervisor.ts';
@@ -13,7 +15,9 @@ const USAGE = `usage:
       run the daemon; with --takeover, take the ports over from a running Sluice
       (zero-downtime deploy: see README "Rolling deploys")
   sluice validate --config FILE
-      check a config file and exit`;
+      check a config file and exit
+  sluice ctl COMMAND
+      change backends through the admin API (sluice ctl --help)`;
 
 function fail(message: string, code: number): never {
   flushLogs();
@@ -71,6 +75,16 @@ async function main(argv: string[]): Promise<void> {
     case 'validate':
       validate(rest);
       return;
+    case 'ctl': {
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(`${CTL_USAGE}\n`);
+        return;
+      }
+      const { output, code } = await runCtl(rest);
+      (code === 0 ? process.stdout : process.stderr).write(`${output}\n`);
+      process.exitCode = code;
+      return;
+    }
     case undefined:
     case '-h':
     case '--help':

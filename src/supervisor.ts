@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildAdminApp, type AdminApp } from './controlplane/admin/app.ts';
+import { adminToken, exposureWarning } from './controlplane/admin/auth.ts';
 import type { ReloadResult } from './controlplane/admin/lifecycle-routes.ts';
 import { parseHostPort } from './shared/address.ts';
 import { ConfigError, loadConfig } from './shared/config/load.ts';
@@ -212,6 +213,8 @@ export class Supervisor {
       try {
         await admin.listen({ host: address.host, port: address.port });
         this.admin = admin;
+        const warning = exposureWarning(address.host, this.config.admin.token_env !== undefined);
+        if (warning !== undefined) this.log.warn({ admin: listen }, warning);
         return;
       } catch (error) {
         await admin.close();
@@ -230,6 +233,8 @@ export class Supervisor {
 
   private buildAdmin(): AdminApp {
     return buildAdminApp({
+      commands: { run: async (command) => this.controlPlane.backendCommand(command) },
+      token: adminToken(this.config.admin.token_env),
       snapshots: new SnapshotReader(this.snapshotBuffer),
       counters: this.counters,
       listeners: () =>
@@ -242,6 +247,7 @@ export class Supervisor {
         })),
       isReady: () => !this.draining,
       workerResources: async () => this.dataPlane.resources(),
+      controlPlaneStats: async () => this.controlPlane.stats(),
       lifecycle: {
         drain: (options) => void this.drain(options),
         reload: async () => this.reload(),
@@ -250,7 +256,6 @@ export class Supervisor {
         process.env['SLUICE_FAULT_INJECTION'] === '1'
           ? { crashDataPlaneWorker: (index) => this.dataPlane.crash(index), crashControlPlane: () => this.controlPlane.crash() }
           : undefined,
-      controlPlaneStats: async () => this.controlPlane.stats(),
       logger: this.rootLog,
     });
   }

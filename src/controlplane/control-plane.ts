@@ -17,12 +17,23 @@ import type { Config } from '../shared/config/schema.ts';
 import { SluiceError } from '../shared/errors.ts';
 import type { CounterTables } from '../shared/counters.ts';
 import type { Snapshot } from '../shared/snapshot/types.ts';
-import type { ControlPlaneStats } from '../shared/messages.ts';
+import type { BackendCommand, BackendCommandResult, ControlPlaneStats } from '../shared/messages.ts';
+import { runBackendCommand, type CommandCore } from './backend-commands.ts';
 import { BackendRegistry, backendId, contentChanged, type Backend, type Cluster } from './backend-registry.ts';
 import { probe as realProbe, type ProbeResult, type ProbeTarget } from './health/checkers.ts';
 import { newPassiveCursor, readPassive } from './health/passive.ts';
 import { ProbeScheduler } from './health/scheduler.ts';
 import { initialRecord, transition, type HealthEvent, type HealthRecord } from './health/state-machine.ts';
+import { RetiredSlots } from './retired-slots.ts';
+import {
+  desiredBackends,
+  EMPTY_RUNTIME_STATE,
+  pruneForConfig,
+  recordCommand,
+  type DesiredBackend,
+  type RuntimeState,
+} from './runtime-state.ts';
+import { readStateFile, writeStateFile } from './state-file.ts';
 import type { SlotAllocator } from './slot-allocator.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
 
@@ -45,6 +56,8 @@ export interface ControlPlaneDeps {
   readonly probe?: (target: ProbeTarget, check: Parameters<typeof realProbe>[1]) => Promise<ProbeResult>;
   readonly random?: () => number;
   readonly tickMs?: number;
+  /** Writes the state file (tests replace it to make writes fail). */
+  readonly writeState?: (file: string, state: RuntimeState) => Promise<void>;
 }
 
 export function monotonicNow(): number {
@@ -58,10 +71,12 @@ export class ControlPlane {
   readonly #now: () => number;
   readonly #registry: BackendRegistry;
   readonly #scheduler: ProbeScheduler;
-  /** The config in force: the start-up one, then each reloaded one. */
+  /** Slots of backends that left the registry, released once no connection counts into them. */
+  readonly #retired: RetiredSlots;
   #config: Config;
-  /** Slots of removed backends, released once no connection counts into them. */
-  readonly #retiredSlots: number[] = [];
+  /** Operators' changes on top of the config (persisted in the state file, if one is set). */
+  #runtime: RuntimeState = EMPTY_RUNTIME_STATE;
+  readonly #commandCore: CommandCore;
   #published: Content | undefined;
   #dirty = false;
   #tickTimer: NodeJS.Timeout | undefined;
@@ -77,6 +92,7 @@ export class ControlPlane {
     this.#now = deps.now ?? monotonicNow;
     this.#config = deps.config;
     this.#registry = new BackendRegistry(deps.config, deps.slots);
+    this.#retired = new RetiredSlots(deps.counters, deps.slots);
     const scheduler: ConstructorParameters<typeof ProbeScheduler>[0] = {
       probe: deps.probe ?? realProbe,
       onResult: (id, result) => {
@@ -84,6 +100,7 @@ export class ControlPlane {
       },
     };
     this.#scheduler = new ProbeScheduler(deps.random === undefined ? scheduler : { ...scheduler, random: deps.random });
+    this.#commandCore = this.#makeCommandCore();
   }
 
   get registry(): BackendRegistry {
@@ -92,9 +109,10 @@ export class ControlPlane {
 
   /** Builds the initial state (probing first where checks are active), publishes it, starts checks. */
   async start(): Promise<number> {
+    await this.#loadRuntimeState();
     const recovered = this.#deps.recovered;
-    if (recovered === undefined) await this.#loadConfigBackends();
-    else this.#recover(recovered);
+    if (recovered !== undefined) this.#recover(recovered);
+    await this.#addDesired(desiredBackends(this.#config, this.#runtime));
     const version = this.#publish(this.#registry.snapshotContent(this.#now()));
     for (const backend of this.#registry.all()) this.#schedule(backend);
     this.#tickTimer = setInterval(() => {
@@ -134,8 +152,9 @@ export class ControlPlane {
       if (delta.failures > 0 || delta.successes > 0) this.#apply(backend, cluster, { type: 'passive', ...delta, now });
       this.#apply(backend, cluster, { type: 'tick', activeConnections: counters.activeConnections(backend.slot), now });
       ramping = this.#stepRamp(backend, cluster, now) || ramping;
+      if (backend.health.state === 'removed' && counters.activeConnections(backend.slot) === 0) this.#forget(backend);
     }
-    this.#releaseRetiredSlots();
+    this.#retired.sweep();
     if (this.#dirty || ramping) this.#publishIfChanged(now);
   }
 
@@ -154,13 +173,49 @@ export class ControlPlane {
 
   // ── start-up ─────────────────────────────────────────────────────────────────────────
 
-  async #loadConfigBackends(): Promise<void> {
-    const entries = [...this.#registry.clusters()].flatMap((cluster) => cluster.config.backends.map((entry) => ({ cluster, entry })));
-    // Probed together, added in config order (the order snapshots and GET /backends show).
-    const verdicts = await Promise.all(entries.map(async ({ cluster, entry }) => this.#firstVerdict(cluster, entry.address)));
-    entries.forEach(({ cluster, entry }, i) => {
-      this.#addBackend(cluster, entry.address, entry.weight, verdicts[i] as HealthRecord);
+  /**
+   * Adds the desired backends the registry lacks: all of them at start-up, those a recovered
+   * snapshot did not hold, or those a reload adds. Probed together, added in order (the
+   * order snapshots and GET /backends show); operators' drains are applied as they enter.
+   */
+  async #addDesired(desired: readonly DesiredBackend[]): Promise<void> {
+    const entries: { cluster: Cluster; want: DesiredBackend }[] = [];
+    for (const want of desired) {
+      const cluster = this.#registry.cluster(want.cluster);
+      if (cluster !== undefined && this.#registry.get(backendId(want.cluster, want.address)) === undefined) entries.push({ cluster, want });
+    }
+    const verdicts = await Promise.all(entries.map(async ({ cluster, want }) => this.#firstVerdict(cluster, want.address)));
+    entries.forEach(({ cluster, want }, i) => {
+      const backend = this.#addBackend(cluster, want.address, want.weight, verdicts[i] as HealthRecord);
+      if (want.drained) this.#apply(backend, cluster, { type: 'drain', now: this.#now() });
+      if (this.#tickTimer !== undefined) this.#schedule(backend);
     });
+  }
+
+  async #loadRuntimeState(): Promise<void> {
+    const file = this.#config.state_file;
+    if (file === undefined) return;
+    const read = await readStateFile(file);
+    if (!read.ok) {
+      this.#controlLog.error(
+        { stateFile: file, problem: read.problem, setAsideTo: read.setAsideTo },
+        'state file is unusable: set aside; starting from config.yaml alone',
+      );
+    }
+    this.#runtime = pruneForConfig(read.state, this.#config);
+    if (read.ok && read.found) {
+      const r = this.#runtime;
+      this.#controlLog.info(
+        { stateFile: file, added: r.added.length, removed: r.removed.length, drained: r.drained.length, reweighted: Object.keys(r.weights).length },
+        'state file applied on top of config.yaml',
+      );
+    }
+  }
+
+  async #saveRuntime(state: RuntimeState): Promise<void> {
+    const file = this.#config.state_file;
+    if (file !== undefined) await (this.#deps.writeState ?? writeStateFile)(file, state);
+    this.#runtime = state;
   }
 
   /** The health a backend enters with: healthy without active checks, else its first probe decides. */
@@ -169,7 +224,7 @@ export class ControlPlane {
     if (check.type === 'none') return initialRecord(true, 'no active check', this.#now());
     const target = targetOf(address);
     const result = await this.#scheduler.probeOnce(target, check);
-    const id = `${cluster.name}:${address}`;
+    const id = backendId(cluster.name, address);
     if (!result.ok) this.#log.warn({ backend: id, detail: result.detail }, 'backend failed its first probe: not routed to until it passes');
     return initialRecord(result.ok, `first probe ${result.ok ? 'passed' : 'failed'}: ${result.detail}`, this.#now());
   }
@@ -185,8 +240,13 @@ export class ControlPlane {
   /** A replacement worker continues from the last snapshot, so routing does not change under the data plane. */
   #recover(snapshot: Snapshot): void {
     for (const cluster of snapshot.clusters) {
-      if (this.#registry.cluster(cluster.name) === undefined) continue;
       for (const b of cluster.backends) {
+        if (this.#registry.cluster(cluster.name) === undefined) {
+          // Its cluster was dropped by the reload that replaced this worker's config.
+          this.#deps.slots.claim(b.slot);
+          this.#retired.add([{ id: b.id, slot: b.slot }]);
+          continue;
+        }
         const health: HealthRecord = {
           ...initialRecord(b.state === 'healthy', b.reason, b.since),
           state: b.state,
@@ -205,52 +265,126 @@ export class ControlPlane {
     this.#controlLog.info({ recoveredFrom: snapshot.version, backends: this.#registry.size }, 'control plane recovered state from the last snapshot');
   }
 
-  #schedule(backend: Backend): void {
-    const check = this.#clusterOf(backend).config.health_check;
-    if (check.type === 'none') return;
-    this.#scheduler.add({ id: backend.id, host: backend.host, port: backend.port, check });
-  }
-
   // ── reload ───────────────────────────────────────────────────────────────────────────
 
   /**
-   * Apply a reloaded config as a difference and publish; resolves with the version that
-   * contains it. Backends that stay keep their health, slot and connections; new ones are
-   * probed first like at start-up; ones the file no longer declares are drained and removed
-   * through the state machine, like an operator's removal. A weight is taken from the file
-   * only when the file changed it, so a reweight made at runtime survives a reload.
+   * Applies a reloaded config as a difference and resolves with the snapshot version that
+   * holds it. Backends that stay keep their health, connections and slot (a weight changes
+   * only when the file changed it, so an operator's runtime weight survives an unrelated
+   * reload); backends the file dropped drain like an operator's removal; new ones are probed
+   * first like at start-up; a dropped cluster leaves routing at once, its open connections
+   * finishing on their own.
    */
   async applyConfig(next: Config): Promise<number> {
     const previous = this.#config;
     this.#config = next;
-    this.#registry.applyConfig(next);
-    const before = configuredBackends(previous);
-    const wanted = configuredBackends(next);
     const now = this.#now();
-    for (const id of before.keys()) {
-      const backend = wanted.has(id) ? undefined : this.#registry.get(id);
-      if (backend !== undefined) this.#apply(backend, this.#clusterOf(backend), { type: 'remove', force: false, now });
+    let runtime = pruneForConfig(this.#runtime, next);
+    this.#registry.setListeners(next);
+    const wanted = new Set(next.clusters.map((c) => c.name));
+    for (const cluster of [...this.#registry.clusters()]) {
+      if (wanted.has(cluster.name)) continue;
+      for (const b of cluster.backends.values()) this.#scheduler.remove(b.id);
+      this.#retired.add(this.#registry.removeCluster(cluster.name));
     }
-    const added: { cluster: Cluster; address: string; weight: number }[] = [];
-    for (const [id, entry] of wanted) {
-      const backend = this.#registry.get(id);
-      const cluster = this.#registry.cluster(entry.cluster);
-      if (cluster === undefined) continue;
-      if (backend === undefined) {
-        added.push({ cluster, address: entry.address, weight: entry.weight });
-        continue;
+    const previousClusters = new Map(previous.clusters.map((c) => [c.name, c]));
+    for (const clusterConfig of next.clusters) {
+      const before = previousClusters.get(clusterConfig.name);
+      const cluster = this.#registry.putCluster(clusterConfig);
+      const checkChanged = JSON.stringify(before?.health_check) !== JSON.stringify(clusterConfig.health_check);
+      const entries = new Map(clusterConfig.backends.map((b) => [backendId(cluster.name, b.address), b]));
+      const oldEntries = new Map(before?.backends.map((b) => [backendId(cluster.name, b.address), b]));
+      for (const [id, old] of oldEntries) {
+        const backend = this.#registry.get(id);
+        if (backend === undefined) continue;
+        const entry = entries.get(id);
+        if (entry === undefined) {
+          this.#apply(backend, cluster, { type: 'remove', force: false, now });
+          runtime = recordCommand(runtime, { op: 'remove', id, force: false }, next);
+        } else if (entry.weight !== old.weight) {
+          // The file changed this weight: it wins over an operator's earlier change.
+          backend.weight = entry.weight;
+          runtime = recordCommand(runtime, { op: 'weight', id, weight: entry.weight }, next);
+          this.#dirty = true;
+        }
       }
-      if (before.get(id)?.weight !== entry.weight) backend.weight = entry.weight;
-      this.#scheduler.remove(backend.id);
-      this.#schedule(backend);
+      if (checkChanged) for (const backend of cluster.backends.values()) this.#recheck(backend, cluster, now);
     }
-    const verdicts = await Promise.all(added.map(async (a) => this.#firstVerdict(a.cluster, a.address)));
-    added.forEach((a, i) => {
-      this.#schedule(this.#addBackend(a.cluster, a.address, a.weight, verdicts[i] as HealthRecord));
-    });
+    const declaredBefore = new Set(previous.clusters.flatMap((c) => c.backends.map((b) => backendId(c.name, b.address))));
+    await this.#addDesired(desiredBackends(next, runtime).filter((b) => !declaredBefore.has(backendId(b.cluster, b.address))));
+    if (runtime !== this.#runtime) await this.#saveRuntimeOrWarn(runtime);
     this.#dirty = true;
-    this.#publishIfChanged(this.#now());
-    return this.#deps.writer.version();
+    return this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version();
+  }
+
+  /** A reload is not refused for a state file it cannot write: the file is the operators', the reload the config's. */
+  async #saveRuntimeOrWarn(state: RuntimeState): Promise<void> {
+    try {
+      await this.#saveRuntime(state);
+    } catch (error) {
+      this.#runtime = state;
+      this.#controlLog.error({ err: error }, 'state file could not be written after a reload');
+    }
+  }
+
+  // ── operators' commands ─────────────────────────────────────────────────────────────
+
+  /** Applies one admin API write; see backend-commands.ts. Callers run commands one at a time. */
+  async command(command: BackendCommand): Promise<BackendCommandResult> {
+    const result = await runBackendCommand(this.#commandCore, command);
+    if (result.ok) this.#controlLog.info({ command, version: result.version }, 'operator change applied');
+    return result;
+  }
+
+  #makeCommandCore(): CommandCore {
+    return {
+      registry: this.#registry,
+      config: () => this.#config,
+      runtime: () => this.#runtime,
+      saveRuntime: async (state) => this.#saveRuntime(state),
+      now: () => this.#now(),
+      hasFreeSlot: () => this.#deps.slots.hasFree(),
+      firstVerdict: async (cluster, address) => this.#firstVerdict(cluster, address),
+      addBackend: (cluster, address, weight, health) => {
+        const backend = this.#addBackend(cluster, address, weight, health);
+        this.#schedule(backend);
+        return backend;
+      },
+      apply: (backend, event) => {
+        this.#apply(backend, this.#clusterOf(backend), event);
+      },
+      settle: (backend) => {
+        const active = this.#deps.counters.activeConnections(backend.slot);
+        this.#apply(backend, this.#clusterOf(backend), { type: 'tick', activeConnections: active, now: this.#now() });
+        if (backend.health.state === 'removed' && active === 0) this.#forget(backend);
+        this.#dirty = true;
+      },
+      publish: () => this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version(),
+      published: (id) => {
+        for (const cluster of this.#published?.clusters ?? []) {
+          const found = cluster.backends.find((b) => b.id === id);
+          if (found !== undefined) return found;
+        }
+        return undefined;
+      },
+    };
+  }
+
+  /** A cluster's check changed: probe with the new one; without one, a backend that is out comes back by time. */
+  #recheck(backend: Backend, cluster: Cluster, now: number): void {
+    if (backend.health.state === 'removed') return;
+    if (cluster.config.health_check.type === 'none') {
+      this.#scheduler.remove(backend.id);
+      if (!backend.health.up) backend.health = { ...backend.health, ejectedAt: now };
+      return;
+    }
+    this.#schedule(backend);
+  }
+
+  #schedule(backend: Backend): void {
+    const check = this.#clusterOf(backend).config.health_check;
+    if (check.type === 'none') return;
+    this.#scheduler.add({ id: backend.id, host: backend.host, port: backend.port, check });
   }
 
   // ── events ───────────────────────────────────────────────────────────────────────────
@@ -272,24 +406,17 @@ export class ControlPlane {
     if (after.state === before.state) return;
     this.#transitions++;
     this.#log.info({ backend: backend.id, from: before.state, to: after.state, reason: after.reason }, 'backend health changed');
-    if (after.state === 'removed') this.#forget(backend);
+    if (after.state === 'removed') this.#scheduler.remove(backend.id);
   }
 
+  /**
+   * A removed backend stays in the snapshot (drained, so data planes close what they still
+   * hold) until no connection counts into its slot; then it leaves the snapshot.
+   */
   #forget(backend: Backend): void {
     this.#registry.delete(backend.id);
-    this.#registry.pruneCluster(backend.cluster, new Set(this.#config.clusters.map((c) => c.name)));
-    this.#scheduler.remove(backend.id);
-    this.#retiredSlots.push(backend.slot);
-  }
-
-  #releaseRetiredSlots(): void {
-    for (let i = this.#retiredSlots.length - 1; i >= 0; i--) {
-      const slot = this.#retiredSlots[i] as number;
-      // A data plane closes what it holds to a removed backend when it sees the snapshot without it.
-      if (this.#deps.counters.activeConnections(slot) !== 0) continue;
-      this.#retiredSlots.splice(i, 1);
-      this.#deps.slots.release(slot);
-    }
+    this.#retired.add([{ id: backend.id, slot: backend.slot }]);
+    this.#dirty = true;
   }
 
   // ── publishing ───────────────────────────────────────────────────────────────────────
@@ -337,15 +464,6 @@ export class ControlPlane {
     if (cluster === undefined) throw new Error(`backend ${backend.id} has no cluster`);
     return cluster;
   }
-}
-
-/** Every backend a config declares, by id. */
-function configuredBackends(config: Config): Map<string, { cluster: string; address: string; weight: number }> {
-  const byId = new Map<string, { cluster: string; address: string; weight: number }>();
-  for (const cluster of config.clusters) {
-    for (const b of cluster.backends) byId.set(backendId(cluster.name, b.address), { cluster: cluster.name, address: b.address, weight: b.weight });
-  }
-  return byId;
 }
 
 function targetOf(address: string): ProbeTarget {

@@ -21,6 +21,11 @@ export class SlotAllocator {
     return this.nextFresh++;
   }
 
+  /** Whether `allocate` would succeed now. */
+  hasFree(): boolean {
+    return this.free.length > 0 || this.nextFresh < this.capacity;
+  }
+
   /** Mark rows as taken when state is recovered from an existing snapshot. */
   claim(slot: number): void {
     if (slot >= this.nextFresh) {

@@ -1,8 +1,9 @@
 /**
  * Control-plane worker thread: the single writer of backend state and of the snapshot.
  * It builds the registry from config (recovering from the last published snapshot when
- * it is restarted, so routing does not change under the data plane), runs health checks
- * and publishes. This file is only the message glue; the logic is in control-plane.ts.
+ * it is restarted, so routing does not change under the data plane), runs health checks,
+ * applies reloads and publishes. This file is only the message glue; the logic is in
+ * control-plane.ts.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { CounterTables } from '../shared/counters.ts';
@@ -34,25 +35,44 @@ const controlPlane = new ControlPlane({
   recovered: existing.version > 0 ? existing : undefined,
 });
 
+/** Commands that change state run one at a time, in arrival order (some wait for a first probe). */
+let queue: Promise<unknown> = Promise.resolve();
+function serially(run: () => Promise<void>): void {
+  queue = queue.then(run).catch((error: unknown) => {
+    // A failure here is a bug; the worker restarts and recovers from the last snapshot.
+    setImmediate(() => {
+      throw error;
+    });
+  });
+}
+
 function onCommand(command: ControlPlaneCommand): void {
   switch (command.type) {
-    case 'shutdown':
-      controlPlane.stop();
-      flushLogs();
-      port?.close();
-      return;
     case 'config.apply':
-      void controlPlane.applyConfig(command.config).then((version) => {
+      serially(async () => {
+        const version = await controlPlane.applyConfig(command.config);
+        log.info({ component: 'controlplane', version }, 'config applied');
         send({ type: 'config.applied', requestId: command.requestId, version });
       });
+      return;
+    case 'backend.command':
+      serially(async () => {
+        const result = await controlPlane.command(command.command);
+        send({ type: 'backend.result', requestId: command.requestId, result });
+      });
+      return;
+    case 'stats.query':
+      send({ type: 'stats', requestId: command.requestId, stats: controlPlane.stats() });
       return;
     case 'fault.crash':
       setImmediate(() => {
         throw new Error('fault injection: control-plane worker crash requested');
       });
       return;
-    case 'stats.query':
-      send({ type: 'stats', requestId: command.requestId, stats: controlPlane.stats() });
+    case 'shutdown':
+      controlPlane.stop();
+      flushLogs();
+      port?.close();
       return;
     default:
       throw unknownMessage('controlplane', command satisfies never);
@@ -60,5 +80,7 @@ function onCommand(command: ControlPlaneCommand): void {
 }
 
 port.on('message', onCommand);
-const version = await controlPlane.start();
-send({ type: 'ready', version, backends: controlPlane.registry.size });
+serially(async () => {
+  const version = await controlPlane.start();
+  send({ type: 'ready', version, backends: controlPlane.registry.size });
+});

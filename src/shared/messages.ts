@@ -5,6 +5,7 @@
  */
 import type { Config } from './config/schema.ts';
 import type { CounterDimensions } from './counters.ts';
+import type { SnapshotBackend } from './snapshot/types.ts';
 
 export interface ListenerBinding {
   readonly name: string;
@@ -76,14 +77,43 @@ export type ControlPlaneCommand =
   | { readonly type: 'config.apply'; readonly requestId: number; readonly config: Config }
   /** Fault injection (SLUICE_FAULT_INJECTION=1 only): throw an uncaught error. */
   | { readonly type: 'fault.crash' }
-  | { readonly type: 'stats.query'; readonly requestId: number };
+  | { readonly type: 'stats.query'; readonly requestId: number }
+  /** An operator's change to one backend (admin API); answered with `backend.result`. */
+  | { readonly type: 'backend.command'; readonly requestId: number; readonly command: BackendCommand };
+
+/**
+ * What the admin API asks of the control plane, one backend at a time. Ids are
+ * `cluster:address`. Each is applied in arrival order and answered with the snapshot
+ * version that holds its effect.
+ */
+export type BackendCommand =
+  | { readonly op: 'add'; readonly cluster: string; readonly address: string; readonly weight: number }
+  | { readonly op: 'remove'; readonly id: string; readonly force: boolean }
+  | { readonly op: 'drain'; readonly id: string }
+  | { readonly op: 'undrain'; readonly id: string }
+  | { readonly op: 'weight'; readonly id: string; readonly weight: number };
+
+/** Why a backend command was refused; the admin API maps each to an HTTP status. */
+export type BackendCommandError = 'NOT_FOUND' | 'CONFLICT' | 'NO_CAPACITY' | 'UNAVAILABLE';
+
+export type BackendCommandResult =
+  | {
+      readonly ok: true;
+      /** The published version that holds the change (the current one if nothing changed). */
+      readonly version: number;
+      readonly cluster: string;
+      /** The backend as that version publishes it; undefined once it left the snapshot. */
+      readonly backend: SnapshotBackend | undefined;
+    }
+  | { readonly ok: false; readonly error: BackendCommandError; readonly message: string };
 
 // ── control-plane worker → supervisor ──────────────────────────────────────────
 export type ControlPlaneEvent =
   | { readonly type: 'ready'; readonly version: number; readonly backends: number }
   | { readonly type: 'published'; readonly version: number }
   | { readonly type: 'config.applied'; readonly requestId: number; readonly version: number }
-  | { readonly type: 'stats'; readonly requestId: number; readonly stats: ControlPlaneStats };
+  | { readonly type: 'stats'; readonly requestId: number; readonly stats: ControlPlaneStats }
+  | { readonly type: 'backend.result'; readonly requestId: number; readonly result: BackendCommandResult };
 
 /** Counters of the control plane's own work, ready to become metrics. */
 export interface ControlPlaneStats {

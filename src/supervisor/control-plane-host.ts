@@ -7,13 +7,25 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config/schema.ts';
 import type { CounterDimensions } from '../shared/counters.ts';
-import type { ControlPlaneCommand, ControlPlaneEvent, ControlPlaneStats, ControlPlaneWorkerData } from '../shared/messages.ts';
+import type {
+  BackendCommand,
+  BackendCommandResult,
+  ControlPlaneCommand,
+  ControlPlaneEvent,
+  ControlPlaneStats,
+  ControlPlaneWorkerData,
+} from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
 import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
 
 const WORKER_ENTRY = new URL('../controlplane/worker.ts', import.meta.url);
 /** How long a stats query waits for the worker before answering without it. */
 const QUERY_TIMEOUT_MS = 2000;
+/**
+ * How long an operator's command may wait for its answer. Commands queue behind each other
+ * and an add may wait for its first probe (at most a check timeout), so this is generous.
+ */
+const COMMAND_TIMEOUT_MS = 30_000;
 
 export interface ControlPlaneOptions {
   readonly config: Config;
@@ -39,6 +51,7 @@ export class ControlPlaneHost {
   private onReady: ((event: { version: number; backends: number }) => void) | undefined;
   private onStartFailure: ((error: Error) => void) | undefined;
   private readonly pendingStats = new Map<number, (stats: ControlPlaneStats | undefined) => void>();
+  private readonly pendingCommands = new Map<number, (result: BackendCommandResult) => void>();
 
   constructor(options: ControlPlaneOptions) {
     this.options = options;
@@ -100,6 +113,26 @@ export class ControlPlaneHost {
     });
   }
 
+  /**
+   * Sends an operator's change to the control plane; resolves with its answer (the snapshot
+   * version that holds it), or UNAVAILABLE when the worker is down, restarts or is too slow.
+   */
+  backendCommand(command: BackendCommand): Promise<BackendCommandResult> {
+    if (this.worker === undefined) return Promise.resolve(unavailable('the control plane is not running'));
+    const requestId = this.nextRequestId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingCommands.delete(requestId);
+        resolve(unavailable(`no answer from the control plane within ${COMMAND_TIMEOUT_MS} ms; the change may still be applied`));
+      }, COMMAND_TIMEOUT_MS);
+      this.pendingCommands.set(requestId, (result) => {
+        clearTimeout(timer);
+        resolve(result);
+      });
+      this.send({ type: 'backend.command', requestId, command });
+    });
+  }
+
   private spawn(): void {
     const o = this.options;
     const workerData: ControlPlaneWorkerData = {
@@ -129,6 +162,10 @@ export class ControlPlaneHost {
   private onExit(worker: Worker, code: number): void {
     if (this.worker !== worker) return;
     this.worker = undefined;
+    for (const answer of this.pendingCommands.values()) {
+      answer(unavailable('the control plane stopped before answering; the change may or may not have been applied'));
+    }
+    this.pendingCommands.clear();
     if (this.stopping || this.onStartFailure !== undefined) {
       this.onStartFailure?.(new Error(`control-plane worker exited with code ${code} before it was ready`));
       return;
@@ -155,13 +192,17 @@ export class ControlPlaneHost {
         return;
       case 'published':
         return;
-      case 'config.applied':
-        this.pendingApplies.get(event.requestId)?.(event.version);
-        this.pendingApplies.delete(event.requestId);
-        return;
       case 'stats':
         this.pendingStats.get(event.requestId)?.(event.stats);
         this.pendingStats.delete(event.requestId);
+        return;
+      case 'backend.result':
+        this.pendingCommands.get(event.requestId)?.(event.result);
+        this.pendingCommands.delete(event.requestId);
+        return;
+      case 'config.applied':
+        this.pendingApplies.get(event.requestId)?.(event.version);
+        this.pendingApplies.delete(event.requestId);
         return;
       default:
         throw unknownMessage('supervisor', event satisfies never);
@@ -171,4 +212,8 @@ export class ControlPlaneHost {
   private send(command: ControlPlaneCommand): void {
     this.worker?.postMessage(command);
   }
+}
+
+function unavailable(message: string): BackendCommandResult {
+  return { ok: false, error: 'UNAVAILABLE', message };
 }

@@ -132,8 +132,8 @@ describe('active and passive health checks', () => {
 
     const load = steadyLoad(setup.port, 6);
     await sleep(500);
-    await victim.kill();
     const killedAt = Date.now();
+    await victim.kill();
     const down = await stateOf(setup, victim.address, 'unhealthy');
     const unhealthyAt = await transitionTime(setup, victim.address, 'unhealthy');
     await sleep(500);
@@ -165,8 +165,8 @@ describe('active and passive health checks', () => {
     const victim = later(await startKillableBackend());
     const other = later(await startHttpBackend());
     const setup = await daemonWith([victim.address, other.address], [`health_check: {type: tcp, interval: ${interval}ms, timeout: 200ms, rise: 2, fall: ${fall}}`]);
-    await victim.kill();
     const killedAt = Date.now();
+    await victim.kill();
     await stateOf(setup, victim.address, 'unhealthy');
     const unhealthyAt = await transitionTime(setup, victim.address, 'unhealthy');
     const draining = setup.transitions(victim.address).find((l) => l['to'] === 'draining');
@@ -232,7 +232,7 @@ describe('active and passive health checks', () => {
     expect(held.closed).toBe(true);
     expect(after?.state).toBe('unhealthy');
     expect(unhealthyAt - drainingAt).toBeGreaterThanOrEqual(1_000);
-    const closedLog = await setup.daemon.waitForLog((l) => l.msg === 'closed connections to drained or removed backends');
+    const closedLog = await setup.daemon.waitForLog((l) => l.msg === 'closed connections to drained backends');
     expect(closedLog['closed']).toBe(1);
     expect((await setup.backend(target.address))?.active_connections).toBe(0);
   });

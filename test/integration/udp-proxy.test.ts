@@ -405,7 +405,7 @@ describe('UDP listeners across a config reload', () => {
 
     // At the drain timeout the worker ends the session (it held the drain open), and the
     // backend is removed.
-    const closed = await daemon.waitForLog((l) => l.msg === 'closed connections to drained or removed backends');
+    const closed = await daemon.waitForLog((l) => l.msg === 'closed connections to drained backends');
     expect(closed['udpSessions']).toBe(1);
     const gone = await eventually(
       async () => getJson<BackendJson[]>(`${daemon.adminUrl}/backends`),

@@ -7,9 +7,13 @@ import type { Logger } from 'pino';
 import type { CounterTables } from '../../shared/counters.ts';
 import type { ControlPlaneStats, ResourceReport } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
-import { backendViews } from './backend-view.ts';
+import { registerAuth } from './auth.ts';
+import { registerBackendRoutes, type BackendCommands } from './backend-routes.ts';
+import { registerClusterRoutes } from './cluster-routes.ts';
 import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
+import { registerErrorHandlers } from './errors.ts';
 import { registerLifecycleRoutes, type LifecycleControl } from './lifecycle-routes.ts';
+import { registerOpenApiRoute } from './openapi.ts';
 import { listenerViews, type ListenerInfo } from './listener-view.ts';
 
 export interface AdminDeps {
@@ -21,11 +25,15 @@ export interface AdminDeps {
   readonly isReady: () => boolean;
   /** Resource counts of every data-plane worker, for leak checks and debugging. */
   readonly workerResources: () => Promise<ResourceReport[]>;
+  /** The control plane's own counters (publishes, probes, transitions); undefined if it does not answer. */
+  readonly controlPlaneStats: () => Promise<ControlPlaneStats | undefined>;
   readonly lifecycle: LifecycleControl;
   /** Present only when fault injection is enabled (SLUICE_FAULT_INJECTION=1). */
   readonly faults: FaultInjection | undefined;
-  /** The control plane's own counters (publishes, probes, transitions); undefined if it does not answer. */
-  readonly controlPlaneStats: () => Promise<ControlPlaneStats | undefined>;
+  /** Backend writes, applied by the control plane. */
+  readonly commands: BackendCommands;
+  /** The bearer token every route but /healthz and /readyz needs; undefined = open. */
+  readonly token: string | undefined;
   readonly logger: Logger;
 }
 
@@ -45,6 +53,9 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
     requestTimeout: 10_000,
   });
 
+  registerErrorHandlers(app, BODY_LIMIT_BYTES);
+  registerAuth(app, deps.token);
+
   app.get('/healthz', () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
@@ -52,11 +63,11 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
     return reply.code(503).send({ status: 'draining' });
   });
 
-  app.get('/backends', () => backendViews(deps.snapshots.current(), deps.counters));
+  registerBackendRoutes(app, deps);
+  registerClusterRoutes(app, deps.snapshots);
+  registerOpenApiRoute(app);
 
   app.get('/listeners', () => listenerViews(deps.listeners(), deps.counters));
-
-  app.get('/snapshot', () => deps.snapshots.current());
 
   registerLifecycleRoutes(app, deps.lifecycle);
   registerDebugRoutes(app, deps.workerResources, deps.faults);

@@ -12,6 +12,7 @@ import { parseConfig } from '../../../src/shared/config/load.ts';
 import { BackendCounter, CounterTables, createCounterBuffer } from '../../../src/shared/counters.ts';
 import { createSnapshotBuffer } from '../../../src/shared/snapshot/layout.ts';
 import { SnapshotReader } from '../../../src/shared/snapshot/reader.ts';
+import type { RuntimeState } from '../../../src/controlplane/runtime-state.ts';
 
 const HOUR = '1h';
 const started: ControlPlane[] = [];
@@ -29,9 +30,18 @@ interface Harness {
   weight(port: number): number | undefined;
 }
 
-async function harness(cluster: string[], ports: number[], failing: number[] = []): Promise<Harness> {
+interface HarnessOptions {
+  readonly failing?: number[];
+  readonly stateFile?: string;
+  readonly writeState?: (file: string, state: RuntimeState) => Promise<void>;
+}
+
+async function harness(cluster: string[], ports: number[], failingOrOptions: number[] | HarnessOptions = []): Promise<Harness> {
+  const options: HarnessOptions = Array.isArray(failingOrOptions) ? { failing: failingOrOptions } : failingOrOptions;
+  const failing = options.failing ?? [];
   const config = parseConfig(
     [
+      ...(options.stateFile === undefined ? [] : [`state_file: ${JSON.stringify(options.stateFile)}`]),
       'listeners: [{name: web, listen: "127.0.0.1:1", cluster: web}]',
       'clusters:',
       '  - name: web',
@@ -59,6 +69,7 @@ async function harness(cluster: string[], ports: number[], failing: number[] = [
     now: () => clock.now,
     probe,
     tickMs: 3_600_000,
+    ...(options.writeState === undefined ? {} : { writeState: options.writeState }),
   });
   started.push(cp);
   const reader = new SnapshotReader(sab);
@@ -146,5 +157,80 @@ describe('control plane publishing', () => {
     }
     expect(weights).toEqual([0.2, 0.4, 0.6, 0.8, 1]);
     expect(h.cp.stats().snapshotPublishes - before).toBe(5);
+  });
+});
+
+describe('operator commands', () => {
+  const CHECK = `health_check: {type: tcp, interval: ${HOUR}, timeout: 1s}`;
+
+  it('adds a backend, probed first, in a new version, and refuses a duplicate however it is spelt', async () => {
+    const h = await harness([CHECK], [9001], [9003]);
+    const added = await h.cp.command({ op: 'add', cluster: 'web', address: '[::1]:9002', weight: 3 });
+    expect(added).toMatchObject({ ok: true, version: 2, cluster: 'web', backend: { id: 'web:[::1]:9002', state: 'healthy', configuredWeight: 3 } });
+    expect(h.reader.current().version).toBe(2);
+    const failing = await h.cp.command({ op: 'add', cluster: 'web', address: '127.0.0.1:9003', weight: 1 });
+    expect(failing).toMatchObject({ ok: true, version: 3, backend: { state: 'unhealthy', reason: 'first probe failed: connection refused (ECONNREFUSED)' } });
+    const duplicate = await h.cp.command({ op: 'add', cluster: 'web', address: '[0:0::1]:9002', weight: 1 });
+    expect(duplicate).toEqual({ ok: false, error: 'CONFLICT', message: 'cluster web already has a backend at [0:0::1]:9002 (web:[::1]:9002)' });
+    expect(await h.cp.command({ op: 'add', cluster: 'api', address: '127.0.0.1:1', weight: 1 })).toEqual({
+      ok: false,
+      error: 'NOT_FOUND',
+      message: 'unknown cluster "api"; known: web',
+    });
+    expect(h.reader.current().version).toBe(3);
+  });
+
+  it('removes a backend with open connections only after they close, then retires its slot', async () => {
+    const h = await harness([], [9001, 9002]);
+    const slot = h.reader.current().clusters[0]!.backends[0]!.slot;
+    h.counters.forWorker(0).connectionOpened(slot);
+    const removing = await h.cp.command({ op: 'remove', id: 'web:127.0.0.1:9001', force: false });
+    expect(removing).toMatchObject({ ok: true, version: 2, backend: { state: 'draining', admin: 'remove', drained: false } });
+    expect(await h.cp.command({ op: 'drain', id: 'web:127.0.0.1:9001' })).toEqual({ ok: false, error: 'CONFLICT', message: 'backend web:127.0.0.1:9001 is being removed' });
+    h.cp.tick();
+    expect(h.state(9001)).toBe('draining');
+    h.counters.forWorker(0).connectionClosed(slot);
+    h.cp.tick();
+    expect(h.state(9001)).toBeUndefined();
+    expect(await h.cp.command({ op: 'remove', id: 'web:127.0.0.1:9001', force: false })).toMatchObject({ ok: false, error: 'NOT_FOUND' });
+  });
+
+  it('removes a backend without connections at once, and a forced removal marks it drained for the data plane', async () => {
+    const h = await harness([], [9001, 9002]);
+    expect(await h.cp.command({ op: 'remove', id: 'web:127.0.0.1:9002', force: false })).toMatchObject({ ok: true, backend: undefined });
+    expect(h.state(9002)).toBeUndefined();
+    const slot = h.reader.current().clusters[0]!.backends[0]!.slot;
+    h.counters.forWorker(1).connectionOpened(slot);
+    const forced = await h.cp.command({ op: 'remove', id: 'web:127.0.0.1:9001', force: true });
+    // Still published, drained: a data plane closes its connections, then it leaves.
+    expect(forced).toMatchObject({ ok: true, backend: { drained: true, admin: 'remove' } });
+    h.counters.forWorker(1).connectionClosed(slot);
+    h.cp.tick();
+    expect(h.reader.current().clusters[0]!.backends).toEqual([]);
+  });
+
+  it('drains, undrains and reweights, each in its own version', async () => {
+    const h = await harness([], [9001]);
+    expect(await h.cp.command({ op: 'drain', id: 'web:127.0.0.1:9001' })).toMatchObject({ ok: true, version: 2, backend: { state: 'draining', drained: true } });
+    expect(await h.cp.command({ op: 'drain', id: 'web:127.0.0.1:9001' })).toMatchObject({ ok: true, version: 2 });
+    expect(await h.cp.command({ op: 'undrain', id: 'web:127.0.0.1:9001' })).toMatchObject({ ok: true, version: 3, backend: { state: 'healthy' } });
+    expect(await h.cp.command({ op: 'weight', id: 'web:127.0.0.1:9001', weight: 0 })).toMatchObject({ ok: true, version: 4, backend: { weight: 0, configuredWeight: 0 } });
+  });
+
+  it('refuses a change it cannot write to the state file, and changes nothing', async () => {
+    const h = await harness([], [9001], {
+      stateFile: '/nonexistent/state.json',
+      writeState: () => Promise.reject(new Error('EROFS: read-only file system')),
+    });
+    const result = await h.cp.command({ op: 'add', cluster: 'web', address: '127.0.0.1:9002', weight: 1 });
+    expect(result).toEqual({
+      ok: false,
+      error: 'UNAVAILABLE',
+      message: 'the state file cannot be written, so the change was not made: EROFS: read-only file system',
+    });
+    expect(h.reader.current().version).toBe(1);
+    expect(h.state(9002)).toBeUndefined();
+    expect(await h.cp.command({ op: 'drain', id: 'web:127.0.0.1:9001' })).toMatchObject({ ok: false, error: 'UNAVAILABLE' });
+    expect(h.state(9001)).toBe('healthy');
   });
 });

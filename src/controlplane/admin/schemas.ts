@@ -1,0 +1,80 @@
+/**
+ * zod schemas for every admin API body, param and query, with messages that name the field
+ * (`address: port must be 1-65535`). The OpenAPI description is generated from the same
+ * schemas (openapi.ts), so the two cannot drift apart.
+ */
+import { z } from 'zod';
+import { analyzeHostPort } from '../../shared/address.ts';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+export const MAX_WEIGHT = 10_000;
+
+const WEIGHT_MESSAGE = `expected an integer from 0 to ${MAX_WEIGHT}`;
+
+/** Tells a missing key apart from a wrong value, like the config file's messages. */
+function expected(message: string) {
+  return (issue: { readonly input?: unknown }): string => (issue.input === undefined ? 'missing required key' : message);
+}
+
+const clusterName = z
+  .string({ error: expected('expected a cluster name') })
+  .regex(NAME, { error: 'expected a cluster name of 1-63 letters, digits, "_", "." or "-"' })
+  .meta({ description: 'A cluster named in config.yaml', example: 'web' });
+
+const address = z
+  .string({ error: expected('expected host:port') })
+  .superRefine((value, ctx) => {
+    const analysis = analyzeHostPort(value);
+    if (!analysis.ok) ctx.addIssue({ code: 'custom', message: analysis.problem === 'port_range' ? 'port must be 1-65535' : 'expected host:port' });
+  })
+  .meta({ description: 'host:port of the backend; IPv6 in brackets', example: '127.0.0.1:9001' });
+
+const weight = z
+  .int({ error: expected(WEIGHT_MESSAGE) })
+  .min(0, { error: WEIGHT_MESSAGE })
+  .max(MAX_WEIGHT, { error: WEIGHT_MESSAGE })
+  .meta({ description: 'Share of new connections relative to the cluster (0 = none)', example: 1 });
+
+function body<Shape extends z.ZodRawShape>(shape: Shape, example: string) {
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown key${issue.keys.length === 1 ? '' : 's'} ${issue.keys.map((k) => `"${k}"`).join(', ')}; allowed: ${Object.keys(shape).join(', ')}`
+        : `expected a JSON object like ${example}`,
+  });
+}
+
+export const addBackendBody = body(
+  { cluster: clusterName, address, weight: weight.optional() },
+  '{"cluster": "web", "address": "127.0.0.1:9001", "weight": 1}',
+);
+
+export const patchBackendBody = body({ weight }, '{"weight": 2}');
+
+export const backendParams = z.object({
+  id: z.string().min(1).meta({ description: 'cluster:address, e.g. web:127.0.0.1:9001' }),
+});
+
+export const deleteQuery = z.strictObject(
+  {
+    force: z
+      .enum(['true', 'false'], { error: 'expected true or false' })
+      .optional()
+      .meta({ description: 'true: close its connections and remove it at once' }),
+  },
+  { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown query parameter ${issue.keys.map((k) => `"${k}"`).join(', ')}; allowed: force` : 'bad query') },
+);
+
+/** Bodies of routes that take none: nothing, or an empty object. */
+export const emptyBody = z.unknown().refine(
+  (value) => value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0),
+  { error: 'this route takes no body' },
+);
+
+/** `field: message` for the first problem, for the API's one-line error message. */
+export function describeIssues(error: z.ZodError, root: string): string {
+  return error.issues
+    .slice(0, 3)
+    .map((issue) => `${issue.path.length === 0 ? root : issue.path.map(String).join('.')}: ${issue.message}`)
+    .join('; ');
+}

@@ -1,0 +1,126 @@
+/**
+ * Operators' changes to backends (the admin API's writes), applied by the control plane,
+ * the single writer. Each command is checked first and refused whole (nothing changes),
+ * then recorded in the runtime state (written to the state file before anything is
+ * published, so a change that is live is also durable), then applied through the health
+ * state machine, then published; the answer names the snapshot version that holds it.
+ */
+import { canonicalHost, parseHostPort } from '../shared/address.ts';
+import type { Config } from '../shared/config/schema.ts';
+import type { BackendCommand, BackendCommandResult } from '../shared/messages.ts';
+import type { SnapshotBackend } from '../shared/snapshot/types.ts';
+import { backendId, type Backend, type BackendRegistry, type Cluster } from './backend-registry.ts';
+import type { HealthEvent, HealthRecord } from './health/state-machine.ts';
+import { recordCommand, type RuntimeState } from './runtime-state.ts';
+
+/** What a command needs of the control plane. */
+export interface CommandCore {
+  readonly registry: BackendRegistry;
+  readonly config: () => Config;
+  readonly runtime: () => RuntimeState;
+  /** Persists the runtime state (state file) and keeps it; throws when it cannot be written. */
+  readonly saveRuntime: (state: RuntimeState) => Promise<void>;
+  readonly now: () => number;
+  readonly hasFreeSlot: () => boolean;
+  readonly firstVerdict: (cluster: Cluster, address: string) => Promise<HealthRecord>;
+  /** Adds and starts probing a backend. */
+  readonly addBackend: (cluster: Cluster, address: string, weight: number, health: HealthRecord) => Backend;
+  readonly apply: (backend: Backend, event: HealthEvent) => void;
+  /** Lets a drain with no connection left end now, and a removed backend without connections leave. */
+  readonly settle: (backend: Backend) => void;
+  /** Publishes if anything changed; the version that holds the current state. */
+  readonly publish: () => number;
+  readonly published: (id: string) => SnapshotBackend | undefined;
+}
+
+type Refusal = Extract<BackendCommandResult, { ok: false }>;
+
+function refuse(error: Refusal['error'], message: string): Refusal {
+  return { ok: false, error, message };
+}
+
+export async function runBackendCommand(core: CommandCore, command: BackendCommand): Promise<BackendCommandResult> {
+  if (command.op === 'add') return add(core, command.cluster, command.address, command.weight);
+  const backend = core.registry.get(command.id);
+  if (backend === undefined || backend.health.state === 'removed') return refuse('NOT_FOUND', `no backend ${command.id}`);
+  if (backend.health.admin === 'remove' && !(command.op === 'remove' && command.force)) {
+    if (command.op === 'remove') return done(core, backend.cluster, backend.id);
+    return refuse('CONFLICT', `backend ${backend.id} is being removed`);
+  }
+  const unsaved = await record(core, command);
+  if (unsaved !== undefined) return unsaved;
+  switch (command.op) {
+    case 'remove':
+      core.apply(backend, { type: 'remove', force: command.force, now: core.now() });
+      break;
+    case 'drain':
+      core.apply(backend, { type: 'drain', now: core.now() });
+      break;
+    case 'undrain':
+      core.apply(backend, { type: 'undrain', now: core.now() });
+      break;
+    case 'weight':
+      backend.weight = command.weight;
+      break;
+    default:
+      throw new Error(`backend commands: unknown op ${JSON.stringify(command satisfies never)}`);
+  }
+  core.settle(backend);
+  return done(core, backend.cluster, backend.id);
+}
+
+async function add(core: CommandCore, clusterName: string, address: string, weight: number): Promise<BackendCommandResult> {
+  const cluster = core.registry.cluster(clusterName);
+  if (cluster === undefined) {
+    const known = [...core.registry.clusters()].map((c) => c.name).join(', ');
+    return refuse('NOT_FOUND', `unknown cluster "${clusterName}"; known: ${known}`);
+  }
+  const same = sameAddressIn(cluster, address);
+  if (same !== undefined) {
+    const removing = same.health.admin === 'remove';
+    return refuse(
+      'CONFLICT',
+      removing
+        ? `backend ${same.id} is still being removed; add it again once its connections closed`
+        : `cluster ${cluster.name} already has a backend at ${address} (${same.id})`,
+    );
+  }
+  if (!core.hasFreeSlot()) return refuse('NO_CAPACITY', `no counter slot left for another backend`);
+  // Commands run one at a time and only commands add backends or drop clusters, so what was
+  // checked above still holds after the probe.
+  const health = await core.firstVerdict(cluster, address);
+  const unsaved = await record(core, { op: 'add', cluster: cluster.name, address, weight });
+  if (unsaved !== undefined) return unsaved;
+  // A backend joining a running cluster ramps up like one that recovered.
+  const backend = core.addBackend(cluster, address, weight, health.up ? { ...health, rampFrom: health.since } : health);
+  return done(core, cluster.name, backend.id);
+}
+
+/** A backend of `cluster` at the same host and port, however the host is spelt (`[::1]` = `[0:0::1]`). */
+function sameAddressIn(cluster: Cluster, address: string): Backend | undefined {
+  const exact = cluster.backends.get(backendId(cluster.name, address));
+  if (exact !== undefined) return exact;
+  const target = parseHostPort(address);
+  if (target === undefined) return undefined;
+  const host = canonicalHost(target.host);
+  for (const b of cluster.backends.values()) if (b.port === target.port && canonicalHost(b.host) === host) return b;
+  return undefined;
+}
+
+/** Records the command in the runtime state first; a state file that cannot be written refuses it. */
+async function record(core: CommandCore, command: BackendCommand): Promise<Refusal | undefined> {
+  const before = core.runtime();
+  const after = recordCommand(before, command, core.config());
+  if (after === before) return undefined;
+  try {
+    await core.saveRuntime(after);
+    return undefined;
+  } catch (error) {
+    return refuse('UNAVAILABLE', `the state file cannot be written, so the change was not made: ${(error as Error).message}`);
+  }
+}
+
+function done(core: CommandCore, cluster: string, id: string): BackendCommandResult {
+  const version = core.publish();
+  return { ok: true, version, cluster, backend: core.published(id) };
+}

@@ -1,0 +1,123 @@
+/**
+ * What operators changed at runtime, on top of config.yaml: backends added, config backends
+ * removed, backends drained, config backends reweighted. Pure: the control plane records
+ * each applied command here, the state file persists it, and start-up re-applies it, so a
+ * restart keeps what operators did.
+ *
+ * Invariants (kept by `recordCommand` and `pruneForConfig`):
+ * - an id is in at most one of `added` / `removed`; `weights` names only config backends;
+ * - `removed` names only backends the config declares (anything else was runtime-added);
+ * - nothing names a cluster the config lacks.
+ */
+import type { Config } from '../shared/config/schema.ts';
+import type { BackendCommand } from '../shared/messages.ts';
+import { backendId } from './backend-registry.ts';
+
+export interface AddedBackend {
+  readonly cluster: string;
+  readonly address: string;
+  readonly weight: number;
+}
+
+export interface RuntimeState {
+  readonly added: readonly AddedBackend[];
+  readonly removed: readonly string[];
+  readonly drained: readonly string[];
+  readonly weights: Readonly<Record<string, number>>;
+}
+
+export const EMPTY_RUNTIME_STATE: RuntimeState = Object.freeze({ added: [], removed: [], drained: [], weights: {} });
+
+/** A backend as the running system should have it: config plus operators' changes. */
+export interface DesiredBackend {
+  readonly cluster: string;
+  readonly address: string;
+  readonly weight: number;
+  readonly drained: boolean;
+}
+
+function configWeights(config: Config): Map<string, number> {
+  const weights = new Map<string, number>();
+  for (const cluster of config.clusters) for (const b of cluster.backends) weights.set(backendId(cluster.name, b.address), b.weight);
+  return weights;
+}
+
+/** The state after `command` was applied successfully (a refused command records nothing). */
+export function recordCommand(state: RuntimeState, command: BackendCommand, config: Config): RuntimeState {
+  const declared = configWeights(config);
+  switch (command.op) {
+    case 'add': {
+      const id = backendId(command.cluster, command.address);
+      if (declared.has(id)) {
+        // A config backend an operator removed and now adds back.
+        const weights = { ...state.weights };
+        if (declared.get(id) === command.weight) Reflect.deleteProperty(weights, id);
+        else weights[id] = command.weight;
+        return { ...state, removed: state.removed.filter((r) => r !== id), weights };
+      }
+      return { ...state, added: [...state.added.filter((a) => backendId(a.cluster, a.address) !== id), { cluster: command.cluster, address: command.address, weight: command.weight }] };
+    }
+    case 'remove': {
+      const { id } = command;
+      const weights = { ...state.weights };
+      Reflect.deleteProperty(weights, id);
+      return {
+        added: state.added.filter((a) => backendId(a.cluster, a.address) !== id),
+        removed: declared.has(id) && !state.removed.includes(id) ? [...state.removed, id] : state.removed,
+        drained: state.drained.filter((d) => d !== id),
+        weights,
+      };
+    }
+    case 'drain':
+      return state.drained.includes(command.id) ? state : { ...state, drained: [...state.drained, command.id] };
+    case 'undrain':
+      return { ...state, drained: state.drained.filter((d) => d !== command.id) };
+    case 'weight': {
+      const { id, weight } = command;
+      if (state.added.some((a) => backendId(a.cluster, a.address) === id)) {
+        return { ...state, added: state.added.map((a) => (backendId(a.cluster, a.address) === id ? { ...a, weight } : a)) };
+      }
+      const weights = { ...state.weights };
+      if (declared.get(id) === weight) Reflect.deleteProperty(weights, id);
+      else weights[id] = weight;
+      return { ...state, weights };
+    }
+    default:
+      throw new Error(`runtime state: unknown command ${JSON.stringify(command satisfies never)}`);
+  }
+}
+
+/** Drops what no longer fits `config` (a reload removed its cluster, or its backend became a config one). */
+export function pruneForConfig(state: RuntimeState, config: Config): RuntimeState {
+  const clusters = new Set(config.clusters.map((c) => c.name));
+  const declared = configWeights(config);
+  const clusterOf = (id: string): string => id.slice(0, id.indexOf(':'));
+  const weights: Record<string, number> = {};
+  for (const [id, weight] of Object.entries(state.weights)) if (declared.has(id)) weights[id] = weight;
+  return {
+    added: state.added.filter((a) => clusters.has(a.cluster) && !declared.has(backendId(a.cluster, a.address))),
+    removed: state.removed.filter((id) => declared.has(id)),
+    drained: state.drained.filter((id) => clusters.has(clusterOf(id))),
+    weights,
+  };
+}
+
+/** Config backends (minus removed, reweighted) in config order, then runtime-added ones. */
+export function desiredBackends(config: Config, state: RuntimeState): DesiredBackend[] {
+  const removed = new Set(state.removed);
+  const drained = new Set(state.drained);
+  const desired: DesiredBackend[] = [];
+  for (const cluster of config.clusters) {
+    for (const b of cluster.backends) {
+      const id = backendId(cluster.name, b.address);
+      if (removed.has(id)) continue;
+      desired.push({ cluster: cluster.name, address: b.address, weight: state.weights[id] ?? b.weight, drained: drained.has(id) });
+    }
+  }
+  const clusters = new Set(config.clusters.map((c) => c.name));
+  for (const a of state.added) {
+    if (!clusters.has(a.cluster)) continue;
+    desired.push({ ...a, drained: drained.has(backendId(a.cluster, a.address)) });
+  }
+  return desired;
+}

@@ -1,0 +1,102 @@
+/**
+ * The state file (`state_file` in config.yaml): operators' runtime changes as JSON, written
+ * atomically and read back at start-up.
+ *
+ * - Write: a temp file next to the target, written and fsynced, renamed over the target,
+ *   and the directory fsynced, so a crash leaves either the old file or the new one, never
+ *   a torn one.
+ * - Read: a missing file is an empty state. A file that is not valid (bad JSON, truncated,
+ *   wrong shape) is reported, renamed to `<file>.corrupt-<time>` so nothing is lost, and the
+ *   daemon starts from config.yaml alone.
+ */
+import { open, rename, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { analyzeHostPort } from '../shared/address.ts';
+import type { RuntimeState } from './runtime-state.ts';
+import { EMPTY_RUNTIME_STATE } from './runtime-state.ts';
+
+const FORMAT = 1;
+
+const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}:.+$/, { error: 'expected a backend id like web:127.0.0.1:9001' });
+const weight = z.int().min(0).max(10_000);
+
+const stateFileSchema = z.strictObject({
+  format: z.literal(FORMAT),
+  written_at: z.string(),
+  added: z.array(
+    z.strictObject({
+      cluster: z.string().min(1),
+      address: z.string().refine((a) => analyzeHostPort(a).ok, { error: 'expected host:port' }),
+      weight,
+    }),
+  ),
+  removed: z.array(id),
+  drained: z.array(id),
+  weights: z.record(id, weight),
+});
+
+export type StateFileRead =
+  | { readonly ok: true; readonly state: RuntimeState; readonly found: boolean }
+  | { readonly ok: false; readonly state: RuntimeState; readonly problem: string; readonly setAsideTo: string | undefined };
+
+export async function readStateFile(file: string, now: Date = new Date()): Promise<StateFileRead> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true, state: EMPTY_RUNTIME_STATE, found: false };
+    return { ok: false, state: EMPTY_RUNTIME_STATE, problem: `cannot read ${file}: ${(error as Error).message}`, setAsideTo: undefined };
+  }
+  const problem = parseStateText(text);
+  if (typeof problem !== 'string') return { ok: true, state: problem, found: true };
+  const setAsideTo = `${file}.corrupt-${now.toISOString().replace(/[:.]/g, '-')}`;
+  try {
+    await rename(file, setAsideTo);
+    return { ok: false, state: EMPTY_RUNTIME_STATE, problem, setAsideTo };
+  } catch (error) {
+    return { ok: false, state: EMPTY_RUNTIME_STATE, problem: `${problem}; could not set it aside: ${(error as Error).message}`, setAsideTo: undefined };
+  }
+}
+
+/** The state in `text`, or what is wrong with it. */
+export function parseStateText(text: string): RuntimeState | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return `not valid JSON (${(error as Error).message})${text.length === 0 ? ': the file is empty' : ''}`;
+  }
+  const parsed = stateFileSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return `unexpected content at ${issue === undefined ? '(root)' : issue.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`;
+  }
+  const { added, removed, drained, weights } = parsed.data;
+  return { added, removed, drained, weights };
+}
+
+export function serializeState(state: RuntimeState, now: Date = new Date()): string {
+  const body = { format: FORMAT, written_at: now.toISOString(), ...state };
+  return `${JSON.stringify(body, null, 2)}\n`;
+}
+
+/** Replaces `file` with `state`, atomically and durably. */
+export async function writeStateFile(file: string, state: RuntimeState): Promise<void> {
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
+  const handle = await open(temp, 'w', 0o600);
+  try {
+    await handle.writeFile(serializeState(state));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, file);
+  // The rename itself is durable only once the directory entry is on disk.
+  const dir = await open(path.dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * `sluice ctl`: a thin client of the admin API for operators. Every command is one HTTP
+ * request; answers are printed as a table. The token is read from the environment (never
+ * from the command line, where `ps` would show it).
+ *
+ * Exit codes: 0 done, 1 the API refused or could not be reached, 2 usage error.
+ */
+import { parseArgs } from 'node:util';
+import { SluiceError } from './shared/errors.ts';
+
+export const CTL_USAGE = `usage: sluice ctl [--admin URL] [--token-env NAME] COMMAND
+  list [--cluster NAME]            every backend, with state and connections
+  add CLUSTER ADDRESS [--weight N] add a backend (host:port)
+  remove ID [--force]              drain, then remove (--force: close its connections now)
+  drain ID | undrain ID            take out of rotation / put back
+  weight ID N                      set its weight (0-10000)
+ID is cluster:address, e.g. web:127.0.0.1:9001. The admin URL defaults to $SLUICE_ADMIN_URL
+or http://127.0.0.1:9090; the token is read from $SLUICE_ADMIN_TOKEN (or --token-env NAME).`;
+
+const DEFAULT_ADMIN = 'http://127.0.0.1:9090';
+const REQUEST_TIMEOUT_MS = 35_000;
+
+export interface CtlRequest {
+  readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  readonly path: string;
+  readonly body?: unknown;
+  /** Only for `list`: keep the rows of this cluster. */
+  readonly cluster?: string;
+}
+
+export interface CtlInvocation {
+  readonly admin: string;
+  readonly tokenEnv: string;
+  readonly request: CtlRequest;
+}
+
+function usage(message: string): SluiceError {
+  return new SluiceError('SLUICE_USAGE', `${message}\n${CTL_USAGE}`);
+}
+
+const id = (value: string | undefined): string => {
+  if (value === undefined || !value.includes(':')) throw usage('expected a backend ID like web:127.0.0.1:9001');
+  return `/backends/${encodeURIComponent(value)}`;
+};
+
+function integer(text: string | undefined, what: string): number {
+  if (text === undefined || !/^\d+$/.test(text)) throw usage(`${what} must be a whole number`);
+  return Number(text);
+}
+
+/** Parses `sluice ctl …` arguments into the one request they mean (pure). */
+export function parseCtlArgs(args: readonly string[], env: NodeJS.ProcessEnv = process.env): CtlInvocation {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    options: {
+      admin: { type: 'string' },
+      'token-env': { type: 'string' },
+      cluster: { type: 'string' },
+      weight: { type: 'string' },
+      force: { type: 'boolean' },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  const [command, ...rest] = positionals;
+  const expectArgs = (n: number): void => {
+    if (rest.length !== n) throw usage(`${command ?? ''} takes ${n} argument${n === 1 ? '' : 's'}, got ${rest.length}`);
+  };
+  let request: CtlRequest;
+  switch (command) {
+    case 'list':
+      expectArgs(0);
+      request = values.cluster === undefined ? { method: 'GET', path: '/backends' } : { method: 'GET', path: '/backends', cluster: values.cluster };
+      break;
+    case 'add': {
+      expectArgs(2);
+      const weight = values.weight === undefined ? undefined : integer(values.weight, '--weight');
+      request = { method: 'POST', path: '/backends', body: { cluster: rest[0], address: rest[1], ...(weight === undefined ? {} : { weight }) } };
+      break;
+    }
+    case 'remove':
+      expectArgs(1);
+      request = { method: 'DELETE', path: `${id(rest[0])}${values.force === true ? '?force=true' : ''}` };
+      break;
+    case 'drain':
+    case 'undrain':
+      expectArgs(1);
+      request = { method: 'POST', path: `${id(rest[0])}/${command}` };
+      break;
+    case 'weight':
+      expectArgs(2);
+      request = { method: 'PATCH', path: id(rest[0]), body: { weight: integer(rest[1], 'the weight') } };
+      break;
+    case undefined:
+      throw usage('missing command');
+    default:
+      throw usage(`unknown ctl command "${command}"`);
+  }
+  return { admin: (values.admin ?? env['SLUICE_ADMIN_URL'] ?? DEFAULT_ADMIN).replace(/\/+$/, ''), tokenEnv: values['token-env'] ?? 'SLUICE_ADMIN_TOKEN', request };
+}
+
+/** A backend as the API answers it (only the fields the table shows). */
+interface BackendRow {
+  readonly id?: string;
+  readonly cluster?: string;
+  readonly state?: string;
+  readonly admin?: string;
+  readonly weight?: number;
+  readonly effective_weight?: number;
+  readonly active_connections?: number;
+  readonly reason?: string;
+}
+
+const COLUMNS: readonly [string, (row: BackendRow) => string | number | undefined][] = [
+  ['ID', (r) => r.id],
+  ['STATE', (r) => (r.admin === 'drain' ? `${r.state ?? '-'} (admin)` : r.admin === 'remove' ? `${r.state ?? '-'} (removing)` : r.state)],
+  ['WEIGHT', (r) => (r.effective_weight !== undefined && r.effective_weight !== r.weight ? `${r.weight ?? '-'} (now ${r.effective_weight})` : r.weight)],
+  ['ACTIVE', (r) => r.active_connections],
+  ['REASON', (r) => r.reason],
+];
+
+/** Rows as an aligned text table (pure). */
+export function formatTable(rows: readonly BackendRow[]): string {
+  const cells = rows.map((row) => COLUMNS.map(([, read]) => String(read(row) ?? '-')));
+  const header = COLUMNS.map(([title]) => title);
+  const widths = header.map((title, i) => Math.max(title.length, ...cells.map((c) => (c[i] ?? '').length)));
+  const line = (values: readonly string[]): string =>
+    values
+      .map((v, i) => (i === values.length - 1 ? v : v.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...cells.map(line)].join('\n');
+}
+
+/** Runs `sluice ctl …`: returns what to print and the exit code. */
+export async function runCtl(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ output: string; code: number }> {
+  const { admin, tokenEnv, request } = parseCtlArgs(args, env);
+  const token = env[tokenEnv];
+  const headers: Record<string, string> = {};
+  if (token !== undefined && token !== '') headers['authorization'] = `Bearer ${token}`;
+  if (request.body !== undefined) headers['content-type'] = 'application/json';
+  let response: Response;
+  try {
+    response = await fetch(`${admin}${request.path}`, {
+      method: request.method,
+      headers,
+      ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+    return { output: `sluice ctl: cannot reach the admin API at ${admin}: ${cause}`, code: 1 };
+  }
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return { output: `sluice ctl: ${response.status}: ${text.slice(0, 200)}`, code: 1 };
+  }
+  if (!response.ok) {
+    const { error, message } = body as { error?: string; message?: string };
+    return { output: `sluice ctl: ${response.status} ${error ?? ''}: ${message ?? text}`, code: 1 };
+  }
+  if (Array.isArray(body)) {
+    const rows = (body as BackendRow[]).filter((r) => request.cluster === undefined || r.cluster === request.cluster);
+    return { output: formatTable(rows), code: 0 };
+  }
+  const row = body as BackendRow & { snapshot_version?: unknown };
+  return { output: `${formatTable([row])}\nsnapshot version ${String(row.snapshot_version)}`, code: 0 };
+}

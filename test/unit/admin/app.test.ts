@@ -1,0 +1,235 @@
+/**
+ * The admin app driven through inject(): validation and error shapes, auth, and the
+ * OpenAPI description, with a fake control plane that records the commands it receives.
+ */
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildAdminApp, type AdminApp } from '../../../src/controlplane/admin/app.ts';
+import { bearerToken, exposureWarning, tokensMatch, adminToken } from '../../../src/controlplane/admin/auth.ts';
+import { openApiDocument } from '../../../src/controlplane/admin/openapi.ts';
+import { CounterTables, createCounterBuffer } from '../../../src/shared/counters.ts';
+import type { BackendCommand, BackendCommandResult } from '../../../src/shared/messages.ts';
+import type { SnapshotReader } from '../../../src/shared/snapshot/reader.ts';
+import type { Snapshot, SnapshotBackend } from '../../../src/shared/snapshot/types.ts';
+
+const b1: SnapshotBackend = {
+  id: 'web:127.0.0.1:9001',
+  slot: 0,
+  address: '127.0.0.1:9001',
+  host: '127.0.0.1',
+  port: 9001,
+  weight: 1,
+  configuredWeight: 1,
+  state: 'healthy',
+  admin: 'none',
+  drained: false,
+  reason: 'no active check',
+  since: 0,
+};
+const snapshot: Snapshot = {
+  version: 3,
+  clusters: [{ name: 'web', algorithm: 'round_robin', connectTimeoutMs: 1, idleTimeoutMs: 1, panicMode: 'refuse', backends: [b1] }],
+  listeners: [{ name: 'web', cluster: 'web' }],
+};
+
+const apps: AdminApp[] = [];
+afterEach(async () => {
+  for (const app of apps.splice(0)) await app.close();
+});
+
+function build(token?: string, answer: (c: BackendCommand) => BackendCommandResult = () => ({ ok: true, version: 4, cluster: 'web', backend: b1 })) {
+  const received: BackendCommand[] = [];
+  const dims = { workers: 1, backendSlots: 4, listenerSlots: 1 };
+  const app = buildAdminApp({
+    snapshots: { current: () => snapshot } as unknown as SnapshotReader,
+    counters: new CounterTables(createCounterBuffer(dims), dims),
+    listeners: () => [{ name: 'web', protocol: 'udp', listen: '127.0.0.1:5353', cluster: 'web', slot: 0 }],
+    isReady: () => true,
+    workerResources: () => Promise.resolve([]),
+    controlPlaneStats: () => Promise.resolve(undefined),
+    lifecycle: { drain: () => undefined, reload: () => Promise.resolve({ ok: false, errors: ['no'] }) },
+    faults: undefined,
+    commands: {
+      run: (command) => {
+        received.push(command);
+        return Promise.resolve(answer(command));
+      },
+    },
+    token,
+    logger: pino({ level: 'silent' }),
+  });
+  apps.push(app);
+  return { app, received };
+}
+
+const json = { 'content-type': 'application/json' };
+
+describe('admin API input', () => {
+  it.each<[string, 'POST' | 'PATCH' | 'DELETE' | 'GET', string, string | undefined, number, string, RegExp]>([
+    ['a missing address', 'POST', '/backends', '{"cluster":"web"}', 400, 'BAD_REQUEST', /^address: missing required key$/],
+    ['a misspelt key', 'POST', '/backends', '{"cluster":"web","address":"127.0.0.1:1","wieght":2}', 400, 'BAD_REQUEST', /unknown key "wieght"; allowed: cluster, address, weight/],
+    ['a fractional weight', 'POST', '/backends', '{"cluster":"web","address":"127.0.0.1:1","weight":1.5}', 400, 'BAD_REQUEST', /^weight: expected an integer from 0 to 10000$/],
+    ['a negative weight', 'PATCH', '/backends/web:127.0.0.1:9001', '{"weight":-1}', 400, 'BAD_REQUEST', /^weight: expected an integer from 0 to 10000$/],
+    ['an empty PATCH', 'PATCH', '/backends/web:127.0.0.1:9001', '{}', 400, 'BAD_REQUEST', /^weight: missing required key$/],
+    ['a body on drain', 'POST', '/backends/web:127.0.0.1:9001/drain', '{"now":true}', 400, 'BAD_REQUEST', /^body: this route takes no body$/],
+    ['an unknown query parameter', 'DELETE', '/backends/web:127.0.0.1:9001?forced=true', undefined, 400, 'BAD_REQUEST', /unknown query parameter "forced"/],
+    ['an empty JSON body', 'POST', '/backends', '', 400, 'BAD_JSON', /body is empty/],
+    ['an unknown route', 'GET', '/backend', undefined, 404, 'NOT_FOUND', /^no route GET \/backend$/],
+    ['an unknown backend', 'GET', '/backends/web:127.0.0.1:1', undefined, 404, 'NOT_FOUND', /^no backend web:127.0.0.1:1$/],
+  ])('answers %s with the right status and a message that names it', async (_name, method, url, payload, status, error, message) => {
+    const { app, received } = build();
+    const response = await app.inject({ method, url, ...(payload === undefined ? {} : { payload, headers: json }) });
+    expect(response.statusCode).toBe(status);
+    const body = response.json<{ error: string; message: string }>();
+    expect(body.error).toBe(error);
+    expect(body.message).toMatch(message);
+    expect(received).toEqual([]);
+  });
+
+  it('maps control-plane refusals to statuses', async () => {
+    for (const [code, status] of [['NOT_FOUND', 404], ['CONFLICT', 409], ['UNAVAILABLE', 503]] as const) {
+      const { app } = build(undefined, () => ({ ok: false, error: code, message: 'why' }));
+      const response = await app.inject({ method: 'POST', url: '/backends/web:x:1/drain' });
+      expect([response.statusCode, response.json()]).toEqual([status, { error: code, message: 'why' }]);
+    }
+  });
+
+  it('turns valid requests into commands, defaulting the weight to 1', async () => {
+    const { app, received } = build();
+    const add = await app.inject({ method: 'POST', url: '/backends', payload: { cluster: 'web', address: '[::1]:9009' } });
+    expect(add.statusCode).toBe(201);
+    expect(add.json()).toMatchObject({ id: 'web:127.0.0.1:9001', snapshot_version: 4, state: 'healthy' });
+    await app.inject({ method: 'DELETE', url: '/backends/web:127.0.0.1:9001?force=true' });
+    await app.inject({ method: 'PATCH', url: '/backends/web:127.0.0.1:9001', payload: { weight: 0 } });
+    expect(received).toEqual([
+      { op: 'add', cluster: 'web', address: '[::1]:9009', weight: 1 },
+      { op: 'remove', id: 'web:127.0.0.1:9001', force: true },
+      { op: 'weight', id: 'web:127.0.0.1:9001', weight: 0 },
+    ]);
+  });
+
+  it('answers DELETE with 200 once the backend is gone and 202 while it drains', async () => {
+    const gone = build(undefined, () => ({ ok: true, version: 9, cluster: 'web', backend: undefined }));
+    const removed = await gone.app.inject({ method: 'DELETE', url: '/backends/web:127.0.0.1:9001' });
+    expect([removed.statusCode, removed.json()]).toEqual([200, { id: 'web:127.0.0.1:9001', state: 'removed', snapshot_version: 9 }]);
+    const draining = build(undefined, () => ({ ok: true, version: 9, cluster: 'web', backend: { ...b1, state: 'draining', admin: 'remove' } }));
+    const later = await draining.app.inject({ method: 'DELETE', url: '/backends/web:127.0.0.1:9001' });
+    expect(later.statusCode).toBe(202);
+    expect(later.json()).toMatchObject({ state: 'draining', admin: 'remove' });
+  });
+});
+
+describe('admin API auth', () => {
+  it('needs the bearer token on every route but /healthz and /readyz', async () => {
+    const { app } = build('s3cret');
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: 's3cret' }, { authorization: 'Basic s3cret' }]) {
+      const response = await app.inject({ method: 'GET', url: '/backends', headers });
+      expect(response.statusCode).toBe(401);
+      expect(response.json<{ error: string }>().error).toBe('UNAUTHORIZED');
+    }
+    const denied = await app.inject({ method: 'POST', url: '/backends', payload: { cluster: 'web', address: '127.0.0.1:1' } });
+    expect(denied.statusCode).toBe(401);
+    expect((await app.inject({ method: 'GET', url: '/backends', headers: { authorization: 'Bearer s3cret' } })).statusCode).toBe(200);
+  });
+
+  it.each([
+    ['s3cret', 's3cret', true],
+    ['s3cret', 's3cre', false],
+    ['s3cret', 's3cret!', false],
+    ['s3cret', '', false],
+  ])('compares %j with %j → %j', (a, b, same) => {
+    expect(tokensMatch(a, b)).toBe(same);
+  });
+
+  it.each([
+    [undefined, undefined],
+    ['Bearer abc', 'abc'],
+    ['bearer   abc ', 'abc'],
+    ['Bearer', undefined],
+    ['Basic abc', undefined],
+  ])('reads the token of %j as %j', (header, token) => {
+    expect(bearerToken(header)).toBe(token);
+  });
+
+  it.each([
+    ['127.0.0.1', false, false],
+    ['::1', false, false],
+    ['localhost', false, false],
+    ['0.0.0.0', false, true],
+    ['10.1.2.3', false, true],
+    ['0.0.0.0', true, false],
+  ])('warns about %s without a token (token: %j) → %j', (host, hasToken, warns) => {
+    expect(exposureWarning(host, hasToken) !== undefined).toBe(warns);
+  });
+
+  it('refuses a token variable that is not set', () => {
+    expect(adminToken(undefined, {})).toBeUndefined();
+    expect(adminToken('TOKEN', { TOKEN: 'x' })).toBe('x');
+    expect(() => adminToken('TOKEN', {})).toThrow(/admin.token_env names TOKEN, which is not set/);
+    expect(() => adminToken('TOKEN', { TOKEN: ' ' })).toThrow(/not set \(or empty\)/);
+  });
+});
+
+describe('GET /listeners', () => {
+  it('shows a UDP listener with its session counters, summed over workers', async () => {
+    const { app } = build();
+    const response = await app.inject({ method: 'GET', url: '/listeners' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual([
+      {
+        name: 'web',
+        protocol: 'udp',
+        listen: '127.0.0.1:5353',
+        cluster: 'web',
+        connections_total: 0,
+        refused_no_backend: 0,
+        refused_all_failed: 0,
+        refused_draining: 0,
+        udp: { sessions: 0, sessions_evicted: 0, sessions_expired: 0, datagrams_from_client: 0, datagrams_to_client: 0, datagrams_dropped: 0 },
+      },
+    ]);
+  });
+});
+
+describe('OpenAPI description', () => {
+  it('describes every route the app serves, and the request bodies from the zod schemas', async () => {
+    const { app } = build();
+    const served = await app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(served.statusCode).toBe(200);
+    const doc = served.json<{ openapi: string; paths: Record<string, Record<string, unknown>> }>();
+    expect(doc.openapi).toBe('3.1.0');
+    const documented = new Set(
+      Object.entries(doc.paths).flatMap(([route, ops]) => Object.keys(ops).filter((k) => k !== 'parameters').map((m) => `${m.toUpperCase()} ${route}`)),
+    );
+    for (const expected of [
+      'GET /backends',
+      'POST /backends',
+      'GET /backends/{id}',
+      'PATCH /backends/{id}',
+      'DELETE /backends/{id}',
+      'POST /backends/{id}/drain',
+      'POST /backends/{id}/undrain',
+      'GET /clusters',
+      'GET /listeners',
+      'GET /snapshot',
+      'GET /healthz',
+      'GET /readyz',
+      'GET /openapi.json',
+    ]) {
+      expect(documented).toContain(expected);
+    }
+    // ...and documents no route it does not serve.
+    for (const entry of documented) {
+      const [method, route] = entry.split(' ') as [string, string];
+      expect(app.hasRoute({ method: method, url: route.replace(/\{(\w+)\}/g, ':$1') }), entry).toBe(true);
+    }
+    const schemas = (openApiDocument()['components'] as { schemas: Record<string, { required?: string[]; additionalProperties?: boolean }> }).schemas;
+    expect(schemas['AddBackend']).toMatchObject({ required: ['cluster', 'address'], additionalProperties: false });
+    expect(schemas['PatchBackend']).toMatchObject({ required: ['weight'] });
+    // Every $ref points at a schema that exists.
+    const refs = [...JSON.stringify(doc).matchAll(/"#\/components\/schemas\/(\w+)"/g)].map((m) => m[1]!);
+    for (const name of refs) expect(Object.keys(schemas)).toContain(name);
+  });
+});
