@@ -361,6 +361,28 @@ describe('UDP load balancing through the real daemon', () => {
   });
 });
 
+describe('UDP sessions under operator commands', () => {
+  it('keeps sessions on a backend an operator drains, and ends them at once when it is removed with force', async () => {
+    const [first, second] = await backends(2, 'tagged');
+    const { daemon, port } = await daemonFor([first!.address, second!.address], { workers: 1 });
+    const [c] = await clients(1);
+    expect(servedBy(await c!.request(port, Buffer.from('one'), tagged('one')))).toBe(first!.address);
+    const id = encodeURIComponent(`dns:${first!.address}`);
+
+    expect((await fetch(`${daemon.adminUrl}/backends/${id}/drain`, { method: 'POST' })).status).toBe(200);
+    // Draining: no new sessions, but this client's session stays where it is.
+    expect(servedBy(await c!.request(port, Buffer.from('two'), tagged('two')))).toBe(first!.address);
+    const [other] = await clients(1);
+    expect(servedBy(await other!.request(port, Buffer.from('new'), tagged('new')))).toBe(second!.address);
+
+    // 202 while its last connection (this session) is being closed, 200 once gone.
+    expect([200, 202]).toContain((await fetch(`${daemon.adminUrl}/backends/${id}?force=true`, { method: 'DELETE' })).status);
+    const closed = await daemon.waitForLog((l) => l.msg === 'closed connections to drained backends');
+    expect(closed['udpSessions']).toBe(1);
+    expect(servedBy(await c!.request(port, Buffer.from('three'), tagged('three')))).toBe(second!.address);
+  });
+});
+
 describe('UDP listeners across a config reload', () => {
   async function reload(daemon: Daemon, yaml: string): Promise<void> {
     writeFileSync(daemon.configFile, yaml);
