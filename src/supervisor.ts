@@ -247,7 +247,6 @@ export class Supervisor {
         })),
       isReady: () => !this.draining,
       workerResources: async () => this.dataPlane.resources(),
-      controlPlaneStats: async () => this.controlPlane.stats(),
       lifecycle: {
         drain: (options) => void this.drain(options),
         reload: async () => this.reload(),
@@ -256,6 +255,7 @@ export class Supervisor {
         process.env['SLUICE_FAULT_INJECTION'] === '1'
           ? { crashDataPlaneWorker: (index) => this.dataPlane.crash(index), crashControlPlane: () => this.controlPlane.crash() }
           : undefined,
+      controlPlaneStats: async () => this.controlPlane.stats(),
       logger: this.rootLog,
     });
   }

@@ -26,16 +26,9 @@ export interface Backend {
 
 export interface Cluster {
   readonly name: string;
-  /** Replaced by a reload; the cluster and its backends stay. */
-  config: ClusterConfig;
-  policy: HealthPolicy;
+  readonly config: ClusterConfig;
+  readonly policy: HealthPolicy;
   readonly backends: Map<string, Backend>;
-}
-
-/** A backend that left the registry but may still have open connections counting into its slot. */
-export interface RetiredBackend {
-  readonly id: string;
-  readonly slot: number;
 }
 
 export function backendId(cluster: string, address: string): string {
@@ -69,48 +62,38 @@ export interface NewBackend {
 
 export class BackendRegistry {
   private readonly clusterMap = new Map<string, Cluster>();
-  private listeners: readonly SnapshotListener[] = [];
+  private listeners: readonly SnapshotListener[];
   private readonly slots: SlotAllocator;
   private readonly byId = new Map<string, Backend>();
 
   constructor(config: Config, slots: SlotAllocator) {
     this.slots = slots;
-    this.setListeners(config);
-    for (const cluster of config.clusters) this.putCluster(cluster);
-  }
-
-  setListeners(config: Config): void {
     this.listeners = config.listeners.map((l) => ({ name: l.name, cluster: l.cluster }));
-  }
-
-  /** Adds a cluster, or gives an existing one its new config (its backends stay). */
-  putCluster(config: ClusterConfig): Cluster {
-    const existing = this.clusterMap.get(config.name);
-    if (existing !== undefined) {
-      existing.config = config;
-      existing.policy = healthPolicy(config);
-      return existing;
+    for (const cluster of config.clusters) {
+      this.clusterMap.set(cluster.name, { name: cluster.name, config: cluster, policy: healthPolicy(cluster), backends: new Map() });
     }
-    const cluster: Cluster = { name: config.name, config, policy: healthPolicy(config), backends: new Map() };
-    this.clusterMap.set(config.name, cluster);
-    return cluster;
-  }
-
-  /** Drops a cluster and its backends at once; returns them so their slots can retire. */
-  removeCluster(name: string): RetiredBackend[] {
-    const cluster = this.clusterMap.get(name);
-    if (cluster === undefined) return [];
-    this.clusterMap.delete(name);
-    const retired: RetiredBackend[] = [];
-    for (const b of cluster.backends.values()) {
-      this.byId.delete(b.id);
-      retired.push({ id: b.id, slot: b.slot });
-    }
-    return retired;
   }
 
   get size(): number {
     return this.byId.size;
+  }
+
+  /**
+   * Adopt a reloaded config's listeners and cluster settings. Backends are left to the
+   * control plane, which adds and removes them through the health state machine; a cluster
+   * the config dropped stays until its last (draining) backend is gone.
+   */
+  applyConfig(config: Config): void {
+    this.listeners = config.listeners.map((l) => ({ name: l.name, cluster: l.cluster }));
+    for (const cluster of config.clusters) {
+      const backends = this.clusterMap.get(cluster.name)?.backends ?? new Map<string, Backend>();
+      this.clusterMap.set(cluster.name, { name: cluster.name, config: cluster, policy: healthPolicy(cluster), backends });
+    }
+  }
+
+  /** Forget a cluster that is no longer configured, once it holds no backend. */
+  pruneCluster(name: string, configured: ReadonlySet<string>): void {
+    if (!configured.has(name) && this.clusterMap.get(name)?.backends.size === 0) this.clusterMap.delete(name);
   }
 
   clusters(): IterableIterator<Cluster> {
@@ -223,10 +206,7 @@ export function sameBackend(a: SnapshotBackend, b: SnapshotBackend): boolean {
   );
 }
 
-/**
- * Every cluster-level field equal, whatever fields clusters carry (backends are compared
- * apart): a reload that changes any of them must publish.
- */
+/** Every cluster-level field equal (whatever fields clusters carry; backends compared apart). */
 function sameClusterSettings(a: SnapshotCluster, b: SnapshotCluster): boolean {
   const { backends: _a, ...settingsA } = a;
   const { backends: _b, ...settingsB } = b;

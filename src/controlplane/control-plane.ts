@@ -24,7 +24,6 @@ import { probe as realProbe, type ProbeResult, type ProbeTarget } from './health
 import { newPassiveCursor, readPassive } from './health/passive.ts';
 import { ProbeScheduler } from './health/scheduler.ts';
 import { initialRecord, transition, type HealthEvent, type HealthRecord } from './health/state-machine.ts';
-import { RetiredSlots } from './retired-slots.ts';
 import {
   desiredBackends,
   EMPTY_RUNTIME_STATE,
@@ -33,8 +32,8 @@ import {
   type DesiredBackend,
   type RuntimeState,
 } from './runtime-state.ts';
-import { readStateFile, writeStateFile } from './state-file.ts';
 import type { SlotAllocator } from './slot-allocator.ts';
+import { readStateFile, writeStateFile } from './state-file.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
 
 /** How often passive counters, drains, ejections and slow-start ramps are looked at. */
@@ -71,9 +70,10 @@ export class ControlPlane {
   readonly #now: () => number;
   readonly #registry: BackendRegistry;
   readonly #scheduler: ProbeScheduler;
-  /** Slots of backends that left the registry, released once no connection counts into them. */
-  readonly #retired: RetiredSlots;
+  /** The config in force: the start-up one, then each reloaded one. */
   #config: Config;
+  /** Slots of removed backends, released once no connection counts into them. */
+  readonly #retiredSlots: number[] = [];
   /** Operators' changes on top of the config (persisted in the state file, if one is set). */
   #runtime: RuntimeState = EMPTY_RUNTIME_STATE;
   readonly #commandCore: CommandCore;
@@ -92,7 +92,6 @@ export class ControlPlane {
     this.#now = deps.now ?? monotonicNow;
     this.#config = deps.config;
     this.#registry = new BackendRegistry(deps.config, deps.slots);
-    this.#retired = new RetiredSlots(deps.counters, deps.slots);
     const scheduler: ConstructorParameters<typeof ProbeScheduler>[0] = {
       probe: deps.probe ?? realProbe,
       onResult: (id, result) => {
@@ -152,9 +151,8 @@ export class ControlPlane {
       if (delta.failures > 0 || delta.successes > 0) this.#apply(backend, cluster, { type: 'passive', ...delta, now });
       this.#apply(backend, cluster, { type: 'tick', activeConnections: counters.activeConnections(backend.slot), now });
       ramping = this.#stepRamp(backend, cluster, now) || ramping;
-      if (backend.health.state === 'removed' && counters.activeConnections(backend.slot) === 0) this.#forget(backend);
     }
-    this.#retired.sweep();
+    this.#releaseRetiredSlots();
     if (this.#dirty || ramping) this.#publishIfChanged(now);
   }
 
@@ -174,9 +172,10 @@ export class ControlPlane {
   // ── start-up ─────────────────────────────────────────────────────────────────────────
 
   /**
-   * Adds the desired backends the registry lacks: all of them at start-up, those a recovered
-   * snapshot did not hold, or those a reload adds. Probed together, added in order (the
-   * order snapshots and GET /backends show); operators' drains are applied as they enter.
+   * Adds the desired backends (config plus operators' changes) the registry lacks: all of
+   * them at start-up, those a recovered snapshot did not hold, those a reload adds. Probed
+   * together, added in order (the order snapshots and GET /backends show); operators' drains
+   * are applied as they enter.
    */
   async #addDesired(desired: readonly DesiredBackend[]): Promise<void> {
     const entries: { cluster: Cluster; want: DesiredBackend }[] = [];
@@ -242,9 +241,10 @@ export class ControlPlane {
     for (const cluster of snapshot.clusters) {
       for (const b of cluster.backends) {
         if (this.#registry.cluster(cluster.name) === undefined) {
-          // Its cluster was dropped by the reload that replaced this worker's config.
+          // Its cluster was dropped by the reload that replaced this worker's config: keep the
+          // slot out of use until connections still counted in it are gone.
           this.#deps.slots.claim(b.slot);
-          this.#retired.add([{ id: b.id, slot: b.slot }]);
+          this.#retiredSlots.push(b.slot);
           continue;
         }
         const health: HealthRecord = {
@@ -265,53 +265,54 @@ export class ControlPlane {
     this.#controlLog.info({ recoveredFrom: snapshot.version, backends: this.#registry.size }, 'control plane recovered state from the last snapshot');
   }
 
+  #schedule(backend: Backend): void {
+    const check = this.#clusterOf(backend).config.health_check;
+    if (check.type === 'none') return;
+    this.#scheduler.add({ id: backend.id, host: backend.host, port: backend.port, check });
+  }
+
   // ── reload ───────────────────────────────────────────────────────────────────────────
 
   /**
-   * Applies a reloaded config as a difference and resolves with the snapshot version that
-   * holds it. Backends that stay keep their health, connections and slot (a weight changes
-   * only when the file changed it, so an operator's runtime weight survives an unrelated
-   * reload); backends the file dropped drain like an operator's removal; new ones are probed
-   * first like at start-up; a dropped cluster leaves routing at once, its open connections
-   * finishing on their own.
+   * Apply a reloaded config as a difference and publish; resolves with the version that
+   * contains it. Backends that stay keep their health, slot and connections; new ones are
+   * probed first like at start-up; ones the file no longer declares (and every backend of a
+   * dropped cluster) are drained and removed through the state machine, like an operator's
+   * removal. A weight is taken from the file only when the file changed it, so a reweight
+   * made at runtime survives a reload; a backend an operator removed stays removed.
    */
   async applyConfig(next: Config): Promise<number> {
     const previous = this.#config;
     this.#config = next;
+    this.#registry.applyConfig(next);
+    const before = configuredBackends(previous);
+    const wanted = configuredBackends(next);
+    const clusters = new Set(next.clusters.map((c) => c.name));
     const now = this.#now();
     let runtime = pruneForConfig(this.#runtime, next);
-    this.#registry.setListeners(next);
-    const wanted = new Set(next.clusters.map((c) => c.name));
-    for (const cluster of [...this.#registry.clusters()]) {
-      if (wanted.has(cluster.name)) continue;
-      for (const b of cluster.backends.values()) this.#scheduler.remove(b.id);
-      this.#retired.add(this.#registry.removeCluster(cluster.name));
+    for (const backend of [...this.#registry.all()]) {
+      const dropped = !clusters.has(backend.cluster) || (before.has(backend.id) && !wanted.has(backend.id));
+      if (!dropped) continue;
+      this.#apply(backend, this.#clusterOf(backend), { type: 'remove', force: false, now });
+      runtime = recordCommand(runtime, { op: 'remove', id: backend.id, force: false }, next);
     }
-    const previousClusters = new Map(previous.clusters.map((c) => [c.name, c]));
-    for (const clusterConfig of next.clusters) {
-      const before = previousClusters.get(clusterConfig.name);
-      const cluster = this.#registry.putCluster(clusterConfig);
-      const checkChanged = JSON.stringify(before?.health_check) !== JSON.stringify(clusterConfig.health_check);
-      const entries = new Map(clusterConfig.backends.map((b) => [backendId(cluster.name, b.address), b]));
-      const oldEntries = new Map(before?.backends.map((b) => [backendId(cluster.name, b.address), b]));
-      for (const [id, old] of oldEntries) {
-        const backend = this.#registry.get(id);
-        if (backend === undefined) continue;
-        const entry = entries.get(id);
-        if (entry === undefined) {
-          this.#apply(backend, cluster, { type: 'remove', force: false, now });
-          runtime = recordCommand(runtime, { op: 'remove', id, force: false }, next);
-        } else if (entry.weight !== old.weight) {
-          // The file changed this weight: it wins over an operator's earlier change.
-          backend.weight = entry.weight;
-          runtime = recordCommand(runtime, { op: 'weight', id, weight: entry.weight }, next);
-          this.#dirty = true;
-        }
+    for (const [id, entry] of wanted) {
+      const backend = this.#registry.get(id);
+      if (backend === undefined) continue;
+      if (before.has(id) && before.get(id)?.weight !== entry.weight) {
+        // The file changed this weight: it wins over an operator's earlier change.
+        backend.weight = entry.weight;
+        runtime = recordCommand(runtime, { op: 'weight', id, weight: entry.weight }, next);
       }
-      if (checkChanged) for (const backend of cluster.backends.values()) this.#recheck(backend, cluster, now);
+      this.#scheduler.remove(backend.id);
+      this.#schedule(backend);
+      const h = backend.health;
+      // Without an active check, a backend that is out comes back by time (outlier ejection).
+      if (this.#clusterOf(backend).config.health_check.type === 'none' && !h.up && h.ejectedAt === undefined) {
+        backend.health = { ...h, ejectedAt: now };
+      }
     }
-    const declaredBefore = new Set(previous.clusters.flatMap((c) => c.backends.map((b) => backendId(c.name, b.address))));
-    await this.#addDesired(desiredBackends(next, runtime).filter((b) => !declaredBefore.has(backendId(b.cluster, b.address))));
+    await this.#addDesired(desiredBackends(next, runtime).filter((b) => !before.has(backendId(b.cluster, b.address))));
     if (runtime !== this.#runtime) await this.#saveRuntimeOrWarn(runtime);
     this.#dirty = true;
     return this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version();
@@ -356,7 +357,6 @@ export class ControlPlane {
       settle: (backend) => {
         const active = this.#deps.counters.activeConnections(backend.slot);
         this.#apply(backend, this.#clusterOf(backend), { type: 'tick', activeConnections: active, now: this.#now() });
-        if (backend.health.state === 'removed' && active === 0) this.#forget(backend);
         this.#dirty = true;
       },
       publish: () => this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version(),
@@ -368,23 +368,6 @@ export class ControlPlane {
         return undefined;
       },
     };
-  }
-
-  /** A cluster's check changed: probe with the new one; without one, a backend that is out comes back by time. */
-  #recheck(backend: Backend, cluster: Cluster, now: number): void {
-    if (backend.health.state === 'removed') return;
-    if (cluster.config.health_check.type === 'none') {
-      this.#scheduler.remove(backend.id);
-      if (!backend.health.up) backend.health = { ...backend.health, ejectedAt: now };
-      return;
-    }
-    this.#schedule(backend);
-  }
-
-  #schedule(backend: Backend): void {
-    const check = this.#clusterOf(backend).config.health_check;
-    if (check.type === 'none') return;
-    this.#scheduler.add({ id: backend.id, host: backend.host, port: backend.port, check });
   }
 
   // ── events ───────────────────────────────────────────────────────────────────────────
@@ -406,17 +389,24 @@ export class ControlPlane {
     if (after.state === before.state) return;
     this.#transitions++;
     this.#log.info({ backend: backend.id, from: before.state, to: after.state, reason: after.reason }, 'backend health changed');
-    if (after.state === 'removed') this.#scheduler.remove(backend.id);
+    if (after.state === 'removed') this.#forget(backend);
   }
 
-  /**
-   * A removed backend stays in the snapshot (drained, so data planes close what they still
-   * hold) until no connection counts into its slot; then it leaves the snapshot.
-   */
   #forget(backend: Backend): void {
     this.#registry.delete(backend.id);
-    this.#retired.add([{ id: backend.id, slot: backend.slot }]);
-    this.#dirty = true;
+    this.#registry.pruneCluster(backend.cluster, new Set(this.#config.clusters.map((c) => c.name)));
+    this.#scheduler.remove(backend.id);
+    this.#retiredSlots.push(backend.slot);
+  }
+
+  #releaseRetiredSlots(): void {
+    for (let i = this.#retiredSlots.length - 1; i >= 0; i--) {
+      const slot = this.#retiredSlots[i] as number;
+      // A data plane closes what it holds to a removed backend when it sees the snapshot without it.
+      if (this.#deps.counters.activeConnections(slot) !== 0) continue;
+      this.#retiredSlots.splice(i, 1);
+      this.#deps.slots.release(slot);
+    }
   }
 
   // ── publishing ───────────────────────────────────────────────────────────────────────
@@ -464,6 +454,15 @@ export class ControlPlane {
     if (cluster === undefined) throw new Error(`backend ${backend.id} has no cluster`);
     return cluster;
   }
+}
+
+/** Every backend a config declares, by id. */
+function configuredBackends(config: Config): Map<string, { cluster: string; address: string; weight: number }> {
+  const byId = new Map<string, { cluster: string; address: string; weight: number }>();
+  for (const cluster of config.clusters) {
+    for (const b of cluster.backends) byId.set(backendId(cluster.name, b.address), { cluster: cluster.name, address: b.address, weight: b.weight });
+  }
+  return byId;
 }
 
 function targetOf(address: string): ProbeTarget {

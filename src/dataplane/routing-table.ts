@@ -18,11 +18,10 @@ export interface ClusterRoute {
   /** True when `eligible` is the panic set (no backend is healthy). */
   readonly panic: boolean;
   /**
-   * This cluster's backends that keep the UDP sessions they already serve (slot → id): every
-   * backend of the cluster that is not `closing`. A UDP session checks it when the version
-   * moved, so a session whose backend became unhealthy, ended its drain, or left the cluster
-   * moves at its next datagram (a TCP connection to a backend that left finishes instead: it
-   * has no next datagram to move at).
+   * This cluster's part of the table's `keep` (slot → id): the backends that keep the UDP
+   * sessions they already serve. A UDP session checks it when the version moved, so a
+   * session whose backend became unhealthy, ended its drain, or left the cluster moves at
+   * its next datagram.
    */
   readonly retaining: ReadonlyMap<number, string>;
   /** Carried across versions so a snapshot change does not restart the rotation. */
@@ -33,11 +32,10 @@ export interface RoutingTable {
   readonly snapshot: Snapshot;
   readonly byListener: ReadonlyMap<string, ClusterRoute>;
   /**
-   * Backends whose drain has ended (slot → id): connections still open to them are to be
-   * closed. A backend that left the snapshot is not here: its connections finish on their
-   * own (a reload that drops a cluster does not cut them).
+   * Backends an open connection may stay with, slot → id. A backend that is gone, or whose
+   * drain ended, is not here: connections still open to it are to be closed.
    */
-  readonly closing: ReadonlyMap<number, string>;
+  readonly keep: ReadonlyMap<number, string>;
 }
 
 export function isEligible(backend: SnapshotBackend): boolean {
@@ -55,7 +53,7 @@ function clusterRoute(cluster: SnapshotCluster, previous: ClusterRoute | undefin
   const eligible = panic ? cluster.backends.filter(isPanicEligible) : healthy;
   const retaining = new Map<number, string>();
   for (const b of cluster.backends) if (!b.drained) retaining.set(b.slot, b.id);
-  // What a panic routes to an unhealthy backend is not moved by the next version (as in `closing`).
+  // What a panic routes to an unhealthy backend is not moved by the next version.
   if (panic) for (const b of eligible) retaining.set(b.slot, b.id);
   return {
     name: cluster.name,
@@ -73,25 +71,23 @@ export function buildRoutingTable(snapshot: Snapshot, previous?: RoutingTable): 
   for (const route of previous?.byListener.values() ?? []) previousByCluster.set(route.name, route);
 
   const clusters = new Map<string, ClusterRoute>();
-  const closing = new Map<number, string>();
+  const keep = new Map<number, string>();
   for (const cluster of snapshot.clusters) {
     const route = clusterRoute(cluster, previousByCluster.get(cluster.name));
     clusters.set(cluster.name, route);
-    for (const b of cluster.backends) {
-      // A panic routes to unhealthy backends: their connections are not cut meanwhile.
-      if (b.drained && !(route.panic && isPanicEligible(b))) closing.set(b.slot, b.id);
-    }
+    // Not drained, plus what a panic routed to unhealthy backends (not cut by the next version).
+    for (const [slot, id] of route.retaining) keep.set(slot, id);
   }
   const byListener = new Map<string, ClusterRoute>();
   for (const listener of snapshot.listeners) {
     const route = clusters.get(listener.cluster);
     if (route !== undefined) byListener.set(listener.name, route);
   }
-  return { snapshot, byListener, closing };
+  return { snapshot, byListener, keep };
 }
 
-/** True when `after` closes connections of a backend that `before` did not (O(backends), per version). */
+/** True when some backend connections could stay with under `before` must be closed under `after`. */
 export function closesConnections(before: RoutingTable, after: RoutingTable): boolean {
-  for (const [slot, id] of after.closing) if (before.closing.get(slot) !== id) return true;
+  for (const [slot, id] of before.keep) if (after.keep.get(slot) !== id) return true;
   return false;
 }

@@ -81,15 +81,15 @@ export class TcpProxy {
   }
 
   /**
-   * Close every connected session to a backend in `closing` (slot → id): its drain ended
-   * (timeout, or a forced removal). Called once per snapshot version that adds to the set,
-   * never per accept. Sessions still connecting finish their attempt. Returns how many closed.
+   * Close every connected session whose backend is not in `keep` (slot → id): the backend was
+   * removed, or its drain ended. Called once per snapshot version that drops a backend, never
+   * per accept. Sessions still connecting finish their attempt. Returns how many were closed.
    */
-  closeDrained(closing: ReadonlyMap<number, string>): number {
+  closeUnkept(keep: ReadonlyMap<number, string>): number {
     let closed = 0;
     for (const session of [...this.sessions]) {
       const target = session.connectedTarget;
-      if (target === undefined || closing.get(target.slot) !== target.id) continue;
+      if (target === undefined || keep.get(target.slot) === target.id) continue;
       session.abort('backend_drained');
       closed++;
     }

@@ -67,10 +67,10 @@ export class UdpListenerSet {
     await Promise.all(this.all().map(async (proxy) => proxy.whenIdle()));
   }
 
-  /** End sessions to backends whose drain ended (a new snapshot said so). */
-  endDrained(closing: ReadonlyMap<number, string>): number {
+  /** End sessions to backends that are not in `keep` (drained or removed: a new snapshot said so). */
+  endUnkept(keep: ReadonlyMap<number, string>): number {
     let n = 0;
-    for (const proxy of this.all()) n += proxy.endDrained(closing);
+    for (const proxy of this.all()) n += proxy.endUnkept(keep);
     return n;
   }
 

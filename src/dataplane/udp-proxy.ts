@@ -163,11 +163,11 @@ export class UdpProxy implements SessionOwner {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** End the sessions whose backend is in `closing` (its drain ended); returns how many. O(table), per such snapshot. */
-  endDrained(closing: ReadonlyMap<number, string>): number {
+  /** End the sessions whose backend is not in `keep` (drained or removed); returns how many. O(table), per such snapshot. */
+  endUnkept(keep: ReadonlyMap<number, string>): number {
     let ended = 0;
     for (const session of this.table.sessions()) {
-      if (closing.get(session.backend.slot) !== session.backend.id) continue;
+      if (keep.get(session.backend.slot) === session.backend.id) continue;
       this.end(session, 'backend_gone');
       ended++;
     }

@@ -68,8 +68,8 @@ function logRefusal(listenerSlot: number, route: ClusterRoute | undefined): void
 
 /**
  * Follows snapshot publishes off the accept path: takes each new version in at once and
- * closes connections to backends whose drain ended (the drain timeout and a forced removal
- * rely on this). Waits with Atomics.waitAsync: no timer, no message.
+ * closes connections to backends that were removed or whose drain ended (the drain timeout
+ * and `DELETE ?force=true` rely on this). Waits with Atomics.waitAsync: no timer, no message.
  */
 async function followSnapshots(): Promise<void> {
   let swept = router.current();
@@ -79,9 +79,9 @@ async function followSnapshots(): Promise<void> {
     const table = router.current();
     if (table !== swept && closesConnections(swept, table)) {
       // A UDP session counts as a connection here, as it does in active_connections.
-      const udpSessions = udpListeners.endDrained(table.closing);
-      const closed = proxy.closeDrained(table.closing) + udpSessions;
-      if (closed > 0) log.info({ closed, udpSessions, snapshotVersion: table.snapshot.version }, 'closed connections to drained backends');
+      const udpSessions = udpListeners.endUnkept(table.keep);
+      const closed = proxy.closeUnkept(table.keep) + udpSessions;
+      if (closed > 0) log.info({ closed, udpSessions, snapshotVersion: table.snapshot.version }, 'closed connections to drained or removed backends');
     }
     swept = table;
     await reader.changedFrom(seen);

@@ -96,6 +96,28 @@ export function tryConnect(port: number): Promise<string> {
   });
 }
 
+/** Connect, send nothing, and collect what arrives until the other side ends. */
+export function readAll(port: number, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no end within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.on('end', () => {
+      clearTimeout(timer);
+      socket.end();
+      resolve(Buffer.concat(chunks).toString());
+    });
+  });
+}
+
 /**
  * Keep `concurrency` request/response connections going until stopped; counts successes
  * and failures (with their error messages) so a test can assert none failed.
@@ -123,28 +145,6 @@ export function clientLoop(port: number, concurrency: number): { stop: () => Pro
       return { ok, failed };
     },
   };
-}
-
-/** Connect, send nothing, and collect what arrives until the other side ends. */
-export function readAll(port: number, timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no end within ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    socket.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    socket.on('end', () => {
-      clearTimeout(timer);
-      socket.end();
-      resolve(Buffer.concat(chunks).toString());
-    });
-  });
 }
 
 /**

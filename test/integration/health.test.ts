@@ -232,7 +232,7 @@ describe('active and passive health checks', () => {
     expect(held.closed).toBe(true);
     expect(after?.state).toBe('unhealthy');
     expect(unhealthyAt - drainingAt).toBeGreaterThanOrEqual(1_000);
-    const closedLog = await setup.daemon.waitForLog((l) => l.msg === 'closed connections to drained backends');
+    const closedLog = await setup.daemon.waitForLog((l) => l.msg === 'closed connections to drained or removed backends');
     expect(closedLog['closed']).toBe(1);
     expect((await setup.backend(target.address))?.active_connections).toBe(0);
   });

@@ -377,7 +377,7 @@ describe('UDP sessions under operator commands', () => {
 
     // 202 while its last connection (this session) is being closed, 200 once gone.
     expect([200, 202]).toContain((await fetch(`${daemon.adminUrl}/backends/${id}?force=true`, { method: 'DELETE' })).status);
-    const closed = await daemon.waitForLog((l) => l.msg === 'closed connections to drained backends');
+    const closed = await daemon.waitForLog((l) => l.msg === 'closed connections to drained or removed backends');
     expect(closed['udpSessions']).toBe(1);
     expect(servedBy(await c!.request(port, Buffer.from('three'), tagged('three')))).toBe(second!.address);
   });
@@ -427,7 +427,7 @@ describe('UDP listeners across a config reload', () => {
 
     // At the drain timeout the worker ends the session (it held the drain open), and the
     // backend is removed.
-    const closed = await daemon.waitForLog((l) => l.msg === 'closed connections to drained backends');
+    const closed = await daemon.waitForLog((l) => l.msg === 'closed connections to drained or removed backends');
     expect(closed['udpSessions']).toBe(1);
     const gone = await eventually(
       async () => getJson<BackendJson[]>(`${daemon.adminUrl}/backends`),

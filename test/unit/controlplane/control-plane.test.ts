@@ -195,18 +195,18 @@ describe('operator commands', () => {
     expect(await h.cp.command({ op: 'remove', id: 'web:127.0.0.1:9001', force: false })).toMatchObject({ ok: false, error: 'NOT_FOUND' });
   });
 
-  it('removes a backend without connections at once, and a forced removal marks it drained for the data plane', async () => {
+  it('removes a backend without connections at once, and a forced removal at once whatever it holds', async () => {
     const h = await harness([], [9001, 9002]);
     expect(await h.cp.command({ op: 'remove', id: 'web:127.0.0.1:9002', force: false })).toMatchObject({ ok: true, backend: undefined });
     expect(h.state(9002)).toBeUndefined();
     const slot = h.reader.current().clusters[0]!.backends[0]!.slot;
     h.counters.forWorker(1).connectionOpened(slot);
-    const forced = await h.cp.command({ op: 'remove', id: 'web:127.0.0.1:9001', force: true });
-    // Still published, drained: a data plane closes its connections, then it leaves.
-    expect(forced).toMatchObject({ ok: true, backend: { drained: true, admin: 'remove' } });
-    h.counters.forWorker(1).connectionClosed(slot);
-    h.cp.tick();
+    // Gone from the snapshot in the answered version: data planes close what they still hold.
+    expect(await h.cp.command({ op: 'remove', id: 'web:127.0.0.1:9001', force: true })).toMatchObject({ ok: true, version: 3, backend: undefined });
     expect(h.reader.current().clusters[0]!.backends).toEqual([]);
+    // Its slot is not handed out while a connection still counts in it.
+    expect(await h.cp.command({ op: 'add', cluster: 'web', address: '127.0.0.1:9003', weight: 1 })).toMatchObject({ ok: true });
+    expect(h.reader.current().clusters[0]!.backends[0]!.slot).not.toBe(slot);
   });
 
   it('drains, undrains and reweights, each in its own version', async () => {
@@ -232,5 +232,36 @@ describe('operator commands', () => {
     expect(h.state(9002)).toBeUndefined();
     expect(await h.cp.command({ op: 'drain', id: 'web:127.0.0.1:9001' })).toMatchObject({ ok: false, error: 'UNAVAILABLE' });
     expect(h.state(9001)).toBe('healthy');
+  });
+});
+
+describe('reload after operators’ changes', () => {
+  const configWith = (backends: string): ReturnType<typeof parseConfig> =>
+    parseConfig(['listeners: [{name: web, listen: "127.0.0.1:1", cluster: web}]', 'clusters:', '  - name: web', `    backends: ${backends}`, ''].join('\n'), 'test.yaml');
+
+  it('keeps an operator’s removal, drain and weight unless the file changed that backend', async () => {
+    const h = await harness([], [9001, 9002, 9003]);
+    await h.cp.command({ op: 'remove', id: 'web:127.0.0.1:9002', force: false });
+    await h.cp.command({ op: 'drain', id: 'web:127.0.0.1:9003' });
+    await h.cp.command({ op: 'weight', id: 'web:127.0.0.1:9001', weight: 9 });
+    await h.cp.command({ op: 'add', cluster: 'web', address: '127.0.0.1:9009', weight: 2 });
+    // The file adds 9004 and changes nothing else.
+    await h.cp.applyConfig(
+      configWith('[{address: "127.0.0.1:9001"}, {address: "127.0.0.1:9002"}, {address: "127.0.0.1:9003"}, {address: "127.0.0.1:9004"}]'),
+    );
+    const view = () => h.reader.current().clusters[0]!.backends.map((b) => [b.port, b.configuredWeight, b.admin]);
+    expect(view()).toEqual([
+      [9001, 9, 'none'],
+      [9003, 1, 'drain'],
+      [9009, 2, 'none'],
+      [9004, 1, 'none'],
+    ]);
+    // Now the file changes 9001's weight and drops 9003: the file wins for those.
+    await h.cp.applyConfig(configWith('[{address: "127.0.0.1:9001", weight: 4}, {address: "127.0.0.1:9002"}, {address: "127.0.0.1:9004"}]'));
+    expect(view()).toEqual([
+      [9001, 4, 'none'],
+      [9009, 2, 'none'],
+      [9004, 1, 'none'],
+    ]);
   });
 });
