@@ -40,4 +40,15 @@ export default tseslint.config(
     },
   },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+  // The dashboard's browser script: plain JavaScript served as is (no build step).
+  { files: ['src/controlplane/admin/dashboard/**/*.js'], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ['src/controlplane/admin/dashboard/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(
+        ['window', 'document', 'fetch', 'sessionStorage', 'setTimeout', 'clearTimeout', 'CSS'].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
 );

@@ -3,11 +3,13 @@
  * the data-plane workers, serves the admin API and turns signals into lifecycle steps
  * (drain, reload, handover). It owns nothing on the hot path.
  */
+import { closeSync, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildAdminApp, type AdminApp } from './controlplane/admin/app.ts';
 import { adminToken, exposureWarning } from './controlplane/admin/auth.ts';
 import type { ReloadResult } from './controlplane/admin/lifecycle-routes.ts';
+import { createMetrics, type Metrics } from './controlplane/admin/metrics/registry.ts';
 import { parseHostPort } from './shared/address.ts';
 import { ConfigError, loadConfig } from './shared/config/load.ts';
 import type { Config } from './shared/config/schema.ts';
@@ -20,7 +22,7 @@ import {
 } from './shared/counters.ts';
 import { SluiceError } from './shared/errors.ts';
 import { createLogger, flushLogs, type Logger } from './shared/logger.ts';
-import type { ListenerBinding } from './shared/messages.ts';
+import type { AccessLogSettings, ListenerBinding } from './shared/messages.ts';
 import { createSnapshotBuffer } from './shared/snapshot/layout.ts';
 import { SnapshotReader } from './shared/snapshot/reader.ts';
 import { ControlPlaneHost } from './supervisor/control-plane-host.ts';
@@ -56,6 +58,21 @@ function describeListenFailures(failures: readonly ListenFailure[]): string[] {
   );
 }
 
+/**
+ * Open the access log file once, here, so a bad path fails start-up with a clear message
+ * instead of failing inside every worker; the workers share the descriptor (O_APPEND keeps
+ * their lines whole). Without a path the lines go to stdout.
+ */
+function openAccessLog(config: Config['access_log']): AccessLogSettings {
+  const { enabled, sampling, path } = config;
+  if (!enabled || path === undefined) return { enabled, sampling, fd: 1 };
+  try {
+    return { enabled, sampling, fd: openSync(path, 'a', 0o640) };
+  } catch (error) {
+    throw new SluiceError('SLUICE_ACCESS_LOG_UNWRITABLE', `access_log.path: cannot open ${path}: ${(error as Error).message}`);
+  }
+}
+
 export class Supervisor {
   private config: Config;
   private readonly options: SupervisorOptions;
@@ -66,6 +83,11 @@ export class Supervisor {
   private readonly controlPlane: ControlPlaneHost;
   private readonly dataPlane: DataPlanePool;
   private readonly listenerSlots = new ListenerSlots(DEFAULT_LISTENER_SLOTS);
+  /** The listeners the data plane runs now (what /metrics and the dashboard label by). */
+  private listeners: readonly ListenerBinding[] = [];
+  private readonly accessLog: AccessLogSettings;
+  /** One registry for the process: admin apps are rebuilt on a port retry, metrics are not. */
+  private readonly metrics: Metrics;
   private admin: AdminApp | undefined;
   private draining = false;
   private reloading: Promise<unknown> = Promise.resolve();
@@ -84,9 +106,20 @@ export class Supervisor {
     const counterBuffer = createCounterBuffer(counterDims);
     this.counters = new CounterTables(counterBuffer, counterDims);
     this.snapshotBuffer = createSnapshotBuffer();
+    this.accessLog = openAccessLog(options.config.access_log);
+    const snapshots = new SnapshotReader(this.snapshotBuffer);
+    this.metrics = createMetrics(
+      () => ({
+        snapshot: snapshots.current(),
+        counters: this.counters,
+        listeners: this.listeners,
+        restarts: { dataPlane: this.dataPlane.restarts, controlPlane: this.controlPlane.restarts },
+      }),
+      { processMetrics: true },
+    );
     const shared = { snapshotBuffer: this.snapshotBuffer, counterBuffer, counterDims, logLevel: options.logLevel, logger: this.rootLog };
     this.controlPlane = new ControlPlaneHost({ ...shared, config: options.config });
-    this.dataPlane = new DataPlanePool({ ...shared, workers, counters: this.counters });
+    this.dataPlane = new DataPlanePool({ ...shared, workers, counters: this.counters, accessLog: this.accessLog });
   }
 
   /** Start everything; on any failure, stop what was started and throw a coded error. */
@@ -97,7 +130,8 @@ export class Supervisor {
       // A normal start claims the admin port first, so a second instance fails before it
       // binds any listener; a takeover binds listeners first and then asks for the port.
       if (this.options.takeover !== true) await this.startAdmin(0);
-      const failures = await this.dataPlane.start(this.listenerBindings(config));
+      this.listeners = this.listenerBindings(config);
+      const failures = await this.dataPlane.start(this.listeners);
       if (failures.length > 0) throw new SluiceError('SLUICE_LISTEN_FAILED', describeListenFailures(failures).join('\n'));
       if (this.options.takeover === true) await this.takeOver();
       this.log.info(
@@ -166,7 +200,9 @@ export class Supervisor {
     const changes = diffConfigs(this.config, next);
     // The snapshot learns new clusters and listener routes before any new listener accepts.
     const snapshotVersion = await this.controlPlane.applyConfig(next);
-    const failures = describeListenFailures(await this.dataPlane.setListeners(this.listenerBindings(next)));
+    const bindings = this.listenerBindings(next);
+    const failures = describeListenFailures(await this.dataPlane.setListeners(bindings));
+    this.listeners = bindings;
     for (const failure of failures) this.log.error({ failure }, 'reload: a listener could not be opened');
     this.config = next;
     this.log.info({ snapshotVersion, ...changes }, 'config reloaded');
@@ -237,14 +273,6 @@ export class Supervisor {
       token: adminToken(this.config.admin.token_env),
       snapshots: new SnapshotReader(this.snapshotBuffer),
       counters: this.counters,
-      listeners: () =>
-        this.config.listeners.map((l) => ({
-          name: l.name,
-          protocol: l.protocol,
-          listen: l.listen,
-          cluster: l.cluster,
-          slot: this.listenerSlots.slotFor(l.name),
-        })),
       isReady: () => !this.draining,
       workerResources: async () => this.dataPlane.resources(),
       lifecycle: {
@@ -256,6 +284,8 @@ export class Supervisor {
           ? { crashDataPlaneWorker: (index) => this.dataPlane.crash(index), crashControlPlane: () => this.controlPlane.crash() }
           : undefined,
       controlPlaneStats: async () => this.controlPlane.stats(),
+      listeners: () => this.listeners,
+      metrics: this.metrics,
       logger: this.rootLog,
     });
   }
@@ -270,5 +300,6 @@ export class Supervisor {
     await this.dataPlane.terminate();
     await this.controlPlane.stop();
     await this.closeAdmin();
+    if (this.accessLog.fd !== 1) closeSync(this.accessLog.fd);
   }
 }

@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { parseHostPort } from '../shared/address.ts';
 import type { Config } from '../shared/config/schema.ts';
 import { SluiceError } from '../shared/errors.ts';
-import type { CounterTables } from '../shared/counters.ts';
+import { HealthCounter, type ControlPlaneCounters, type CounterTables } from '../shared/counters.ts';
 import type { Snapshot } from '../shared/snapshot/types.ts';
 import type { BackendCommand, BackendCommandResult, ControlPlaneStats } from '../shared/messages.ts';
 import { runBackendCommand, type CommandCore } from './backend-commands.ts';
@@ -70,6 +70,10 @@ export class ControlPlane {
   readonly #now: () => number;
   readonly #registry: BackendRegistry;
   readonly #scheduler: ProbeScheduler;
+  /** The shared cells /metrics reads: probe results and durations, snapshot publishes. */
+  readonly #metrics: ControlPlaneCounters;
+  /** How long each probe took, by its result object, until the result reaches its backend. */
+  readonly #probeTimes = new WeakMap<ProbeResult, { readonly ms: number; readonly timedOut: boolean }>();
   /** The config in force: the start-up one, then each reloaded one. */
   #config: Config;
   /** Slots of removed backends, released once no connection counts into them. */
@@ -92,8 +96,18 @@ export class ControlPlane {
     this.#now = deps.now ?? monotonicNow;
     this.#config = deps.config;
     this.#registry = new BackendRegistry(deps.config, deps.slots);
+    this.#metrics = deps.counters.forControlPlane();
+    const probe = deps.probe ?? realProbe;
     const scheduler: ConstructorParameters<typeof ProbeScheduler>[0] = {
-      probe: deps.probe ?? realProbe,
+      probe: async (target, check) => {
+        const started = performance.now();
+        const result = await probe(target, check);
+        const ms = performance.now() - started;
+        // A probe settles at its timeout at the latest (checkers.ts), so a failure that took
+        // that long is the timeout firing.
+        this.#probeTimes.set(result, { ms, timedOut: !result.ok && ms >= check.timeout });
+        return result;
+      },
       onResult: (id, result) => {
         this.#onProbeResult(id, result);
       },
@@ -375,6 +389,11 @@ export class ControlPlane {
   #onProbeResult(id: string, result: ProbeResult): void {
     const backend = this.#registry.get(id);
     if (backend === undefined) return;
+    const time = this.#probeTimes.get(result);
+    if (time !== undefined) {
+      const outcome = result.ok ? HealthCounter.success : time.timedOut ? HealthCounter.timeout : HealthCounter.failure;
+      this.#metrics.probeFinished(backend.slot, outcome, time.ms);
+    }
     this.#apply(backend, this.#clusterOf(backend), { type: 'probe', ok: result.ok, detail: result.detail, now: this.#now() });
     if (this.#dirty) this.#publishIfChanged(this.#now());
   }
@@ -424,6 +443,7 @@ export class ControlPlane {
     this.#published = content;
     this.#dirty = false;
     this.#publishes++;
+    this.#metrics.snapshotPublished();
     this.#controlLog.debug({ version }, 'snapshot published');
     this.#reportUnroutable(content);
     return version;

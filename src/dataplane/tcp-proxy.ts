@@ -8,24 +8,22 @@
  * - a session counts as an open connection of its backend from connect to close, once;
  * - every socket and timer a session creates is gone when both of its sockets closed;
  * - a client is never left open without a backend attempt in flight.
+ *
+ * Observability costs per connection: four `performance.now()` reads (accept, attempt,
+ * connect, close) feeding the shared connect-latency and duration histograms; the access
+ * log record is built only for a connection the access log sampled at accept.
  */
 import net from 'node:net';
+import { formatHostPort } from '../shared/address.ts';
 import type { WorkerCounters } from '../shared/counters.ts';
 import { BackendCounter, ListenerCounter } from '../shared/counters.ts';
+import type { ListenerBinding } from '../shared/messages.ts';
 import type { SnapshotBackend } from '../shared/snapshot/types.ts';
+import { roundMs, type AccessLog, type TerminationReason } from './access-log.ts';
 import { pickRoundRobin } from './balancer/round-robin.ts';
 import type { ClusterRoute } from './routing-table.ts';
 
-export type TerminationReason =
-  | 'client_close'
-  | 'backend_close'
-  | 'client_error'
-  | 'backend_error'
-  | 'idle_timeout'
-  | 'connect_failure'
-  | 'no_backend'
-  | 'drain'
-  | 'backend_drained';
+export type { TerminationReason };
 
 /** Called when a client is refused for want of an eligible backend (counted before the call). */
 export type RefusalHandler = (listenerSlot: number, route: ClusterRoute | undefined) => void;
@@ -36,12 +34,15 @@ const BYTE_FLUSH_INTERVAL_MS = 1000;
 export class TcpProxy {
   private readonly sessions = new Set<TcpSession>();
   private readonly counters: WorkerCounters;
+  /** @internal read by sessions */
+  readonly accessLog: AccessLog;
   private byteFlushTimer: NodeJS.Timeout | undefined;
   private onIdle: (() => void) | undefined;
   private readonly onRefused: RefusalHandler | undefined;
 
-  constructor(counters: WorkerCounters, onRefused?: RefusalHandler) {
+  constructor(counters: WorkerCounters, accessLog: AccessLog, onRefused?: RefusalHandler) {
     this.counters = counters;
+    this.accessLog = accessLog;
     this.onRefused = onRefused;
   }
 
@@ -50,16 +51,18 @@ export class TcpProxy {
   }
 
   /** Route one accepted (paused) client socket. */
-  handle(client: net.Socket, listenerSlot: number, route: ClusterRoute | undefined): void {
-    this.counters.bumpListener(listenerSlot, ListenerCounter.accepted);
+  handle(client: net.Socket, listener: ListenerBinding, route: ClusterRoute | undefined): void {
+    this.counters.bumpListener(listener.slot, ListenerCounter.accepted);
+    const logged = this.accessLog.sample();
     if (route === undefined || route.eligible.length === 0) {
-      this.counters.bumpListener(listenerSlot, ListenerCounter.refusedNoBackend);
+      this.counters.bumpListener(listener.slot, ListenerCounter.refusedNoBackend);
+      if (logged) this.logRefused(client, listener, route);
       client.on('error', ignoreError);
       client.destroy();
-      this.onRefused?.(listenerSlot, route);
+      this.onRefused?.(listener.slot, route);
       return;
     }
-    const session = new TcpSession(this, client, listenerSlot, route);
+    const session = new TcpSession(this, client, listener, route, logged);
     this.sessions.add(session);
     if (this.byteFlushTimer === undefined) this.startByteFlush();
     session.start();
@@ -111,6 +114,21 @@ export class TcpProxy {
     return this.counters;
   }
 
+  private logRefused(client: net.Socket, listener: ListenerBinding, route: ClusterRoute | undefined): void {
+    this.accessLog.write({
+      listener: listener.name,
+      client: clientAddress(client),
+      cluster: route?.name ?? null,
+      backend: null,
+      attempts: 0,
+      bytes_from_client: 0,
+      bytes_to_client: 0,
+      duration_ms: 0,
+      connect_ms: null,
+      reason: 'no_backend',
+    });
+  }
+
   private startByteFlush(): void {
     this.byteFlushTimer = setInterval(() => {
       for (const session of this.sessions) session.flushBytes();
@@ -128,11 +146,22 @@ function ignoreError(): void {
   // The socket is being torn down; its error has nowhere useful to go.
 }
 
+function clientAddress(client: net.Socket): string {
+  const host = client.remoteAddress;
+  return host === undefined ? 'unknown' : formatHostPort(host, client.remotePort ?? 0);
+}
+
 class TcpSession {
   private readonly proxy: TcpProxy;
   private readonly client: net.Socket;
-  private readonly listenerSlot: number;
+  private readonly listener: ListenerBinding;
   private readonly route: ClusterRoute;
+  /** performance.now() at accept, at the current attempt, and at connect (-1 = not connected). */
+  private readonly acceptedAt: number;
+  private attemptStartedAt = 0;
+  private connectedAt = -1;
+  /** Set at accept only for a connection the access log sampled. */
+  private readonly loggedClient: string | undefined;
   private backend: net.Socket | undefined;
   private target: SnapshotBackend | undefined;
   private attempts = 0;
@@ -146,11 +175,13 @@ class TcpSession {
   private countedToClient = 0;
   reason: TerminationReason | undefined;
 
-  constructor(proxy: TcpProxy, client: net.Socket, listenerSlot: number, route: ClusterRoute) {
+  constructor(proxy: TcpProxy, client: net.Socket, listener: ListenerBinding, route: ClusterRoute, logged: boolean) {
     this.proxy = proxy;
     this.client = client;
-    this.listenerSlot = listenerSlot;
+    this.listener = listener;
     this.route = route;
+    this.acceptedAt = performance.now();
+    this.loggedClient = logged ? clientAddress(client) : undefined;
   }
 
   start(): void {
@@ -186,7 +217,7 @@ class TcpSession {
     if (this.clientClosed) return;
     const eligible = this.route.eligible;
     if (this.attempts >= eligible.length) {
-      this.proxy.counterWriter.bumpListener(this.listenerSlot, ListenerCounter.refusedAllFailed);
+      this.proxy.counterWriter.bumpListener(this.listener.slot, ListenerCounter.refusedAllFailed);
       this.reason = 'connect_failure';
       this.client.destroy();
       return;
@@ -207,6 +238,7 @@ class TcpSession {
 
   private connect(target: SnapshotBackend): void {
     this.target = target;
+    this.attemptStartedAt = performance.now();
     const backend = net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
     this.backend = backend;
     this.openBackendSockets++;
@@ -222,7 +254,9 @@ class TcpSession {
     const target = this.target;
     if (backend === undefined || target === undefined) return;
     this.connected = true;
+    this.connectedAt = performance.now();
     const counters = this.proxy.counterWriter;
+    counters.observeConnectLatency(target.slot, this.connectedAt - this.attemptStartedAt);
     counters.bumpBackend(target.slot, BackendCounter.connectSuccesses, 1);
     counters.connectionOpened(target.slot);
     // Idle time is measured on both sockets: the client socket sees activity in both
@@ -315,10 +349,29 @@ class TcpSession {
   private maybeFinish(): void {
     if (this.finished || !this.clientClosed || this.openBackendSockets > 0) return;
     this.finished = true;
+    const durationMs = performance.now() - this.acceptedAt;
     if (this.connected && this.target !== undefined) {
       this.flushBytes();
-      this.proxy.counterWriter.connectionClosed(this.target.slot);
+      const counters = this.proxy.counterWriter;
+      counters.connectionClosed(this.target.slot);
+      counters.observeConnectionDuration(this.target.slot, durationMs);
     }
+    if (this.loggedClient !== undefined) this.writeAccessLog(this.loggedClient, durationMs);
     this.proxy.ended(this);
+  }
+
+  private writeAccessLog(client: string, durationMs: number): void {
+    this.proxy.accessLog.write({
+      listener: this.listener.name,
+      client,
+      cluster: this.route.name,
+      backend: this.connected ? (this.target?.address ?? null) : null,
+      attempts: this.attempts,
+      bytes_from_client: this.client.bytesRead,
+      bytes_to_client: this.client.bytesWritten,
+      duration_ms: roundMs(durationMs),
+      connect_ms: this.connectedAt < 0 ? null : roundMs(this.connectedAt - this.acceptedAt),
+      reason: this.reason ?? 'client_close',
+    });
   }
 }

@@ -11,6 +11,7 @@ import { createLogger, flushLogs } from '../shared/logger.ts';
 import type { DataPlaneCommand, DataPlaneEvent, DataPlaneWorkerData, ListenerBinding } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
 import { SnapshotReader } from '../shared/snapshot/reader.ts';
+import { AccessLog } from './access-log.ts';
 import { ListenerSet } from './listeners.ts';
 import { Router } from './router.ts';
 import { closesConnections, type ClusterRoute } from './routing-table.ts';
@@ -27,10 +28,21 @@ if (port === null) throw new Error('the data plane must run in a worker thread')
 const log = createLogger(data.logLevel, { component: 'dataplane', worker: data.worker });
 const reader = new SnapshotReader(data.snapshotBuffer);
 const router = new Router(reader);
+const counters = new CounterTables(data.counterBuffer, data.counterDims).forWorker(data.worker);
+let accessLogErrorLogged = false;
+const accessLog = new AccessLog(data.accessLog, {
+  worker: data.worker,
+  counters,
+  onError: (error) => {
+    // Once per worker: a full disk would otherwise repeat this for every line.
+    if (accessLogErrorLogged) return;
+    accessLogErrorLogged = true;
+    log.error({ err: error }, 'access log: write failed; lines may be lost');
+  },
+});
 /** Listener slot → the snapshot version whose refusals were already logged (one line per version). */
 const refusalLogged = new Map<number, number>();
-const counters = new CounterTables(data.counterBuffer, data.counterDims).forWorker(data.worker);
-const proxy = new TcpProxy(counters, (slot, route) => {
+const proxy = new TcpProxy(counters, accessLog, (slot, route) => {
   logRefusal(slot, route);
 });
 const udpListeners = new UdpListenerSet({
@@ -48,7 +60,7 @@ const udpListeners = new UdpListenerSet({
 });
 const listeners = new ListenerSet(
   (socket: net.Socket, binding: ListenerBinding) => {
-    proxy.handle(socket, binding.slot, router.routeFor(binding.name));
+    proxy.handle(socket, binding, router.routeFor(binding.name));
   },
   (binding, error) => {
     log.error({ listener: binding.name, err: error }, 'listener error');

@@ -17,7 +17,23 @@
  * - backend: Float64, [worker][backendSlot][BackendCounter] — monotonic totals; a
  *            double holds integers exactly up to 2^53 (bytes: 9 PB per worker).
  * - listener: Float64, [worker][listenerSlot][ListenerCounter].
+ * - connectLatency, connectionDuration: shared histograms (histogram.ts), [worker][backendSlot].
+ * - worker: Float64, [worker][WorkerCounter] — per-worker totals not tied to a backend.
+ *
+ * Control-plane cells (single writer: the control-plane worker; a restarted one continues
+ * them, so they too only grow):
+ * - health: Float64, [backendSlot][HealthCounter] — active probe results.
+ * - healthDuration: shared histogram, [0][backendSlot] — active probe durations.
+ * - control: Float64, [ControlCounter] — process-wide control-plane totals.
  */
+import {
+  CONNECT_LATENCY_BOUNDS_MS,
+  CONNECTION_DURATION_BOUNDS_MS,
+  HEALTH_CHECK_DURATION_BOUNDS_MS,
+  SharedHistogram,
+  histogramByteLength,
+  type HistogramShape,
+} from './histogram.ts';
 
 export const BackendCounter = {
   connections: 0,
@@ -56,6 +72,28 @@ export const ListenerCounter = {
 export type ListenerCounter = (typeof ListenerCounter)[keyof typeof ListenerCounter];
 const LISTENER_FIELDS = 9;
 
+export const WorkerCounter = {
+  accessLogLines: 0,
+  accessLogDropped: 1,
+} as const;
+export type WorkerCounter = (typeof WorkerCounter)[keyof typeof WorkerCounter];
+const WORKER_FIELDS = 2;
+
+/** Active health-probe outcomes per backend slot; each probe bumps exactly one. */
+export const HealthCounter = {
+  success: 0,
+  failure: 1,
+  timeout: 2,
+} as const;
+export type HealthCounter = (typeof HealthCounter)[keyof typeof HealthCounter];
+const HEALTH_FIELDS = 3;
+
+export const ControlCounter = {
+  snapshotPublishes: 0,
+} as const;
+export type ControlCounter = (typeof ControlCounter)[keyof typeof ControlCounter];
+const CONTROL_FIELDS = 1;
+
 export interface CounterDimensions {
   readonly workers: number;
   readonly backendSlots: number;
@@ -71,10 +109,25 @@ interface Regions {
   readonly listenerUdpOffset: number;
   readonly backendOffset: number;
   readonly listenerOffset: number;
+  readonly connectLatencyOffset: number;
+  readonly connectionDurationOffset: number;
+  readonly workerOffset: number;
+  readonly healthOffset: number;
+  readonly healthDurationOffset: number;
+  readonly controlOffset: number;
   readonly byteLength: number;
 }
 
+function histogramShapes(d: CounterDimensions): { connectLatency: HistogramShape; connectionDuration: HistogramShape; healthDuration: HistogramShape } {
+  return {
+    connectLatency: { rows: d.workers, keys: d.backendSlots, bounds: CONNECT_LATENCY_BOUNDS_MS },
+    connectionDuration: { rows: d.workers, keys: d.backendSlots, bounds: CONNECTION_DURATION_BOUNDS_MS },
+    healthDuration: { rows: 1, keys: d.backendSlots, bounds: HEALTH_CHECK_DURATION_BOUNDS_MS },
+  };
+}
+
 function regions(d: CounterDimensions): Regions {
+  const shapes = histogramShapes(d);
   const activeBytes = d.workers * d.backendSlots * Int32Array.BYTES_PER_ELEMENT;
   const udpActiveOffset = activeBytes;
   const listenerUdpOffset = udpActiveOffset + activeBytes;
@@ -83,7 +136,26 @@ function regions(d: CounterDimensions): Regions {
   const backendBytes = d.workers * d.backendSlots * BACKEND_FIELDS * 8;
   const listenerOffset = backendOffset + backendBytes;
   const listenerBytes = d.workers * d.listenerSlots * LISTENER_FIELDS * 8;
-  return { activeOffset: 0, udpActiveOffset, listenerUdpOffset, backendOffset, listenerOffset, byteLength: listenerOffset + listenerBytes };
+  const connectLatencyOffset = listenerOffset + listenerBytes;
+  const connectionDurationOffset = connectLatencyOffset + histogramByteLength(shapes.connectLatency);
+  const workerOffset = connectionDurationOffset + histogramByteLength(shapes.connectionDuration);
+  const healthOffset = workerOffset + d.workers * WORKER_FIELDS * 8;
+  const healthDurationOffset = healthOffset + d.backendSlots * HEALTH_FIELDS * 8;
+  const controlOffset = healthDurationOffset + histogramByteLength(shapes.healthDuration);
+  return {
+    activeOffset: 0,
+    udpActiveOffset,
+    listenerUdpOffset,
+    backendOffset,
+    listenerOffset,
+    connectLatencyOffset,
+    connectionDurationOffset,
+    workerOffset,
+    healthOffset,
+    healthDurationOffset,
+    controlOffset,
+    byteLength: controlOffset + CONTROL_FIELDS * 8,
+  };
 }
 
 export function createCounterBuffer(d: CounterDimensions): SharedArrayBuffer {
@@ -98,18 +170,31 @@ export class CounterTables {
   readonly listenerUdpSessions: Int32Array;
   readonly backend: Float64Array;
   readonly listener: Float64Array;
+  readonly connectLatency: SharedHistogram;
+  readonly connectionDuration: SharedHistogram;
+  readonly worker: Float64Array;
+  readonly health: Float64Array;
+  readonly healthDuration: SharedHistogram;
+  readonly control: Float64Array;
 
   constructor(buffer: SharedArrayBuffer, dims: CounterDimensions) {
     const r = regions(dims);
     if (buffer.byteLength < r.byteLength) {
       throw new RangeError(`counter buffer is ${buffer.byteLength} bytes, needs ${r.byteLength}`);
     }
+    const shapes = histogramShapes(dims);
     this.dims = dims;
     this.active = new Int32Array(buffer, r.activeOffset, dims.workers * dims.backendSlots);
     this.udpActive = new Int32Array(buffer, r.udpActiveOffset, dims.workers * dims.backendSlots);
     this.listenerUdpSessions = new Int32Array(buffer, r.listenerUdpOffset, dims.workers * dims.listenerSlots);
     this.backend = new Float64Array(buffer, r.backendOffset, dims.workers * dims.backendSlots * BACKEND_FIELDS);
     this.listener = new Float64Array(buffer, r.listenerOffset, dims.workers * dims.listenerSlots * LISTENER_FIELDS);
+    this.connectLatency = new SharedHistogram(buffer, r.connectLatencyOffset, shapes.connectLatency);
+    this.connectionDuration = new SharedHistogram(buffer, r.connectionDurationOffset, shapes.connectionDuration);
+    this.worker = new Float64Array(buffer, r.workerOffset, dims.workers * WORKER_FIELDS);
+    this.health = new Float64Array(buffer, r.healthOffset, dims.backendSlots * HEALTH_FIELDS);
+    this.healthDuration = new SharedHistogram(buffer, r.healthDurationOffset, shapes.healthDuration);
+    this.control = new Float64Array(buffer, r.controlOffset, CONTROL_FIELDS);
   }
 
   /** Sum of active connections to a backend over every worker. */
@@ -149,6 +234,20 @@ export class CounterTables {
     return sum;
   }
 
+  workerTotal(field: WorkerCounter): number {
+    let sum = 0;
+    for (let w = 0; w < this.dims.workers; w++) sum += this.worker[w * WORKER_FIELDS + field] ?? 0;
+    return sum;
+  }
+
+  healthTotal(slot: number, field: HealthCounter): number {
+    return this.health[slot * HEALTH_FIELDS + field] ?? 0;
+  }
+
+  controlTotal(field: ControlCounter): number {
+    return this.control[field] ?? 0;
+  }
+
   /** A dead worker's sockets died with it: its open-connection and session gauges must not outlive it. */
   clearWorkerActive(worker: number): void {
     const base = worker * this.dims.backendSlots;
@@ -169,11 +268,20 @@ export class CounterTables {
       const base = (w * this.dims.backendSlots + slot) * BACKEND_FIELDS;
       this.backend.fill(0, base, base + BACKEND_FIELDS);
     }
+    this.connectLatency.resetKey(slot);
+    this.connectionDuration.resetKey(slot);
+    this.health.fill(0, slot * HEALTH_FIELDS, (slot + 1) * HEALTH_FIELDS);
+    this.healthDuration.resetKey(slot);
   }
 
   /** The writer for one worker's row. */
   forWorker(worker: number): WorkerCounters {
     return new WorkerCounters(this, worker);
+  }
+
+  /** The writer of the control-plane cells; only the control-plane worker holds one. */
+  forControlPlane(): ControlPlaneCounters {
+    return new ControlPlaneCounters(this);
   }
 }
 
@@ -188,13 +296,23 @@ export class WorkerCounters {
   private readonly listenerUdpBase: number;
   private readonly backendBase: number;
   private readonly listenerBase: number;
+  private readonly worker: number;
+  private readonly connectLatency: SharedHistogram;
+  private readonly connectionDuration: SharedHistogram;
+  private readonly workerCells: Float64Array;
+  private readonly workerBase: number;
 
   constructor(tables: CounterTables, worker: number) {
+    this.worker = worker;
+    this.workerCells = tables.worker;
+    this.workerBase = worker * WORKER_FIELDS;
     this.active = tables.active;
     this.udpActive = tables.udpActive;
     this.listenerUdpSessions = tables.listenerUdpSessions;
     this.backend = tables.backend;
     this.listener = tables.listener;
+    this.connectLatency = tables.connectLatency;
+    this.connectionDuration = tables.connectionDuration;
     this.activeBase = worker * tables.dims.backendSlots;
     this.listenerUdpBase = worker * tables.dims.listenerSlots;
     this.backendBase = worker * tables.dims.backendSlots * BACKEND_FIELDS;
@@ -234,5 +352,44 @@ export class WorkerCounters {
   bumpListener(slot: number, field: ListenerCounter): void {
     const i = this.listenerBase + slot * LISTENER_FIELDS + field;
     this.listener[i] = (this.listener[i] ?? 0) + 1;
+  }
+
+  bumpWorker(field: WorkerCounter): void {
+    const i = this.workerBase + field;
+    this.workerCells[i] = (this.workerCells[i] ?? 0) + 1;
+  }
+
+  /** One successful connect attempt to the backend in `slot` took `ms`. */
+  observeConnectLatency(slot: number, ms: number): void {
+    this.connectLatency.observe(this.worker, slot, ms);
+  }
+
+  /** A connection proxied to the backend in `slot` lived `ms`, accept to close. */
+  observeConnectionDuration(slot: number, ms: number): void {
+    this.connectionDuration.observe(this.worker, slot, ms);
+  }
+}
+
+/** Control-plane counter updates (health probes, snapshot publishes); O(1), allocation-free. */
+export class ControlPlaneCounters {
+  private readonly health: Float64Array;
+  private readonly healthDuration: SharedHistogram;
+  private readonly control: Float64Array;
+
+  constructor(tables: CounterTables) {
+    this.health = tables.health;
+    this.healthDuration = tables.healthDuration;
+    this.control = tables.control;
+  }
+
+  /** One active probe of the backend in `slot` ended with `result` after `ms`. */
+  probeFinished(slot: number, result: HealthCounter, ms: number): void {
+    const i = slot * HEALTH_FIELDS + result;
+    this.health[i] = (this.health[i] ?? 0) + 1;
+    this.healthDuration.observe(0, slot, ms);
+  }
+
+  snapshotPublished(): void {
+    this.control[ControlCounter.snapshotPublishes] = (this.control[ControlCounter.snapshotPublishes] ?? 0) + 1;
   }
 }

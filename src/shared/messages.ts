@@ -62,12 +62,25 @@ export interface ResourceReport {
   readonly resources: Readonly<Record<string, number>>;
 }
 
+export interface AccessLogSettings {
+  readonly enabled: boolean;
+  /** Fraction of connections logged, 0..1. */
+  readonly sampling: number;
+  /**
+   * File descriptor the lines are appended to: the supervisor opens the configured file
+   * once (so a bad path fails start-up, not a worker) and every worker shares the fd;
+   * 1 = stdout.
+   */
+  readonly fd: number;
+}
+
 export interface DataPlaneWorkerData {
   readonly worker: number;
   readonly snapshotBuffer: SharedArrayBuffer;
   readonly counterBuffer: SharedArrayBuffer;
   readonly counterDims: CounterDimensions;
   readonly logLevel: string;
+  readonly accessLog: AccessLogSettings;
 }
 
 // ── supervisor → control-plane worker ──────────────────────────────────────────

@@ -50,7 +50,7 @@ export function diffConfigs(before: Config, after: Config): ConfigChanges {
 
 /**
  * Settings fixed for the life of a process (thread count, admin address and token, state
- * file): a reload keeps the running values and names the keys it could not apply.
+ * file, access log): a reload keeps the running values and names the keys it could not apply.
  */
 export function restartOnlyChanges(running: Config, loaded: Config): { config: Config; ignored: string[] } {
   const ignored: string[] = [];
@@ -58,11 +58,14 @@ export function restartOnlyChanges(running: Config, loaded: Config): { config: C
   if (running.admin.listen !== loaded.admin.listen) ignored.push('admin.listen');
   if (running.admin.token_env !== loaded.admin.token_env) ignored.push('admin.token_env');
   if (running.state_file !== loaded.state_file) ignored.push('state_file');
+  // Workers get the access log settings (and its file descriptor) when they start.
+  if (JSON.stringify(running.access_log) !== JSON.stringify(loaded.access_log)) ignored.push('access_log');
   const { state_file: _loadedStateFile, ...rest } = loaded;
   const config: Config = {
     ...rest,
     workers: running.workers,
     admin: running.admin,
+    access_log: running.access_log,
     ...(running.state_file === undefined ? {} : { state_file: running.state_file }),
   };
   return { config, ignored };

@@ -48,6 +48,7 @@ export class ControlPlaneHost {
   private backoff: BackoffState = { consecutiveCrashes: 0 };
   private restartTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  private restartCount = 0;
   private onReady: ((event: { version: number; backends: number }) => void) | undefined;
   private onStartFailure: ((error: Error) => void) | undefined;
   private readonly pendingStats = new Map<number, (stats: ControlPlaneStats | undefined) => void>();
@@ -57,6 +58,11 @@ export class ControlPlaneHost {
     this.options = options;
     this.config = options.config;
     this.log = options.logger.child({ component: 'supervisor' });
+  }
+
+  /** Crashed control-plane workers restarted since start. */
+  get restarts(): number {
+    return this.restartCount;
   }
 
   /** Start the worker; resolves once it published its first snapshot. */
@@ -175,7 +181,9 @@ export class ControlPlaneHost {
     this.log.warn({ code, restartInMs: next.delayMs }, 'control-plane worker exited; routing stays on the last snapshot');
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
-      if (!this.stopping) this.spawn();
+      if (this.stopping) return;
+      this.restartCount++;
+      this.spawn();
     }, next.delayMs);
   }
 

@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { CounterDimensions, CounterTables } from '../shared/counters.ts';
 import type {
+  AccessLogSettings,
   DataPlaneCommand,
   DataPlaneEvent,
   DataPlaneWorkerData,
@@ -43,6 +44,7 @@ export interface PoolOptions {
   readonly counters: CounterTables;
   readonly logLevel: string;
   readonly logger: Logger;
+  readonly accessLog: AccessLogSettings;
 }
 
 export class DataPlanePool {
@@ -51,6 +53,7 @@ export class DataPlanePool {
   private readonly slots: Slot[];
   private listeners: readonly ListenerBinding[] = [];
   private stopping = false;
+  private restartCount = 0;
   private nextRequestId = 1;
   private readonly pendingQueries = new Map<number, (report: ResourceReport) => void>();
   private readonly readyWaiters = new Map<number, (failures: ListenFailure[]) => void>();
@@ -71,6 +74,11 @@ export class DataPlanePool {
 
   get size(): number {
     return this.slots.length;
+  }
+
+  /** Crashed workers restarted since start. */
+  get restarts(): number {
+    return this.restartCount;
   }
 
   /** Start every worker with these listeners; resolves with every bind failure. */
@@ -138,6 +146,7 @@ export class DataPlanePool {
       counterBuffer: o.counterBuffer,
       counterDims: o.counterDims,
       logLevel: o.logLevel,
+      accessLog: o.accessLog,
     };
     const worker = new Worker(WORKER_ENTRY, { workerData, name: `sluice-dataplane-${index}` });
     slot.worker = worker;
@@ -184,6 +193,7 @@ export class DataPlanePool {
 
   private async restart(index: number): Promise<void> {
     if (this.stopping) return;
+    this.restartCount++;
     const failures = await this.spawn(index);
     for (const f of failures) this.log.error(f, 'restarted data-plane worker could not listen');
     if (failures.length === 0) this.log.info({ worker: index }, 'data-plane worker restarted');

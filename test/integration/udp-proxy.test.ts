@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getJson } from '../helpers/client.ts';
+import { parsePrometheus, total } from '../helpers/metrics.ts';
 import { runCli, startDaemon, udpConfig, writeConfig, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
 import { freeUdpPort, inLanes, startUdpBackend, udpClient, type UdpClient, type UdpTestBackend } from '../helpers/udp.ts';
@@ -136,7 +137,8 @@ describe('UDP load balancing through the real daemon', () => {
 
   it('ends sessions idle for session_timeout, returning every session gauge to 0 and releasing their sockets', async () => {
     const [echo] = await backends(1, 'tagged');
-    const { daemon, port } = await daemonFor([echo!.address], { udp: '{session_timeout: 400ms}' });
+    // Long enough that a slow admin read still finds the sessions open.
+    const { daemon, port } = await daemonFor([echo!.address], { udp: '{session_timeout: 2s}' });
     const twenty = await clients(20);
     await Promise.all(twenty.map(async (c) => c.request(port, Buffer.from('hi'), tagged('hi'))));
     const lastDatagramAt = Date.now();
@@ -145,10 +147,15 @@ describe('UDP load balancing through the real daemon', () => {
     const after = await eventually(async () => listenerOf(daemon), (l) => l.udp.sessions === 0);
     const elapsed = Date.now() - lastDatagramAt;
     expect(after.udp).toMatchObject({ sessions: 0, sessions_expired: 20, sessions_evicted: 0 });
-    expect(elapsed).toBeGreaterThanOrEqual(350);
+    expect(elapsed).toBeGreaterThanOrEqual(1950);
 
     const [backend] = await getJson<BackendJson[]>(`${daemon.adminUrl}/backends`);
     expect(backend).toMatchObject({ udp_sessions: 0, active_connections: 0, udp_sessions_total: 20 });
+    const metrics = parsePrometheus(await (await fetch(`${daemon.adminUrl}/metrics`)).text());
+    expect(total(metrics, 'sluice_listener_udp_sessions', { listener: 'dns' })).toBe(0);
+    expect(total(metrics, 'sluice_listener_udp_sessions_ended_total', { listener: 'dns', reason: 'expired' })).toBe(20);
+    expect(total(metrics, 'sluice_udp_sessions_total', { backend: echo!.address })).toBe(20);
+    expect(total(metrics, 'sluice_udp_datagrams_total', { backend: echo!.address, direction: 'to_client' })).toBe(20);
     const resources = await eventually(
       async () => getJson<ResourcesJson>(`${daemon.adminUrl}/debug/resources`),
       (r) => r.workers.every((w) => w.resources['UDPWrap'] === 1),
@@ -163,13 +170,14 @@ describe('UDP load balancing through the real daemon', () => {
 
   it('keeps a session alive while traffic flows, however long that is', async () => {
     const [echo] = await backends(1, 'tagged');
-    const { daemon, port } = await daemonFor([echo!.address], { udp: '{session_timeout: 400ms}' });
+    const { daemon, port } = await daemonFor([echo!.address], { udp: '{session_timeout: 1s}' });
     const [client] = await clients(1);
     for (let i = 0; i < 8; i++) {
       await client!.request(port, Buffer.from(`ping-${i}`), tagged(`ping-${i}`));
-      await new Promise((resolve) => setTimeout(resolve, 150));
+      await new Promise((resolve) => setTimeout(resolve, 300));
     }
-    // 8 × 150 ms is three timeouts long, yet one session carried it all.
+    // 8 × 300 ms is more than two timeouts long, yet one session carried it all (each gap
+    // leaves 700 ms for a slow round trip).
     const listener = await listenerOf(daemon);
     expect(listener.connections_total).toBe(1);
     expect(listener.udp.sessions_expired).toBe(0);

@@ -5,22 +5,22 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { CounterTables } from '../../shared/counters.ts';
-import type { ControlPlaneStats, ResourceReport } from '../../shared/messages.ts';
+import type { ControlPlaneStats, ListenerBinding, ResourceReport } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
-import { registerAuth } from './auth.ts';
+import { OPEN_ROUTES, registerAuth } from './auth.ts';
 import { registerBackendRoutes, type BackendCommands } from './backend-routes.ts';
 import { registerClusterRoutes } from './cluster-routes.ts';
+import { DASHBOARD_PUBLIC_PATHS, registerDashboardRoutes } from './dashboard-routes.ts';
 import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
 import { registerErrorHandlers } from './errors.ts';
 import { registerLifecycleRoutes, type LifecycleControl } from './lifecycle-routes.ts';
+import type { Metrics } from './metrics/registry.ts';
 import { registerOpenApiRoute } from './openapi.ts';
-import { listenerViews, type ListenerInfo } from './listener-view.ts';
+import { listenerViews } from './listener-view.ts';
 
 export interface AdminDeps {
   readonly snapshots: SnapshotReader;
   readonly counters: CounterTables;
-  /** The configured listeners (a function: the set changes on reload). */
-  readonly listeners: () => readonly ListenerInfo[];
   /** False once the process is draining: /readyz turns 503 so outer balancers move away. */
   readonly isReady: () => boolean;
   /** Resource counts of every data-plane worker, for leak checks and debugging. */
@@ -32,8 +32,11 @@ export interface AdminDeps {
   readonly faults: FaultInjection | undefined;
   /** Backend writes, applied by the control plane. */
   readonly commands: BackendCommands;
-  /** The bearer token every route but /healthz and /readyz needs; undefined = open. */
+  /** The bearer token every route but /healthz, /readyz and the dashboard page needs; undefined = open. */
   readonly token: string | undefined;
+  /** The listeners the data plane runs now, with their counter slots. */
+  readonly listeners: () => readonly ListenerBinding[];
+  readonly metrics: Metrics;
   readonly logger: Logger;
 }
 
@@ -54,7 +57,8 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
   });
 
   registerErrorHandlers(app, BODY_LIMIT_BYTES);
-  registerAuth(app, deps.token);
+  // The dashboard's page, script and style carry no data; the page asks for the token.
+  registerAuth(app, deps.token, new Set([...OPEN_ROUTES, ...DASHBOARD_PUBLIC_PATHS]));
 
   app.get('/healthz', () => ({ status: 'ok' }));
 
@@ -67,12 +71,16 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
   registerClusterRoutes(app, deps.snapshots);
   registerOpenApiRoute(app);
 
-  app.get('/listeners', () => listenerViews(deps.listeners(), deps.counters));
+  app.get('/listeners', () => listenerViews(deps.listeners(), deps.snapshots.current(), deps.counters));
 
   registerLifecycleRoutes(app, deps.lifecycle);
   registerDebugRoutes(app, deps.workerResources, deps.faults);
 
   app.get('/debug/controlplane', async () => ({ controlplane: (await deps.controlPlaneStats()) ?? null }));
+
+  app.get('/metrics', async (_request, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.render()));
+
+  registerDashboardRoutes(app, deps);
 
   return app;
 }

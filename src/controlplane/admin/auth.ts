@@ -29,11 +29,12 @@ export function bearerToken(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
-export function registerAuth(app: FastifyInstance, token: string | undefined): void {
+/** `open`: paths served without a token (OPEN_ROUTES, plus e.g. the dashboard's page assets). */
+export function registerAuth(app: FastifyInstance, token: string | undefined, open: ReadonlySet<string> = OPEN_ROUTES): void {
   if (token === undefined) return;
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
-    if (OPEN_ROUTES.has(path)) return;
+    if (open.has(path)) return;
     const presented = bearerToken(request.headers.authorization);
     if (presented === undefined) {
       return sendError(reply, 401, 'UNAUTHORIZED', 'missing "Authorization: Bearer TOKEN" header');

@@ -1,22 +1,16 @@
+import { formatHostPort } from '../../shared/address.ts';
 import type { CounterTables } from '../../shared/counters.ts';
 import { ListenerCounter } from '../../shared/counters.ts';
-
-/** What the admin API needs to know of a configured listener. */
-export interface ListenerInfo {
-  readonly name: string;
-  readonly protocol: 'tcp' | 'udp';
-  readonly listen: string;
-  readonly cluster: string;
-  /** Row in the listener counter table. */
-  readonly slot: number;
-}
+import type { ListenerBinding } from '../../shared/messages.ts';
+import type { Snapshot } from '../../shared/snapshot/types.ts';
 
 /** A listener as the admin API shows it: its config joined with live counters. */
 export interface ListenerView {
   readonly name: string;
   readonly protocol: 'tcp' | 'udp';
   readonly listen: string;
-  readonly cluster: string;
+  /** Null only in the moment between a reload's snapshot and its listener change. */
+  readonly cluster: string | null;
   /** TCP: connections accepted; UDP: sessions created. */
   readonly connections_total: number;
   /** TCP: connections refused; UDP: datagrams that could not start a session. */
@@ -33,14 +27,16 @@ export interface ListenerView {
   };
 }
 
-export function listenerViews(listeners: readonly ListenerInfo[], counters: CounterTables): ListenerView[] {
+/** The listeners the data plane runs, with the cluster each routes to in `snapshot`. */
+export function listenerViews(listeners: readonly ListenerBinding[], snapshot: Snapshot, counters: CounterTables): ListenerView[] {
+  const clusterOf = new Map(snapshot.listeners.map((l) => [l.name, l.cluster]));
   return listeners.map((l) => {
     const total = (field: ListenerCounter): number => counters.listenerTotal(l.slot, field);
     const view: ListenerView = {
       name: l.name,
       protocol: l.protocol,
-      listen: l.listen,
-      cluster: l.cluster,
+      listen: formatHostPort(l.host, l.port),
+      cluster: clusterOf.get(l.name) ?? null,
       connections_total: total(ListenerCounter.accepted),
       refused_no_backend: total(ListenerCounter.refusedNoBackend),
       refused_all_failed: total(ListenerCounter.refusedAllFailed),

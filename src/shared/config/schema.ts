@@ -301,6 +301,24 @@ const shutdownSchema = strictObject({
   delay: duration().prefault('0s'),
 });
 
+const SAMPLING_MESSAGE = 'expected a fraction from 0 to 1 (1 = every connection)';
+
+/**
+ * Access logs are one setting for the whole process (not per listener): each data-plane
+ * worker owns one asynchronous destination and makes one sampling decision per accepted
+ * connection, and every line names its listener, so filtering by listener is a grep.
+ */
+const accessLogSchema = strictObject({
+  enabled: z.boolean({ error: expected('expected true or false') }).default(false),
+  sampling: z
+    .number({ error: expected(SAMPLING_MESSAGE) })
+    .min(0, { error: SAMPLING_MESSAGE })
+    .max(1, { error: SAMPLING_MESSAGE })
+    .default(1),
+  /** A file the lines are appended to; without it they go to stdout with the daemon's logs. */
+  path: z.string({ error: expected('expected a file path') }).min(1, { error: 'expected a file path' }).optional(),
+});
+
 const WORKERS_MESSAGE = 'expected auto or an integer from 1 to 64';
 // The union needs the message too: when the value is a number, zod reports the int's own issue.
 const workersSchema = z
@@ -317,6 +335,7 @@ export const configSchema = strictObject({
   admin: adminSchema.prefault({}),
   state_file: z.string({ error: expected('expected a file path') }).min(1, { error: 'expected a file path' }).optional(),
   shutdown: shutdownSchema.prefault({}),
+  access_log: accessLogSchema.prefault({}),
   listeners: list(listenerSchema, 'expected a list of listeners').min(1, { error: AT_LEAST_ONE_LISTENER }),
   clusters: list(clusterSchema, 'expected a list of clusters').min(1, { error: AT_LEAST_ONE_CLUSTER }),
 })
@@ -332,6 +351,7 @@ export type ActiveHealthCheckConfig = Exclude<HealthCheckConfig, { type: 'none' 
 export type PanicMode = z.output<typeof panicModeSchema>;
 export type AdminConfig = z.output<typeof adminSchema>;
 export type ShutdownConfig = z.output<typeof shutdownSchema>;
+export type AccessLogConfig = z.output<typeof accessLogSchema>;
 
 // ---- cross-references -------------------------------------------------------------------
 // These read the value defensively: when other fields failed, it may still hold raw input.

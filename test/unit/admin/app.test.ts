@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildAdminApp, type AdminApp } from '../../../src/controlplane/admin/app.ts';
 import { bearerToken, exposureWarning, tokensMatch, adminToken } from '../../../src/controlplane/admin/auth.ts';
+import { createMetrics } from '../../../src/controlplane/admin/metrics/registry.ts';
 import { openApiDocument } from '../../../src/controlplane/admin/openapi.ts';
 import { CounterTables, createCounterBuffer } from '../../../src/shared/counters.ts';
 import type { BackendCommand, BackendCommandResult } from '../../../src/shared/messages.ts';
@@ -40,10 +41,10 @@ afterEach(async () => {
 function build(token?: string, answer: (c: BackendCommand) => BackendCommandResult = () => ({ ok: true, version: 4, cluster: 'web', backend: b1 })) {
   const received: BackendCommand[] = [];
   const dims = { workers: 1, backendSlots: 4, listenerSlots: 1 };
+  const counters = new CounterTables(createCounterBuffer(dims), dims);
   const app = buildAdminApp({
     snapshots: { current: () => snapshot } as unknown as SnapshotReader,
-    counters: new CounterTables(createCounterBuffer(dims), dims),
-    listeners: () => [{ name: 'web', protocol: 'udp', listen: '127.0.0.1:5353', cluster: 'web', slot: 0 }],
+    counters,
     isReady: () => true,
     workerResources: () => Promise.resolve([]),
     controlPlaneStats: () => Promise.resolve(undefined),
@@ -56,6 +57,8 @@ function build(token?: string, answer: (c: BackendCommand) => BackendCommandResu
       },
     },
     token,
+    listeners: () => [{ name: 'web', slot: 0, host: '127.0.0.1', port: 5353, protocol: 'udp' }],
+    metrics: createMetrics(() => ({ snapshot, counters, listeners: [], restarts: { dataPlane: 0, controlPlane: 0 } }), { processMetrics: false }),
     logger: pino({ level: 'silent' }),
   });
   apps.push(app);
@@ -132,6 +135,15 @@ describe('admin API auth', () => {
     const denied = await app.inject({ method: 'POST', url: '/backends', payload: { cluster: 'web', address: '127.0.0.1:1' } });
     expect(denied.statusCode).toBe(401);
     expect((await app.inject({ method: 'GET', url: '/backends', headers: { authorization: 'Bearer s3cret' } })).statusCode).toBe(200);
+  });
+
+  it('serves the dashboard page without the token, but none of its data', async () => {
+    const { app } = build('s3cret');
+    for (const url of ['/', '/dashboard.js', '/dashboard.css']) expect((await app.inject({ method: 'GET', url })).statusCode).toBe(200);
+    for (const url of ['/dashboard/state', '/metrics']) {
+      expect((await app.inject({ method: 'GET', url })).statusCode).toBe(401);
+      expect((await app.inject({ method: 'GET', url, headers: { authorization: 'Bearer s3cret' } })).statusCode).toBe(200);
+    }
   });
 
   it.each([

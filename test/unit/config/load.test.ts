@@ -35,6 +35,7 @@ describe('parseConfig on a good config', () => {
       workers: 'auto',
       admin: { listen: '127.0.0.1:9090' },
       shutdown: { drain_timeout: 30_000, delay: 0 },
+      access_log: { enabled: false, sampling: 1 },
       listeners: [{ name: 'web', protocol: 'tcp', listen: '127.0.0.1:8080', cluster: 'web' }],
       clusters: [
         {
@@ -61,6 +62,7 @@ describe('parseConfig on a good config', () => {
         'admin: {listen: "[::1]:9191", token_env: SLUICE_ADMIN_TOKEN}',
         'state_file: ./sluice-state.json',
         'shutdown: {drain_timeout: 1.5s, delay: 500ms}',
+        'access_log: {enabled: true, sampling: 0.25, path: /var/log/sluice/access.log}',
         'listeners:',
         '  - {name: web, protocol: tcp, listen: "0.0.0.0:8080", cluster: web}',
         '  - {name: api.v2, listen: "localhost:8081", cluster: api}',
@@ -88,6 +90,7 @@ describe('parseConfig on a good config', () => {
     expect(config.admin).toEqual({ listen: '[::1]:9191', token_env: 'SLUICE_ADMIN_TOKEN' });
     expect(config.state_file).toBe('./sluice-state.json');
     expect(config.shutdown).toEqual({ drain_timeout: 1_500, delay: 500 });
+    expect(config.access_log).toEqual({ enabled: true, sampling: 0.25, path: '/var/log/sluice/access.log' });
     expect(config.listeners[1]).toEqual({ name: 'api.v2', protocol: 'tcp', listen: 'localhost:8081', cluster: 'api' });
     expect(config.clusters[0]).toMatchObject({
       connect_timeout: 250,
@@ -300,7 +303,7 @@ describe('parseConfig on a broken config', () => {
     [
       'an unknown top-level key',
       yaml('sluice: {}', ...LISTENERS, ...CLUSTERS),
-      ['config.yaml:1:1 (root): unknown key "sluice"; allowed: workers, admin, state_file, shutdown, listeners, clusters'],
+      ['config.yaml:1:1 (root): unknown key "sluice"; allowed: workers, admin, state_file, shutdown, access_log, listeners, clusters'],
     ],
     [
       'a reference to an unknown cluster',
@@ -441,6 +444,21 @@ describe('parseConfig on a broken config', () => {
       'a health check timeout as long as its interval',
       yaml(...LISTENERS, ...CLUSTERS, '    health_check: {type: tcp, interval: 1s, timeout: 1s}'),
       ['config.yaml:9:54 clusters[0].health_check.timeout: timeout (1s) must be shorter than interval (1s)'],
+    ],
+    [
+      'an access log sampling rate above 1',
+      yaml('access_log: {enabled: true, sampling: 1.5}', ...LISTENERS, ...CLUSTERS),
+      ['config.yaml:1:39 access_log.sampling: expected a fraction from 0 to 1 (1 = every connection)'],
+    ],
+    [
+      'an access log sampling rate written as a percentage',
+      yaml('access_log: {sampling: 10%}', ...LISTENERS, ...CLUSTERS),
+      ['config.yaml:1:24 access_log.sampling: expected a fraction from 0 to 1 (1 = every connection)'],
+    ],
+    [
+      'an access log switch that is not a boolean',
+      yaml('access_log: {enabled: yes please}', ...LISTENERS, ...CLUSTERS),
+      ['config.yaml:1:23 access_log.enabled: expected true or false'],
     ],
     [
       'an unknown panic mode',
