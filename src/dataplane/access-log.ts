@@ -39,7 +39,10 @@ export type TerminationReason =
   | 'connect_failure'
   | 'no_backend'
   | 'drain'
-  | 'backend_drained';
+  | 'backend_drained'
+  // UDP sessions only: ended at `udp.max_replies`, or evicted at `udp.max_sessions`.
+  | 'max_replies'
+  | 'evicted';
 
 /** One closed connection, as its line shows it (field names are the line's keys). */
 export interface AccessRecord {

@@ -29,6 +29,7 @@
  */
 import dgram from 'node:dgram';
 import { formatHostPort } from '../shared/address.ts';
+import { roundMs, type AccessLog, type TerminationReason } from './access-log.ts';
 import { BackendCounter, ListenerCounter, type WorkerCounters } from '../shared/counters.ts';
 import type { ListenerBinding, UdpListenerSettings } from '../shared/messages.ts';
 import type { SnapshotBackend } from '../shared/snapshot/types.ts';
@@ -54,7 +55,21 @@ export interface UdpProxyDeps {
   readonly onRefused?: (listenerSlot: number, route: ClusterRoute | undefined) => void;
   /** Whether this worker reports what every worker would find the same (capped buffers): worker 0 only. */
   readonly reportsSharedFindings: boolean;
+  /** One line per ended session (sampled at creation), as TCP connections get; none when absent. */
+  readonly accessLog?: AccessLog;
 }
+
+/** How an ended session reads in the access log (the TCP proxy's reasons, plus two of UDP's own). */
+const ACCESS_REASON: Record<UdpSessionEnd, TerminationReason> = {
+  idle_timeout: 'idle_timeout',
+  max_replies: 'max_replies',
+  evicted: 'evicted',
+  backend_gone: 'backend_drained',
+  refused: 'backend_error',
+  socket_error: 'backend_error',
+  drain: 'drain',
+  closed: 'drain',
+};
 
 /** Idle sweeps run at most this often per listener, so a table of staggered sessions does not wake the loop per session. */
 const MIN_SWEEP_STEP_MS = 5;
@@ -248,6 +263,8 @@ export class UdpProxy implements SessionOwner {
       if (victim !== undefined) this.end(victim, 'evicted');
     }
     const session = new UdpSession(this, key, client.address, client.port, route, backend);
+    session.createdAt = now;
+    session.logged = this.deps.accessLog?.sample() === true;
     this.table.add(session, now);
     counters.udpSessionOpened(backend.slot, listenerSlot);
     session.connect(this.settings);
@@ -263,6 +280,7 @@ export class UdpProxy implements SessionOwner {
       return;
     }
     const slot = session.backend.slot;
+    session.bytesFromClient += datagram.length;
     counters.bumpBackend(slot, BackendCounter.udpDatagramsFromClient, 1);
     counters.bumpBackend(slot, BackendCounter.bytesFromClient, datagram.length);
     counters.bumpListener(this.binding.slot, ListenerCounter.udpDatagramsFromClient);
@@ -284,6 +302,7 @@ export class UdpProxy implements SessionOwner {
       counters.bumpListener(this.binding.slot, ListenerCounter.udpDatagramsDropped);
     } else {
       // Counted first: once sent, the client may look at the counters before this thread runs on.
+      session.bytesToClient += datagram.length;
       counters.bumpBackend(slot, BackendCounter.udpDatagramsToClient, 1);
       counters.bumpBackend(slot, BackendCounter.bytesToClient, datagram.length);
       counters.bumpListener(this.binding.slot, ListenerCounter.udpDatagramsToClient);
@@ -317,8 +336,27 @@ export class UdpProxy implements SessionOwner {
     if (reason === 'evicted') counters.bumpListener(this.binding.slot, ListenerCounter.udpSessionsEvicted);
     else if (reason === 'idle_timeout') counters.bumpListener(this.binding.slot, ListenerCounter.udpSessionsExpired);
     counters.udpSessionClosed(session.backend.slot, this.binding.slot);
+    const durationMs = this.deps.now() - session.createdAt;
+    counters.observeConnectionDuration(session.backend.slot, durationMs);
+    if (session.logged) this.writeAccessLog(session, reason, durationMs);
     session.closeSocket();
     if (this.table.size === 0) this.becameIdle();
+  }
+
+  private writeAccessLog(session: UdpSession, reason: UdpSessionEnd, durationMs: number): void {
+    this.deps.accessLog?.write({
+      listener: this.binding.name,
+      client: formatHostPort(session.clientAddress, session.clientPort),
+      cluster: session.route.name,
+      backend: session.backend.address,
+      attempts: 1,
+      bytes_from_client: session.bytesFromClient,
+      bytes_to_client: session.bytesToClient,
+      duration_ms: roundMs(durationMs),
+      // UDP has no connect.
+      connect_ms: null,
+      reason: ACCESS_REASON[reason],
+    });
   }
 
   // ── idle sweep ─────────────────────────────────────────────────────────────────

@@ -43,6 +43,12 @@ export class UdpSession implements SessionNode {
   route: ClusterRoute;
   replies = 0;
   answered = false;
+  /** Whether the access log gets a line when this session ends (sampled at creation). */
+  logged = false;
+  /** When the session began (ms, the proxy's monotonic clock). */
+  createdAt = 0;
+  bytesFromClient = 0;
+  bytesToClient = 0;
   refused = false;
   closed = false;
   private readonly proxy: SessionOwner;

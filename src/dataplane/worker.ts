@@ -54,6 +54,7 @@ const udpListeners = new UdpListenerSet({
     log.warn(details, message);
   },
   reportsSharedFindings: data.worker === 0,
+  accessLog,
   onRefused: (slot, route) => {
     logRefusal(slot, route);
   },

@@ -158,13 +158,15 @@ export function udpConfig(options: {
   /** How long a draining backend keeps its connections and sessions; default 30s. */
   backendDrainTimeout?: string;
   drainTimeout?: string;
+  /** Log every session to this file. */
+  accessLogPath?: string;
 }): string {
   return `workers: ${options.workers ?? 2}
 admin:
   listen: 127.0.0.1:${options.adminPort}
 shutdown:
   drain_timeout: ${options.drainTimeout ?? '5s'}
-listeners:
+${options.accessLogPath === undefined ? '' : `access_log: {enabled: true, sampling: 1, path: ${options.accessLogPath}}\n`}listeners:
   - name: dns
     protocol: udp
     listen: 127.0.0.1:${options.listenPort}

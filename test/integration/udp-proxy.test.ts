@@ -1,6 +1,8 @@
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getJson } from '../helpers/client.ts';
 import { parsePrometheus, total } from '../helpers/metrics.ts';
@@ -198,6 +200,27 @@ describe('UDP load balancing through the real daemon', () => {
     const again = await eventually(async () => listenerOf(daemon), (l) => l.udp.sessions === 0, 5000);
     expect(again.connections_total).toBe(20);
     expect(again.udp.datagrams_to_client).toBe(20);
+  });
+
+  it('writes one access log line per ended session, with its reason and bytes', async () => {
+    const [echo] = await backends(1, 'tagged');
+    const logFile = path.join(mkdtempSync(path.join(tmpdir(), 'sluice-udp-access-')), 'access.log');
+    const { port } = await daemonFor([echo!.address], { udp: '{max_replies: 1}', accessLogPath: logFile });
+    const two = await clients(2);
+    await Promise.all(two.map(async (c, i) => c.request(port, Buffer.from(`query-${i}`), tagged(`query-${i}`))));
+    // Lines reach the file at most a second after their session ended.
+    const lines = await eventually(
+      () => Promise.resolve(existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter((l) => l !== '') : []),
+      (l) => l.length >= 2,
+    );
+    const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>).sort((a, b) => String(a['client']).localeCompare(String(b['client'])));
+    expect(records).toHaveLength(2);
+    for (const record of records) {
+      expect(record).toMatchObject({ log: 'access', listener: 'dns', cluster: 'dns', backend: echo!.address, attempts: 1, connect_ms: null, reason: 'max_replies' });
+      expect(record['bytes_from_client']).toBe('query-0'.length);
+      expect(record['bytes_to_client']).toBe(`${echo!.address}|query-0`.length);
+    }
+    expect(records.map((r) => r['client']).sort()).toEqual(two.map((c) => `127.0.0.1:${c.port}`).sort());
   });
 
   it('holds at most max_sessions for 50,000 distinct client ports, evicting the least recently used and counting it', async () => {
