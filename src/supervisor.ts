@@ -12,7 +12,7 @@ import type { ReloadResult } from './controlplane/admin/lifecycle-routes.ts';
 import { createMetrics, type Metrics } from './controlplane/admin/metrics/registry.ts';
 import { parseHostPort } from './shared/address.ts';
 import { ConfigError, loadConfig } from './shared/config/load.ts';
-import type { Config } from './shared/config/schema.ts';
+import { listenerRoutes, type Config, type ListenerConfig } from './shared/config/schema.ts';
 import {
   CounterTables,
   createCounterBuffer,
@@ -25,6 +25,7 @@ import { createLogger, flushLogs, type Logger } from './shared/logger.ts';
 import type { AccessLogSettings, ListenerBinding } from './shared/messages.ts';
 import { createSnapshotBuffer } from './shared/snapshot/layout.ts';
 import { SnapshotReader } from './shared/snapshot/reader.ts';
+import { ClusterStates } from './supervisor/cluster-states.ts';
 import { ControlPlaneHost } from './supervisor/control-plane-host.ts';
 import { DataPlanePool, type ListenFailure } from './supervisor/data-plane-pool.ts';
 import { requestHandover, warnUnlessMigrating } from './supervisor/handover.ts';
@@ -46,6 +47,13 @@ const ADMIN_RETRY_INTERVAL_MS = 50;
 
 export function workerCount(setting: Config['workers']): number {
   return setting === 'auto' ? availableParallelism() : setting;
+}
+
+/** `web`, or `web 90, canary 10` for a split listener. */
+function describeRoutes(listener: ListenerConfig): string {
+  const routes = listenerRoutes(listener);
+  if (routes.length === 1 && listener.routes === undefined) return routes[0]?.cluster ?? '';
+  return routes.map((r) => `${r.cluster} ${r.weight}`).join(', ');
 }
 
 function describeListenFailures(failures: readonly ListenFailure[]): string[] {
@@ -80,6 +88,7 @@ export class Supervisor {
   private readonly log: Logger;
   private readonly counters: CounterTables;
   private readonly snapshotBuffer: SharedArrayBuffer;
+  private readonly clusterStates: ClusterStates;
   private readonly controlPlane: ControlPlaneHost;
   private readonly dataPlane: DataPlanePool;
   private readonly listenerSlots = new ListenerSlots(DEFAULT_LISTENER_SLOTS);
@@ -119,7 +128,14 @@ export class Supervisor {
     );
     const shared = { snapshotBuffer: this.snapshotBuffer, counterBuffer, counterDims, logLevel: options.logLevel, logger: this.rootLog };
     this.controlPlane = new ControlPlaneHost({ ...shared, config: options.config });
-    this.dataPlane = new DataPlanePool({ ...shared, workers, counters: this.counters, accessLog: this.accessLog });
+    this.clusterStates = new ClusterStates(options.config);
+    this.dataPlane = new DataPlanePool({
+      ...shared,
+      workers,
+      counters: this.counters,
+      accessLog: this.accessLog,
+      clusterStates: this.clusterStates,
+    });
   }
 
   /** Start everything; on any failure, stop what was started and throw a coded error. */
@@ -138,7 +154,7 @@ export class Supervisor {
         {
           config: this.options.configFile,
           workers: this.dataPlane.size,
-          listeners: config.listeners.map((l) => `${l.name} ${l.protocol} ${l.listen} -> ${l.cluster}`),
+          listeners: config.listeners.map((l) => `${l.name} ${l.protocol} ${l.listen} -> ${describeRoutes(l)}`),
           clusters: config.clusters.map((c) => `${c.name} (${c.algorithm}, ${c.backends.length} backends)`),
           backends,
           admin: config.admin.listen,
@@ -198,6 +214,8 @@ export class Supervisor {
     const { config: next, ignored } = restartOnlyChanges(this.config, loaded);
     for (const key of ignored) this.log.warn({ key }, 'reload: this setting changes only on restart; keeping the running value');
     const changes = diffConfigs(this.config, next);
+    // Workers get new clusters' shared state (queue, affinity table) before a snapshot names them.
+    if (this.clusterStates.apply(next)) this.dataPlane.sendClusterStates();
     // The snapshot learns new clusters and listener routes before any new listener accepts.
     const snapshotVersion = await this.controlPlane.applyConfig(next);
     const bindings = this.listenerBindings(next);

@@ -3,6 +3,7 @@
  * control-plane worker owns one; the data plane sees it only as published snapshots.
  */
 import type { ClusterConfig, Config } from '../shared/config/schema.ts';
+import { DEFAULT_MAGLEV_TABLE_SIZE, listenerRoutes } from '../shared/config/schema.ts';
 import { parseHostPort } from '../shared/address.ts';
 import { SluiceError } from '../shared/errors.ts';
 import type { Snapshot, SnapshotBackend, SnapshotCluster, SnapshotListener } from '../shared/snapshot/types.ts';
@@ -68,7 +69,7 @@ export class BackendRegistry {
 
   constructor(config: Config, slots: SlotAllocator) {
     this.slots = slots;
-    this.listeners = config.listeners.map((l) => ({ name: l.name, cluster: l.cluster }));
+    this.listeners = snapshotListeners(config);
     for (const cluster of config.clusters) {
       this.clusterMap.set(cluster.name, { name: cluster.name, config: cluster, policy: healthPolicy(cluster), backends: new Map() });
     }
@@ -84,7 +85,7 @@ export class BackendRegistry {
    * the config dropped stays until its last (draining) backend is gone.
    */
   applyConfig(config: Config): void {
-    this.listeners = config.listeners.map((l) => ({ name: l.name, cluster: l.cluster }));
+    this.listeners = snapshotListeners(config);
     for (const cluster of config.clusters) {
       const backends = this.clusterMap.get(cluster.name)?.backends ?? new Map<string, Backend>();
       this.clusterMap.set(cluster.name, { name: cluster.name, config: cluster, policy: healthPolicy(cluster), backends });
@@ -156,14 +157,24 @@ export class BackendRegistry {
   snapshotContent(now: number): Omit<Snapshot, 'version'> {
     const clusters: SnapshotCluster[] = [];
     for (const cluster of this.clusterMap.values()) {
+      const c = cluster.config;
+      const limits = connectionLimits(c);
       const backends: SnapshotBackend[] = [];
-      for (const b of cluster.backends.values()) backends.push(toSnapshotBackend(b, now, cluster.config.slow_start));
+      for (const b of cluster.backends.values()) {
+        backends.push(toSnapshotBackend(b, now, c.slow_start, limits.get(b.address) ?? c.max_connections ?? 0));
+      }
       clusters.push({
         name: cluster.name,
-        algorithm: cluster.config.algorithm,
-        connectTimeoutMs: cluster.config.connect_timeout,
-        idleTimeoutMs: cluster.config.idle_timeout,
-        panicMode: cluster.config.panic_mode,
+        algorithm: c.algorithm,
+        hashKey: c.hash_key ?? 'source_ip',
+        maglevTableSize: c.maglev_table_size ?? DEFAULT_MAGLEV_TABLE_SIZE,
+        stickyTtlMs: c.sticky?.ttl ?? 0,
+        stickyMaxEntries: c.sticky?.max_entries ?? 0,
+        queueSize: c.queue?.size ?? 0,
+        queueTimeoutMs: c.queue?.timeout ?? 0,
+        connectTimeoutMs: c.connect_timeout,
+        idleTimeoutMs: c.idle_timeout,
+        panicMode: c.panic_mode,
         backends,
       });
     }
@@ -171,7 +182,22 @@ export class BackendRegistry {
   }
 }
 
-function toSnapshotBackend(b: Backend, now: number, slowStartMs: number): SnapshotBackend {
+/** The listeners as snapshots carry them: each with its weighted routes (one of weight 1 for `cluster`). */
+function snapshotListeners(config: Config): readonly SnapshotListener[] {
+  return config.listeners.map((l) => {
+    const routes = listenerRoutes(l).map((r) => ({ cluster: r.cluster, weight: r.weight }));
+    return { name: l.name, cluster: routes[0]?.cluster ?? '', routes };
+  });
+}
+
+/** Backends whose config entry sets its own max_connections (by address). */
+function connectionLimits(cluster: ClusterConfig): Map<string, number> {
+  const limits = new Map<string, number>();
+  for (const entry of cluster.backends) if (entry.max_connections !== undefined) limits.set(entry.address, entry.max_connections);
+  return limits;
+}
+
+function toSnapshotBackend(b: Backend, now: number, slowStartMs: number, maxConnections: number): SnapshotBackend {
   const h = b.health;
   const state = h.state === 'removed' ? 'draining' : h.state;
   const fraction = state === 'healthy' ? rampFraction(h.rampFrom, now, slowStartMs) : 1;
@@ -184,6 +210,7 @@ function toSnapshotBackend(b: Backend, now: number, slowStartMs: number): Snapsh
     weight: b.weight * fraction,
     configuredWeight: b.weight,
     state,
+    maxConnections,
     admin: h.admin,
     drained: h.drained,
     reason: h.reason,
@@ -199,6 +226,7 @@ export function sameBackend(a: SnapshotBackend, b: SnapshotBackend): boolean {
     a.weight === b.weight &&
     a.configuredWeight === b.configuredWeight &&
     a.state === b.state &&
+    a.maxConnections === b.maxConnections &&
     a.admin === b.admin &&
     a.drained === b.drained &&
     a.reason === b.reason &&

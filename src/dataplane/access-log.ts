@@ -38,6 +38,8 @@ export type TerminationReason =
   | 'idle_timeout'
   | 'connect_failure'
   | 'no_backend'
+  | 'at_limit'
+  | 'queue_timeout'
   | 'drain'
   | 'backend_drained'
   // UDP sessions only: ended at `udp.max_replies`, or evicted at `udp.max_sessions`.

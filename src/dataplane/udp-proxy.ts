@@ -32,11 +32,10 @@ import { formatHostPort } from '../shared/address.ts';
 import { roundMs, type AccessLog, type TerminationReason } from './access-log.ts';
 import { BackendCounter, ListenerCounter, type WorkerCounters } from '../shared/counters.ts';
 import type { ListenerBinding, UdpListenerSettings } from '../shared/messages.ts';
-import type { SnapshotBackend } from '../shared/snapshot/types.ts';
-import { pickRoundRobin } from './balancer/round-robin.ts';
 import type { ListenFailure } from './listeners.ts';
-import type { ClusterRoute } from './routing-table.ts';
+import { chooseCluster, type ClusterRoute, type ListenerRoute } from './routing-table.ts';
 import { literalLookup, socketType } from './udp-lookup.ts';
+import { reserveSessionBackend } from './udp-pick.ts';
 import { UdpSession, type SessionOwner } from './udp-session.ts';
 import { SessionTable } from './udp-session-table.ts';
 
@@ -44,7 +43,9 @@ export type UdpSessionEnd = 'idle_timeout' | 'max_replies' | 'evicted' | 'backen
 
 export interface UdpProxyDeps {
   /** The router's per-listener route (one Atomics.load of the snapshot version). */
-  readonly routeFor: (listener: string) => ClusterRoute | undefined;
+  readonly routeFor: (listener: string) => ListenerRoute | undefined;
+  /** A cluster's route in the current version (a session re-checks its backend after a publish). */
+  readonly clusterRoute: (name: string) => ClusterRoute | undefined;
   readonly counters: WorkerCounters;
   /** Data-plane workers sharing the listener: each holds maxSessions / workers sessions. */
   readonly workers: number;
@@ -208,18 +209,18 @@ export class UdpProxy implements SessionOwner {
   // ── client side ────────────────────────────────────────────────────────────────
 
   private readonly onClientDatagram = (datagram: Buffer, client: dgram.RemoteInfo): void => {
-    const route = this.deps.routeFor(this.binding.name);
+    const listener = this.deps.routeFor(this.binding.name);
     const now = this.deps.now();
     const key = `${client.address}:${client.port}`;
     let session = this.table.get(key);
     let avoidSlot = -1;
-    if (session !== undefined && !this.keeps(session, route)) {
+    if (session !== undefined && !this.keeps(session, listener)) {
       if (session.refused) avoidSlot = session.backend.slot;
       this.end(session, session.refused ? 'refused' : 'backend_gone');
       session = undefined;
     }
     if (session === undefined) {
-      session = this.open(key, client, route, now, avoidSlot);
+      session = this.open(key, client, listener, now, avoidSlot);
       if (session === undefined) return;
     } else {
       this.table.touch(session, now);
@@ -227,22 +228,25 @@ export class UdpProxy implements SessionOwner {
     this.forward(session, datagram);
   };
 
-  /** Whether a session may go on with its backend under the current route. */
-  private keeps(session: UdpSession, route: ClusterRoute | undefined): boolean {
+  /** Whether a session may go on with its backend in the current version. */
+  private keeps(session: UdpSession, listener: ListenerRoute | undefined): boolean {
     if (session.refused) return false;
-    if (session.route === route) return true;
+    // The listener's route is rebuilt with every version: the same object, nothing moved.
+    if (session.seen === listener) return true;
     // A listener removed by a reload has no route any more; while it retires, its sessions finish.
-    if (route === undefined) return !this.accepting;
-    if (route.retaining.get(session.backend.slot) !== session.backend.id) return false;
+    if (listener === undefined) return !this.accepting;
+    const cluster = this.deps.clusterRoute(session.route.name);
+    if (cluster?.retaining.get(session.backend.slot) !== session.backend.id) return false;
     // Checked once per session per snapshot version.
-    session.route = route;
+    session.route = cluster;
+    session.seen = listener;
     return true;
   }
 
   private open(
     key: string,
     client: dgram.RemoteInfo,
-    route: ClusterRoute | undefined,
+    listener: ListenerRoute | undefined,
     now: number,
     avoidSlot: number,
   ): UdpSession | undefined {
@@ -252,10 +256,16 @@ export class UdpProxy implements SessionOwner {
       counters.bumpListener(listenerSlot, ListenerCounter.refusedDraining);
       return undefined;
     }
-    const backend = route === undefined ? undefined : pickBackend(route, avoidSlot);
-    if (route === undefined || backend === undefined) {
+    const route = listener === undefined ? undefined : chooseCluster(listener);
+    if (route === undefined || route.eligible.length === 0) {
       counters.bumpListener(listenerSlot, ListenerCounter.refusedNoBackend);
       this.deps.onRefused?.(listenerSlot, route);
+      return undefined;
+    }
+    // Holds a place under the backend's max_connections until the session ends.
+    const backend = reserveSessionBackend(route, client.address, client.port, avoidSlot, counters, Date.now());
+    if (backend === undefined) {
+      counters.bumpListener(listenerSlot, ListenerCounter.refusedAtLimit);
       return undefined;
     }
     if (this.table.full) {
@@ -263,6 +273,7 @@ export class UdpProxy implements SessionOwner {
       if (victim !== undefined) this.end(victim, 'evicted');
     }
     const session = new UdpSession(this, key, client.address, client.port, route, backend);
+    session.seen = listener;
     session.createdAt = now;
     session.logged = this.deps.accessLog?.sample() === true;
     this.table.add(session, now);
@@ -336,6 +347,10 @@ export class UdpProxy implements SessionOwner {
     if (reason === 'evicted') counters.bumpListener(this.binding.slot, ListenerCounter.udpSessionsEvicted);
     else if (reason === 'idle_timeout') counters.bumpListener(this.binding.slot, ListenerCounter.udpSessionsExpired);
     counters.udpSessionClosed(session.backend.slot, this.binding.slot);
+    counters.release(session.backend.slot);
+    // A TCP connection of the same cluster may be queued for this backend's place.
+    const state = session.route.state;
+    if (state?.anyoneWaiting === true) state.wakeWaiters();
     const durationMs = this.deps.now() - session.createdAt;
     counters.observeConnectionDuration(session.backend.slot, durationMs);
     if (session.logged) this.writeAccessLog(session, reason, durationMs);
@@ -421,12 +436,3 @@ export class UdpProxy implements SessionOwner {
   }
 }
 
-/** Round robin once per session; after a refusal, not the backend that refused if there is another. */
-function pickBackend(route: ClusterRoute, avoidSlot: number): SnapshotBackend | undefined {
-  const eligible = route.eligible;
-  const index = pickRoundRobin(eligible, route.cursor);
-  if (index < 0) return undefined;
-  const picked = eligible[index];
-  if (picked?.slot !== avoidSlot || eligible.length === 1) return picked;
-  return eligible[(index + 1) % eligible.length];
-}

@@ -11,7 +11,7 @@ import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import type { UdpListenerSettings } from '../shared/messages.ts';
 import type { SnapshotBackend } from '../shared/snapshot/types.ts';
-import type { ClusterRoute } from './routing-table.ts';
+import type { ClusterRoute, ListenerRoute } from './routing-table.ts';
 import { literalLookup } from './udp-lookup.ts';
 import type { SessionNode } from './udp-session-table.ts';
 
@@ -39,8 +39,10 @@ export class UdpSession implements SessionNode {
   readonly clientAddress: string;
   readonly clientPort: number;
   readonly backend: SnapshotBackend;
-  /** The route this session was last checked against (identity changes per snapshot version). */
+  /** Its cluster's route in the version it was last checked against. */
   route: ClusterRoute;
+  /** The listener route it was last checked against (a new object per snapshot version). */
+  seen: ListenerRoute | undefined = undefined;
   replies = 0;
   answered = false;
   /** Whether the access log gets a line when this session ends (sampled at creation). */

@@ -3,15 +3,24 @@
  * current snapshot, proxies bytes, and counts into its own row of the shared counters.
  * It never waits for the control plane and sends no message per connection.
  */
+import { randomInt } from 'node:crypto';
 import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import type net from 'node:net';
 import { CounterTables } from '../shared/counters.ts';
 import { createLogger, flushLogs } from '../shared/logger.ts';
-import type { DataPlaneCommand, DataPlaneEvent, DataPlaneWorkerData, ListenerBinding } from '../shared/messages.ts';
+import { ClusterState } from '../shared/cluster-state.ts';
+import type {
+  ClusterStateBinding,
+  DataPlaneCommand,
+  DataPlaneEvent,
+  DataPlaneWorkerData,
+  ListenerBinding,
+} from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
 import { SnapshotReader } from '../shared/snapshot/reader.ts';
 import { AccessLog } from './access-log.ts';
+import { seededRandom } from './balancer/random.ts';
 import { ListenerSet } from './listeners.ts';
 import { Router } from './router.ts';
 import { closesConnections, type ClusterRoute } from './routing-table.ts';
@@ -26,9 +35,16 @@ const port = parentPort;
 if (port === null) throw new Error('the data plane must run in a worker thread');
 
 const log = createLogger(data.logLevel, { component: 'dataplane', worker: data.worker });
-const reader = new SnapshotReader(data.snapshotBuffer);
-const router = new Router(reader);
 const counters = new CounterTables(data.counterBuffer, data.counterDims).forWorker(data.worker);
+const clusterStates = new Map<string, ClusterState>();
+setClusterStates(data.clusterStates);
+const reader = new SnapshotReader(data.snapshotBuffer);
+const router = new Router(reader, {
+  activeTotal: counters.activeTotal,
+  // mulberry32 costs ~4 ns a draw against ~11 ns for Math.random (measured); seeded per worker.
+  random: seededRandom(randomInt(2 ** 32)),
+  clusterStates,
+});
 let accessLogErrorLogged = false;
 const accessLog = new AccessLog(data.accessLog, {
   worker: data.worker,
@@ -42,11 +58,18 @@ const accessLog = new AccessLog(data.accessLog, {
 });
 /** Listener slot → the snapshot version whose refusals were already logged (one line per version). */
 const refusalLogged = new Map<number, number>();
-const proxy = new TcpProxy(counters, accessLog, (slot, route) => {
-  logRefusal(slot, route);
+const proxy = new TcpProxy({
+  counters,
+  worker: data.worker,
+  accessLog,
+  clusterRoute: (name) => router.cluster(name),
+  onRefused: (slot, route) => {
+    logRefusal(slot, route);
+  },
 });
 const udpListeners = new UdpListenerSet({
   routeFor: (listener) => router.routeFor(listener),
+  clusterRoute: (name) => router.cluster(name),
   counters,
   workers: data.counterDims.workers,
   now: () => performance.now(),
@@ -68,6 +91,16 @@ const listeners = new ListenerSet(
   },
 );
 let draining = false;
+
+/** Routing tables built from the next snapshot version on use these; unchanged buffers keep their view. */
+function setClusterStates(states: readonly ClusterStateBinding[]): void {
+  const previous = new Map(clusterStates);
+  clusterStates.clear();
+  for (const { cluster, buffer } of states) {
+    const kept = previous.get(cluster);
+    clusterStates.set(cluster, kept?.cells.buffer === buffer ? kept : new ClusterState(buffer));
+  }
+}
 
 function logRefusal(listenerSlot: number, route: ClusterRoute | undefined): void {
   const version = router.version;
@@ -149,6 +182,10 @@ function onCommand(command: DataPlaneCommand): void {
   switch (command.type) {
     case 'listeners.set':
       void setListeners(command.listeners);
+      return;
+    case 'cluster-states.set':
+      setClusterStates(command.states);
+      router.invalidate();
       return;
     case 'drain':
       void drain(command.timeoutMs);

@@ -2,16 +2,22 @@
  * Per-backend and per-listener counters in one SharedArrayBuffer, written by the data
  * plane without messages and read by the control plane and /metrics at scrape time.
  *
- * Every cell has exactly one writer: data-plane worker `w` owns row `w` of every table.
- * That is what lets the hot path bump a counter with a plain store instead of a locked
+ * Every cell but one row has exactly one writer: data-plane worker `w` owns row `w` of every
+ * table. That is what lets the hot path bump a counter with a plain store instead of a locked
  * read-modify-write, and what keeps totals monotonic across a worker restart (the new
  * worker inherits the row; nothing is reset but the active gauge of the dead worker,
  * whose sockets died with it).
  *
- * - active:  Int32, [worker][backendSlot] — open proxied connections (Atomics, so a
- *            reader in another thread sees the value without tearing). A UDP session
- *            counts as an open connection of its backend, so draining and the admin API
- *            see UDP load as they see TCP load.
+ * - active:  Int32, [worker][backendSlot] — connections this worker has assigned to a
+ *            backend: from the moment a connect attempt is reserved until it fails or the
+ *            proxied connection closes (Atomics, so other threads read it without tearing).
+ * - activeTotal: Int32, [backendSlot] — the same count summed over every worker, kept by
+ *            all workers with Atomics.add/sub (the one multi-writer row). It is what
+ *            least_connections and power_of_two read, and what max_connections is reserved
+ *            against with compare-and-swap, so limits and loads are global, not per worker.
+ *            When a worker dies the supervisor subtracts that worker's `active` row from it.
+ *            A UDP session holds one reservation from its start to its end, so limits,
+ *            loads, drains and the admin API see UDP sessions as they see TCP connections.
  * - udpActive: Int32, [worker][backendSlot] — the open UDP sessions among `active`.
  * - listenerUdpSessions: Int32, [worker][listenerSlot] — open UDP sessions per listener.
  * - backend: Float64, [worker][backendSlot][BackendCounter] — monotonic totals; a
@@ -60,17 +66,19 @@ export const ListenerCounter = {
   refusedNoBackend: 1,
   refusedAllFailed: 2,
   refusedDraining: 3,
+  /** Every eligible backend was at max_connections and the cluster has no queue (or it was full). */
+  refusedAtLimit: 4,
   /** Sessions ended to make room under max_sessions (least recently active first). */
-  udpSessionsEvicted: 4,
+  udpSessionsEvicted: 5,
   /** Sessions ended by session_timeout without traffic. */
-  udpSessionsExpired: 5,
+  udpSessionsExpired: 6,
   /** Datagrams dropped after a session existed: a full send queue, or a session socket that failed. */
-  udpDatagramsDropped: 6,
-  udpDatagramsFromClient: 7,
-  udpDatagramsToClient: 8,
+  udpDatagramsDropped: 7,
+  udpDatagramsFromClient: 8,
+  udpDatagramsToClient: 9,
 } as const;
 export type ListenerCounter = (typeof ListenerCounter)[keyof typeof ListenerCounter];
-const LISTENER_FIELDS = 9;
+const LISTENER_FIELDS = 10;
 
 export const WorkerCounter = {
   accessLogLines: 0,
@@ -105,6 +113,7 @@ export const DEFAULT_LISTENER_SLOTS = 256;
 
 interface Regions {
   readonly activeOffset: number;
+  readonly activeTotalOffset: number;
   readonly udpActiveOffset: number;
   readonly listenerUdpOffset: number;
   readonly backendOffset: number;
@@ -129,7 +138,9 @@ function histogramShapes(d: CounterDimensions): { connectLatency: HistogramShape
 function regions(d: CounterDimensions): Regions {
   const shapes = histogramShapes(d);
   const activeBytes = d.workers * d.backendSlots * Int32Array.BYTES_PER_ELEMENT;
-  const udpActiveOffset = activeBytes;
+  const activeTotalOffset = activeBytes;
+  const activeTotalBytes = d.backendSlots * Int32Array.BYTES_PER_ELEMENT;
+  const udpActiveOffset = activeTotalOffset + activeTotalBytes;
   const listenerUdpOffset = udpActiveOffset + activeBytes;
   const listenerUdpBytes = d.workers * d.listenerSlots * Int32Array.BYTES_PER_ELEMENT;
   const backendOffset = Math.ceil((listenerUdpOffset + listenerUdpBytes) / 8) * 8;
@@ -144,6 +155,7 @@ function regions(d: CounterDimensions): Regions {
   const controlOffset = healthDurationOffset + histogramByteLength(shapes.healthDuration);
   return {
     activeOffset: 0,
+    activeTotalOffset,
     udpActiveOffset,
     listenerUdpOffset,
     backendOffset,
@@ -166,6 +178,7 @@ export function createCounterBuffer(d: CounterDimensions): SharedArrayBuffer {
 export class CounterTables {
   readonly dims: CounterDimensions;
   readonly active: Int32Array;
+  readonly activeTotal: Int32Array;
   readonly udpActive: Int32Array;
   readonly listenerUdpSessions: Int32Array;
   readonly backend: Float64Array;
@@ -185,6 +198,7 @@ export class CounterTables {
     const shapes = histogramShapes(dims);
     this.dims = dims;
     this.active = new Int32Array(buffer, r.activeOffset, dims.workers * dims.backendSlots);
+    this.activeTotal = new Int32Array(buffer, r.activeTotalOffset, dims.backendSlots);
     this.udpActive = new Int32Array(buffer, r.udpActiveOffset, dims.workers * dims.backendSlots);
     this.listenerUdpSessions = new Int32Array(buffer, r.listenerUdpOffset, dims.workers * dims.listenerSlots);
     this.backend = new Float64Array(buffer, r.backendOffset, dims.workers * dims.backendSlots * BACKEND_FIELDS);
@@ -197,11 +211,9 @@ export class CounterTables {
     this.control = new Float64Array(buffer, r.controlOffset, CONTROL_FIELDS);
   }
 
-  /** Sum of active connections to a backend over every worker. */
+  /** Connections assigned to a backend over every worker (the global row: one atomic load). */
   activeConnections(slot: number): number {
-    let sum = 0;
-    for (let w = 0; w < this.dims.workers; w++) sum += Atomics.load(this.active, w * this.dims.backendSlots + slot);
-    return sum;
+    return Atomics.load(this.activeTotal, slot);
   }
 
   /** Open UDP sessions to a backend over every worker. */
@@ -248,11 +260,16 @@ export class CounterTables {
     return this.control[field] ?? 0;
   }
 
-  /** A dead worker's sockets died with it: its open-connection and session gauges must not outlive it. */
+  /**
+   * A dead worker's sockets died with it: its share of every backend's count leaves the
+   * global row, then its own rows (connections, UDP sessions) are cleared. Call only once the
+   * worker has exited (its rows no longer move) and before a replacement takes them over.
+   */
   clearWorkerActive(worker: number): void {
     const base = worker * this.dims.backendSlots;
     for (let s = 0; s < this.dims.backendSlots; s++) {
-      Atomics.store(this.active, base + s, 0);
+      const held = Atomics.exchange(this.active, base + s, 0);
+      if (held !== 0) subtractNotBelowZero(this.activeTotal, s, held);
       Atomics.store(this.udpActive, base + s, 0);
     }
     const listenerBase = worker * this.dims.listenerSlots;
@@ -285,9 +302,24 @@ export class CounterTables {
   }
 }
 
+/**
+ * A thread stopped between its two updates of one reservation could leave the global cell a
+ * little off; clamping at zero keeps a crash from ever turning into a negative load.
+ */
+function subtractNotBelowZero(cells: Int32Array, index: number, amount: number): void {
+  let current = Atomics.load(cells, index);
+  for (;;) {
+    const seen = Atomics.compareExchange(cells, index, current, Math.max(0, current - amount));
+    if (seen === current) return;
+    current = seen;
+  }
+}
+
 /** Hot-path counter updates for one data-plane worker; every method is O(1), allocation-free. */
 export class WorkerCounters {
   private readonly active: Int32Array;
+  /** Shared by every worker: the global assigned count per backend slot. */
+  readonly activeTotal: Int32Array;
   private readonly udpActive: Int32Array;
   private readonly listenerUdpSessions: Int32Array;
   private readonly backend: Float64Array;
@@ -307,6 +339,7 @@ export class WorkerCounters {
     this.workerCells = tables.worker;
     this.workerBase = worker * WORKER_FIELDS;
     this.active = tables.active;
+    this.activeTotal = tables.activeTotal;
     this.udpActive = tables.udpActive;
     this.listenerUdpSessions = tables.listenerUdpSessions;
     this.backend = tables.backend;
@@ -319,18 +352,46 @@ export class WorkerCounters {
     this.listenerBase = worker * tables.dims.listenerSlots * LISTENER_FIELDS;
   }
 
-  connectionOpened(slot: number): void {
+  /**
+   * Count one more connection on a backend unless that would exceed `limit` over all workers
+   * (0 = no limit). The limit check and the increment are one compare-and-swap on the global
+   * cell, so concurrent workers can never together exceed the limit. Lock-free: a retry
+   * happens only when another worker changed the cell in between. Pair every `true` with
+   * one `release`.
+   */
+  reserve(slot: number, limit: number): boolean {
+    const total = this.activeTotal;
+    if (limit <= 0) {
+      Atomics.add(total, slot, 1);
+    } else {
+      let current = Atomics.load(total, slot);
+      for (;;) {
+        if (current >= limit) return false;
+        const seen = Atomics.compareExchange(total, slot, current, current + 1);
+        if (seen === current) break;
+        current = seen;
+      }
+    }
     Atomics.add(this.active, this.activeBase + slot, 1);
+    return true;
+  }
+
+  /** Undo one `reserve`: the attempt failed or the connection closed. */
+  release(slot: number): void {
+    Atomics.sub(this.active, this.activeBase + slot, 1);
+    Atomics.sub(this.activeTotal, slot, 1);
+  }
+
+  /** A reserved attempt connected: count it in the backend's connection total. */
+  connectionOpened(slot: number): void {
     this.bumpBackend(slot, BackendCounter.connections, 1);
   }
 
-  connectionClosed(slot: number): void {
-    Atomics.sub(this.active, this.activeBase + slot, 1);
-  }
-
-  /** A UDP session is also an open connection of its backend and of its listener. */
+  /**
+   * A UDP session started on a backend whose place the caller already `reserve`d (the session
+   * holds it until `release`): counted as a connection, a UDP session and a listener session.
+   */
   udpSessionOpened(backendSlot: number, listenerSlot: number): void {
-    Atomics.add(this.active, this.activeBase + backendSlot, 1);
     Atomics.add(this.udpActive, this.activeBase + backendSlot, 1);
     Atomics.add(this.listenerUdpSessions, this.listenerUdpBase + listenerSlot, 1);
     this.bumpBackend(backendSlot, BackendCounter.connections, 1);
@@ -339,7 +400,6 @@ export class WorkerCounters {
   }
 
   udpSessionClosed(backendSlot: number, listenerSlot: number): void {
-    Atomics.sub(this.active, this.activeBase + backendSlot, 1);
     Atomics.sub(this.udpActive, this.activeBase + backendSlot, 1);
     Atomics.sub(this.listenerUdpSessions, this.listenerUdpBase + listenerSlot, 1);
   }

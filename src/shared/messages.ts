@@ -29,9 +29,17 @@ export interface UdpListenerSettings {
   readonly sendBufferBytes: number;
 }
 
+/** A cluster's shared state buffer (queue cells, affinity table: shared/cluster-state.ts). */
+export interface ClusterStateBinding {
+  readonly cluster: string;
+  readonly buffer: SharedArrayBuffer;
+}
+
 // ── supervisor → data-plane worker ─────────────────────────────────────────────
 export type DataPlaneCommand =
   | { readonly type: 'listeners.set'; readonly listeners: readonly ListenerBinding[] }
+  /** Every cluster's state buffer; send before publishing a snapshot that names a new cluster. */
+  | { readonly type: 'cluster-states.set'; readonly states: readonly ClusterStateBinding[] }
   | { readonly type: 'drain'; readonly timeoutMs: number }
   | { readonly type: 'resources.query'; readonly requestId: number }
   /** Fault injection (SLUICE_FAULT_INJECTION=1 only): throw an uncaught error. */
@@ -79,6 +87,7 @@ export interface DataPlaneWorkerData {
   readonly snapshotBuffer: SharedArrayBuffer;
   readonly counterBuffer: SharedArrayBuffer;
   readonly counterDims: CounterDimensions;
+  readonly clusterStates: readonly ClusterStateBinding[];
   readonly logLevel: string;
   readonly accessLog: AccessLogSettings;
 }

@@ -15,6 +15,7 @@ import type {
 } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
 import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
+import type { ClusterStates } from './cluster-states.ts';
 
 const WORKER_ENTRY = new URL('../dataplane/worker.ts', import.meta.url);
 /** How long a resource query waits for a worker before answering without it. */
@@ -42,6 +43,7 @@ export interface PoolOptions {
   readonly counterBuffer: SharedArrayBuffer;
   readonly counterDims: CounterDimensions;
   readonly counters: CounterTables;
+  readonly clusterStates: ClusterStates;
   readonly logLevel: string;
   readonly logger: Logger;
   readonly accessLog: AccessLogSettings;
@@ -95,6 +97,14 @@ export class DataPlanePool {
     return results.flat();
   }
 
+  /** Hand every worker the current cluster state buffers (before a snapshot names new clusters). */
+  sendClusterStates(): void {
+    const states = this.options.clusterStates.bindings();
+    this.slots.forEach((_slot, index) => {
+      this.send(index, { type: 'cluster-states.set', states });
+    });
+  }
+
   /** Every worker stops accepting, finishes or cuts its connections; resolves when all did. */
   async drain(timeoutMs: number, onProgress: (connections: number) => void): Promise<void> {
     this.stopping = true;
@@ -145,6 +155,7 @@ export class DataPlanePool {
       snapshotBuffer: o.snapshotBuffer,
       counterBuffer: o.counterBuffer,
       counterDims: o.counterDims,
+      clusterStates: o.clusterStates.bindings(),
       logLevel: o.logLevel,
       accessLog: o.accessLog,
     };
@@ -175,8 +186,10 @@ export class DataPlanePool {
     const slot = this.slots[index];
     if (slot?.worker !== worker) return;
     slot.worker = undefined;
-    // Its sockets closed with the thread; its open-connection gauge must follow.
+    // Its sockets closed with the thread; its share of the global connection counts and of
+    // the queue lengths must follow before a replacement takes its rows over.
     this.options.counters.clearWorkerActive(index);
+    this.options.clusterStates.clearWorker(index);
     this.readyWaiters.get(index)?.([]);
     this.readyWaiters.delete(index);
     this.drainWaiters.get(index)?.();

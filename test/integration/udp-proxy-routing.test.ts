@@ -5,11 +5,13 @@
  */
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildRoutingTable, type RoutingTable } from '../../src/dataplane/routing-table.ts';
+import { seededRandom } from '../../src/dataplane/balancer/random.ts';
+import { buildRoutingTable, type RoutingEnv, type RoutingTable } from '../../src/dataplane/routing-table.ts';
 import { UdpProxy } from '../../src/dataplane/udp-proxy.ts';
 import { BackendCounter, CounterTables, createCounterBuffer, ListenerCounter } from '../../src/shared/counters.ts';
 import type { UdpListenerSettings } from '../../src/shared/messages.ts';
-import type { BackendState, Snapshot, SnapshotBackend } from '../../src/shared/snapshot/types.ts';
+import { ClusterState, createClusterStateBuffer } from '../../src/shared/cluster-state.ts';
+import type { BackendState, Snapshot, SnapshotBackend, SnapshotCluster } from '../../src/shared/snapshot/types.ts';
 import { freeUdpPort, startUdpBackend, udpClient, type UdpClient, type UdpTestBackend } from '../helpers/udp.ts';
 
 const cleanups: (() => Promise<unknown> | undefined)[] = [];
@@ -34,7 +36,7 @@ interface Harness {
   publish(backends: readonly SnapshotBackend[]): void;
 }
 
-function backendAt(slot: number, port: number, state: BackendState = 'healthy', weight = 1, drained = state === 'unhealthy'): SnapshotBackend {
+function backendAt(slot: number, port: number, state: BackendState = 'healthy', weight = 1, drained = state === 'unhealthy', maxConnections = 0): SnapshotBackend {
   const address = `127.0.0.1:${port}`;
   return {
     id: `dns:${address}`,
@@ -44,6 +46,7 @@ function backendAt(slot: number, port: number, state: BackendState = 'healthy', 
     port,
     weight,
     configuredWeight: weight,
+    maxConnections,
     state,
     admin: 'none',
     drained,
@@ -52,23 +55,51 @@ function backendAt(slot: number, port: number, state: BackendState = 'healthy', 
   };
 }
 
-async function harness(initial: readonly SnapshotBackend[], settings: UdpListenerSettings = SETTINGS, host = '127.0.0.1'): Promise<Harness> {
+interface HarnessOptions {
+  readonly settings?: UdpListenerSettings;
+  readonly host?: string;
+  /** Cluster keys beyond the defaults (algorithm, stickyTtlMs, …). */
+  readonly cluster?: Partial<SnapshotCluster>;
+}
+
+async function harness(initial: readonly SnapshotBackend[], options: HarnessOptions = {}): Promise<Harness> {
+  const { settings = SETTINGS, host = '127.0.0.1' } = options;
   const counters = new CounterTables(createCounterBuffer(DIMS), DIMS);
+  // A cluster state buffer, so `sticky` has its shared affinity table.
+  const clusterStates = new Map([['dns', new ClusterState(createClusterStateBuffer(64))]]);
+  const env: RoutingEnv = { activeTotal: counters.activeTotal, random: seededRandom(1), clusterStates };
   let version = 0;
   let table: RoutingTable | undefined;
   const publish = (backends: readonly SnapshotBackend[]): void => {
     version++;
     const snapshot: Snapshot = {
       version,
-      clusters: [{ name: 'dns', algorithm: 'round_robin', connectTimeoutMs: 1000, idleTimeoutMs: 1000, panicMode: 'refuse', backends }],
-      listeners: [{ name: 'dns', cluster: 'dns' }],
+      clusters: [
+        {
+          name: 'dns',
+          algorithm: 'round_robin',
+          hashKey: 'source_ip',
+          maglevTableSize: 101,
+          stickyTtlMs: 0,
+          stickyMaxEntries: 0,
+          queueSize: 0,
+          queueTimeoutMs: 0,
+          connectTimeoutMs: 1000,
+          idleTimeoutMs: 1000,
+          panicMode: 'refuse',
+          backends,
+          ...options.cluster,
+        },
+      ],
+      listeners: [{ name: 'dns', cluster: 'dns', routes: [{ cluster: 'dns', weight: 1 }] }],
     };
-    table = buildRoutingTable(snapshot, table);
+    table = buildRoutingTable(snapshot, env, table);
   };
   publish(initial);
   // Port 0: the kernel picks; the proxy reports what it bound.
   const proxy = new UdpProxy({ name: 'dns', slot: 0, host, port: 0, protocol: 'udp', udp: settings }, settings, {
     routeFor: (listener) => table?.byListener.get(listener),
+    clusterRoute: (name) => table?.byCluster.get(name),
     counters: counters.forWorker(0),
     workers: 1,
     now: () => performance.now(),
@@ -171,7 +202,7 @@ describe('UDP session routing across snapshot versions', () => {
       return undefined;
     });
     const backend = { ...backendAt(0, echo.address().port), host: '::1', address: `[::1]:${echo.address().port}` };
-    const h = await harness([backend], SETTINGS, '::1');
+    const h = await harness([backend], { host: '::1' });
     const c = dgram.createSocket('udp6');
     cleanups.push(() => {
       c.close();
@@ -180,6 +211,64 @@ describe('UDP session routing across snapshot versions', () => {
     const reply = new Promise<string>((resolve) => c.once('message', (m: Buffer) => resolve(m.toString())));
     c.send('over v6', h.port, '::1');
     expect(await reply).toBe('over v6');
+  });
+
+  it('holds a place under max_connections for each session, passes over a full backend, and drops at the limit', async () => {
+    const [a, b] = await backends(2);
+    // consistent_hash on source_ip: every client of 127.0.0.1 prefers the same backend.
+    const h = await harness([backendAt(0, a!.port, 'healthy', 1, false, 1), backendAt(1, b!.port, 'healthy', 1, false, 1)], {
+      settings: { ...SETTINGS, sessionTimeoutMs: 300 },
+      cluster: { algorithm: 'consistent_hash', hashKey: 'source_ip' },
+    });
+    const [c1, c2, c3] = [await client(), await client(), await client()];
+    const preferred = await ask(c1, h.port, 'one');
+    const other = preferred === a!.address ? b!.address : a!.address;
+    // The preferred backend is at its limit of 1: the next client goes to the other one.
+    expect(await ask(c2, h.port, 'two')).toBe(other);
+    expect(h.counters.activeConnections(0) + h.counters.activeConnections(1)).toBe(2);
+    // Both are full: the datagram is dropped and counted, not queued.
+    await expect(ask(c3, h.port, 'three', 1)).rejects.toThrow(/no reply/);
+    expect(h.counters.listenerTotal(0, ListenerCounter.refusedAtLimit)).toBeGreaterThanOrEqual(1);
+    // Once the first two sessions went idle their places are free again.
+    const deadline = Date.now() + 5000;
+    while (h.proxy.sessions > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(h.counters.activeConnections(0) + h.counters.activeConnections(1)).toBe(0);
+    expect(await ask(c3, h.port, 'again')).toBe(preferred);
+  });
+
+  it('sends every client of one address to one backend with consistent_hash on source_ip', async () => {
+    const four = await backends(4);
+    const h = await harness(
+      four.map((b, i) => backendAt(i, b.port)),
+      { cluster: { algorithm: 'consistent_hash', hashKey: 'source_ip' } },
+    );
+    const served = new Set<string>();
+    for (let i = 0; i < 8; i++) served.add(await ask(await client(), h.port, `c${i}`));
+    expect(served.size).toBe(1);
+  });
+
+  it('spreads the clients of one address with consistent_hash on source_ip_port', async () => {
+    const four = await backends(4);
+    const h = await harness(
+      four.map((b, i) => backendAt(i, b.port)),
+      { cluster: { algorithm: 'consistent_hash', hashKey: 'source_ip_port' } },
+    );
+    const served = new Set<string>();
+    for (let i = 0; i < 16; i++) served.add(await ask(await client(), h.port, `c${i}`));
+    expect(served.size).toBeGreaterThan(1);
+  });
+
+  it('gives a sticky client its remembered backend in its next session', async () => {
+    const [a, b] = await backends(2);
+    const h = await harness([backendAt(0, a!.port), backendAt(1, b!.port)], {
+      settings: { ...SETTINGS, maxReplies: 1 },
+      cluster: { stickyTtlMs: 60_000, stickyMaxEntries: 64 },
+    });
+    // Every session ends at its reply; round robin alone would alternate a, b, a, b.
+    const served: string[] = [];
+    for (let i = 0; i < 4; i++) served.push(await ask(await client(), h.port, `s${i}`));
+    expect(served).toEqual([a!.address, a!.address, a!.address, a!.address]);
+    expect(h.counters.listenerTotal(0, ListenerCounter.accepted)).toBe(4);
   });
 
   it('drops a datagram that finds no eligible backend, and counts it', async () => {

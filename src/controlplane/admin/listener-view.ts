@@ -17,6 +17,8 @@ export interface ListenerView {
   readonly refused_no_backend: number;
   readonly refused_all_failed: number;
   readonly refused_draining: number;
+  /** Every eligible backend was at max_connections (TCP: and no room in the queue). */
+  readonly refused_at_limit: number;
   readonly udp?: {
     readonly sessions: number;
     readonly sessions_evicted: number;
@@ -41,6 +43,7 @@ export function listenerViews(listeners: readonly ListenerBinding[], snapshot: S
       refused_no_backend: total(ListenerCounter.refusedNoBackend),
       refused_all_failed: total(ListenerCounter.refusedAllFailed),
       refused_draining: total(ListenerCounter.refusedDraining),
+      refused_at_limit: total(ListenerCounter.refusedAtLimit),
     };
     if (l.protocol !== 'udp') return view;
     return {

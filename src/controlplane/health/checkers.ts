@@ -24,6 +24,8 @@ export interface ProbeResult {
   readonly ok: boolean;
   /** What was seen, for logs and the backend's reason: `HTTP 503, expected 200`. */
   readonly detail: string;
+  /** The probe ended because its `timeout` passed (a failure classified as a time-out). */
+  readonly timedOut?: boolean;
 }
 
 /** A reply bigger than this without the expected text is a failure, not an unbounded buffer. */
@@ -50,16 +52,16 @@ function probeTcp(target: ProbeTarget, check: TcpCheck): Promise<ProbeResult> {
     const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
     let received = '';
     let settled = false;
-    const finish = (ok: boolean, detail: string): void => {
+    const finish = (ok: boolean, detail: string, timedOut = false): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       socket.removeAllListeners('data');
       socket.destroy();
-      resolve({ ok, detail });
+      resolve({ ok, detail, timedOut });
     };
     const timer = setTimeout(() => {
-      finish(false, socket.connecting ? `connect timed out after ${check.timeout}ms` : `no expected reply within ${check.timeout}ms`);
+      finish(false, socket.connecting ? `connect timed out after ${check.timeout}ms` : `no expected reply within ${check.timeout}ms`, true);
     }, check.timeout);
     socket.on('error', (error: NodeJS.ErrnoException) => {
       finish(false, describeError(error));
@@ -94,15 +96,15 @@ function probeHttp(target: ProbeTarget, check: HttpCheck): Promise<ProbeResult> 
         connection: 'close',
       },
     });
-    const finish = (ok: boolean, detail: string): void => {
+    const finish = (ok: boolean, detail: string, timedOut = false): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       request.destroy();
-      resolve({ ok, detail });
+      resolve({ ok, detail, timedOut });
     };
     const timer = setTimeout(() => {
-      finish(false, `no HTTP response within ${check.timeout}ms`);
+      finish(false, `no HTTP response within ${check.timeout}ms`, true);
     }, check.timeout);
     request.on('response', (response: http.IncomingMessage) => {
       const status = response.statusCode ?? 0;

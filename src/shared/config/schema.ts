@@ -21,8 +21,12 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const NAME_MESSAGE = 'expected a name of 1-63 letters, digits, "_", "." or "-", starting with a letter or digit';
 
 /** Values the contract names for later releases: refused with "not supported yet", not "invalid". */
-const LATER_ALGORITHMS = ['least_connections', 'random', 'power_of_two', 'consistent_hash'];
 const LATER_HEALTH_CHECKS: readonly string[] = [];
+
+export const ALGORITHMS = ['round_robin', 'least_connections', 'random', 'power_of_two', 'consistent_hash'] as const;
+export const HASH_KEYS = ['source_ip', 'source_ip_port'] as const;
+export const DEFAULT_MAGLEV_TABLE_SIZE = 65_537;
+const MAGLEV_TABLE_MAX = 1_000_003;
 
 /** An error option that tells a missing key apart from a wrong value. */
 function expected(message: string) {
@@ -113,6 +117,12 @@ function address() {
   });
 }
 
+/** One weighted target of a listener that splits its connections (canary releases). */
+const routeSchema = strictObject({
+  cluster: name(),
+  weight: integer(0, 10_000).default(1),
+});
+
 /**
  * Socket buffer sizes of a UDP listener, in bytes. The floor keeps room for one datagram of
  * the largest size UDP carries (64 KiB); the ceiling bounds kernel memory per socket (the
@@ -138,9 +148,12 @@ const listenerFields = strictObject({
   name: name(),
   protocol: z.enum(['tcp', 'udp'], { error: expected(PROTOCOL_MESSAGE) }).default('tcp'),
   listen: address(),
-  cluster: name(),
+  // Exactly one of the two (checked below): every connection to one cluster, or split by weight.
+  cluster: name().optional(),
+  routes: list(routeSchema, 'expected a list like [{cluster: web, weight: 90}]').min(1, { error: 'expected at least one route' }).optional(),
   udp: udpSchema.optional(),
-});
+  // Runs even when other fields failed, so a missing target is reported with them.
+}).superRefine(checkListenerTarget, { when: () => true });
 
 /** A TCP listener carries no `udp` settings; a UDP listener always does (defaults filled in). */
 const listenerSchema = listenerFields
@@ -175,14 +188,66 @@ function payload() {
   });
 }
 
-const algorithmSchema = z
-  .literal('round_robin', {
-    error: (issue) =>
-      typeof issue.input === 'string' && LATER_ALGORITHMS.includes(issue.input)
-        ? `${issue.input} is not supported yet; use round_robin`
-        : expected('expected round_robin')(issue),
-  })
-  .default('round_robin');
+/** Reads the value defensively: when other fields failed, it may still hold raw input. */
+function checkListenerTarget(listener: unknown, ctx: z.RefinementCtx): void {
+  if (!isRecord(listener)) return;
+  if (listener.cluster !== undefined && listener.routes !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['routes'], message: 'give either cluster or routes, not both' });
+    return;
+  }
+  if (listener.cluster === undefined && listener.routes === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['cluster'], message: MISSING });
+    return;
+  }
+  const routes = records(listener.routes);
+  if (routes.length > 0 && routes.every(([, route]) => route.weight === 0)) {
+    ctx.addIssue({ code: 'custom', path: ['routes'], message: 'at least one route needs a weight above 0' });
+  }
+  const firstIndex = new Map<unknown, number>();
+  for (const [index, route] of routes) {
+    const first = firstIndex.get(route.cluster);
+    if (first === undefined) firstIndex.set(route.cluster, index);
+    else if (typeof route.cluster === 'string') {
+      ctx.addIssue({ code: 'custom', path: ['routes', index, 'cluster'], message: `cluster "${route.cluster}" is already routed at routes[${first}]` });
+    }
+  }
+}
+
+/** The weighted clusters a listener sends connections to (one route of weight 1 for `cluster`). */
+export function listenerRoutes(listener: ListenerConfig): readonly RouteConfig[] {
+  if (listener.routes !== undefined) return listener.routes;
+  return listener.cluster === undefined ? [] : [{ cluster: listener.cluster, weight: 1 }];
+}
+
+const ALGORITHM_MESSAGE = `expected ${ALGORITHMS.slice(0, -1).join(', ')} or ${ALGORITHMS.at(-1) ?? ''}`;
+const algorithmSchema = z.enum(ALGORITHMS, { error: expected(ALGORITHM_MESSAGE) }).default('round_robin');
+
+const hashKeySchema = z.enum(HASH_KEYS, { error: expected('expected source_ip or source_ip_port') });
+
+const MAGLEV_SIZE_MESSAGE = `expected a prime number from 3 to ${MAGLEV_TABLE_MAX} (default ${DEFAULT_MAGLEV_TABLE_SIZE})`;
+const maglevTableSizeSchema = integer(3, MAGLEV_TABLE_MAX).refine(isPrime, { error: MAGLEV_SIZE_MESSAGE });
+
+export function isPrime(value: number): boolean {
+  if (!Number.isInteger(value) || value < 2) return false;
+  if (value % 2 === 0) return value === 2;
+  for (let d = 3; d * d <= value; d += 2) if (value % d === 0) return false;
+  return true;
+}
+
+const stickySchema = strictObject({
+  ttl: duration({ positive: true }).prefault('10m'),
+  max_entries: integer(1, 10_000_000).default(100_000),
+});
+
+const queueSchema = strictObject({
+  size: integer(1, 1_000_000).default(100),
+  timeout: duration({ positive: true }).prefault('1s'),
+});
+
+/** Connections one backend may hold at once, over all workers. */
+function maxConnections() {
+  return integer(1, 10_000_000).optional();
+}
 
 /** Shared by the checks that probe. */
 const probeTiming = {
@@ -270,11 +335,18 @@ const panicModeSchema = z
 const backendSchema = strictObject({
   address: address(),
   weight: integer(0, 10_000).default(1),
+  max_connections: maxConnections(),
 });
 
 const clusterSchema = strictObject({
   name: name(),
   algorithm: algorithmSchema,
+  // Only with consistent_hash (checked below); the defaults are filled in where they are used.
+  hash_key: hashKeySchema.optional(),
+  maglev_table_size: maglevTableSizeSchema.optional(),
+  sticky: stickySchema.optional(),
+  max_connections: maxConnections(),
+  queue: queueSchema.optional(),
   connect_timeout: duration({ positive: true }).prefault('2s'),
   idle_timeout: duration({ positive: true }).prefault('5m'),
   // `prefault` (not `default`) so the default goes through parsing and gets its own defaults.
@@ -286,7 +358,33 @@ const clusterSchema = strictObject({
   slow_start: duration().prefault('0s'),
   panic_mode: panicModeSchema,
   backends: list(backendSchema).default([]),
-});
+}).superRefine(checkClusterPolicy);
+
+function checkClusterPolicy(
+  cluster: {
+    readonly algorithm: string;
+    readonly hash_key?: unknown;
+    readonly maglev_table_size?: unknown;
+    readonly max_connections?: number | undefined;
+    readonly queue?: unknown;
+    readonly backends: readonly { readonly max_connections?: number | undefined }[];
+  },
+  ctx: z.RefinementCtx,
+): void {
+  for (const key of ['hash_key', 'maglev_table_size'] as const) {
+    if (cluster[key] !== undefined && cluster.algorithm !== 'consistent_hash') {
+      ctx.addIssue({ code: 'custom', path: [key], message: `${key} is used only by algorithm: consistent_hash` });
+    }
+  }
+  const limited = cluster.max_connections !== undefined || cluster.backends.some((b) => b.max_connections !== undefined);
+  if (cluster.queue !== undefined && !limited) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['queue'],
+      message: 'a queue needs max_connections (on the cluster or its backends): without a limit nothing ever waits',
+    });
+  }
+}
 
 const adminSchema = strictObject({
   listen: address().default('127.0.0.1:9090'),
@@ -344,6 +442,7 @@ export const configSchema = strictObject({
 
 export type Config = z.output<typeof configSchema>;
 export type ListenerConfig = z.output<typeof listenerSchema>;
+export type RouteConfig = z.output<typeof routeSchema>;
 export type ClusterConfig = z.output<typeof clusterSchema>;
 export type BackendConfig = z.output<typeof backendSchema>;
 export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
@@ -405,11 +504,12 @@ function checkClusterReferences(listeners: readonly Entry[], clusterNames: reado
   // With no cluster named at all, the missing or empty `clusters` is the one error worth reading.
   if (clusterNames.length === 0) return;
   const known = clusterNames.map((cluster) => cluster.name);
+  const check = (path: Path, cluster: unknown): void => {
+    if (typeof cluster === 'string' && !known.includes(cluster)) report(path, `unknown cluster "${cluster}"; known: ${known.join(', ')}`);
+  };
   for (const [index, listener] of listeners) {
-    const cluster = listener.cluster;
-    if (typeof cluster === 'string' && !known.includes(cluster)) {
-      report(['listeners', index, 'cluster'], `unknown cluster "${cluster}"; known: ${known.join(', ')}`);
-    }
+    check(['listeners', index, 'cluster'], listener.cluster);
+    for (const [routeIndex, route] of records(listener.routes)) check(['listeners', index, 'routes', routeIndex, 'cluster'], route.cluster);
   }
 }
 

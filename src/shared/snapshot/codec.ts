@@ -27,16 +27,26 @@ import type {
   AdminIntent,
   Algorithm,
   BackendState,
+  HashKey,
   PanicMode,
   Snapshot,
   SnapshotBackend,
   SnapshotCluster,
   SnapshotListener,
+  SnapshotRoute,
 } from './types.ts';
 
 /** Every Algorithm; a Record so the compiler flags this table when the type grows. */
-const KNOWN_ALGORITHMS: Record<Algorithm, true> = { round_robin: true };
+const KNOWN_ALGORITHMS: Record<Algorithm, true> = {
+  round_robin: true,
+  least_connections: true,
+  random: true,
+  power_of_two: true,
+  consistent_hash: true,
+};
 const ALGORITHMS = Object.freeze(Object.keys(KNOWN_ALGORITHMS) as Algorithm[]);
+const KNOWN_HASH_KEYS: Record<HashKey, true> = { source_ip: true, source_ip_port: true };
+const HASH_KEYS = Object.freeze(Object.keys(KNOWN_HASH_KEYS) as HashKey[]);
 
 const INT32_MAX = 0x7fffffff;
 const PORT_MAX = 65535;
@@ -79,10 +89,16 @@ function parseSnapshot(value: unknown, mode: Mode): Snapshot {
 }
 
 function parseCluster(value: unknown, path: string, mode: Mode): SnapshotCluster {
-  const o = record(value, path, ['name', 'algorithm', 'connectTimeoutMs', 'idleTimeoutMs', 'panicMode', 'backends'], mode);
+  const o = record(value, path, CLUSTER_KEYS, mode);
   return Object.freeze({
     name: string(o.name, `${path}.name`),
     algorithm: oneOf(o.algorithm, `${path}.algorithm`, ALGORITHMS),
+    hashKey: oneOf(o.hashKey, `${path}.hashKey`, HASH_KEYS),
+    maglevTableSize: integer(o.maglevTableSize, `${path}.maglevTableSize`, 2, INT32_MAX),
+    stickyTtlMs: nonNegative(o.stickyTtlMs, `${path}.stickyTtlMs`),
+    stickyMaxEntries: integer(o.stickyMaxEntries, `${path}.stickyMaxEntries`, 0, INT32_MAX),
+    queueSize: integer(o.queueSize, `${path}.queueSize`, 0, INT32_MAX),
+    queueTimeoutMs: nonNegative(o.queueTimeoutMs, `${path}.queueTimeoutMs`),
     connectTimeoutMs: nonNegative(o.connectTimeoutMs, `${path}.connectTimeoutMs`),
     idleTimeoutMs: nonNegative(o.idleTimeoutMs, `${path}.idleTimeoutMs`),
     panicMode: oneOf<PanicMode>(o.panicMode, `${path}.panicMode`, PANIC_MODES),
@@ -90,8 +106,23 @@ function parseCluster(value: unknown, path: string, mode: Mode): SnapshotCluster
   });
 }
 
+const CLUSTER_KEYS = [
+  'name',
+  'algorithm',
+  'hashKey',
+  'maglevTableSize',
+  'stickyTtlMs',
+  'stickyMaxEntries',
+  'queueSize',
+  'queueTimeoutMs',
+  'connectTimeoutMs',
+  'idleTimeoutMs',
+  'panicMode',
+  'backends',
+];
+
 function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend {
-  const keys = ['id', 'slot', 'address', 'host', 'port', 'weight', 'configuredWeight', 'state', 'admin', 'drained', 'reason', 'since'];
+  const keys = ['id', 'slot', 'address', 'host', 'port', 'weight', 'configuredWeight', 'state', 'maxConnections', 'admin', 'drained', 'reason', 'since'];
   const o = record(value, path, keys, mode);
   return Object.freeze({
     id: string(o.id, `${path}.id`),
@@ -102,6 +133,7 @@ function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend
     weight: nonNegative(o.weight, `${path}.weight`),
     configuredWeight: nonNegative(o.configuredWeight, `${path}.configuredWeight`),
     state: oneOf<BackendState>(o.state, `${path}.state`, BACKEND_STATES),
+    maxConnections: integer(o.maxConnections, `${path}.maxConnections`, 0, INT32_MAX),
     admin: oneOf<AdminIntent>(o.admin, `${path}.admin`, ADMIN_INTENTS),
     drained: boolean(o.drained, `${path}.drained`),
     reason: string(o.reason, `${path}.reason`),
@@ -110,10 +142,19 @@ function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend
 }
 
 function parseListener(value: unknown, path: string, mode: Mode): SnapshotListener {
-  const o = record(value, path, ['name', 'cluster'], mode);
+  const o = record(value, path, ['name', 'cluster', 'routes'], mode);
   return Object.freeze({
     name: string(o.name, `${path}.name`),
     cluster: string(o.cluster, `${path}.cluster`),
+    routes: list(o.routes, `${path}.routes`, (r, p) => parseRoute(r, p, mode)),
+  });
+}
+
+function parseRoute(value: unknown, path: string, mode: Mode): SnapshotRoute {
+  const o = record(value, path, ['cluster', 'weight'], mode);
+  return Object.freeze({
+    cluster: string(o.cluster, `${path}.cluster`),
+    weight: nonNegative(o.weight, `${path}.weight`),
   });
 }
 

@@ -8,7 +8,10 @@ export type BackendState = 'healthy' | 'draining' | 'unhealthy';
 
 export const BACKEND_STATES: readonly BackendState[] = ['healthy', 'draining', 'unhealthy'];
 
-export type Algorithm = 'round_robin';
+export type Algorithm = 'round_robin' | 'least_connections' | 'random' | 'power_of_two' | 'consistent_hash';
+
+/** What `consistent_hash` hashes: the client's address, or its address and port. */
+export type HashKey = 'source_ip' | 'source_ip_port';
 
 /**
  * What an operator asked of a backend through the admin API: nothing, keep it out of
@@ -36,6 +39,8 @@ export interface SnapshotBackend {
   /** The weight from config or the admin API, before slow start. */
   readonly configuredWeight: number;
   readonly state: BackendState;
+  /** Connections this backend may hold at once over all workers; 0 = no limit. */
+  readonly maxConnections: number;
   readonly admin: AdminIntent;
   /**
    * The backend's drain has ended (no connection left, or the drain timeout passed): a data
@@ -51,15 +56,34 @@ export interface SnapshotBackend {
 export interface SnapshotCluster {
   readonly name: string;
   readonly algorithm: Algorithm;
+  /** consistent_hash only (the defaults elsewhere). */
+  readonly hashKey: HashKey;
+  /** Prime size of the Maglev lookup table (consistent_hash only). */
+  readonly maglevTableSize: number;
+  /** Session affinity: how long a client keeps its backend without connecting; 0 = off. */
+  readonly stickyTtlMs: number;
+  readonly stickyMaxEntries: number;
+  /** Connections that may wait for a backend below its limit; 0 = no queue. */
+  readonly queueSize: number;
+  readonly queueTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly panicMode: PanicMode;
   readonly backends: readonly SnapshotBackend[];
 }
 
+/** One weighted target of a listener. */
+export interface SnapshotRoute {
+  readonly cluster: string;
+  readonly weight: number;
+}
+
 export interface SnapshotListener {
   readonly name: string;
+  /** The listener's single cluster, or the first of its routes. */
   readonly cluster: string;
+  /** Where new connections go, split by weight (one route of weight 1 for a single cluster). */
+  readonly routes: readonly SnapshotRoute[];
 }
 
 export interface Snapshot {

@@ -26,11 +26,27 @@ const b1: SnapshotBackend = {
   drained: false,
   reason: 'no active check',
   since: 0,
+  maxConnections: 0,
 };
 const snapshot: Snapshot = {
   version: 3,
-  clusters: [{ name: 'web', algorithm: 'round_robin', connectTimeoutMs: 1, idleTimeoutMs: 1, panicMode: 'refuse', backends: [b1] }],
-  listeners: [{ name: 'web', cluster: 'web' }],
+  clusters: [
+    {
+      name: 'web',
+      algorithm: 'round_robin',
+      hashKey: 'source_ip',
+      maglevTableSize: 65_537,
+      stickyTtlMs: 0,
+      stickyMaxEntries: 0,
+      queueSize: 0,
+      queueTimeoutMs: 0,
+      connectTimeoutMs: 1,
+      idleTimeoutMs: 1,
+      panicMode: 'refuse',
+      backends: [b1],
+    },
+  ],
+  listeners: [{ name: 'web', cluster: 'web', routes: [{ cluster: 'web', weight: 1 }] }],
 };
 
 const apps: AdminApp[] = [];
@@ -199,6 +215,7 @@ describe('GET /listeners', () => {
         refused_no_backend: 0,
         refused_all_failed: 0,
         refused_draining: 0,
+        refused_at_limit: 0,
         udp: { sessions: 0, sessions_evicted: 0, sessions_expired: 0, datagrams_from_client: 0, datagrams_to_client: 0, datagrams_dropped: 0 },
       },
     ]);

@@ -10,25 +10,37 @@ const DIMS = { workers: 2, backendSlots: 8, listenerSlots: 4 };
 const SNAPSHOT: Snapshot = {
   version: 4,
   listeners: [
-    { name: 'web', cluster: 'web' },
-    { name: 'api', cluster: 'api' },
+    { name: 'web', cluster: 'web', routes: [{ cluster: 'web', weight: 1 }] },
+    { name: 'api', cluster: 'api', routes: [{ cluster: 'api', weight: 1 }] },
   ],
   clusters: [
     {
       name: 'web',
       algorithm: 'round_robin',
+      hashKey: 'source_ip',
+      maglevTableSize: 65537,
+      stickyTtlMs: 0,
+      stickyMaxEntries: 0,
+      queueSize: 0,
+      queueTimeoutMs: 0,
       connectTimeoutMs: 1000,
       idleTimeoutMs: 1000,
       panicMode: 'refuse',
-      backends: [{ id: 'web:10.0.0.1:80', slot: 1, address: '10.0.0.1:80', host: '10.0.0.1', port: 80, weight: 2, configuredWeight: 2, state: 'healthy', admin: 'none', drained: false, reason: 'test', since: 0 }],
+      backends: [{ id: 'web:10.0.0.1:80', slot: 1, address: '10.0.0.1:80', host: '10.0.0.1', port: 80, weight: 2, configuredWeight: 2, state: 'healthy', admin: 'none', drained: false, reason: 'test', since: 0, maxConnections: 0 }],
     },
     {
       name: 'api',
       algorithm: 'round_robin',
+      hashKey: 'source_ip',
+      maglevTableSize: 65537,
+      stickyTtlMs: 0,
+      stickyMaxEntries: 0,
+      queueSize: 0,
+      queueTimeoutMs: 0,
       connectTimeoutMs: 1000,
       idleTimeoutMs: 1000,
       panicMode: 'refuse',
-      backends: [{ id: 'api:10.0.0.2:80', slot: 2, address: '10.0.0.2:80', host: '10.0.0.2', port: 80, weight: 1, configuredWeight: 1, state: 'draining', admin: 'drain', drained: false, reason: 'test', since: 0 }],
+      backends: [{ id: 'api:10.0.0.2:80', slot: 2, address: '10.0.0.2:80', host: '10.0.0.2', port: 80, weight: 1, configuredWeight: 1, state: 'draining', admin: 'drain', drained: false, reason: 'test', since: 0, maxConnections: 0 }],
     },
   ],
 };
@@ -76,6 +88,7 @@ describe('dashboard page', () => {
   it('answers /dashboard/state with listeners, clusters and live backend counters', async () => {
     const counters = new CounterTables(createCounterBuffer(DIMS), DIMS);
     const w1 = counters.forWorker(1);
+    w1.reserve(1, 0);
     w1.connectionOpened(1);
     w1.bumpBackend(1, BackendCounter.bytesToClient, 1234);
     w1.bumpListener(3, ListenerCounter.accepted);

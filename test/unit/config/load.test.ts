@@ -175,6 +175,62 @@ describe('parseConfig on a good config', () => {
     expect(config.clusters[1]?.health_check).toEqual({ type: 'udp', send: 'ping', interval: 2_000, timeout: 1_000, rise: 2, fall: 3 });
   });
 
+  it('reads the balancing and traffic policy keys', () => {
+    const config = parseConfig(
+      yaml(
+        'listeners:',
+        '  - name: web',
+        '    listen: 127.0.0.1:8080',
+        '    routes: [{cluster: web, weight: 90}, {cluster: canary, weight: 10}]',
+        'clusters:',
+        '  - name: web',
+        '    algorithm: consistent_hash',
+        '    hash_key: source_ip_port',
+        '    maglev_table_size: 251',
+        '    sticky: {ttl: 10m, max_entries: 500}',
+        '    max_connections: 1000',
+        '    queue: {size: 5, timeout: 1s}',
+        '    backends:',
+        '      - {address: 127.0.0.1:9001, weight: 3, max_connections: 10}',
+        '  - name: canary',
+        '    algorithm: least_connections',
+        '    sticky: {}',
+        '    backends:',
+        '      - {address: 127.0.0.1:9002, max_connections: 7}',
+        '    queue: {}',
+      ),
+      FILE,
+    );
+    expect(config.listeners[0]).toEqual({
+      name: 'web',
+      protocol: 'tcp',
+      listen: '127.0.0.1:8080',
+      routes: [
+        { cluster: 'web', weight: 90 },
+        { cluster: 'canary', weight: 10 },
+      ],
+    });
+    expect(config.clusters[0]).toMatchObject({
+      algorithm: 'consistent_hash',
+      hash_key: 'source_ip_port',
+      maglev_table_size: 251,
+      sticky: { ttl: 600_000, max_entries: 500 },
+      max_connections: 1000,
+      queue: { size: 5, timeout: 1_000 },
+      backends: [{ address: '127.0.0.1:9001', weight: 3, max_connections: 10 }],
+    });
+    expect(config.clusters[1]).toMatchObject({
+      algorithm: 'least_connections',
+      sticky: { ttl: 600_000, max_entries: 100_000 },
+      queue: { size: 100, timeout: 1_000 },
+    });
+    expect(config.clusters[1]?.hash_key).toBeUndefined();
+  });
+
+  it.each(['round_robin', 'least_connections', 'random', 'power_of_two', 'consistent_hash'])('accepts algorithm %s', (algorithm) => {
+    expect(parseConfig(yaml(...LISTENERS, ...CLUSTERS, `    algorithm: ${algorithm}`), FILE).clusters[0]?.algorithm).toBe(algorithm);
+  });
+
   it('fills in the probe defaults of a health check that names only its type', () => {
     const config = parseConfig(
       yaml(...LISTENERS, 'clusters:', '  - name: web', '    health_check: {type: http}'),
@@ -421,9 +477,84 @@ describe('parseConfig on a broken config', () => {
       ['config.yaml:9:51 clusters[0].health_check.expect: must not be empty'],
     ],
     [
-      'an algorithm of a later release',
-      yaml(...LISTENERS, ...CLUSTERS, '    algorithm: least_connections'),
-      ['config.yaml:9:16 clusters[0].algorithm: least_connections is not supported yet; use round_robin'],
+      'an unknown algorithm',
+      yaml(...LISTENERS, ...CLUSTERS, '    algorithm: fastest'),
+      ['config.yaml:9:16 clusters[0].algorithm: expected round_robin, least_connections, random, power_of_two or consistent_hash'],
+    ],
+    [
+      'a listener with both cluster and routes',
+      yaml(...LISTENERS, '    routes: [{cluster: web, weight: 1}]', ...CLUSTERS),
+      ['config.yaml:5:13 listeners[0].routes: give either cluster or routes, not both'],
+    ],
+    [
+      'routes that all weigh 0',
+      yaml('listeners:', '  - name: web', '    listen: 127.0.0.1:8080', '    routes: [{cluster: web, weight: 0}]', ...CLUSTERS),
+      ['config.yaml:4:13 listeners[0].routes: at least one route needs a weight above 0'],
+    ],
+    [
+      'an empty route list',
+      yaml('listeners:', '  - name: web', '    listen: 127.0.0.1:8080', '    routes: []', ...CLUSTERS),
+      ['config.yaml:4:13 listeners[0].routes: expected at least one route'],
+    ],
+    [
+      'a route to an unknown cluster',
+      yaml('listeners:', '  - name: web', '    listen: 127.0.0.1:8080', '    routes: [{cluster: web, weight: 9}, {cluster: canary, weight: 1}]', ...CLUSTERS),
+      ['config.yaml:4:51 listeners[0].routes[1].cluster: unknown cluster "canary"; known: web'],
+    ],
+    [
+      'one cluster routed twice',
+      yaml('listeners:', '  - name: web', '    listen: 127.0.0.1:8080', '    routes: [{cluster: web, weight: 9}, {cluster: web, weight: 1}]', ...CLUSTERS),
+      ['config.yaml:4:51 listeners[0].routes[1].cluster: cluster "web" is already routed at routes[0]'],
+    ],
+    [
+      'a route weight above 10000',
+      yaml('listeners:', '  - name: web', '    listen: 127.0.0.1:8080', '    routes: [{cluster: web, weight: 10001}]', ...CLUSTERS),
+      ['config.yaml:4:37 listeners[0].routes[0].weight: expected an integer from 0 to 10000'],
+    ],
+    [
+      'a hash key without consistent_hash',
+      yaml(...LISTENERS, ...CLUSTERS, '    hash_key: source_ip'),
+      ['config.yaml:9:15 clusters[0].hash_key: hash_key is used only by algorithm: consistent_hash'],
+    ],
+    [
+      'an unknown hash key',
+      yaml(...LISTENERS, ...CLUSTERS, '    algorithm: consistent_hash', '    hash_key: cookie'),
+      ['config.yaml:10:15 clusters[0].hash_key: expected source_ip or source_ip_port'],
+    ],
+    [
+      'a Maglev table size that is not prime',
+      yaml(...LISTENERS, ...CLUSTERS, '    algorithm: consistent_hash', '    maglev_table_size: 65536'),
+      ['config.yaml:10:24 clusters[0].maglev_table_size: expected a prime number from 3 to 1000003 (default 65537)'],
+    ],
+    [
+      'a Maglev table size without consistent_hash',
+      yaml(...LISTENERS, ...CLUSTERS, '    maglev_table_size: 65537'),
+      ['config.yaml:9:24 clusters[0].maglev_table_size: maglev_table_size is used only by algorithm: consistent_hash'],
+    ],
+    [
+      'a queue without a connection limit',
+      yaml(...LISTENERS, ...CLUSTERS, '    queue: {size: 5, timeout: 1s}'),
+      ['config.yaml:9:12 clusters[0].queue: a queue needs max_connections (on the cluster or its backends): without a limit nothing ever waits'],
+    ],
+    [
+      'a queue of size 0',
+      yaml(...LISTENERS, ...CLUSTERS, '    max_connections: 10', '    queue: {size: 0}'),
+      ['config.yaml:10:19 clusters[0].queue.size: expected an integer from 1 to 1000000'],
+    ],
+    [
+      'a zero connection limit on a backend',
+      yaml(...LISTENERS, ...CLUSTERS.slice(0, 3), '      - {address: 127.0.0.1:9001, max_connections: 0}'),
+      ['config.yaml:8:52 clusters[0].backends[0].max_connections: expected an integer from 1 to 10000000'],
+    ],
+    [
+      'a sticky session with a zero ttl',
+      yaml(...LISTENERS, ...CLUSTERS, '    sticky: {ttl: 0s}'),
+      ['config.yaml:9:19 clusters[0].sticky.ttl: must be greater than 0'],
+    ],
+    [
+      'a misspelt sticky key',
+      yaml(...LISTENERS, ...CLUSTERS, '    sticky: {max_entry: 10}'),
+      ['config.yaml:9:14 clusters[0].sticky: unknown key "max_entry"; allowed: ttl, max_entries'],
     ],
     [
       'an http health check path without a leading slash',

@@ -130,13 +130,14 @@ describe('control plane publishing', () => {
     const h = await harness(['passive: {consecutive_failures: 1}', 'drain_timeout: 5s'], [9001, 9002]);
     const slot = h.reader.current().clusters[0]!.backends[0]!.slot;
     const w0 = h.counters.forWorker(0);
+    w0.reserve(slot, 0);
     w0.connectionOpened(slot);
     w0.bumpBackend(slot, BackendCounter.connectFailures, 1);
     h.cp.tick();
     h.clock.now += 4_000;
     h.cp.tick();
     expect(h.state(9001)).toBe('draining');
-    w0.connectionClosed(slot);
+    w0.release(slot);
     h.cp.tick();
     expect(h.state(9001)).toBe('unhealthy');
   });
@@ -183,13 +184,14 @@ describe('operator commands', () => {
   it('removes a backend with open connections only after they close, then retires its slot', async () => {
     const h = await harness([], [9001, 9002]);
     const slot = h.reader.current().clusters[0]!.backends[0]!.slot;
+    h.counters.forWorker(0).reserve(slot, 0);
     h.counters.forWorker(0).connectionOpened(slot);
     const removing = await h.cp.command({ op: 'remove', id: 'web:127.0.0.1:9001', force: false });
     expect(removing).toMatchObject({ ok: true, version: 2, backend: { state: 'draining', admin: 'remove', drained: false } });
     expect(await h.cp.command({ op: 'drain', id: 'web:127.0.0.1:9001' })).toEqual({ ok: false, error: 'CONFLICT', message: 'backend web:127.0.0.1:9001 is being removed' });
     h.cp.tick();
     expect(h.state(9001)).toBe('draining');
-    h.counters.forWorker(0).connectionClosed(slot);
+    h.counters.forWorker(0).release(slot);
     h.cp.tick();
     expect(h.state(9001)).toBeUndefined();
     expect(await h.cp.command({ op: 'remove', id: 'web:127.0.0.1:9001', force: false })).toMatchObject({ ok: false, error: 'NOT_FOUND' });

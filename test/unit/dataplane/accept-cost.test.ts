@@ -7,15 +7,16 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SnapshotWriter } from '../../../src/controlplane/snapshot-writer.ts';
-import { pickRoundRobin } from '../../../src/dataplane/balancer/round-robin.ts';
+import { seededRandom } from '../../../src/dataplane/balancer/random.ts';
 import { Router } from '../../../src/dataplane/router.ts';
+import { chooseCluster, type RoutingEnv } from '../../../src/dataplane/routing-table.ts';
 import { createSnapshotBuffer } from '../../../src/shared/snapshot/layout.ts';
 import { SnapshotReader } from '../../../src/shared/snapshot/reader.ts';
-import type { Snapshot, SnapshotBackend } from '../../../src/shared/snapshot/types.ts';
+import type { Algorithm, Snapshot, SnapshotBackend } from '../../../src/shared/snapshot/types.ts';
 
 const ACCEPTS = 2_000;
 
-function content(n: number): Omit<Snapshot, 'version'> {
+function content(n: number, algorithm: Algorithm): Omit<Snapshot, 'version'> {
   const backends: SnapshotBackend[] = [];
   for (let i = 0; i < n; i++) {
     const port = 10_000 + i;
@@ -33,19 +34,42 @@ function content(n: number): Omit<Snapshot, 'version'> {
       drained: i % 10 === 9,
       reason: 'test',
       since: 0,
+      maxConnections: 0,
     });
   }
   return {
-    clusters: [{ name: 'web', algorithm: 'round_robin', connectTimeoutMs: 1000, idleTimeoutMs: 1000, panicMode: 'refuse', backends }],
-    listeners: [{ name: 'web', cluster: 'web' }],
+    clusters: [
+      {
+        name: 'web',
+        algorithm,
+        hashKey: 'source_ip',
+        maglevTableSize: 65_537,
+        stickyTtlMs: 0,
+        stickyMaxEntries: 0,
+        queueSize: 0,
+        queueTimeoutMs: 0,
+        connectTimeoutMs: 1000,
+        idleTimeoutMs: 1000,
+        panicMode: 'refuse',
+        backends,
+      },
+    ],
+    listeners: [{ name: 'web', cluster: 'web', routes: [{ cluster: 'web', weight: 1 }] }],
   };
 }
 
-/** What TcpProxy does per accepted client: route, pick, and read the chosen backend's target. */
-function acceptOnce(router: Router): number {
-  const route = router.routeFor('web');
+const ALGORITHMS: Algorithm[] = ['round_robin', 'least_connections', 'random', 'power_of_two', 'consistent_hash'];
+
+function env(): RoutingEnv {
+  return { activeTotal: new Int32Array(new SharedArrayBuffer(4 * 2_000)), random: seededRandom(7), clusterStates: new Map() };
+}
+
+/** What TcpProxy does per accepted client: route, choose the cluster, pick, and read the chosen backend's target. */
+function acceptOnce(router: Router, i: number): number {
+  const listener = router.routeFor('web');
+  const route = listener === undefined ? undefined : chooseCluster(listener);
   if (route === undefined) throw new Error('no route');
-  const index = pickRoundRobin(route.eligible, route.cursor);
+  const index = route.balancer.pick(Math.imul(i, 2654435761) >>> 0);
   const backend = route.eligible[index];
   if (backend === undefined) throw new Error('no backend');
   return backend.port + backend.slot + backend.host.length;
@@ -56,30 +80,30 @@ afterEach(() => {
 });
 
 describe('per-accept routing cost', () => {
-  function atomicLoadsPerAccept(n: number): { loads: number; rebuilds: number } {
+  function atomicLoadsPerAccept(n: number, algorithm: Algorithm): { loads: number; rebuilds: number } {
     const sab = createSnapshotBuffer();
-    new SnapshotWriter(sab).publish(content(n));
-    const router = new Router(new SnapshotReader(sab));
-    acceptOnce(router); // the table for this version is built once, here
+    new SnapshotWriter(sab).publish(content(n, algorithm));
+    const router = new Router(new SnapshotReader(sab), env());
+    acceptOnce(router, 0); // the table for this version is built once, here
     const table = router.current();
     const load = vi.spyOn(Atomics, 'load');
-    for (let i = 0; i < ACCEPTS; i++) acceptOnce(router);
+    for (let i = 0; i < ACCEPTS; i++) acceptOnce(router, i);
     const loads = load.mock.calls.length;
     load.mockRestore();
     return { loads, rebuilds: router.current() === table ? 0 : 1 };
   }
 
-  it('does one Atomics.load and no table rebuild per accept, with 3 or 1,000 backends', () => {
-    const small = atomicLoadsPerAccept(3);
-    const large = atomicLoadsPerAccept(1_000);
+  it.each(ALGORITHMS)('does one Atomics.load and no table rebuild per accept, with 3 or 1,000 backends (%s)', (algorithm) => {
+    const small = atomicLoadsPerAccept(3, algorithm);
+    const large = atomicLoadsPerAccept(1_000, algorithm);
     // The one load is the snapshot version check in SnapshotReader.current().
     expect(small).toEqual({ loads: ACCEPTS, rebuilds: 0 });
     expect(large).toEqual(small);
   });
 
-  function backendReadsPerAccept(n: number): { perVersion: number; perAccept: number } {
+  function backendReadsPerAccept(n: number, algorithm: Algorithm): { perVersion: number; perAccept: number } {
     let reads = 0;
-    const counted = content(n);
+    const counted = content(n, algorithm);
     const observed: Snapshot = {
       version: 1,
       listeners: counted.listeners,
@@ -97,16 +121,16 @@ describe('per-accept routing cost', () => {
       })),
     };
     const reader = { current: () => observed } as unknown as SnapshotReader;
-    const router = new Router(reader);
+    const router = new Router(reader, env());
     const perVersion = reads;
     reads = 0;
-    for (let i = 0; i < ACCEPTS; i++) acceptOnce(router);
+    for (let i = 0; i < ACCEPTS; i++) acceptOnce(router, i);
     return { perVersion, perAccept: reads / ACCEPTS };
   }
 
-  it('reads the fields of exactly one backend per accept, with 3 or 1,000 backends', () => {
-    const small = backendReadsPerAccept(3);
-    const large = backendReadsPerAccept(1_000);
+  it.each(ALGORITHMS)('reads the fields of exactly one backend per accept, with 3 or 1,000 backends (%s)', (algorithm) => {
+    const small = backendReadsPerAccept(3, algorithm);
+    const large = backendReadsPerAccept(1_000, algorithm);
     // Building the table per version touches every backend (that is where the cost goes)...
     expect(large.perVersion).toBeGreaterThan(100 * small.perVersion);
     // ...and an accept touches host, port and slot of the one it picked.

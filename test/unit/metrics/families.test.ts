@@ -17,17 +17,23 @@ const DIMS: CounterDimensions = { workers: 2, backendSlots: 8, listenerSlots: 4 
 
 const SNAPSHOT: Snapshot = {
   version: 7,
-  listeners: [{ name: 'web', cluster: 'web' }],
+  listeners: [{ name: 'web', cluster: 'web', routes: [{ cluster: 'web', weight: 1 }] }],
   clusters: [
     {
       name: 'web',
       algorithm: 'round_robin',
+      hashKey: 'source_ip',
+      maglevTableSize: 65537,
+      stickyTtlMs: 0,
+      stickyMaxEntries: 0,
+      queueSize: 0,
+      queueTimeoutMs: 0,
       connectTimeoutMs: 1000,
       idleTimeoutMs: 60_000,
       panicMode: 'refuse',
       backends: [
-        { id: 'web:10.0.0.1:80', slot: 3, address: '10.0.0.1:80', host: '10.0.0.1', port: 80, weight: 5, configuredWeight: 5, state: 'healthy', admin: 'none', drained: false, reason: 'test', since: 0 },
-        { id: 'web:10.0.0.2:80', slot: 5, address: '10.0.0.2:80', host: '10.0.0.2', port: 80, weight: 1, configuredWeight: 1, state: 'draining', admin: 'drain', drained: false, reason: 'test', since: 0 },
+        { id: 'web:10.0.0.1:80', slot: 3, address: '10.0.0.1:80', host: '10.0.0.1', port: 80, weight: 5, configuredWeight: 5, state: 'healthy', admin: 'none', drained: false, reason: 'test', since: 0, maxConnections: 0 },
+        { id: 'web:10.0.0.2:80', slot: 5, address: '10.0.0.2:80', host: '10.0.0.2', port: 80, weight: 1, configuredWeight: 1, state: 'draining', admin: 'drain', drained: false, reason: 'test', since: 0, maxConnections: 0 },
       ],
     },
   ],
@@ -64,10 +70,13 @@ describe('metric families', () => {
     const { counters, render } = setup();
     const w0 = counters.forWorker(0);
     const w1 = counters.forWorker(1);
+    w0.reserve(3, 0);
     w0.connectionOpened(3);
+    w1.reserve(3, 0);
     w1.connectionOpened(3);
+    w1.reserve(5, 0);
     w1.connectionOpened(5);
-    w1.connectionClosed(5);
+    w1.release(5);
     w0.bumpBackend(3, BackendCounter.bytesFromClient, 100);
     w1.bumpBackend(3, BackendCounter.bytesFromClient, 50);
     w1.bumpBackend(3, BackendCounter.bytesToClient, 7);
@@ -93,10 +102,13 @@ describe('metric families', () => {
     const { counters, render } = setup();
     const w0 = counters.forWorker(0);
     const w1 = counters.forWorker(1);
-    w0.udpSessionOpened(3, 3);
-    w1.udpSessionOpened(3, 3);
-    w1.udpSessionOpened(5, 3);
+    // As the UDP proxy does: reserve the backend's place, then open; close, then release.
+    for (const [w, slot] of [[w0, 3], [w1, 3], [w1, 5]] as const) {
+      w.reserve(slot, 0);
+      w.udpSessionOpened(slot, 3);
+    }
     w1.udpSessionClosed(5, 3);
+    w1.release(5);
     w0.bumpBackend(3, BackendCounter.udpDatagramsFromClient, 4);
     w1.bumpBackend(3, BackendCounter.udpDatagramsToClient, 3);
     w0.bumpListener(3, ListenerCounter.udpSessionsEvicted);
@@ -178,8 +190,9 @@ describe('metric families', () => {
 
   it('starts a reused backend slot from zero in every table', async () => {
     const { counters, render } = setup();
+    counters.forWorker(0).reserve(3, 0);
     counters.forWorker(0).connectionOpened(3);
-    counters.forWorker(0).connectionClosed(3);
+    counters.forWorker(0).release(3);
     counters.forWorker(1).observeConnectLatency(3, 1);
     counters.forControlPlane().probeFinished(3, HealthCounter.failure, 1);
     counters.resetBackendSlot(3);

@@ -12,10 +12,21 @@ const backend = {
   weight: 100,
   configuredWeight: 100,
   state: 'healthy',
+  maxConnections: 0,
   admin: 'none',
   drained: false,
   reason: 'configured',
   since: 1_700_000_000_000,
+} as const;
+
+/** Cluster fields with their "feature off" values. */
+const policy = {
+  hashKey: 'source_ip',
+  maglevTableSize: 65_537,
+  stickyTtlMs: 0,
+  stickyMaxEntries: 0,
+  queueSize: 0,
+  queueTimeoutMs: 0,
 } as const;
 
 const full: Snapshot = {
@@ -23,21 +34,27 @@ const full: Snapshot = {
   clusters: [
     {
       name: 'web',
-      algorithm: 'round_robin',
+      algorithm: 'consistent_hash',
+      hashKey: 'source_ip_port',
+      maglevTableSize: 7,
+      stickyTtlMs: 600_000,
+      stickyMaxEntries: 100_000,
+      queueSize: 5,
+      queueTimeoutMs: 1000,
       connectTimeoutMs: 1000,
       idleTimeoutMs: 0,
       panicMode: 'route_all',
       backends: [
         backend,
-        { ...backend, id: 'web:[::1]:9000', slot: 3, address: '[::1]:9000', host: '::1', port: 9000, weight: 2.5, state: 'draining', admin: 'drain' },
+        { ...backend, id: 'web:[::1]:9000', slot: 3, address: '[::1]:9000', host: '::1', port: 9000, weight: 2.5, state: 'draining', admin: 'drain', maxConnections: 10 },
         { ...backend, id: 'web:b:1', slot: 4, address: 'b:1', host: 'b', port: 1, weight: 0, state: 'unhealthy', admin: 'remove', drained: true, reason: '3 failed probes: ECONNREFUSED' },
       ],
     },
-    { name: 'empty', algorithm: 'round_robin', connectTimeoutMs: 5, idleTimeoutMs: 60_000, panicMode: 'refuse', backends: [] },
+    { name: 'empty', algorithm: 'round_robin', ...policy, connectTimeoutMs: 5, idleTimeoutMs: 60_000, panicMode: 'refuse', backends: [] },
   ],
   listeners: [
-    { name: 'http', cluster: 'web' },
-    { name: 'ünï-ç😀de', cluster: 'empty' },
+    { name: 'http', cluster: 'web', routes: [{ cluster: 'web', weight: 90 }, { cluster: 'empty', weight: 10 }] },
+    { name: 'ünï-ç😀de', cluster: 'empty', routes: [{ cluster: 'empty', weight: 1 }] },
   ],
 };
 
@@ -84,6 +101,7 @@ describe('snapshot codec', () => {
     const s = decodeSnapshot(encodeSnapshot(full));
     const everything: object[] = [s, s.clusters, s.listeners, ...s.clusters, ...s.listeners];
     for (const c of s.clusters) everything.push(c.backends, ...c.backends);
+    for (const l of s.listeners) everything.push(l.routes, ...l.routes);
     expect(everything.every((o) => Object.isFrozen(o))).toBe(true);
   });
 
@@ -123,7 +141,13 @@ describe('snapshot codec', () => {
     ['an unknown top-level field', ['extra'], true, '$ has unknown field "extra"'],
     ['a cluster that is a string', ['clusters', 1], 'web', '$.clusters[1] must be an object, got "web"'],
     ['a cluster without a name', ['clusters', 0, 'name'], DELETE, '$.clusters[0].name must be a string'],
-    ['an unknown algorithm', ['clusters', 0, 'algorithm'], 'random', '$.clusters[0].algorithm must be one of round_robin'],
+    ['an unknown algorithm', ['clusters', 0, 'algorithm'], 'fastest', '$.clusters[0].algorithm must be one of round_robin, least_connections, random, power_of_two, consistent_hash, got "fastest"'],
+    ['an unknown hash key', ['clusters', 0, 'hashKey'], 'cookie', '$.clusters[0].hashKey must be one of source_ip, source_ip_port'],
+    ['a Maglev table of one entry', ['clusters', 0, 'maglevTableSize'], 1, '$.clusters[0].maglevTableSize must be an integer in 2..'],
+    ['a fractional sticky entry count', ['clusters', 0, 'stickyMaxEntries'], 0.5, '$.clusters[0].stickyMaxEntries must be an integer'],
+    ['a negative queue size', ['clusters', 0, 'queueSize'], -1, '$.clusters[0].queueSize must be an integer'],
+    ['a missing queue timeout', ['clusters', 0, 'queueTimeoutMs'], DELETE, '$.clusters[0].queueTimeoutMs must be a finite number >= 0'],
+    ['a negative sticky ttl', ['clusters', 0, 'stickyTtlMs'], -5, '$.clusters[0].stickyTtlMs must be a finite number >= 0'],
     ['a negative connect timeout', ['clusters', 0, 'connectTimeoutMs'], -1, '$.clusters[0].connectTimeoutMs must be a finite number >= 0'],
     ['a null idle timeout (NaN after JSON)', ['clusters', 0, 'idleTimeoutMs'], null, '$.clusters[0].idleTimeoutMs must be a finite number >= 0, got null'],
     ['an unknown panic mode', ['clusters', 0, 'panicMode'], 'route_some', '$.clusters[0].panicMode must be one of refuse, route_all'],
@@ -143,6 +167,10 @@ describe('snapshot codec', () => {
     ['a since that is a string', [...b0, 'since'], 'now', '$.clusters[0].backends[0].since must be a finite number >= 0'],
     ['a missing host', [...b0, 'host'], DELETE, '$.clusters[0].backends[0].host must be a string, got undefined'],
     ['an unknown backend field', [...b0, 'generation'], 2, '$.clusters[0].backends[0] has unknown field "generation"'],
+    ['a fractional connection limit', [...b0, 'maxConnections'], 1.5, '$.clusters[0].backends[0].maxConnections must be an integer'],
+    ['listener routes that are not a list', ['listeners', 0, 'routes'], 'web', '$.listeners[0].routes must be an array'],
+    ['a route without a weight', ['listeners', 0, 'routes', 1, 'weight'], DELETE, '$.listeners[0].routes[1].weight must be a finite number >= 0'],
+    ['a route with an unknown field', ['listeners', 0, 'routes', 0, 'sni'], 'x', '$.listeners[0].routes[0] has unknown field "sni"'],
     ['a listener without a cluster', ['listeners', 0, 'cluster'], DELETE, '$.listeners[0].cluster must be a string'],
     ['a listener that is an array', ['listeners', 1], [], '$.listeners[1] must be an object, got an array'],
     ['an own __proto__ field', [], JSON.parse(`{"__proto__":{},${JSON.stringify(full).slice(1)}`), '$ has unknown field "__proto__"'],

@@ -23,11 +23,26 @@ function content(name: string, count: number): Content {
   const backends: SnapshotBackend[] = [];
   for (let i = 0; i < count; i++) {
     const address = `10.0.0.${i}:8080`;
-    backends.push({ id: `${name}:${address}`, slot: i, address, host: `10.0.0.${i}`, port: 8080, ...HEALTHY });
+    backends.push({ id: `${name}:${address}`, slot: i, address, host: `10.0.0.${i}`, port: 8080, ...HEALTHY, maxConnections: 0 });
   }
   return {
-    clusters: [{ name, algorithm: 'round_robin', connectTimeoutMs: 1000, idleTimeoutMs: 30_000, panicMode: 'refuse', backends }],
-    listeners: [{ name: `${name}-listener`, cluster: name }],
+    clusters: [
+      {
+        name,
+        algorithm: 'round_robin',
+        hashKey: 'source_ip',
+        maglevTableSize: 65_537,
+        stickyTtlMs: 0,
+        stickyMaxEntries: 0,
+        queueSize: 0,
+        queueTimeoutMs: 0,
+        connectTimeoutMs: 1000,
+        idleTimeoutMs: 30_000,
+        panicMode: 'refuse',
+        backends,
+      },
+    ],
+    listeners: [{ name: `${name}-listener`, cluster: name, routes: [{ cluster: name, weight: 1 }] }],
   };
 }
 

@@ -131,6 +131,7 @@ export const REFUSAL_REASONS: readonly { readonly reason: string; readonly field
   { reason: 'no_backend', field: ListenerCounter.refusedNoBackend },
   { reason: 'all_backends_failed', field: ListenerCounter.refusedAllFailed },
   { reason: 'draining', field: ListenerCounter.refusedDraining },
+  { reason: 'at_limit', field: ListenerCounter.refusedAtLimit },
 ];
 
 /** Why UDP sessions ended, as they appear in `sluice_listener_udp_sessions_ended_total{reason}`. */
@@ -223,7 +224,7 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
   },
   {
     name: 'sluice_listener_refused_total',
-    help: 'Accepted connections closed without being proxied, by reason: no_backend (none eligible), all_backends_failed (every connect attempt failed), draining.',
+    help: 'Accepted connections closed without being proxied (UDP: datagrams that could not start a session), by reason: no_backend (none eligible), all_backends_failed (every connect attempt failed), draining, at_limit (every eligible backend at max_connections, no room in the queue).',
     type: 'counter',
     collect: (s) =>
       s.listeners.flatMap((l) =>

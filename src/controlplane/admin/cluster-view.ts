@@ -1,0 +1,110 @@
+/**
+ * A cluster as the admin API shows it (`GET /clusters`): its balancing algorithm and traffic
+ * policies from the live snapshot, joined with the shared queue and affinity statistics. For
+ * consistent_hash it shows the Maglev table size and the share of the table each eligible
+ * backend owns; the table is the one every data-plane worker builds for the same set, computed
+ * here on request and cached until the eligible set changes.
+ */
+import { AffinityTable } from '../../dataplane/balancer/affinity.ts';
+import { buildMaglevTable, maglevShares } from '../../dataplane/balancer/maglev.ts';
+import type { ClusterState, QueueStatistics } from '../../shared/cluster-state.ts';
+import type { CounterTables } from '../../shared/counters.ts';
+import type { Algorithm, HashKey, Snapshot, SnapshotBackend, SnapshotCluster } from '../../shared/snapshot/types.ts';
+
+export interface TableShare {
+  readonly id: string;
+  readonly address: string;
+  readonly positions: number;
+  /** positions / table size, rounded to 6 decimals. */
+  readonly share: number;
+}
+
+export interface ClusterView {
+  readonly name: string;
+  readonly algorithm: Algorithm;
+  readonly backends: number;
+  /** Backends that take new connections (healthy, weight above 0). */
+  readonly eligible: number;
+  readonly active_connections: number;
+  /** consistent_hash only. */
+  readonly hash_key?: HashKey;
+  readonly maglev?: { readonly table_size: number; readonly shares: readonly TableShare[] };
+  readonly sticky?: { readonly ttl_ms: number; readonly max_entries: number; readonly entries: number };
+  readonly queue?: { readonly size: number; readonly timeout_ms: number } & QueueStatistics;
+}
+
+export interface ClusterViewDeps {
+  readonly counters: CounterTables;
+  readonly clusterState: (cluster: string) => ClusterState | undefined;
+}
+
+function isEligible(b: SnapshotBackend): boolean {
+  return b.state === 'healthy' && b.weight > 0;
+}
+
+/** Caches Maglev tables by the eligible set they were built for (admin requests repeat). */
+export class ClusterViews {
+  private readonly deps: ClusterViewDeps;
+  private readonly tables = new Map<string, { identity: string; shares: TableShare[] }>();
+
+  constructor(deps: ClusterViewDeps) {
+    this.deps = deps;
+  }
+
+  all(snapshot: Snapshot, nowMs = Date.now()): ClusterView[] {
+    return snapshot.clusters.map((cluster) => this.one(cluster, nowMs));
+  }
+
+  one(cluster: SnapshotCluster, nowMs = Date.now()): ClusterView {
+    const eligible = cluster.backends.filter(isEligible);
+    let active = 0;
+    for (const b of cluster.backends) active += this.deps.counters.activeConnections(b.slot);
+    const state = this.deps.clusterState(cluster.name);
+    return {
+      name: cluster.name,
+      algorithm: cluster.algorithm,
+      backends: cluster.backends.length,
+      eligible: eligible.length,
+      active_connections: active,
+      ...(cluster.algorithm === 'consistent_hash'
+        ? { hash_key: cluster.hashKey, maglev: { table_size: cluster.maglevTableSize, shares: this.shares(cluster, eligible) } }
+        : {}),
+      ...(cluster.stickyTtlMs > 0
+        ? { sticky: { ttl_ms: cluster.stickyTtlMs, max_entries: cluster.stickyMaxEntries, entries: stickyEntries(state, nowMs) } }
+        : {}),
+      ...(cluster.queueSize > 0
+        ? { queue: { size: cluster.queueSize, timeout_ms: cluster.queueTimeoutMs, ...(state?.statistics() ?? emptyQueue()) } }
+        : {}),
+    };
+  }
+
+  private shares(cluster: SnapshotCluster, eligible: readonly SnapshotBackend[]): TableShare[] {
+    const size = cluster.maglevTableSize;
+    const identity = `${size}|${eligible.map((b) => `${b.id}*${b.weight}`).join(',')}`;
+    const cached = this.tables.get(cluster.name);
+    if (cached?.identity === identity) return cached.shares;
+    const table = buildMaglevTable(
+      eligible.map((b) => ({ key: b.address, weight: b.weight })),
+      size,
+    );
+    const owned = maglevShares(table, eligible.length);
+    const shares = eligible.map((b, i) => ({
+      id: b.id,
+      address: b.address,
+      positions: owned[i] ?? 0,
+      share: Math.round(((owned[i] ?? 0) / size) * 1e6) / 1e6,
+    }));
+    this.tables.set(cluster.name, { identity, shares });
+    return shares;
+  }
+}
+
+function stickyEntries(state: ClusterState | undefined, nowMs: number): number {
+  if (state === undefined || state.affinityCapacity === 0) return 0;
+  const table = new AffinityTable(state.cells, state.affinityCapacity, state.affinityEpochSeconds);
+  return table.size(table.now(nowMs));
+}
+
+function emptyQueue(): QueueStatistics {
+  return { length: 0, queued_total: 0, served_after_wait_total: 0, timed_out_total: 0, overflow_total: 0, abandoned_total: 0 };
+}

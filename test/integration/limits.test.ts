@@ -1,0 +1,202 @@
+/**
+ * Connection limits and the queue through the real daemon (two data-plane workers): the
+ * limit is global, reserved with compare-and-swap on a counter every worker shares, and
+ * connections that find every backend full wait in a bounded queue.
+ */
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startBackend, type TestBackend } from '../helpers/backends.ts';
+import { getJson, openEcho, type EchoConnection } from '../helpers/client.ts';
+import { startDaemon, type Daemon } from '../helpers/daemon.ts';
+import { freePorts } from '../helpers/ports.ts';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function destroyAfter(connections: readonly EchoConnection[]): void {
+  cleanups.push(() => {
+    for (const connection of connections) connection.socket.destroy();
+    return Promise.resolve();
+  });
+}
+
+async function echoBackend(): Promise<TestBackend> {
+  const backend = await startBackend('echo');
+  cleanups.push(async () => backend.close());
+  return backend;
+}
+
+async function daemon(o: { backend: string; queue?: string; maxConnections: number; faults?: boolean }): Promise<{ d: Daemon; port: number }> {
+  const [port, adminPort] = await freePorts(2);
+  const yaml = `workers: 2
+admin: {listen: 127.0.0.1:${adminPort!}}
+shutdown: {drain_timeout: 2s}
+listeners:
+  - {name: web, listen: 127.0.0.1:${port!}, cluster: web}
+clusters:
+  - name: web
+    max_connections: ${o.maxConnections}
+${o.queue === undefined ? '' : `    queue: ${o.queue}\n`}    backends:
+      - {address: ${o.backend}}
+`;
+  const d = await startDaemon(yaml, adminPort!, o.faults === true ? { env: { SLUICE_FAULT_INJECTION: '1' } } : {});
+  cleanups.push(async () => d.stop('SIGKILL'));
+  return { d, port: port! };
+}
+
+interface BackendJson {
+  active_connections: number;
+}
+
+/** Whether an echo arrives within `ms` (a queued client gets none until it is served). */
+async function echoes(connection: EchoConnection, text: string, ms: number): Promise<boolean> {
+  try {
+    return (await connection.exchange(text, ms)) === text;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves with how long the socket stayed open after `since`, once it closes. */
+function closedAfter(socket: net.Socket, since: number): Promise<number> {
+  return new Promise((resolve) => {
+    if (socket.destroyed) resolve(Date.now() - since);
+    else socket.once('close', () => resolve(Date.now() - since));
+  });
+}
+
+function connectRaw(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** Poll a condition every 10 ms, for at most `timeoutMs`. */
+async function until(done: () => boolean, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done() && Date.now() < deadline) await settle(10);
+}
+
+async function settle(ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+describe('max_connections with a queue', () => {
+  it('serves 15 concurrent clients with max_connections 10 and a queue of 5 (5 after waiting); the next waits and is closed after the 1s timeout', async () => {
+    const backend = await echoBackend();
+    const { d, port } = await daemon({ backend: backend.address, maxConnections: 10, queue: '{size: 5, timeout: 1s}' });
+
+    // 15 clients connect and send at once; each records whether its echo came back.
+    const clients = await Promise.all(
+      Array.from({ length: 15 }, async (_, i) => {
+        const socket = await connectRaw(port);
+        const client = { socket, echoed: false };
+        socket.on('data', () => (client.echoed = true));
+        socket.write(`hello ${i}`);
+        return client;
+      }),
+    );
+    cleanups.push(() => {
+      for (const c of clients) c.socket.destroy();
+      return Promise.resolve();
+    });
+    const echoedCount = (): number => clients.filter((c) => c.echoed).length;
+
+    // Only 10 reach the backend, whichever worker accepted them.
+    await until(() => echoedCount() >= 10 && backend.open.size >= 10);
+    const served = clients.filter((c) => c.echoed);
+    const waiting = clients.filter((c) => !c.echoed);
+    expect(served).toHaveLength(10);
+    expect(backend.open.size).toBe(10);
+    const [view] = await getJson<BackendJson[]>(`${d.adminUrl}/backends`);
+    expect(view?.active_connections).toBe(10);
+
+    // Five of the first ten leave; the five waiting clients get their slots.
+    for (const c of served.slice(0, 5)) c.socket.destroy();
+    await until(() => waiting.every((c) => c.echoed));
+    expect(waiting.map((c) => c.echoed)).toEqual([true, true, true, true, true]);
+    expect(waiting.every((c) => !c.socket.destroyed)).toBe(true);
+    await until(() => backend.open.size === 10);
+    expect(backend.open.size).toBe(10);
+    expect(backend.accepted).toBe(15);
+
+    // Every slot is taken again and nobody leaves: the next client waits, then is closed.
+    const late = await openEcho(port);
+    destroyAfter([late]);
+    const startedAt = Date.now();
+    const gotEcho = echoes(late, 'anyone?', 5_000);
+    const openFor = await closedAfter(late.socket, startedAt);
+    expect(await gotEcho).toBe(false);
+    console.log(`queued client closed ${openFor} ms after it asked`);
+    expect(openFor).toBeGreaterThanOrEqual(900);
+    expect(openFor).toBeLessThan(5_000);
+    expect(backend.accepted).toBe(15);
+  });
+
+  it('closes at once a client that finds the queue full', async () => {
+    const backend = await echoBackend();
+    const { port } = await daemon({ backend: backend.address, maxConnections: 2, queue: '{size: 1, timeout: 10s}' });
+    const clients = await Promise.all(Array.from({ length: 3 }, async () => openEcho(port)));
+    destroyAfter(clients);
+    const answers = await Promise.all(clients.map(async (c) => echoes(c, 'x', 600)));
+    expect(answers.filter(Boolean)).toHaveLength(2);
+    // Two hold the slots, one waits (up to 10 s); a fourth finds the queue full.
+    const extra = await openEcho(port);
+    destroyAfter([extra]);
+    const startedAt = Date.now();
+    const openFor = await closedAfter(extra.socket, startedAt);
+    expect(openFor).toBeLessThan(3_000);
+    expect(backend.accepted).toBe(2);
+  });
+});
+
+describe('max_connections without a queue', () => {
+  it('holds the limit over both workers and refuses the rest at once', async () => {
+    const backend = await echoBackend();
+    const { port } = await daemon({ backend: backend.address, maxConnections: 4 });
+    const clients = await Promise.all(Array.from({ length: 12 }, async () => openEcho(port)));
+    destroyAfter(clients);
+    const answers = await Promise.all(clients.map(async (c) => echoes(c, 'x', 1_000)));
+    expect(answers.filter(Boolean)).toHaveLength(4);
+    await settle(100);
+    expect(backend.open.size).toBe(4);
+    expect(clients.filter((c) => c.socket.destroyed)).toHaveLength(8);
+  });
+});
+
+describe('a crashed worker’s connections', () => {
+  it('leave the global count, so the limit frees their places for the other workers', async () => {
+    const backend = await echoBackend();
+    const { d, port } = await daemon({ backend: backend.address, maxConnections: 4, faults: true });
+    const held = await Promise.all(Array.from({ length: 4 }, async () => openEcho(port)));
+    destroyAfter(held);
+    for (const c of held) expect(await echoes(c, 'x', 2_000)).toBe(true);
+    const { workers } = await getJson<{ workers: { worker: number; connections: number }[] }>(`${d.adminUrl}/debug/resources`);
+    // Crash the worker that holds the most of the four (one of them holds at least two).
+    const victim = workers.reduce((a, b) => (b.connections > a.connections ? b : a));
+    const lost = victim.connections;
+    expect(lost).toBeGreaterThanOrEqual(2);
+    expect((await fetch(`${d.adminUrl}/debug/workers/${victim.worker}/crash`, { method: 'POST' })).status).toBe(202);
+    await d.waitForLog((l) => l.msg === 'data-plane worker crashed');
+
+    // The survivors' connections still count; the dead worker's do not.
+    await until(() => held.filter((c) => c.socket.destroyed).length === lost);
+    const readBack = async (): Promise<number> => (await getJson<BackendJson[]>(`${d.adminUrl}/backends`))[0]?.active_connections ?? -1;
+    let active = await readBack();
+    for (let i = 0; i < 100 && active !== 4 - lost; i++) {
+      await settle(50);
+      active = await readBack();
+    }
+    expect(active).toBe(4 - lost);
+
+    // Their places are free again: as many new clients are served, and no more.
+    const fresh = await Promise.all(Array.from({ length: lost + 1 }, async () => openEcho(port)));
+    destroyAfter(fresh);
+    const answers = await Promise.all(fresh.map(async (c) => echoes(c, 'y', 2_000)));
+    expect(answers.filter(Boolean)).toHaveLength(lost);
+  });
+});
