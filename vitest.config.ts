@@ -3,8 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 30_000,
+    testTimeout: 120_000,
+    hookTimeout: 60_000,
     // Integration tests start real daemons with one worker per core; running files in
     // parallel on a 2-core machine only adds noise to timing-sensitive socket tests.
     fileParallelism: false,

@@ -5,7 +5,7 @@
  * close), which is the worst case for a per-connection log line. Prints connections per
  * second and daemon CPU per connection for each, and the ratios.
  *
- *   node bench/access-log-cost.ts [--slice 1] [--rounds 15] [--concurrency 32] [--workers 1] [--payload 64] [--pin]
+ *   node bench/access-log-cost.ts [--slice 1] [--rounds 15] [--concurrency 32] [--workers 1] [--payload 64] [--sampling 1] [--pin] [--aa]
  *
  * --pin (Linux, taskset): daemons on CPU 1, this load generator and the backend on CPU 0,
  * so the daemon under test never shares a core with the load it is measured under.
@@ -33,6 +33,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     workers: { type: 'string', default: '1' },
     payload: { type: 'string', default: '64' },
+    sampling: { type: 'string', default: '1' },
     pin: { type: 'boolean', default: false },
     aa: { type: 'boolean', default: false },
   },
@@ -84,7 +85,7 @@ async function startDaemon(name: string, backendPort: number, accessLog: string 
     file,
     `workers: ${WORKERS}
 admin: {listen: 127.0.0.1:${adminPort}}
-access_log: ${accessLog === undefined ? '{enabled: false}' : `{enabled: true, path: ${accessLog}}`}
+access_log: ${accessLog === undefined ? '{enabled: false}' : `{enabled: true, sampling: ${values.sampling}, path: ${accessLog}}`}
 listeners: [{name: bench, listen: 127.0.0.1:${port}, cluster: echo}]
 clusters: [{name: echo, backends: [{address: 127.0.0.1:${backendPort}}]}]
 `,
@@ -213,7 +214,7 @@ const offSlices: Slice[] = [];
 const onSlices: Slice[] = [];
 try {
   process.stdout.write(
-    `access-log cost: ${ROUNDS} rounds of ${DURATION_MS / 1000}s per variant, ${CONCURRENCY} concurrent short connections of ${PAYLOAD.length} B, ${WORKERS} data-plane worker(s)${PIN ? ', daemons pinned to CPU 1' : ''}${values.aa ? ', A/A: access log off in both' : ''}\n`,
+    `access-log cost: ${ROUNDS} rounds of ${DURATION_MS / 1000}s per variant, ${CONCURRENCY} concurrent short connections of ${PAYLOAD.length} B, ${WORKERS} data-plane worker(s), sampling ${values.sampling}${PIN ? ', daemons pinned to CPU 1' : ''}${values.aa ? ', A/A: access log off in both' : ''}\n`,
   );
   // Warm both up (JIT, connection paths) before measuring.
   await load(off);

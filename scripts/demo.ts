@@ -54,6 +54,8 @@ process.stdout.write(`
     curl -s http://127.0.0.1:9090/backends                           # state and live counters
     curl -s http://127.0.0.1:9090/listeners                          # per listener: connections, UDP sessions
     curl -s http://127.0.0.1:9090/readyz
+    curl -s http://127.0.0.1:9090/metrics | grep ^sluice_backend_connections  # Prometheus
+    open http://127.0.0.1:9090/ in a browser                         # live dashboard, drain buttons
   Ctrl-C drains and stops.
 
 `);

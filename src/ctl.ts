@@ -14,6 +14,8 @@ export const CTL_USAGE = `usage: sluice ctl [--admin URL] [--token-env NAME] COM
   remove ID [--force]              drain, then remove (--force: close its connections now)
   drain ID | undrain ID            take out of rotation / put back
   weight ID N                      set its weight (0-10000)
+  routes LISTENER [CLUSTER=WEIGHT ...]
+                                   show a listener's routes, or set them (e.g. web=90 canary=10)
 ID is cluster:address, e.g. web:127.0.0.1:9001. The admin URL defaults to $SLUICE_ADMIN_URL
 or http://127.0.0.1:9090; the token is read from $SLUICE_ADMIN_TOKEN (or --token-env NAME).`;
 
@@ -26,6 +28,8 @@ export interface CtlRequest {
   readonly body?: unknown;
   /** Only for `list`: keep the rows of this cluster. */
   readonly cluster?: string;
+  /** The answer is a listener (`routes`), not backends. */
+  readonly listener?: true;
 }
 
 export interface CtlInvocation {
@@ -42,6 +46,13 @@ const id = (value: string | undefined): string => {
   if (value === undefined || !value.includes(':')) throw usage('expected a backend ID like web:127.0.0.1:9001');
   return `/backends/${encodeURIComponent(value)}`;
 };
+
+/** `canary=10` → {cluster: 'canary', weight: 10}. */
+function routePair(text: string): { cluster: string; weight: number } {
+  const at = text.lastIndexOf('=');
+  if (at <= 0) throw usage(`expected CLUSTER=WEIGHT, got "${text}"`);
+  return { cluster: text.slice(0, at), weight: integer(text.slice(at + 1), `the weight of ${text.slice(0, at)}`) };
+}
 
 function integer(text: string | undefined, what: string): number {
   if (text === undefined || !/^\d+$/.test(text)) throw usage(`${what} must be a whole number`);
@@ -91,6 +102,16 @@ export function parseCtlArgs(args: readonly string[], env: NodeJS.ProcessEnv = p
       expectArgs(2);
       request = { method: 'PATCH', path: id(rest[0]), body: { weight: integer(rest[1], 'the weight') } };
       break;
+    case 'routes': {
+      const [listener, ...pairs] = rest;
+      if (listener === undefined) throw usage('routes takes a listener name');
+      const path = `/listeners/${encodeURIComponent(listener)}`;
+      request =
+        pairs.length === 0
+          ? { method: 'GET', path, listener: true }
+          : { method: 'PATCH', path: `${path}/routes`, body: { routes: pairs.map(routePair) }, listener: true };
+      break;
+    }
     case undefined:
       throw usage('missing command');
     default:
@@ -118,6 +139,19 @@ const COLUMNS: readonly [string, (row: BackendRow) => string | number | undefine
   ['ACTIVE', (r) => r.active_connections],
   ['REASON', (r) => r.reason],
 ];
+
+interface ListenerAnswer {
+  readonly name?: string;
+  readonly routes?: readonly { readonly cluster: string; readonly weight: number }[];
+  readonly snapshot_version?: number;
+}
+
+/** `web: web 90, canary 10` (and the snapshot version after a change) (pure). */
+export function formatListener(listener: ListenerAnswer): string {
+  const routes = (listener.routes ?? []).map((r) => `${r.cluster} ${r.weight}`).join(', ');
+  const line = `${listener.name ?? '-'}: ${routes}`;
+  return listener.snapshot_version === undefined ? line : `${line}\nsnapshot version ${listener.snapshot_version}`;
+}
 
 /** Rows as an aligned text table (pure). */
 export function formatTable(rows: readonly BackendRow[]): string {
@@ -162,6 +196,7 @@ export async function runCtl(args: readonly string[], env: NodeJS.ProcessEnv = p
     const { error, message } = body as { error?: string; message?: string };
     return { output: `sluice ctl: ${response.status} ${error ?? ''}: ${message ?? text}`, code: 1 };
   }
+  if (request.listener === true) return { output: formatListener(body as ListenerAnswer), code: 0 };
   if (Array.isArray(body)) {
     const rows = (body as BackendRow[]).filter((r) => request.cluster === undefined || r.cluster === request.cluster);
     return { output: formatTable(rows), code: 0 };

@@ -3,7 +3,7 @@
  * the data-plane workers, serves the admin API and turns signals into lifecycle steps
  * (drain, reload, handover). It owns nothing on the hot path.
  */
-import { closeSync, openSync } from 'node:fs';
+import { openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildAdminApp, type AdminApp } from './controlplane/admin/app.ts';
@@ -69,7 +69,9 @@ function describeListenFailures(failures: readonly ListenFailure[]): string[] {
 /**
  * Open the access log file once, here, so a bad path fails start-up with a clear message
  * instead of failing inside every worker; the workers share the descriptor (O_APPEND keeps
- * their lines whole). Without a path the lines go to stdout.
+ * their lines whole). Without a path the lines go to stdout. The descriptor stays open for
+ * the life of the process: a worker's last batch may still be in the thread pool when the
+ * workers are stopped, and closing under it could send it to whatever reuses the number.
  */
 function openAccessLog(config: Config['access_log']): AccessLogSettings {
   const { enabled, sampling, path } = config;
@@ -288,6 +290,8 @@ export class Supervisor {
   private buildAdmin(): AdminApp {
     return buildAdminApp({
       commands: { run: async (command) => this.controlPlane.backendCommand(command) },
+      routes: { run: async (command) => this.controlPlane.routesCommand(command) },
+      clusterState: (cluster) => this.clusterStates.get(cluster),
       token: adminToken(this.config.admin.token_env),
       snapshots: new SnapshotReader(this.snapshotBuffer),
       counters: this.counters,
@@ -318,6 +322,5 @@ export class Supervisor {
     await this.dataPlane.terminate();
     await this.controlPlane.stop();
     await this.closeAdmin();
-    if (this.accessLog.fd !== 1) closeSync(this.accessLog.fd);
   }
 }

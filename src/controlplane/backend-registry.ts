@@ -10,6 +10,7 @@ import type { Snapshot, SnapshotBackend, SnapshotCluster, SnapshotListener } fro
 import type { HealthPolicy, HealthRecord } from './health/state-machine.ts';
 import { rampFraction } from './health/state-machine.ts';
 import type { PassiveCursor } from './health/passive.ts';
+import type { RouteEntry } from './runtime-state.ts';
 import type { SlotAllocator } from './slot-allocator.ts';
 
 export interface Backend {
@@ -64,12 +65,16 @@ export interface NewBackend {
 export class BackendRegistry {
   private readonly clusterMap = new Map<string, Cluster>();
   private listeners: readonly SnapshotListener[];
+  /** The config the listeners come from, and operators' route changes on top of it. */
+  private listenerConfig: Config;
+  private routeOverrides: Readonly<Record<string, readonly RouteEntry[]>> = {};
   private readonly slots: SlotAllocator;
   private readonly byId = new Map<string, Backend>();
 
   constructor(config: Config, slots: SlotAllocator) {
     this.slots = slots;
-    this.listeners = snapshotListeners(config);
+    this.listenerConfig = config;
+    this.listeners = snapshotListeners(config, this.routeOverrides);
     for (const cluster of config.clusters) {
       this.clusterMap.set(cluster.name, { name: cluster.name, config: cluster, policy: healthPolicy(cluster), backends: new Map() });
     }
@@ -85,11 +90,27 @@ export class BackendRegistry {
    * the config dropped stays until its last (draining) backend is gone.
    */
   applyConfig(config: Config): void {
-    this.listeners = snapshotListeners(config);
+    this.listenerConfig = config;
+    this.listeners = snapshotListeners(config, this.routeOverrides);
     for (const cluster of config.clusters) {
       const backends = this.clusterMap.get(cluster.name)?.backends ?? new Map<string, Backend>();
       this.clusterMap.set(cluster.name, { name: cluster.name, config: cluster, policy: healthPolicy(cluster), backends });
     }
+  }
+
+  /**
+   * Operators' routes, listener name → routes, in place of the config's. The listeners are
+   * replaced (and so published) only when what they route to really changed.
+   */
+  setRouteOverrides(overrides: Readonly<Record<string, readonly RouteEntry[]>>): void {
+    this.routeOverrides = overrides;
+    const next = snapshotListeners(this.listenerConfig, overrides);
+    if (JSON.stringify(next) !== JSON.stringify(this.listeners)) this.listeners = next;
+  }
+
+  /** The routes a listener has now (config or operator), or undefined for an unknown listener. */
+  listenerRoutes(name: string): readonly RouteEntry[] | undefined {
+    return this.listeners.find((l) => l.name === name)?.routes;
   }
 
   /** Forget a cluster that is no longer configured, once it holds no backend. */
@@ -182,10 +203,13 @@ export class BackendRegistry {
   }
 }
 
-/** The listeners as snapshots carry them: each with its weighted routes (one of weight 1 for `cluster`). */
-function snapshotListeners(config: Config): readonly SnapshotListener[] {
+/**
+ * The listeners as snapshots carry them: each with its weighted routes (one of weight 1 for
+ * `cluster`), an operator's routes in place of the config's.
+ */
+function snapshotListeners(config: Config, overrides: Readonly<Record<string, readonly RouteEntry[]>>): readonly SnapshotListener[] {
   return config.listeners.map((l) => {
-    const routes = listenerRoutes(l).map((r) => ({ cluster: r.cluster, weight: r.weight }));
+    const routes = (overrides[l.name] ?? listenerRoutes(l)).map((r) => ({ cluster: r.cluster, weight: r.weight }));
     return { name: l.name, cluster: routes[0]?.cluster ?? '', routes };
   });
 }

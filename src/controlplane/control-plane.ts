@@ -17,8 +17,10 @@ import type { Config } from '../shared/config/schema.ts';
 import { SluiceError } from '../shared/errors.ts';
 import { HealthCounter, type ControlPlaneCounters, type CounterTables } from '../shared/counters.ts';
 import type { Snapshot } from '../shared/snapshot/types.ts';
-import type { BackendCommand, BackendCommandResult, ControlPlaneStats } from '../shared/messages.ts';
+import type { BackendCommand, BackendCommandResult, ControlPlaneStats, RoutesCommand, RoutesCommandResult } from '../shared/messages.ts';
+import { listenerRoutes } from '../shared/config/schema.ts';
 import { runBackendCommand, type CommandCore } from './backend-commands.ts';
+import { runRoutesCommand } from './route-commands.ts';
 import { BackendRegistry, backendId, contentChanged, type Backend, type Cluster } from './backend-registry.ts';
 import { probe as realProbe, type ProbeResult, type ProbeTarget } from './health/checkers.ts';
 import { newPassiveCursor, readPassive } from './health/passive.ts';
@@ -29,6 +31,8 @@ import {
   EMPTY_RUNTIME_STATE,
   pruneForConfig,
   recordCommand,
+  recordRoutes,
+  sameRoutes,
   type DesiredBackend,
   type RuntimeState,
 } from './runtime-state.ts';
@@ -125,6 +129,7 @@ export class ControlPlane {
     await this.#loadRuntimeState();
     const recovered = this.#deps.recovered;
     if (recovered !== undefined) this.#recover(recovered);
+    this.#registry.setRouteOverrides(this.#runtime.routes);
     await this.#addDesired(desiredBackends(this.#config, this.#runtime));
     const version = this.#publish(this.#registry.snapshotContent(this.#now()));
     for (const backend of this.#registry.all()) this.#schedule(backend);
@@ -276,6 +281,15 @@ export class ControlPlane {
         this.#registry.add({ cluster: cluster.name, address: b.address, weight: b.configuredWeight, health, passive, slot: b.slot });
       }
     }
+    // Routes an operator set survive a control-plane restart through the last snapshot, like
+    // backends added at runtime (the state file, when there is one, holds them too).
+    let runtime = this.#runtime;
+    for (const listener of snapshot.listeners) {
+      const declared = this.#config.listeners.find((l) => l.name === listener.name);
+      if (declared === undefined || listener.name in runtime.routes) continue;
+      if (!sameRoutes(listener.routes, listenerRoutes(declared))) runtime = recordRoutes(runtime, listener.name, listener.routes, this.#config);
+    }
+    this.#runtime = pruneForConfig(runtime, this.#config);
     this.#controlLog.info({ recoveredFrom: snapshot.version, backends: this.#registry.size }, 'control plane recovered state from the last snapshot');
   }
 
@@ -304,6 +318,14 @@ export class ControlPlane {
     const clusters = new Set(next.clusters.map((c) => c.name));
     const now = this.#now();
     let runtime = pruneForConfig(this.#runtime, next);
+    // Routes the file changed: the file wins over an operator's earlier change (as weights do).
+    for (const listener of next.listeners) {
+      const old = previous.listeners.find((l) => l.name === listener.name);
+      if (old !== undefined && !sameRoutes(listenerRoutes(old), listenerRoutes(listener)) && listener.name in runtime.routes) {
+        runtime = recordRoutes(runtime, listener.name, listenerRoutes(listener), next);
+      }
+    }
+    this.#registry.setRouteOverrides(runtime.routes);
     for (const backend of [...this.#registry.all()]) {
       const dropped = !clusters.has(backend.cluster) || (before.has(backend.id) && !wanted.has(backend.id));
       if (!dropped) continue;
@@ -347,6 +369,25 @@ export class ControlPlane {
   /** Applies one admin API write; see backend-commands.ts. Callers run commands one at a time. */
   async command(command: BackendCommand): Promise<BackendCommandResult> {
     const result = await runBackendCommand(this.#commandCore, command);
+    if (result.ok) this.#controlLog.info({ command, version: result.version }, 'operator change applied');
+    return result;
+  }
+
+  /** Applies one listener-routes change (route-commands.ts). Callers run commands one at a time. */
+  async routesCommand(command: RoutesCommand): Promise<RoutesCommandResult> {
+    const result = await runRoutesCommand(
+      {
+        registry: this.#registry,
+        config: () => this.#config,
+        runtime: () => this.#runtime,
+        saveRuntime: async (state) => this.#saveRuntime(state),
+        publish: () => {
+          this.#dirty = true;
+          return this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version();
+        },
+      },
+      command,
+    );
     if (result.ok) this.#controlLog.info({ command, version: result.version }, 'operator change applied');
     return result;
   }

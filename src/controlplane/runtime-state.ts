@@ -1,15 +1,17 @@
 /**
  * What operators changed at runtime, on top of config.yaml: backends added, config backends
- * removed, backends drained, config backends reweighted. Pure: the control plane records
+ * removed, backends drained, config backends reweighted, listeners' routes re-split. Pure: the control plane records
  * each applied command here, the state file persists it, and start-up re-applies it, so a
  * restart keeps what operators did.
  *
  * Invariants (kept by `recordCommand` and `pruneForConfig`):
  * - an id is in at most one of `added` / `removed`; `weights` names only config backends;
  * - `removed` names only backends the config declares (anything else was runtime-added);
- * - nothing names a cluster the config lacks.
+ * - nothing names a cluster the config lacks;
+ * - `routes` names only listeners the config declares, each with routes that differ from
+ *   the config's and name only configured clusters.
  */
-import type { Config } from '../shared/config/schema.ts';
+import { listenerRoutes, type Config } from '../shared/config/schema.ts';
 import type { BackendCommand } from '../shared/messages.ts';
 import { backendId } from './backend-registry.ts';
 
@@ -19,14 +21,22 @@ export interface AddedBackend {
   readonly weight: number;
 }
 
+/** One weighted target of a listener (PATCH /listeners/:name/routes). */
+export interface RouteEntry {
+  readonly cluster: string;
+  readonly weight: number;
+}
+
 export interface RuntimeState {
   readonly added: readonly AddedBackend[];
   readonly removed: readonly string[];
   readonly drained: readonly string[];
   readonly weights: Readonly<Record<string, number>>;
+  /** Listener name → the routes an operator set for it. */
+  readonly routes: Readonly<Record<string, readonly RouteEntry[]>>;
 }
 
-export const EMPTY_RUNTIME_STATE: RuntimeState = Object.freeze({ added: [], removed: [], drained: [], weights: {} });
+export const EMPTY_RUNTIME_STATE: RuntimeState = Object.freeze({ added: [], removed: [], drained: [], weights: {}, routes: {} });
 
 /** A backend as the running system should have it: config plus operators' changes. */
 export interface DesiredBackend {
@@ -66,6 +76,7 @@ export function recordCommand(state: RuntimeState, command: BackendCommand, conf
         removed: declared.has(id) && !state.removed.includes(id) ? [...state.removed, id] : state.removed,
         drained: state.drained.filter((d) => d !== id),
         weights,
+        routes: state.routes,
       };
     }
     case 'drain':
@@ -94,12 +105,43 @@ export function pruneForConfig(state: RuntimeState, config: Config): RuntimeStat
   const clusterOf = (id: string): string => id.slice(0, id.indexOf(':'));
   const weights: Record<string, number> = {};
   for (const [id, weight] of Object.entries(state.weights)) if (declared.has(id)) weights[id] = weight;
+  const routes: Record<string, readonly RouteEntry[]> = {};
+  const listeners = new Map(config.listeners.map((l) => [l.name, l]));
+  for (const [name, entries] of Object.entries(state.routes)) {
+    const listener = listeners.get(name);
+    if (listener === undefined || !entries.every((r) => clusters.has(r.cluster))) continue;
+    if (!sameRoutes(entries, listenerRoutes(listener))) routes[name] = entries;
+  }
   return {
     added: state.added.filter((a) => clusters.has(a.cluster) && !declared.has(backendId(a.cluster, a.address))),
     removed: state.removed.filter((id) => declared.has(id)),
     drained: state.drained.filter((id) => clusters.has(clusterOf(id))),
     weights,
+    routes,
   };
+}
+
+/**
+ * The state after an operator set `listener`'s routes: an override of the config's routes,
+ * or none when they equal the config's (so config.yaml is in charge again).
+ */
+export function recordRoutes(state: RuntimeState, listener: string, entries: readonly RouteEntry[], config: Config): RuntimeState {
+  const declared = config.listeners.find((l) => l.name === listener);
+  const routes = { ...state.routes };
+  if (declared !== undefined && sameRoutes(entries, listenerRoutes(declared))) Reflect.deleteProperty(routes, listener);
+  else routes[listener] = entries.map((r) => ({ cluster: r.cluster, weight: r.weight }));
+  return { ...state, routes };
+}
+
+/** Same clusters with the same weights, in the same order. */
+export function sameRoutes(a: readonly RouteEntry[], b: readonly RouteEntry[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((r, i) => {
+      const other = b[i];
+      return other !== undefined && other.cluster === r.cluster && other.weight === r.weight;
+    })
+  );
 }
 
 /** Config backends (minus removed, reweighted) in config order, then runtime-added ones. */

@@ -34,6 +34,8 @@ const stateFileSchema = z.strictObject({
   removed: z.array(id),
   drained: z.array(id),
   weights: z.record(id, weight),
+  // Absent from files written before routes could be changed at runtime.
+  routes: z.record(z.string().min(1), z.array(z.strictObject({ cluster: z.string().min(1), weight })).min(1)).optional(),
 });
 
 export type StateFileRead =
@@ -72,8 +74,8 @@ export function parseStateText(text: string): RuntimeState | string {
     const issue = parsed.error.issues[0];
     return `unexpected content at ${issue === undefined ? '(root)' : issue.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`;
   }
-  const { added, removed, drained, weights } = parsed.data;
-  return { added, removed, drained, weights };
+  const { added, removed, drained, weights, routes } = parsed.data;
+  return { added, removed, drained, weights, routes: routes ?? {} };
 }
 
 export function serializeState(state: RuntimeState, now: Date = new Date()): string {

@@ -61,6 +61,12 @@ function onCommand(command: ControlPlaneCommand): void {
         send({ type: 'backend.result', requestId: command.requestId, result });
       });
       return;
+    case 'routes.command':
+      serially(async () => {
+        const result = await controlPlane.routesCommand(command.command);
+        send({ type: 'routes.result', requestId: command.requestId, result });
+      });
+      return;
     case 'stats.query':
       send({ type: 'stats', requestId: command.requestId, stats: controlPlane.stats() });
       return;

@@ -101,7 +101,27 @@ export type ControlPlaneCommand =
   | { readonly type: 'fault.crash' }
   | { readonly type: 'stats.query'; readonly requestId: number }
   /** An operator's change to one backend (admin API); answered with `backend.result`. */
-  | { readonly type: 'backend.command'; readonly requestId: number; readonly command: BackendCommand };
+  | { readonly type: 'backend.command'; readonly requestId: number; readonly command: BackendCommand }
+  /** An operator's new split of a listener's connections (admin API); answered with `routes.result`. */
+  | { readonly type: 'routes.command'; readonly requestId: number; readonly command: RoutesCommand };
+
+/** Set the weighted clusters a listener sends new connections to (PATCH /listeners/:name/routes). */
+export interface RoutesCommand {
+  readonly listener: string;
+  readonly routes: readonly { readonly cluster: string; readonly weight: number }[];
+}
+
+export type RoutesCommandError = 'NOT_FOUND' | 'BAD_REQUEST' | 'UNAVAILABLE';
+
+export type RoutesCommandResult =
+  | {
+      readonly ok: true;
+      /** The published version that holds the new routes (the current one if nothing changed). */
+      readonly version: number;
+      readonly listener: string;
+      readonly routes: readonly { readonly cluster: string; readonly weight: number }[];
+    }
+  | { readonly ok: false; readonly error: RoutesCommandError; readonly message: string };
 
 /**
  * What the admin API asks of the control plane, one backend at a time. Ids are
@@ -135,7 +155,8 @@ export type ControlPlaneEvent =
   | { readonly type: 'published'; readonly version: number }
   | { readonly type: 'config.applied'; readonly requestId: number; readonly version: number }
   | { readonly type: 'stats'; readonly requestId: number; readonly stats: ControlPlaneStats }
-  | { readonly type: 'backend.result'; readonly requestId: number; readonly result: BackendCommandResult };
+  | { readonly type: 'backend.result'; readonly requestId: number; readonly result: BackendCommandResult }
+  | { readonly type: 'routes.result'; readonly requestId: number; readonly result: RoutesCommandResult };
 
 /** Counters of the control plane's own work, ready to become metrics. */
 export interface ControlPlaneStats {

@@ -14,6 +14,8 @@ import type {
   ControlPlaneEvent,
   ControlPlaneStats,
   ControlPlaneWorkerData,
+  RoutesCommand,
+  RoutesCommandResult,
 } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
 import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
@@ -53,6 +55,7 @@ export class ControlPlaneHost {
   private onStartFailure: ((error: Error) => void) | undefined;
   private readonly pendingStats = new Map<number, (stats: ControlPlaneStats | undefined) => void>();
   private readonly pendingCommands = new Map<number, (result: BackendCommandResult) => void>();
+  private readonly pendingRoutes = new Map<number, (result: RoutesCommandResult) => void>();
 
   constructor(options: ControlPlaneOptions) {
     this.options = options;
@@ -139,6 +142,23 @@ export class ControlPlaneHost {
     });
   }
 
+  /** Sends an operator's new routes for a listener; answered like `backendCommand`. */
+  routesCommand(command: RoutesCommand): Promise<RoutesCommandResult> {
+    if (this.worker === undefined) return Promise.resolve(unavailable('the control plane is not running'));
+    const requestId = this.nextRequestId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingRoutes.delete(requestId);
+        resolve(unavailable(`no answer from the control plane within ${COMMAND_TIMEOUT_MS} ms; the change may still be applied`));
+      }, COMMAND_TIMEOUT_MS);
+      this.pendingRoutes.set(requestId, (result) => {
+        clearTimeout(timer);
+        resolve(result);
+      });
+      this.send({ type: 'routes.command', requestId, command });
+    });
+  }
+
   private spawn(): void {
     const o = this.options;
     const workerData: ControlPlaneWorkerData = {
@@ -172,6 +192,10 @@ export class ControlPlaneHost {
       answer(unavailable('the control plane stopped before answering; the change may or may not have been applied'));
     }
     this.pendingCommands.clear();
+    for (const answer of this.pendingRoutes.values()) {
+      answer(unavailable('the control plane stopped before answering; the change may or may not have been applied'));
+    }
+    this.pendingRoutes.clear();
     if (this.stopping || this.onStartFailure !== undefined) {
       this.onStartFailure?.(new Error(`control-plane worker exited with code ${code} before it was ready`));
       return;
@@ -208,6 +232,10 @@ export class ControlPlaneHost {
         this.pendingCommands.get(event.requestId)?.(event.result);
         this.pendingCommands.delete(event.requestId);
         return;
+      case 'routes.result':
+        this.pendingRoutes.get(event.requestId)?.(event.result);
+        this.pendingRoutes.delete(event.requestId);
+        return;
       case 'config.applied':
         this.pendingApplies.get(event.requestId)?.(event.version);
         this.pendingApplies.delete(event.requestId);
@@ -222,6 +250,13 @@ export class ControlPlaneHost {
   }
 }
 
-function unavailable(message: string): BackendCommandResult {
+/** The refusal of any operator command when the control plane cannot answer it. */
+interface Unavailable {
+  readonly ok: false;
+  readonly error: 'UNAVAILABLE';
+  readonly message: string;
+}
+
+function unavailable(message: string): Unavailable {
   return { ok: false, error: 'UNAVAILABLE', message };
 }

@@ -76,6 +76,11 @@ describe('dashboard in Chromium', () => {
     await expect.poll(async () => first.locator('td.state').textContent(), { timeout: 15_000 }).toBe('draining');
     expect(await first.locator('button.action').textContent()).toBe('Undrain');
     expect(await second.locator('td.state').textContent()).toBe('healthy');
+    // The click is an operator change and a state transition, and both are logged as events.
+    const id = `web:${backends[0]!.address}`;
+    const change = await daemon.waitForLog((l) => l.msg === 'operator change applied');
+    expect(change['command']).toEqual({ op: 'drain', id });
+    await daemon.waitForLog((l) => l.msg === 'backend health changed' && l['backend'] === id && l['from'] === 'healthy' && l['to'] === 'draining');
 
     // New traffic goes to the healthy backend only, and the page shows it flowing.
     const connectionsOf = async (row: typeof first): Promise<number> => Number((await row.locator('td').nth(8).textContent())?.replace(/,/g, ''));

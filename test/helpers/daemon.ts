@@ -115,7 +115,9 @@ export async function startDaemon(yaml: string, adminPort: number, options: Daem
       return exited;
     },
   };
-  await waitForLog((l) => l.msg === 'sluice started');
+  // A bound, not a measurement: four threads loading TypeScript and probing backends can
+  // take many seconds on a loaded 2-core machine.
+  await waitForLog((l) => l.msg === 'sluice started', 60_000);
   return daemon;
 }
 

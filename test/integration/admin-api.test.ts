@@ -381,5 +381,5 @@ describe('sluice ctl', () => {
     const usage = await ctl(setup, ['weight', id]);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('weight takes 2 arguments, got 1');
-  });
+  }, 180_000); // ten `sluice ctl` processes, each a Node start-up: slow on a loaded machine
 });

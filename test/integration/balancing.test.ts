@@ -301,6 +301,16 @@ describe('consistent hashing on the source address', () => {
     }
     expect(new Set([...run1.landed.values()].map((l) => l[0])).size).toBeGreaterThan(1);
 
+    // GET /clusters shows the table this mapping comes from.
+    const [view] = await getJson<{ algorithm: string; hash_key: string; maglev: { table_size: number; shares: { address: string; share: number }[] } }[]>(
+      `${first.adminUrl}/clusters`,
+    );
+    expect(view?.algorithm).toBe('consistent_hash');
+    expect(view?.hash_key).toBe('source_ip');
+    expect(view?.maglev.table_size).toBe(DEFAULT_MAGLEV_TABLE_SIZE);
+    expect(view?.maglev.shares.map((s) => s.address).sort()).toEqual(named.map((b) => b.address).sort());
+    for (const share of view?.maglev.shares ?? []) expect(Math.abs(share.share - 1 / 3)).toBeLessThanOrEqual(0.01);
+
     for (const socket of run1.sockets) socket.destroy();
     expect(await first.stop('SIGTERM')).toBe(0);
     await daemon(yaml, adminPort!, first.configFile);
@@ -380,7 +390,7 @@ describe('sticky sessions on a cluster added by reload', () => {
 });
 
 describe('canary split', () => {
-  it('sends 90% / 10% ± 2% of 5,000 connections, and moves the split by reload while traffic flows with no failed connection', async () => {
+  it('sends 90% / 10% ± 2% of 5,000 connections, and moves the split by reload and by the API while traffic flows with no failed connection', async () => {
     const [stable] = await backends(1, 'name');
     const [canary] = await backends(1, 'name');
     const [port, adminPort] = await freePorts(2);
@@ -411,5 +421,25 @@ describe('canary split', () => {
 
     const after = await manyRoundTrips(port!, 1_000, 40);
     expect(Math.abs(shareOf(after, canary!.address) - 0.5)).toBeLessThanOrEqual(0.05);
+
+    // The admin API moves it too, while traffic flows: PATCH /listeners/web/routes.
+    const more = clientLoop(port!, 10);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const response = await fetch(`${d.adminUrl}/listeners/web/routes`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ routes: [{ cluster: 'web', weight: 20 }, { cluster: 'canary', weight: 80 }] }),
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ name: 'web', routes: [{ cluster: 'web', weight: 20 }, { cluster: 'canary', weight: 80 }] });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const during = await more.stop();
+    expect(during.failed).toEqual([]);
+    const patched = await manyRoundTrips(port!, 1_000, 40);
+    console.log(`canary after PATCH 20/80: ${(shareOf(patched, canary!.address) * 100).toFixed(1)}% to the canary`);
+    expect(Math.abs(shareOf(patched, canary!.address) - 0.8)).toBeLessThanOrEqual(0.05);
+    expect(await getJson<{ name: string; routes: unknown }[]>(`${d.adminUrl}/listeners`)).toEqual([
+      { name: 'web', routes: [{ cluster: 'web', weight: 20 }, { cluster: 'canary', weight: 80 }] },
+    ]);
   });
 });

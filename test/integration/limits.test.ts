@@ -50,6 +50,10 @@ interface BackendJson {
   active_connections: number;
 }
 
+interface ClusterJson {
+  queue?: Record<string, number>;
+}
+
 /** Whether an echo arrives within `ms` (a queued client gets none until it is served). */
 async function echoes(connection: EchoConnection, text: string, ms: number): Promise<boolean> {
   try {
@@ -135,11 +139,24 @@ describe('max_connections with a queue', () => {
     expect(openFor).toBeGreaterThanOrEqual(900);
     expect(openFor).toBeLessThan(5_000);
     expect(backend.accepted).toBe(15);
+
+    // The queue's statistics, over both workers.
+    const [cluster] = await getJson<ClusterJson[]>(`${d.adminUrl}/clusters`);
+    expect(cluster?.queue).toEqual({
+      size: 5,
+      timeout_ms: 1000,
+      length: 0,
+      queued_total: 6,
+      served_after_wait_total: 5,
+      timed_out_total: 1,
+      overflow_total: 0,
+      abandoned_total: 0,
+    });
   });
 
   it('closes at once a client that finds the queue full', async () => {
     const backend = await echoBackend();
-    const { port } = await daemon({ backend: backend.address, maxConnections: 2, queue: '{size: 1, timeout: 10s}' });
+    const { d, port } = await daemon({ backend: backend.address, maxConnections: 2, queue: '{size: 1, timeout: 10s}' });
     const clients = await Promise.all(Array.from({ length: 3 }, async () => openEcho(port)));
     destroyAfter(clients);
     const answers = await Promise.all(clients.map(async (c) => echoes(c, 'x', 600)));
@@ -151,6 +168,8 @@ describe('max_connections with a queue', () => {
     const openFor = await closedAfter(extra.socket, startedAt);
     expect(openFor).toBeLessThan(3_000);
     expect(backend.accepted).toBe(2);
+    const [cluster] = await getJson<ClusterJson[]>(`${d.adminUrl}/clusters`);
+    expect(cluster?.queue).toMatchObject({ length: 1, queued_total: 1, overflow_total: 1, timed_out_total: 0 });
   });
 });
 

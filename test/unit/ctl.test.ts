@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatTable, parseCtlArgs } from '../../src/ctl.ts';
+import { formatListener, formatTable, parseCtlArgs } from '../../src/ctl.ts';
 
 describe('sluice ctl arguments', () => {
   it.each<[string[], object]>([
@@ -12,6 +12,11 @@ describe('sluice ctl arguments', () => {
     [['drain', 'web:[::1]:9001'], { method: 'POST', path: '/backends/web%3A%5B%3A%3A1%5D%3A9001/drain' }],
     [['undrain', 'web:h:1'], { method: 'POST', path: '/backends/web%3Ah%3A1/undrain' }],
     [['weight', 'web:h:1', '0'], { method: 'PATCH', path: '/backends/web%3Ah%3A1', body: { weight: 0 } }],
+    [['routes', 'web'], { method: 'GET', path: '/listeners/web', listener: true }],
+    [
+      ['routes', 'web', 'web=90', 'canary=10'],
+      { method: 'PATCH', path: '/listeners/web/routes', body: { routes: [{ cluster: 'web', weight: 90 }, { cluster: 'canary', weight: 10 }] }, listener: true },
+    ],
   ])('%j', (args, request) => {
     expect(parseCtlArgs(args, {}).request).toEqual(request);
   });
@@ -31,8 +36,18 @@ describe('sluice ctl arguments', () => {
     [['drain', 'nocolon'], /expected a backend ID like web:127.0.0.1:9001/],
     [['add', 'web', 'h:1', '--weight=-1'], /--weight must be a whole number/],
     [['add', 'web', 'h:1', '--weight', '-1'], /argument is ambiguous/],
+    [['routes'], /routes takes a listener name/],
+    [['routes', 'web', 'canary'], /expected CLUSTER=WEIGHT, got "canary"/],
+    [['routes', 'web', 'canary=ten'], /the weight of canary must be a whole number/],
   ])('refuses %j as a usage error', (args, message) => {
     expect(() => parseCtlArgs(args, {})).toThrow(message);
+  });
+});
+
+describe('sluice ctl listener', () => {
+  it('prints a listener’s routes, and the snapshot version after a change', () => {
+    expect(formatListener({ name: 'web', routes: [{ cluster: 'web', weight: 90 }, { cluster: 'canary', weight: 10 }] })).toBe('web: web 90, canary 10');
+    expect(formatListener({ name: 'web', routes: [{ cluster: 'web', weight: 1 }], snapshot_version: 7 })).toBe('web: web 1\nsnapshot version 7');
   });
 });
 

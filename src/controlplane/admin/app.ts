@@ -4,6 +4,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { ClusterState } from '../../shared/cluster-state.ts';
 import type { CounterTables } from '../../shared/counters.ts';
 import type { ControlPlaneStats, ListenerBinding, ResourceReport } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
@@ -14,9 +15,10 @@ import { DASHBOARD_PUBLIC_PATHS, registerDashboardRoutes } from './dashboard-rou
 import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
 import { registerErrorHandlers } from './errors.ts';
 import { registerLifecycleRoutes, type LifecycleControl } from './lifecycle-routes.ts';
+import { registerListenerRoutes, type RouteCommands } from './listener-routes.ts';
 import type { Metrics } from './metrics/registry.ts';
 import { registerOpenApiRoute } from './openapi.ts';
-import { listenerViews } from './listener-view.ts';
+import { listenerStats } from './listener-view.ts';
 
 export interface AdminDeps {
   readonly snapshots: SnapshotReader;
@@ -32,6 +34,10 @@ export interface AdminDeps {
   readonly faults: FaultInjection | undefined;
   /** Backend writes, applied by the control plane. */
   readonly commands: BackendCommands;
+  /** Listener route writes, applied by the control plane. */
+  readonly routes: RouteCommands;
+  /** A cluster's shared queue and affinity state, for GET /clusters. */
+  readonly clusterState: (cluster: string) => ClusterState | undefined;
   /** The bearer token every route but /healthz, /readyz and the dashboard page needs; undefined = open. */
   readonly token: string | undefined;
   /** The listeners the data plane runs now, with their counter slots. */
@@ -68,10 +74,9 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
   });
 
   registerBackendRoutes(app, deps);
-  registerClusterRoutes(app, deps.snapshots);
+  registerClusterRoutes(app, deps);
+  registerListenerRoutes(app, deps.snapshots, deps.routes, (name) => listenerStats(deps.listeners(), name, deps.counters));
   registerOpenApiRoute(app);
-
-  app.get('/listeners', () => listenerViews(deps.listeners(), deps.snapshots.current(), deps.counters));
 
   registerLifecycleRoutes(app, deps.lifecycle);
   registerDebugRoutes(app, deps.workerResources, deps.faults);

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { addBackendBody, patchBackendBody } from './schemas.ts';
+import { addBackendBody, patchBackendBody, patchRoutesBody } from './schemas.ts';
 
 type Json = Record<string, unknown>;
 
@@ -29,6 +29,33 @@ const backend: Json = {
     connect_failures_total: { type: 'integer' },
     bytes_from_client: { type: 'integer' },
     bytes_to_client: { type: 'integer' },
+  },
+};
+
+const listener: Json = {
+  type: 'object',
+  required: ['name', 'routes'],
+  properties: {
+    name: { type: 'string', example: 'web' },
+    routes: {
+      type: 'array',
+      items: { type: 'object', required: ['cluster', 'weight'], properties: { cluster: { type: 'string' }, weight: { type: 'integer' } } },
+      description: 'new connections are split between these clusters by weight',
+    },
+    protocol: { enum: ['tcp', 'udp'] },
+    listen: { type: 'string', example: '127.0.0.1:8080' },
+    connections_total: { type: 'integer', description: 'TCP: connections accepted; UDP: sessions created' },
+    refused_no_backend: { type: 'integer' },
+    refused_all_failed: { type: 'integer' },
+    refused_draining: { type: 'integer', description: 'UDP: datagrams refused while draining' },
+    refused_at_limit: { type: 'integer' },
+    udp: {
+      type: 'object',
+      description: 'UDP listeners only',
+      properties: Object.fromEntries(
+        ['sessions', 'sessions_evicted', 'sessions_expired', 'datagrams_from_client', 'datagrams_to_client', 'datagrams_dropped'].map((key) => [key, { type: 'integer' }]),
+      ),
+    },
   },
 };
 
@@ -62,6 +89,7 @@ const ERROR_TEXT: Record<number, string> = {
 };
 
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'cluster:address' };
+const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string' }, description: 'a listener name' };
 
 /** A request body schema as OpenAPI 3.1 (JSON Schema 2020-12) wants it inside components. */
 function bodySchema(schema: z.ZodType): Json {
@@ -79,6 +107,8 @@ export function openApiDocument(): Json {
       schemas: {
         AddBackend: bodySchema(addBackendBody),
         PatchBackend: bodySchema(patchBackendBody),
+        PatchRoutes: bodySchema(patchRoutesBody),
+        Listener: listener,
         Backend: backend,
         WrittenBackend: written,
         Error: error,
@@ -116,9 +146,28 @@ export function openApiDocument(): Json {
         parameters: [idParam],
         post: { summary: 'Put it back (healthy if its probes pass)', responses: { 200: json(ref('WrittenBackend'), 'undrained'), ...errors(400, 401, 404, 409, 503) } },
       },
-      '/clusters': { get: { summary: 'Clusters with backend counts by state', responses: { 200: json({ type: 'array' }, 'clusters'), ...errors(401) } } },
-      '/listeners': {
-        get: { summary: 'Listeners with their counters; a UDP listener adds its sessions, evictions and datagrams', responses: { 200: json({ type: 'array' }, 'listeners'), ...errors(401) } },
+      '/clusters': {
+        get: {
+          summary:
+            'Clusters: algorithm, backend counts by state, eligible backends, global active connections; for consistent_hash the Maglev table size and each backend’s share of it; queue and sticky-session statistics',
+          responses: { 200: json({ type: 'array' }, 'clusters'), ...errors(401) },
+        },
+      },
+      '/listeners': { get: { summary: 'Every listener with its weighted routes', responses: { 200: json({ type: 'array', items: ref('Listener') }, 'listeners'), ...errors(401) } } },
+      '/listeners/{name}': {
+        parameters: [nameParam],
+        get: { summary: 'One listener', responses: { 200: json(ref('Listener'), 'the listener'), ...errors(401, 404) } },
+      },
+      '/listeners/{name}/routes': {
+        parameters: [nameParam],
+        patch: {
+          summary: 'Re-split new connections between clusters (canary); answered once the snapshot holding it is published',
+          requestBody: body('PatchRoutes'),
+          responses: {
+            200: json({ allOf: [ref('Listener'), { type: 'object', properties: { snapshot_version: { type: 'integer' } } }] }, 'new routes in force'),
+            ...errors(400, 401, 404, 413, 503),
+          },
+        },
       },
       '/snapshot': { get: { summary: 'The published routing snapshot (version and content)', responses: { 200: json({ type: 'object' }, 'snapshot'), ...errors(401) } } },
       '/healthz': { get: { summary: 'Alive (no token needed)', security: [], responses: { 200: json({ type: 'object' }, 'alive') } } },

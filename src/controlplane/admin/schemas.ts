@@ -51,6 +51,31 @@ export const addBackendBody = body(
 
 export const patchBackendBody = body({ weight }, '{"weight": 2}');
 
+const route = body({ cluster: clusterName, weight }, '{"cluster": "web", "weight": 90}');
+
+export const patchRoutesBody = body(
+  {
+    routes: z
+      .array(route, { error: expected('expected a list of routes like [{"cluster": "web", "weight": 90}]') })
+      .min(1, { error: 'expected at least one route' })
+      .superRefine((routes, ctx) => {
+        const seen = new Map<string, number>();
+        routes.forEach((r, i) => {
+          const first = seen.get(r.cluster);
+          if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'cluster'], message: `cluster "${r.cluster}" is already routed at routes.${first}` });
+          else seen.set(r.cluster, i);
+        });
+        if (routes.length > 0 && routes.every((r) => r.weight === 0)) ctx.addIssue({ code: 'custom', message: 'at least one route needs a weight above 0' });
+      })
+      .meta({ description: "The listener's new split of new connections between clusters (open connections stay where they are)" }),
+  },
+  '{"routes": [{"cluster": "web", "weight": 90}, {"cluster": "canary", "weight": 10}]}',
+);
+
+export const listenerParams = z.object({
+  name: z.string().min(1).meta({ description: 'A listener named in config.yaml, e.g. web' }),
+});
+
 export const backendParams = z.object({
   id: z.string().min(1).meta({ description: 'cluster:address, e.g. web:127.0.0.1:9001' }),
 });

@@ -9,7 +9,7 @@ import { bearerToken, exposureWarning, tokensMatch, adminToken } from '../../../
 import { createMetrics } from '../../../src/controlplane/admin/metrics/registry.ts';
 import { openApiDocument } from '../../../src/controlplane/admin/openapi.ts';
 import { CounterTables, createCounterBuffer } from '../../../src/shared/counters.ts';
-import type { BackendCommand, BackendCommandResult } from '../../../src/shared/messages.ts';
+import type { BackendCommand, BackendCommandResult, RoutesCommand, RoutesCommandResult } from '../../../src/shared/messages.ts';
 import type { SnapshotReader } from '../../../src/shared/snapshot/reader.ts';
 import type { Snapshot, SnapshotBackend } from '../../../src/shared/snapshot/types.ts';
 
@@ -54,8 +54,13 @@ afterEach(async () => {
   for (const app of apps.splice(0)) await app.close();
 });
 
-function build(token?: string, answer: (c: BackendCommand) => BackendCommandResult = () => ({ ok: true, version: 4, cluster: 'web', backend: b1 })) {
+function build(
+  token?: string,
+  answer: (c: BackendCommand) => BackendCommandResult = () => ({ ok: true, version: 4, cluster: 'web', backend: b1 }),
+  routesAnswer: (c: RoutesCommand) => RoutesCommandResult = (c) => ({ ok: true, version: 5, listener: c.listener, routes: c.routes }),
+) {
   const received: BackendCommand[] = [];
+  const routeCommands: RoutesCommand[] = [];
   const dims = { workers: 1, backendSlots: 4, listenerSlots: 1 };
   const counters = new CounterTables(createCounterBuffer(dims), dims);
   const app = buildAdminApp({
@@ -72,13 +77,20 @@ function build(token?: string, answer: (c: BackendCommand) => BackendCommandResu
         return Promise.resolve(answer(command));
       },
     },
+    routes: {
+      run: (command) => {
+        routeCommands.push(command);
+        return Promise.resolve(routesAnswer(command));
+      },
+    },
+    clusterState: () => undefined,
     token,
     listeners: () => [{ name: 'web', slot: 0, host: '127.0.0.1', port: 5353, protocol: 'udp' }],
     metrics: createMetrics(() => ({ snapshot, counters, listeners: [], restarts: { dataPlane: 0, controlPlane: 0 } }), { processMetrics: false }),
     logger: pino({ level: 'silent' }),
   });
   apps.push(app);
-  return { app, received };
+  return { app, received, routeCommands };
 }
 
 const json = { 'content-type': 'application/json' };
@@ -135,6 +147,68 @@ describe('admin API input', () => {
     const later = await draining.app.inject({ method: 'DELETE', url: '/backends/web:127.0.0.1:9001' });
     expect(later.statusCode).toBe(202);
     expect(later.json()).toMatchObject({ state: 'draining', admin: 'remove' });
+  });
+});
+
+describe('listener routes', () => {
+  it.each<[string, string, RegExp]>([
+    ['no routes key', '{}', /^routes: missing required key$/],
+    ['an empty list', '{"routes":[]}', /^routes: expected at least one route$/],
+    ['a weight out of range', '{"routes":[{"cluster":"web","weight":10001}]}', /^routes\.0\.weight: expected an integer from 0 to 10000$/],
+    ['a route without a cluster', '{"routes":[{"weight":1}]}', /^routes\.0\.cluster: missing required key$/],
+    ['only zero weights', '{"routes":[{"cluster":"web","weight":0}]}', /^routes: at least one route needs a weight above 0$/],
+    ['one cluster twice', '{"routes":[{"cluster":"web","weight":1},{"cluster":"web","weight":2}]}', /^routes\.1\.cluster: cluster "web" is already routed at routes\.0$/],
+    ['an unknown key', '{"routes":[{"cluster":"web","weight":1}],"sticky":true}', /unknown key "sticky"; allowed: routes/],
+  ])('refuses %s with 400 naming the field', async (_name, payload, message) => {
+    const { app, routeCommands } = build();
+    const response = await app.inject({ method: 'PATCH', url: '/listeners/web/routes', payload, headers: json });
+    expect(response.statusCode).toBe(400);
+    expect(response.json<{ error: string; message: string }>()).toMatchObject({ error: 'BAD_REQUEST' });
+    expect(response.json<{ message: string }>().message).toMatch(message);
+    expect(routeCommands).toEqual([]);
+  });
+
+  it('turns a valid PATCH into a command and answers with the routes and the snapshot version', async () => {
+    const { app, routeCommands } = build();
+    const routes = [
+      { cluster: 'web', weight: 50 },
+      { cluster: 'canary', weight: 50 },
+    ];
+    const response = await app.inject({ method: 'PATCH', url: '/listeners/web/routes', payload: { routes } });
+    expect([response.statusCode, response.json()]).toEqual([200, { name: 'web', routes, snapshot_version: 5 }]);
+    expect(routeCommands).toEqual([{ listener: 'web', routes }]);
+  });
+
+  it('maps control-plane refusals to statuses', async () => {
+    for (const [code, status] of [['NOT_FOUND', 404], ['BAD_REQUEST', 400], ['UNAVAILABLE', 503]] as const) {
+      const { app } = build(undefined, undefined, () => ({ ok: false, error: code, message: 'why' }));
+      const response = await app.inject({ method: 'PATCH', url: '/listeners/x/routes', payload: { routes: [{ cluster: 'web', weight: 1 }] } });
+      expect([response.statusCode, response.json()]).toEqual([status, { error: code, message: 'why' }]);
+    }
+  });
+
+  it('lists listeners with their routes from the snapshot', async () => {
+    const { app } = build();
+    // (With its counters too: see GET /listeners below.)
+    expect((await app.inject({ method: 'GET', url: '/listeners' })).json()).toMatchObject([{ name: 'web', routes: [{ cluster: 'web', weight: 1 }] }]);
+    expect((await app.inject({ method: 'GET', url: '/listeners/web' })).json()).toMatchObject({ name: 'web', routes: [{ cluster: 'web', weight: 1 }] });
+    expect((await app.inject({ method: 'GET', url: '/listeners/nope' })).statusCode).toBe(404);
+  });
+
+  it('shows each cluster’s algorithm, states and routing listeners in GET /clusters', async () => {
+    const { app } = build();
+    expect((await app.inject({ method: 'GET', url: '/clusters' })).json()).toEqual([
+      {
+        name: 'web',
+        algorithm: 'round_robin',
+        panic_mode: 'refuse',
+        listeners: ['web'],
+        states: { healthy: 1, draining: 0, unhealthy: 0 },
+        backends: 1,
+        eligible: 1,
+        active_connections: 0,
+      },
+    ]);
   });
 });
 
@@ -208,9 +282,9 @@ describe('GET /listeners', () => {
     expect(response.json()).toEqual([
       {
         name: 'web',
+        routes: [{ cluster: 'web', weight: 1 }],
         protocol: 'udp',
         listen: '127.0.0.1:5353',
-        cluster: 'web',
         connections_total: 0,
         refused_no_backend: 0,
         refused_all_failed: 0,
@@ -242,6 +316,8 @@ describe('OpenAPI description', () => {
       'POST /backends/{id}/undrain',
       'GET /clusters',
       'GET /listeners',
+      'GET /listeners/{name}',
+      'PATCH /listeners/{name}/routes',
       'GET /snapshot',
       'GET /healthz',
       'GET /readyz',
@@ -257,6 +333,7 @@ describe('OpenAPI description', () => {
     const schemas = (openApiDocument()['components'] as { schemas: Record<string, { required?: string[]; additionalProperties?: boolean }> }).schemas;
     expect(schemas['AddBackend']).toMatchObject({ required: ['cluster', 'address'], additionalProperties: false });
     expect(schemas['PatchBackend']).toMatchObject({ required: ['weight'] });
+    expect(schemas['PatchRoutes']).toMatchObject({ required: ['routes'], additionalProperties: false });
     // Every $ref points at a schema that exists.
     const refs = [...JSON.stringify(doc).matchAll(/"#\/components\/schemas\/(\w+)"/g)].map((m) => m[1]!);
     for (const name of refs) expect(Object.keys(schemas)).toContain(name);

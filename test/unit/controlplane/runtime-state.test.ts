@@ -4,6 +4,7 @@ import {
   EMPTY_RUNTIME_STATE,
   pruneForConfig,
   recordCommand,
+  recordRoutes,
   type RuntimeState,
 } from '../../../src/controlplane/runtime-state.ts';
 import { parseConfig } from '../../../src/shared/config/load.ts';
@@ -79,6 +80,7 @@ describe('desired backends', () => {
       removed: ['web:127.0.0.1:9002'],
       drained: ['web:127.0.0.1:9009'],
       weights: { 'web:127.0.0.1:9001': 6 },
+      routes: {},
     };
     expect(desiredBackends(config, state)).toEqual([
       { cluster: 'web', address: '127.0.0.1:9001', weight: 6, drained: false },
@@ -93,12 +95,39 @@ describe('desired backends', () => {
       removed: ['web:127.0.0.1:9001', 'web:127.0.0.1:5555'],
       drained: ['gone:127.0.0.1:1', 'web:127.0.0.1:9009'],
       weights: { 'web:127.0.0.1:9002': 3, 'web:127.0.0.1:5555': 3 },
+      routes: {},
     };
     expect(pruneForConfig(state, config)).toEqual({
       added: [added('127.0.0.1:9009')],
       removed: ['web:127.0.0.1:9001'],
       drained: ['web:127.0.0.1:9009'],
       weights: { 'web:127.0.0.1:9002': 3 },
+      routes: {},
     });
+  });
+});
+
+describe('listener routes in the runtime state', () => {
+  const canary = [
+    { cluster: 'web', weight: 9 },
+    { cluster: 'api', weight: 1 },
+  ];
+
+  it('records routes that differ from the config, and forgets them when they match it again', () => {
+    const set = recordRoutes(S, 'web', canary, config);
+    expect(set.routes).toEqual({ web: canary });
+    expect(recordRoutes(set, 'web', [{ cluster: 'web', weight: 1 }], config).routes).toEqual({});
+  });
+
+  it('drops routes of listeners or clusters a new config lacks, and routes that became the config’s', () => {
+    const state: RuntimeState = { ...S, routes: { web: canary, gone: canary, other: [{ cluster: 'nowhere', weight: 1 }] } };
+    expect(pruneForConfig(state, config).routes).toEqual({ web: canary });
+    expect(pruneForConfig({ ...S, routes: { web: [{ cluster: 'web', weight: 1 }] } }, config).routes).toEqual({});
+  });
+
+  it('keeps routes through backend commands', () => {
+    const state: RuntimeState = { ...S, routes: { web: canary } };
+    expect(recordCommand(state, { op: 'remove', id: 'web:127.0.0.1:9001', force: false }, config).routes).toEqual({ web: canary });
+    expect(recordCommand(state, { op: 'weight', id: 'web:127.0.0.1:9001', weight: 5 }, config).routes).toEqual({ web: canary });
   });
 });

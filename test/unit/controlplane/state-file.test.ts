@@ -10,6 +10,7 @@ const STATE: RuntimeState = {
   removed: ['web:127.0.0.1:9001'],
   drained: ['web:[::1]:9009'],
   weights: { 'web:127.0.0.1:9002': 7 },
+  routes: { web: [{ cluster: 'web', weight: 90 }, { cluster: 'canary', weight: 10 }] },
 };
 
 function tempDir(): string {
@@ -26,6 +27,11 @@ describe('state file', () => {
     expect(await readStateFile(file)).toEqual({ ok: true, found: true, state: { ...STATE, removed: [] } });
   });
 
+  it('reads a file written before routes could change at runtime as having no route changes', () => {
+    const { routes: _routes, ...older } = STATE;
+    expect(parseStateText(serializeState({ ...older, routes: {} }).replace(/,\n {2}"routes": \{\}/, ''))).toEqual({ ...older, routes: {} });
+  });
+
   it('reads a missing file as an empty state', async () => {
     expect(await readStateFile(path.join(tempDir(), 'absent.json'))).toEqual({ ok: true, found: false, state: EMPTY_RUNTIME_STATE });
   });
@@ -38,6 +44,7 @@ describe('state file', () => {
     ['an unknown format', full.replace('"format": 1', '"format": 2'), /^unexpected content at format/],
     ['a weight out of range', full.replace('"web:127.0.0.1:9002": 7', '"web:127.0.0.1:9002": 70000'), /^unexpected content at weights/],
     ['a bad address', full.replace('[::1]:9009"', 'nowhere"'), /^unexpected content at added\.0\.address: expected host:port/],
+    ['a route weight out of range', full.replace('"weight": 90', '"weight": -1'), /^unexpected content at routes\.web\.0\.weight/],
   ])('reports %s, sets it aside and starts empty', async (_name, text, problem) => {
     expect(parseStateText(text)).toMatch(problem);
     const dir = tempDir();

@@ -126,7 +126,13 @@ function single(value: number, labels = ''): Sample {
   return { suffix: '', labels, value };
 }
 
-/** Refusal reasons as they appear in `sluice_listener_refused_total{reason}`. */
+/**
+ * Refusal reasons as they appear in `sluice_listener_refused_total{reason}`. A draining TCP
+ * listener closes instead of refusing; `draining` counts the datagrams a draining UDP listener
+ * (still bound for its open sessions' replies) refused to start a session for. `at_limit`:
+ * every eligible backend at max_connections (TCP: and no room in the queue). Later refusals,
+ * such as ACLs, add a row here.
+ */
 export const REFUSAL_REASONS: readonly { readonly reason: string; readonly field: ListenerCounter }[] = [
   { reason: 'no_backend', field: ListenerCounter.refusedNoBackend },
   { reason: 'all_backends_failed', field: ListenerCounter.refusedAllFailed },
@@ -224,7 +230,7 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
   },
   {
     name: 'sluice_listener_refused_total',
-    help: 'Accepted connections closed without being proxied (UDP: datagrams that could not start a session), by reason: no_backend (none eligible), all_backends_failed (every connect attempt failed), draining, at_limit (every eligible backend at max_connections, no room in the queue).',
+    help: 'Accepted connections closed without being proxied (UDP: datagrams that could not start a session), by reason: no_backend (none eligible), all_backends_failed (every connect attempt failed), draining (UDP only), at_limit (every eligible backend at max_connections, no room in the queue).',
     type: 'counter',
     collect: (s) =>
       s.listeners.flatMap((l) =>
