@@ -243,7 +243,20 @@ export class Supervisor {
     return config.listeners.map((listener) => {
       const address = parseHostPort(listener.listen);
       if (address === undefined) throw new SluiceError('SLUICE_CONFIG_INVALID', `bad listen address ${listener.listen}`);
-      return { name: listener.name, slot: this.listenerSlots.slotFor(listener.name), host: address.host, port: address.port };
+      const binding = { name: listener.name, slot: this.listenerSlots.slotFor(listener.name), host: address.host, port: address.port };
+      if (listener.protocol === 'tcp') return { ...binding, protocol: 'tcp' };
+      const { udp } = listener;
+      return {
+        ...binding,
+        protocol: 'udp',
+        udp: {
+          sessionTimeoutMs: udp.session_timeout,
+          maxSessions: udp.max_sessions,
+          maxReplies: udp.max_replies,
+          recvBufferBytes: udp.recv_buffer,
+          sendBufferBytes: udp.send_buffer,
+        },
+      };
     });
   }
 

@@ -384,6 +384,7 @@ export class ControlPlane {
   async setListenerAcl(name: string, acl: AclConfig): Promise<ListenerAclResult> {
     const listener = this.#config.listeners.find((l) => l.name === name);
     if (listener === undefined) return { ok: false, error: 'NOT_FOUND', message: `no listener named "${name}"` };
+    if (listener.protocol === 'udp') return { ok: false, error: 'BAD_REQUEST', message: `listener "${name}" is udp: an acl applies only to TCP listeners` };
     try {
       await this.#saveRuntime(recordListenerAcl(this.#runtime, listener, acl));
     } catch (error) {

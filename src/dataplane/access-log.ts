@@ -51,7 +51,10 @@ export type TerminationReason =
   | 'proxy_header_timeout'
   | 'tls_hello'
   | 'tls_hello_timeout'
-  | 'sni_no_route';
+  | 'sni_no_route'
+  // UDP sessions only: ended at `udp.max_replies`, or evicted at `udp.max_sessions`.
+  | 'max_replies'
+  | 'evicted';
 
 /** One closed connection, as its line shows it (field names are the line's keys). */
 export interface AccessRecord {

@@ -36,6 +36,13 @@ export interface ClusterRoute {
   readonly eligible: readonly SnapshotBackend[];
   /** True when `eligible` is the panic set (no backend is healthy). */
   readonly panic: boolean;
+  /**
+   * The backends that keep the UDP sessions they already serve (slot → id): this cluster's
+   * part of the table's `keep`. A UDP session checks it when the version moved, so a session
+   * whose backend became unhealthy, ended its drain, or left the cluster moves at its next
+   * datagram.
+   */
+  readonly retaining: ReadonlyMap<number, string>;
   /** max_connections of each eligible backend (same index); 0 = no limit. */
   readonly limits: Int32Array;
   readonly balancer: Balancer;
@@ -107,9 +114,8 @@ export function buildRoutingTable(snapshot: Snapshot, env: RoutingEnv, previous?
   for (const cluster of snapshot.clusters) {
     const route = clusterRoute(cluster, previous?.byCluster.get(cluster.name), env);
     byCluster.set(cluster.name, route);
-    for (const b of cluster.backends) if (!b.drained) keep.set(b.slot, b.id);
-    // Connections a panic routed to an unhealthy backend are not cut by the next version.
-    if (route.panic) for (const b of route.eligible) keep.set(b.slot, b.id);
+    // Not drained, plus what a panic routed to unhealthy backends (not cut by the next version).
+    for (const [slot, id] of route.retaining) keep.set(slot, id);
   }
   const byListener = new Map<string, ListenerRoute>();
   const edgeByListener = new Map<string, EdgePolicy>();
@@ -132,12 +138,17 @@ function clusterRoute(cluster: SnapshotCluster, previous: ClusterRoute | undefin
   const panic = healthy.length === 0 && cluster.panicMode === 'route_all';
   const eligible = panic ? cluster.backends.filter(isPanicEligible) : healthy;
   const state = env.clusterStates.get(cluster.name);
+  const retaining = new Map<number, string>();
+  for (const b of cluster.backends) if (!b.drained) retaining.set(b.slot, b.id);
+  // What a panic routes to an unhealthy backend is not moved or cut by the next version.
+  if (panic) for (const b of eligible) retaining.set(b.slot, b.id);
   return {
     name: cluster.name,
     connectTimeoutMs: cluster.connectTimeoutMs,
     idleTimeoutMs: cluster.idleTimeoutMs,
     eligible,
     panic,
+    retaining,
     limits: Int32Array.from(eligible, (b) => b.maxConnections),
     balancer: createBalancer(cluster, eligible, previous?.balancer, env),
     hashKey: cluster.algorithm === 'consistent_hash' ? cluster.hashKey : undefined,

@@ -31,6 +31,7 @@ import { BackendCounter, ListenerCounter } from '../shared/counters.ts';
 import type { ListenerBinding } from '../shared/messages.ts';
 import type { SnapshotBackend } from '../shared/snapshot/types.ts';
 import { roundMs, type AccessLog, type TerminationReason } from './access-log.ts';
+import { AFFINITY_SEED } from './balancer/affinity.ts';
 import { hashAddress, mixPort } from './balancer/hash.ts';
 import { ConnectionQueue, type QueuedConnection } from './connection-queue.ts';
 import { AdmissionLease, clientText, EdgeGate, type EdgeGateOptions, type Origin, type SessionStarter } from './edge-gate.ts';
@@ -43,8 +44,6 @@ export type { TerminationReason };
 /** Called when a client is refused for want of an eligible backend (counted before the call). */
 export type RefusalHandler = (listenerSlot: number, route: ClusterRoute | undefined) => void;
 
-/** Seed of the second client hash that, with the first, keys the affinity table. */
-const STICKY_SEED = 0x5bd1e995;
 
 export interface ProxyEnv {
   readonly counters: WorkerCounters;
@@ -488,7 +487,7 @@ class TcpSession implements QueuedConnection {
     const port = source === undefined ? (this.client.remotePort ?? 0) : source.port;
     // Affinity is always by address: a client's port changes with every connection.
     this.ipHash = hashAddress(address);
-    this.stickyHash = hashAddress(address, STICKY_SEED) || 1;
+    this.stickyHash = hashAddress(address, AFFINITY_SEED) || 1;
     this.clientHash = this.route.hashKey === 'source_ip_port' ? mixPort(this.ipHash, port) : this.ipHash;
   }
 

@@ -4,6 +4,7 @@
  * It never waits for the control plane and sends no message per connection.
  */
 import { randomInt } from 'node:crypto';
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import type net from 'node:net';
 import { CounterTables } from '../shared/counters.ts';
@@ -25,6 +26,7 @@ import { ListenerSet } from './listeners.ts';
 import { Router } from './router.ts';
 import { closesConnections, type ClusterRoute } from './routing-table.ts';
 import { TcpProxy } from './tcp-proxy.ts';
+import { UdpListenerSet } from './udp-listeners.ts';
 import { countResources } from '../shared/resources.ts';
 
 const DRAIN_PROGRESS_INTERVAL_MS = 1000;
@@ -72,6 +74,21 @@ const proxy = new TcpProxy({
     },
   },
 });
+const udpListeners = new UdpListenerSet({
+  routeFor: (listener) => router.routeFor(listener),
+  clusterRoute: (name) => router.cluster(name),
+  counters,
+  workers: data.counterDims.workers,
+  now: () => performance.now(),
+  warn: (message, details) => {
+    log.warn(details, message);
+  },
+  reportsSharedFindings: data.worker === 0,
+  accessLog,
+  onRefused: (slot, route) => {
+    logRefusal(slot, route);
+  },
+});
 const listeners = new ListenerSet(
   (socket: net.Socket, binding: ListenerBinding) => {
     const table = router.current();
@@ -115,8 +132,10 @@ async function followSnapshots(): Promise<void> {
     const seen = reader.version();
     const table = router.current();
     if (table !== swept && closesConnections(swept, table)) {
-      const closed = proxy.closeUnkept(table.keep);
-      if (closed > 0) log.info({ closed, snapshotVersion: table.snapshot.version }, 'closed connections to drained or removed backends');
+      // A UDP session counts as a connection here, as it does in active_connections.
+      const udpSessions = udpListeners.endUnkept(table.keep);
+      const closed = proxy.closeUnkept(table.keep) + udpSessions;
+      if (closed > 0) log.info({ closed, udpSessions, snapshotVersion: table.snapshot.version }, 'closed connections to drained or removed backends');
     }
     swept = table;
     await reader.changedFrom(seen);
@@ -130,26 +149,38 @@ function send(event: DataPlaneEvent): void {
 
 async function setListeners(bindings: readonly ListenerBinding[]): Promise<void> {
   if (draining) return;
-  const failures = await listeners.apply(bindings);
-  for (const failure of failures) send({ type: 'listen.failed', ...failure });
-  send({ type: 'listeners.ready', listening: listeners.names() });
+  const [tcpFailures, udpFailures] = await Promise.all([
+    listeners.apply(bindings.filter((b) => b.protocol === 'tcp')),
+    udpListeners.apply(bindings),
+  ]);
+  for (const failure of [...tcpFailures, ...udpFailures]) send({ type: 'listen.failed', ...failure });
+  send({ type: 'listeners.ready', listening: [...listeners.names(), ...udpListeners.names()] });
+}
+
+/** TCP connections and UDP sessions still open in this worker. */
+function openFlows(): number {
+  return proxy.connections + udpListeners.sessions;
 }
 
 async function drain(timeoutMs: number): Promise<void> {
   draining = true;
   listeners.closeAll();
+  // A UDP listener stays bound while draining: its sessions' replies leave from its address.
+  udpListeners.stopNewSessions();
   const progress = setInterval(() => {
-    send({ type: 'drain.progress', connections: proxy.connections });
+    send({ type: 'drain.progress', connections: openFlows() });
   }, DRAIN_PROGRESS_INTERVAL_MS);
   let deadline: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
     deadline = setTimeout(resolve, timeoutMs, 'timeout');
   });
-  const outcome = await Promise.race([proxy.whenIdle().then(() => 'idle' as const), timedOut]);
+  const idle = Promise.all([proxy.whenIdle(), udpListeners.whenIdle()]).then(() => 'idle' as const);
+  const outcome = await Promise.race([idle, timedOut]);
   clearInterval(progress);
   clearTimeout(deadline);
-  const cut = outcome === 'timeout' ? proxy.destroyAll('drain') : 0;
-  if (cut > 0) log.warn({ cut }, 'drain timeout: cut the remaining connections');
+  const cut = outcome === 'timeout' ? proxy.destroyAll('drain') + udpListeners.endAll('drain') : 0;
+  if (cut > 0) log.warn({ cut }, 'drain timeout: cut the remaining connections and UDP sessions');
+  udpListeners.closeAll();
   await proxy.whenIdle();
   flushLogs();
   send({ type: 'drained', cut });
@@ -176,7 +207,13 @@ function onCommand(command: DataPlaneCommand): void {
       send({
         type: 'resources',
         requestId: command.requestId,
-        report: { worker: data.worker, connections: proxy.connections, resources: countResources() },
+        report: {
+          worker: data.worker,
+          connections: proxy.connections,
+          udpSessions: udpListeners.sessions,
+          heapUsedBytes: getHeapStatistics().used_heap_size,
+          resources: countResources(),
+        },
       });
       return;
     default:

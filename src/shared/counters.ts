@@ -16,6 +16,10 @@
  *            least_connections and power_of_two read, and what max_connections is reserved
  *            against with compare-and-swap, so limits and loads are global, not per worker.
  *            When a worker dies the supervisor subtracts that worker's `active` row from it.
+ *            A UDP session holds one reservation from its start to its end, so limits,
+ *            loads, drains and the admin API see UDP sessions as they see TCP connections.
+ * - udpActive: Int32, [worker][backendSlot] — the open UDP sessions among `active`.
+ * - listenerUdpSessions: Int32, [worker][listenerSlot] — open UDP sessions per listener.
  * - backend: Float64, [worker][backendSlot][BackendCounter] — monotonic totals; a
  *            double holds integers exactly up to 2^53 (bytes: 9 PB per worker).
  * - listener: Float64, [worker][listenerSlot][ListenerCounter].
@@ -42,12 +46,21 @@ export const BackendCounter = {
   connectFailures: 1,
   connectTimeouts: 2,
   connectSuccesses: 3,
+  /** TCP and UDP payload bytes. */
   bytesFromClient: 4,
   bytesToClient: 5,
+  udpDatagramsFromClient: 6,
+  udpDatagramsToClient: 7,
+  /** UDP sessions created (also counted in `connections`). */
+  udpSessions: 8,
 } as const;
 export type BackendCounter = (typeof BackendCounter)[keyof typeof BackendCounter];
-const BACKEND_FIELDS = 6;
+const BACKEND_FIELDS = 9;
 
+/**
+ * For a UDP listener, `accepted` counts sessions created, and the `refused*` fields count
+ * datagrams that could not start a session.
+ */
 export const ListenerCounter = {
   accepted: 0,
   refusedNoBackend: 1,
@@ -70,9 +83,17 @@ export const ListenerCounter = {
   refusedSniNoRoute: 13,
   /** Admitted without a per-IP check: the shared table was full (it fails open). */
   limitsTableFull: 14,
+  /** Sessions ended to make room under max_sessions (least recently active first). */
+  udpSessionsEvicted: 15,
+  /** Sessions ended by session_timeout without traffic. */
+  udpSessionsExpired: 16,
+  /** Datagrams dropped after a session existed: a full send queue, or a session socket that failed. */
+  udpDatagramsDropped: 17,
+  udpDatagramsFromClient: 18,
+  udpDatagramsToClient: 19,
 } as const;
 export type ListenerCounter = (typeof ListenerCounter)[keyof typeof ListenerCounter];
-const LISTENER_FIELDS = 15;
+const LISTENER_FIELDS = 20;
 
 export const WorkerCounter = {
   accessLogLines: 0,
@@ -108,6 +129,8 @@ export const DEFAULT_LISTENER_SLOTS = 256;
 interface Regions {
   readonly activeOffset: number;
   readonly activeTotalOffset: number;
+  readonly udpActiveOffset: number;
+  readonly listenerUdpOffset: number;
   readonly backendOffset: number;
   readonly listenerOffset: number;
   readonly connectLatencyOffset: number;
@@ -132,7 +155,10 @@ function regions(d: CounterDimensions): Regions {
   const activeBytes = d.workers * d.backendSlots * Int32Array.BYTES_PER_ELEMENT;
   const activeTotalOffset = activeBytes;
   const activeTotalBytes = d.backendSlots * Int32Array.BYTES_PER_ELEMENT;
-  const backendOffset = Math.ceil((activeTotalOffset + activeTotalBytes) / 8) * 8;
+  const udpActiveOffset = activeTotalOffset + activeTotalBytes;
+  const listenerUdpOffset = udpActiveOffset + activeBytes;
+  const listenerUdpBytes = d.workers * d.listenerSlots * Int32Array.BYTES_PER_ELEMENT;
+  const backendOffset = Math.ceil((listenerUdpOffset + listenerUdpBytes) / 8) * 8;
   const backendBytes = d.workers * d.backendSlots * BACKEND_FIELDS * 8;
   const listenerOffset = backendOffset + backendBytes;
   const listenerBytes = d.workers * d.listenerSlots * LISTENER_FIELDS * 8;
@@ -145,6 +171,8 @@ function regions(d: CounterDimensions): Regions {
   return {
     activeOffset: 0,
     activeTotalOffset,
+    udpActiveOffset,
+    listenerUdpOffset,
     backendOffset,
     listenerOffset,
     connectLatencyOffset,
@@ -166,6 +194,8 @@ export class CounterTables {
   readonly dims: CounterDimensions;
   readonly active: Int32Array;
   readonly activeTotal: Int32Array;
+  readonly udpActive: Int32Array;
+  readonly listenerUdpSessions: Int32Array;
   readonly backend: Float64Array;
   readonly listener: Float64Array;
   readonly connectLatency: SharedHistogram;
@@ -184,6 +214,8 @@ export class CounterTables {
     this.dims = dims;
     this.active = new Int32Array(buffer, r.activeOffset, dims.workers * dims.backendSlots);
     this.activeTotal = new Int32Array(buffer, r.activeTotalOffset, dims.backendSlots);
+    this.udpActive = new Int32Array(buffer, r.udpActiveOffset, dims.workers * dims.backendSlots);
+    this.listenerUdpSessions = new Int32Array(buffer, r.listenerUdpOffset, dims.workers * dims.listenerSlots);
     this.backend = new Float64Array(buffer, r.backendOffset, dims.workers * dims.backendSlots * BACKEND_FIELDS);
     this.listener = new Float64Array(buffer, r.listenerOffset, dims.workers * dims.listenerSlots * LISTENER_FIELDS);
     this.connectLatency = new SharedHistogram(buffer, r.connectLatencyOffset, shapes.connectLatency);
@@ -197,6 +229,20 @@ export class CounterTables {
   /** Connections assigned to a backend over every worker (the global row: one atomic load). */
   activeConnections(slot: number): number {
     return Atomics.load(this.activeTotal, slot);
+  }
+
+  /** Open UDP sessions to a backend over every worker. */
+  udpSessions(slot: number): number {
+    let sum = 0;
+    for (let w = 0; w < this.dims.workers; w++) sum += Atomics.load(this.udpActive, w * this.dims.backendSlots + slot);
+    return sum;
+  }
+
+  /** Open UDP sessions of a listener over every worker. */
+  listenerUdpSessionsTotal(slot: number): number {
+    let sum = 0;
+    for (let w = 0; w < this.dims.workers; w++) sum += Atomics.load(this.listenerUdpSessions, w * this.dims.listenerSlots + slot);
+    return sum;
   }
 
   backendTotal(slot: number, field: BackendCounter): number {
@@ -231,15 +277,18 @@ export class CounterTables {
 
   /**
    * A dead worker's sockets died with it: its share of every backend's count leaves the
-   * global row, then its own row is cleared. Call only once the worker has exited (its row
-   * no longer moves) and before a replacement takes the row over.
+   * global row, then its own rows (connections, UDP sessions) are cleared. Call only once the
+   * worker has exited (its rows no longer move) and before a replacement takes them over.
    */
   clearWorkerActive(worker: number): void {
     const base = worker * this.dims.backendSlots;
     for (let s = 0; s < this.dims.backendSlots; s++) {
       const held = Atomics.exchange(this.active, base + s, 0);
       if (held !== 0) subtractNotBelowZero(this.activeTotal, s, held);
+      Atomics.store(this.udpActive, base + s, 0);
     }
+    const listenerBase = worker * this.dims.listenerSlots;
+    for (let s = 0; s < this.dims.listenerSlots; s++) Atomics.store(this.listenerUdpSessions, listenerBase + s, 0);
   }
 
   /**
@@ -286,9 +335,12 @@ export class WorkerCounters {
   private readonly active: Int32Array;
   /** Shared by every worker: the global assigned count per backend slot. */
   readonly activeTotal: Int32Array;
+  private readonly udpActive: Int32Array;
+  private readonly listenerUdpSessions: Int32Array;
   private readonly backend: Float64Array;
   private readonly listener: Float64Array;
   private readonly activeBase: number;
+  private readonly listenerUdpBase: number;
   private readonly backendBase: number;
   private readonly listenerBase: number;
   private readonly worker: number;
@@ -303,11 +355,14 @@ export class WorkerCounters {
     this.workerBase = worker * WORKER_FIELDS;
     this.active = tables.active;
     this.activeTotal = tables.activeTotal;
+    this.udpActive = tables.udpActive;
+    this.listenerUdpSessions = tables.listenerUdpSessions;
     this.backend = tables.backend;
     this.listener = tables.listener;
     this.connectLatency = tables.connectLatency;
     this.connectionDuration = tables.connectionDuration;
     this.activeBase = worker * tables.dims.backendSlots;
+    this.listenerUdpBase = worker * tables.dims.listenerSlots;
     this.backendBase = worker * tables.dims.backendSlots * BACKEND_FIELDS;
     this.listenerBase = worker * tables.dims.listenerSlots * LISTENER_FIELDS;
   }
@@ -345,6 +400,23 @@ export class WorkerCounters {
   /** A reserved attempt connected: count it in the backend's connection total. */
   connectionOpened(slot: number): void {
     this.bumpBackend(slot, BackendCounter.connections, 1);
+  }
+
+  /**
+   * A UDP session started on a backend whose place the caller already `reserve`d (the session
+   * holds it until `release`): counted as a connection, a UDP session and a listener session.
+   */
+  udpSessionOpened(backendSlot: number, listenerSlot: number): void {
+    Atomics.add(this.udpActive, this.activeBase + backendSlot, 1);
+    Atomics.add(this.listenerUdpSessions, this.listenerUdpBase + listenerSlot, 1);
+    this.bumpBackend(backendSlot, BackendCounter.connections, 1);
+    this.bumpBackend(backendSlot, BackendCounter.udpSessions, 1);
+    this.bumpListener(listenerSlot, ListenerCounter.accepted);
+  }
+
+  udpSessionClosed(backendSlot: number, listenerSlot: number): void {
+    Atomics.sub(this.udpActive, this.activeBase + backendSlot, 1);
+    Atomics.sub(this.listenerUdpSessions, this.listenerUdpBase + listenerSlot, 1);
   }
 
   bumpBackend(slot: number, field: BackendCounter, by: number): void {

@@ -13,6 +13,20 @@ export interface ListenerBinding {
   readonly slot: number;
   readonly host: string;
   readonly port: number;
+  readonly protocol: 'tcp' | 'udp';
+  /** Present exactly when protocol is udp. */
+  readonly udp?: UdpListenerSettings;
+}
+
+/** A UDP listener's session and socket limits, resolved from config (times in ms, sizes in bytes). */
+export interface UdpListenerSettings {
+  readonly sessionTimeoutMs: number;
+  /** For the whole listener; each data-plane worker holds its share. */
+  readonly maxSessions: number;
+  /** Replies after which a session ends; 0 = unlimited. */
+  readonly maxReplies: number;
+  readonly recvBufferBytes: number;
+  readonly sendBufferBytes: number;
 }
 
 /** A cluster's shared state buffer (queue cells, affinity table: shared/cluster-state.ts). */
@@ -48,6 +62,10 @@ export type DataPlaneEvent =
 export interface ResourceReport {
   readonly worker: number;
   readonly connections: number;
+  /** Open UDP sessions over all of the worker's UDP listeners. */
+  readonly udpSessions: number;
+  /** V8 heap in use by the worker's isolate (bytes), for memory-bound checks. */
+  readonly heapUsedBytes: number;
   /** process.getActiveResourcesInfo() of the worker thread, counted by kind. */
   readonly resources: Readonly<Record<string, number>>;
 }
@@ -148,7 +166,7 @@ export type ControlPlaneEvent =
 /** The answer to `listener.acl`: the published version whose snapshot holds the new acl. */
 export type ListenerAclResult =
   | { readonly ok: true; readonly version: number; readonly acl: AclConfig }
-  | { readonly ok: false; readonly error: 'NOT_FOUND' | 'UNAVAILABLE'; readonly message: string };
+  | { readonly ok: false; readonly error: 'NOT_FOUND' | 'BAD_REQUEST' | 'UNAVAILABLE'; readonly message: string };
 
 /** Counters of the control plane's own work, ready to become metrics. */
 export interface ControlPlaneStats {

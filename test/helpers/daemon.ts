@@ -147,3 +147,39 @@ clusters:
 ${options.backends.map((a) => `      - { address: ${a} }`).join('\n')}
 `;
 }
+
+export function udpConfig(options: {
+  listenPort: number;
+  adminPort: number;
+  backends: string[];
+  workers?: number | 'auto';
+  udp?: string;
+  healthCheck?: string;
+  /** Failed connects in a row that take a backend out (passive); default 5. */
+  passiveFailures?: number;
+  /** How long a draining backend keeps its connections and sessions; default 30s. */
+  backendDrainTimeout?: string;
+  drainTimeout?: string;
+  /** Log every session to this file. */
+  accessLogPath?: string;
+}): string {
+  return `workers: ${options.workers ?? 2}
+admin:
+  listen: 127.0.0.1:${options.adminPort}
+shutdown:
+  drain_timeout: ${options.drainTimeout ?? '5s'}
+${options.accessLogPath === undefined ? '' : `access_log: {enabled: true, sampling: 1, path: ${options.accessLogPath}}\n`}listeners:
+  - name: dns
+    protocol: udp
+    listen: 127.0.0.1:${options.listenPort}
+    cluster: dns
+    udp: ${options.udp ?? '{}'}
+clusters:
+  - name: dns
+    health_check: ${options.healthCheck ?? '{type: none}'}
+    passive: {consecutive_failures: ${options.passiveFailures ?? 5}}
+    drain_timeout: ${options.backendDrainTimeout ?? '30s'}
+    backends:
+${options.backends.map((a) => `      - { address: ${a} }`).join('\n')}
+`;
+}

@@ -82,7 +82,7 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
   registerListenerRoutes(app, {
     snapshots: deps.snapshots,
     counters: deps.counters,
-    listenerSlot: (name) => deps.listeners().find((l) => l.name === name)?.slot,
+    binding: (name) => deps.listeners().find((l) => l.name === name),
     routes: deps.routes,
     acls: deps.listenerAcls,
   });

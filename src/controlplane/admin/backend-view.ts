@@ -22,6 +22,11 @@ export interface BackendView {
   readonly connect_failures_total: number;
   readonly bytes_from_client: number;
   readonly bytes_to_client: number;
+  /** Open UDP sessions (also counted in active_connections). */
+  readonly udp_sessions: number;
+  readonly udp_sessions_total: number;
+  readonly udp_datagrams_from_client: number;
+  readonly udp_datagrams_to_client: number;
 }
 
 export function backendView(cluster: string, b: SnapshotBackend, counters: CounterTables): BackendView {
@@ -40,6 +45,10 @@ export function backendView(cluster: string, b: SnapshotBackend, counters: Count
     connect_failures_total: counters.backendTotal(b.slot, BackendCounter.connectFailures),
     bytes_from_client: counters.backendTotal(b.slot, BackendCounter.bytesFromClient),
     bytes_to_client: counters.backendTotal(b.slot, BackendCounter.bytesToClient),
+    udp_sessions: counters.udpSessions(b.slot),
+    udp_sessions_total: counters.backendTotal(b.slot, BackendCounter.udpSessions),
+    udp_datagrams_from_client: counters.backendTotal(b.slot, BackendCounter.udpDatagramsFromClient),
+    udp_datagrams_to_client: counters.backendTotal(b.slot, BackendCounter.udpDatagramsToClient),
   };
 }
 

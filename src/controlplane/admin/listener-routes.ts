@@ -1,6 +1,6 @@
 /**
  * /listeners: each listener's weighted routes and edge settings (from the published
- * snapshot) with its counters, and the two listener writes, each a command to the control
+ * snapshot) with its counters (listener-view.ts; a UDP listener adds its sessions), and the two listener writes, each a command to the control
  * plane answered once the snapshot holding it is published, with that `snapshot_version`
  * (open connections are not touched; a refused write changes nothing):
  *
@@ -14,7 +14,7 @@ import type { z } from 'zod';
 import { aclSchema } from '../../shared/config/schema.ts';
 import type { AclConfig } from '../../shared/config/schema.ts';
 import type { CounterTables } from '../../shared/counters.ts';
-import type { ListenerAclResult, RoutesCommand, RoutesCommandError, RoutesCommandResult } from '../../shared/messages.ts';
+import type { ListenerAclResult, ListenerBinding, RoutesCommand, RoutesCommandError, RoutesCommandResult } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { sendError } from './errors.ts';
 import { listenerView } from './listener-view.ts';
@@ -33,8 +33,8 @@ export interface ListenerAcls {
 export interface ListenerRouteDeps {
   readonly snapshots: SnapshotReader;
   readonly counters: CounterTables;
-  /** The listener's row in the counter table; undefined for a name never bound. */
-  readonly listenerSlot: (name: string) => number | undefined;
+  /** Where the data plane runs the listener, with its counter row; undefined for a name never bound. */
+  readonly binding: (name: string) => ListenerBinding | undefined;
   readonly routes: RouteCommands;
   /** Undefined: acl writes answer 503. */
   readonly acls: ListenerAcls | undefined;
@@ -49,6 +49,14 @@ const ROUTES_ERROR_STATUS: Record<RoutesCommandError, number> = {
   UNAVAILABLE: 503,
 };
 
+const ACL_ERROR_STATUS: Record<ListenerAclError, number> = {
+  BAD_REQUEST: 400,
+  NOT_FOUND: 404,
+  UNAVAILABLE: 503,
+};
+
+type ListenerAclError = Extract<ListenerAclResult, { ok: false }>['error'];
+
 export function registerListenerRoutes(app: FastifyInstance, deps: ListenerRouteDeps): void {
   const { snapshots, counters } = deps;
   const find = (name: string) => snapshots.current().listeners.find((l) => l.name === name);
@@ -60,14 +68,14 @@ export function registerListenerRoutes(app: FastifyInstance, deps: ListenerRoute
     return undefined;
   }
 
-  app.get('/listeners', () => snapshots.current().listeners.map((listener) => listenerView(listener, counters, deps.listenerSlot(listener.name))));
+  app.get('/listeners', () => snapshots.current().listeners.map((listener) => listenerView(listener, counters, deps.binding(listener.name))));
 
   app.get('/listeners/:name', async (request, reply) => {
     const params = parse(listenerParams, request.params, 'name', reply);
     if (params === undefined) return reply;
     const found = find(params.value.name);
     if (found === undefined) return sendError(reply, 404, 'NOT_FOUND', `no listener "${params.value.name}"`);
-    return listenerView(found, counters, deps.listenerSlot(found.name));
+    return listenerView(found, counters, deps.binding(found.name));
   });
 
   app.patch('/listeners/:name/routes', async (request, reply) => {
@@ -97,7 +105,7 @@ export function registerListenerRoutes(app: FastifyInstance, deps: ListenerRoute
     if (body === undefined) return reply;
     if (deps.acls === undefined) return sendError(reply, 503, 'UNAVAILABLE', 'acl changes are not available');
     const result = await deps.acls.set(params.value.name, body.value);
-    if (!result.ok) return sendError(reply, result.error === 'NOT_FOUND' ? 404 : 503, result.error, result.message);
+    if (!result.ok) return sendError(reply, ACL_ERROR_STATUS[result.error], result.error, result.message);
     return { listener: params.value.name, allow: result.acl.allow, deny: result.acl.deny, snapshot_version: result.version };
   });
 }

@@ -45,6 +45,8 @@ const listener: Json = {
       items: { type: 'object', required: ['cluster', 'weight'], properties: { cluster: { type: 'string' }, weight: { type: 'integer' } } },
       description: 'new connections are split between these clusters by weight',
     },
+    protocol: { enum: ['tcp', 'udp', null], description: 'null while the data plane runs no such listener' },
+    listen: { type: ['string', 'null'], example: '127.0.0.1:8080' },
     accept_proxy: { type: 'boolean' },
     limits: {
       type: ['object', 'null'],
@@ -58,13 +60,20 @@ const listener: Json = {
     },
     acl: ref('AclView'),
     sni_routes: { type: 'array', items: { type: 'object', properties: { server_name: { type: 'string' }, cluster: { type: 'string' } } } },
-    accepted_total: { type: 'integer' },
+    accepted_total: { type: 'integer', description: 'TCP: connections accepted; UDP: sessions created' },
     refused_total: {
       type: 'object',
-      description: 'closed without being proxied, by reason (as sluice_listener_refused_total names them)',
+      description: 'closed without being proxied (UDP: datagrams that could not start a session), by reason (as sluice_listener_refused_total names them)',
       properties: Object.fromEntries(REFUSAL_REASONS.map(({ reason }) => [reason, { type: 'integer' }])),
     },
     limits_table_full_total: { type: 'integer', description: 'admitted without a per-IP check: the shared table was full (fail open)' },
+    udp: {
+      type: 'object',
+      description: 'UDP listeners only',
+      properties: Object.fromEntries(
+        ['sessions', 'sessions_evicted', 'sessions_expired', 'datagrams_from_client', 'datagrams_to_client', 'datagrams_dropped'].map((key) => [key, { type: 'integer' }]),
+      ),
+    },
   },
 };
 

@@ -7,11 +7,13 @@
  *   the reply must contain that text (for plain TCP protocols: `PING` → `+PONG`).
  * - http: `GET path` with a `Host` header (`host`, or the backend's address) gets
  *   `expect_status`. The body is not read; the connection is closed after the status line.
+ * - udp: one datagram out (`send`), one back that contains `expect` (udp-probe.ts).
  */
 import http from 'node:http';
 import net from 'node:net';
 import type { ActiveHealthCheckConfig } from '../../shared/config/schema.ts';
 import { formatHostPort } from '../../shared/address.ts';
+import { probeUdp } from './udp-probe.ts';
 
 export interface ProbeTarget {
   readonly host: string;
@@ -30,7 +32,16 @@ export interface ProbeResult {
 export const MAX_EXPECT_BYTES = 64 * 1024;
 
 export function probe(target: ProbeTarget, check: ActiveHealthCheckConfig): Promise<ProbeResult> {
-  return check.type === 'http' ? probeHttp(target, check) : probeTcp(target, check);
+  switch (check.type) {
+    case 'http':
+      return probeHttp(target, check);
+    case 'tcp':
+      return probeTcp(target, check);
+    case 'udp':
+      return probeUdp(target, check);
+    default:
+      throw new Error(`unknown health check type ${JSON.stringify(check satisfies never)}`);
+  }
 }
 
 type TcpCheck = Extract<ActiveHealthCheckConfig, { type: 'tcp' }>;

@@ -28,6 +28,11 @@
 import { AFFINITY_OFFSET, AFFINITY_STRIDE } from '../../shared/cluster-state.ts';
 
 export const PROBES = 8;
+/**
+ * Seed of the second client hash (hash₂) that, with the plain address hash (hash₁), keys the
+ * table. Shared by the TCP and UDP paths, so a client keeps one backend over both protocols.
+ */
+export const AFFINITY_SEED = 0x5bd1e995;
 /** Re-reads of an entry caught mid-write before it counts as a miss. */
 const READ_ATTEMPTS = 64;
 

@@ -12,6 +12,7 @@ import { analyzeHostPort, formatHostPort, listenAddressesOverlap, canonicalHost 
 import type { HostPort } from '../address.ts';
 import { formatDuration, parseDuration } from '../duration.ts';
 import { formatCidr, parseCidr } from '../cidr.ts';
+import { payloadProblem } from '../payload.ts';
 
 const MISSING = 'missing required key';
 const DURATION_MESSAGE = 'expected a duration like 500ms, 2s or 5m';
@@ -21,7 +22,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const NAME_MESSAGE = 'expected a name of 1-63 letters, digits, "_", "." or "-", starting with a letter or digit';
 
 /** Values the contract names for later releases: refused with "not supported yet", not "invalid". */
-const LATER_HEALTH_CHECKS = ['udp'];
+const LATER_HEALTH_CHECKS: readonly string[] = [];
 
 export const ALGORITHMS = ['round_robin', 'least_connections', 'random', 'power_of_two', 'consistent_hash'] as const;
 export const HASH_KEYS = ['source_ip', 'source_ip_port'] as const;
@@ -204,13 +205,30 @@ const routeSchema = strictObject({
   weight: integer(0, 10_000).default(1),
 });
 
-const listenerSchema = strictObject({
+/**
+ * Socket buffer sizes of a UDP listener, in bytes. The floor keeps room for one datagram of
+ * the largest size UDP carries (64 KiB); the ceiling bounds kernel memory per socket (the
+ * kernel also caps the value at net.core.rmem_max / wmem_max).
+ */
+export const UDP_BUFFER_MIN = 65_536;
+export const UDP_BUFFER_MAX = 64 * 1024 * 1024;
+
+const udpSchema = strictObject({
+  session_timeout: duration({ positive: true }).prefault('30s'),
+  // Each session holds one socket (one file descriptor) to its backend.
+  max_sessions: integer(1, 1_000_000).default(100_000),
+  max_replies: integer(0, 1_000_000).default(0),
+  recv_buffer: integer(UDP_BUFFER_MIN, UDP_BUFFER_MAX).default(1_048_576),
+  send_buffer: integer(UDP_BUFFER_MIN, UDP_BUFFER_MAX).default(1_048_576),
+});
+
+const UDP_DEFAULTS = udpSchema.parse({});
+
+const PROTOCOL_MESSAGE = 'expected tcp or udp';
+
+const listenerFields = strictObject({
   name: name(),
-  protocol: z
-    .literal('tcp', {
-      error: (issue) => (issue.input === 'udp' ? 'udp listeners are not supported yet' : expected('expected tcp')(issue)),
-    })
-    .default('tcp'),
+  protocol: z.enum(['tcp', 'udp'], { error: expected(PROTOCOL_MESSAGE) }).default('tcp'),
   listen: address(),
   // At most one of the two (checked below): every connection to one cluster, or split by
   // weight; neither only with sni_routes (no default: a client no route matches is closed).
@@ -220,8 +238,50 @@ const listenerSchema = strictObject({
   acl: aclSchema.optional(),
   accept_proxy: z.boolean({ error: expected('expected true or false') }).optional(),
   sni_routes: list(sniRouteSchema).min(1, { error: 'expected at least one route; leave sni_routes out for none' }).optional(),
+  udp: udpSchema.optional(),
   // Runs even when other fields failed, so a missing target is reported with them.
 }).superRefine(checkListenerTarget, { when: () => true });
+
+/** The edge gate's settings (edge-gate.ts), which only the TCP path runs. */
+const TCP_ONLY_LISTENER_KEYS = ['limits', 'acl', 'accept_proxy', 'sni_routes'] as const;
+
+/** A TCP listener carries no `udp` settings; a UDP listener always does (defaults filled in). */
+const listenerSchema = listenerFields
+  .superRefine((listener, ctx) => {
+    if (listener.protocol !== 'udp' && listener.udp !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['udp'], message: 'udp settings apply only to a listener with protocol: udp' });
+    }
+    if (listener.protocol === 'udp') {
+      for (const key of TCP_ONLY_LISTENER_KEYS) {
+        if (listener[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} applies only to TCP listeners (protocol: udp has no edge gate)` });
+      }
+    }
+  })
+  .transform((listener): TcpListenerConfig | UdpListenerConfig => {
+    const { udp, protocol, ...common } = listener;
+    return protocol === 'udp' ? { ...common, protocol, udp: udp ?? UDP_DEFAULTS } : { ...common, protocol };
+  });
+
+export type UdpConfig = z.output<typeof udpSchema>;
+type ListenerCommon = Omit<z.output<typeof listenerFields>, 'protocol' | 'udp'>;
+export interface TcpListenerConfig extends ListenerCommon {
+  readonly protocol: 'tcp';
+}
+export interface UdpListenerConfig extends ListenerCommon {
+  readonly protocol: 'udp';
+  readonly udp: UdpConfig;
+}
+
+/**
+ * A health-check payload: plain text (sent as UTF-8), or `hex:` and an even number of hex
+ * digits for binary payloads (`hex:0a0b`). Decoded by shared/payload.ts.
+ */
+function payload() {
+  return text().superRefine((value, ctx) => {
+    const problem = payloadProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  });
+}
 
 /** Reads the value defensively: when other fields failed, it may still hold raw input. */
 function checkListenerTarget(listener: unknown, ctx: z.RefinementCtx): void {
@@ -314,6 +374,12 @@ const healthCheckSchema = z.discriminatedUnion(
       expect: text().optional(),
     }).superRefine(timeoutShorterThanInterval),
     strictObject({
+      type: z.literal('udp'),
+      ...probeTiming,
+      send: payload(),
+      expect: payload().optional(),
+    }).superRefine(timeoutShorterThanInterval),
+    strictObject({
       type: z.literal('http'),
       ...probeTiming,
       path: text()
@@ -331,7 +397,7 @@ const healthCheckSchema = z.discriminatedUnion(
       if (code !== 'invalid_union') return expected('expected a mapping like {type: tcp}')(issue);
       const type = (issue.input as { type?: unknown } | undefined)?.type;
       if (typeof type === 'string' && LATER_HEALTH_CHECKS.includes(type)) return `${type} health checks are not supported yet`;
-      return type === undefined ? MISSING : 'expected none, tcp or http';
+      return type === undefined ? MISSING : 'expected none, tcp, http or udp';
     },
   },
 );
@@ -500,6 +566,8 @@ interface Bound {
   readonly owner: string;
   readonly text: string;
   readonly address: HostPort;
+  /** TCP and UDP ports are separate name spaces: only the same protocol can conflict. */
+  readonly protocol: 'tcp' | 'udp';
 }
 
 function checkReferences(value: unknown, ctx: z.RefinementCtx): void {
@@ -515,6 +583,7 @@ function checkReferences(value: unknown, ctx: z.RefinementCtx): void {
   checkUniqueNames('cluster', clusterNames, report);
   checkClusterReferences(listeners, clusterNames, report);
   checkSniRoutes(listeners, report);
+  checkUdpClusters(listeners, clusters, report);
   const bound = listenAddresses(listeners);
   checkListenOverlaps(bound, report);
   checkAdminAddress(value.admin, bound, report);
@@ -546,6 +615,21 @@ function checkClusterReferences(listeners: readonly Entry[], clusterNames: reado
   }
 }
 
+/** A UDP session sends no PROXY header: a cluster that needs one cannot serve a UDP listener. */
+function checkUdpClusters(listeners: readonly Entry[], clusters: readonly Entry[], report: Report): void {
+  const udpRouted = new Set<unknown>();
+  for (const [, listener] of listeners) {
+    if (listener.protocol !== 'udp') continue;
+    udpRouted.add(listener.cluster);
+    for (const [, route] of records(listener.routes)) udpRouted.add(route.cluster);
+  }
+  for (const [index, cluster] of clusters) {
+    if (cluster.send_proxy !== undefined && typeof cluster.name === 'string' && udpRouted.has(cluster.name)) {
+      report(['clusters', index, 'send_proxy'], `send_proxy applies only to clusters TCP listeners route to; cluster "${cluster.name}" serves a udp listener`);
+    }
+  }
+}
+
 /** One route per server name: with two, which one wins would be an accident of order. */
 function checkSniRoutes(listeners: readonly Entry[], report: Report): void {
   for (const [index, listener] of listeners) {
@@ -565,14 +649,17 @@ function listenAddresses(listeners: readonly Entry[]): Bound[] {
     const address = hostPortOf(listener.listen);
     if (address === undefined) continue;
     const owner = typeof listener.name === 'string' ? `listener "${listener.name}"` : `listeners[${index}]`;
-    bound.push({ path: ['listeners', index, 'listen'], owner, text: listener.listen as string, address });
+    const protocol = listener.protocol === 'udp' ? 'udp' : 'tcp';
+    bound.push({ path: ['listeners', index, 'listen'], owner, text: listener.listen as string, address, protocol });
   }
   return bound;
 }
 
 function checkListenOverlaps(bound: readonly Bound[], report: Report): void {
   bound.forEach((listener, i) => {
-    const earlier = bound.slice(0, i).find((other) => listenAddressesOverlap(listener.address, other.address));
+    const earlier = bound
+      .slice(0, i)
+      .find((other) => other.protocol === listener.protocol && listenAddressesOverlap(listener.address, other.address));
     if (earlier !== undefined) report(listener.path, conflictMessage(listener, earlier));
   });
 }
@@ -581,8 +668,8 @@ function checkAdminAddress(admin: unknown, bound: readonly Bound[], report: Repo
   const listen = isRecord(admin) ? admin.listen : undefined;
   const address = hostPortOf(listen);
   if (address === undefined) return;
-  const self: Bound = { path: ['admin', 'listen'], owner: 'the admin API', text: listen as string, address };
-  const taken = bound.find((listener) => listenAddressesOverlap(address, listener.address));
+  const self: Bound = { path: ['admin', 'listen'], owner: 'the admin API', text: listen as string, address, protocol: 'tcp' };
+  const taken = bound.find((listener) => listener.protocol === 'tcp' && listenAddressesOverlap(address, listener.address));
   if (taken !== undefined) report(self.path, conflictMessage(self, taken));
 }
 

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildAdminApp, type AdminApp } from '../../../src/controlplane/admin/app.ts';
 import { bearerToken, exposureWarning, tokensMatch, adminToken } from '../../../src/controlplane/admin/auth.ts';
 import { createMetrics } from '../../../src/controlplane/admin/metrics/registry.ts';
+import { REFUSAL_REASONS } from '../../../src/controlplane/admin/metrics/families.ts';
 import { openApiDocument } from '../../../src/controlplane/admin/openapi.ts';
 import { CounterTables, createCounterBuffer } from '../../../src/shared/counters.ts';
 import type { BackendCommand, BackendCommandResult, RoutesCommand, RoutesCommandResult } from '../../../src/shared/messages.ts';
@@ -85,7 +86,7 @@ function build(
     },
     clusterState: () => undefined,
     token,
-    listeners: () => [],
+    listeners: () => [{ name: 'web', slot: 0, host: '127.0.0.1', port: 5353, protocol: 'udp' }],
     metrics: createMetrics(() => ({ snapshot, counters, listeners: [], restarts: { dataPlane: 0, controlPlane: 0 } }), { processMetrics: false }),
     logger: pino({ level: 'silent' }),
   });
@@ -189,6 +190,7 @@ describe('listener routes', () => {
 
   it('lists listeners with their routes from the snapshot', async () => {
     const { app } = build();
+    // (With its counters too: see GET /listeners below.)
     expect((await app.inject({ method: 'GET', url: '/listeners' })).json()).toMatchObject([{ name: 'web', routes: [{ cluster: 'web', weight: 1 }] }]);
     expect((await app.inject({ method: 'GET', url: '/listeners/web' })).json()).toMatchObject({ name: 'web', routes: [{ cluster: 'web', weight: 1 }] });
     expect((await app.inject({ method: 'GET', url: '/listeners/nope' })).statusCode).toBe(404);
@@ -273,6 +275,31 @@ describe('admin API auth', () => {
   });
 });
 
+describe('GET /listeners', () => {
+  it('shows a UDP listener with its session counters, summed over workers', async () => {
+    const { app } = build();
+    const response = await app.inject({ method: 'GET', url: '/listeners' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual([
+      {
+        name: 'web',
+        protocol: 'udp',
+        listen: '127.0.0.1:5353',
+        cluster: 'web',
+        routes: [{ cluster: 'web', weight: 1 }],
+        accept_proxy: false,
+        limits: null,
+        acl: { allow: [], deny: [] },
+        sni_routes: [],
+        accepted_total: 0,
+        refused_total: Object.fromEntries(REFUSAL_REASONS.map(({ reason }) => [reason, 0])),
+        limits_table_full_total: 0,
+        udp: { sessions: 0, sessions_evicted: 0, sessions_expired: 0, datagrams_from_client: 0, datagrams_to_client: 0, datagrams_dropped: 0 },
+      },
+    ]);
+  });
+});
+
 describe('OpenAPI description', () => {
   it('describes every route the app serves, and the request bodies from the zod schemas', async () => {
     const { app } = build();
@@ -296,8 +323,6 @@ describe('OpenAPI description', () => {
       'GET /listeners/{name}',
       'PATCH /listeners/{name}/routes',
       'GET /snapshot',
-      'GET /listeners',
-      'GET /listeners/{name}',
       'GET /listeners/{name}/acl',
       'PUT /listeners/{name}/acl',
       'GET /healthz',

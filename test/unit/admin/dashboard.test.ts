@@ -46,8 +46,8 @@ const SNAPSHOT: Snapshot = {
 };
 
 const LISTENERS: ListenerBinding[] = [
-  { name: 'web', slot: 0, host: '127.0.0.1', port: 8080 },
-  { name: 'api', slot: 3, host: '127.0.0.1', port: 8081 },
+  { name: 'web', slot: 0, host: '127.0.0.1', port: 8080, protocol: 'tcp' },
+  { name: 'api', slot: 3, host: '127.0.0.1', port: 8081, protocol: 'tcp' },
 ];
 
 const apps: { close: () => Promise<unknown> }[] = [];

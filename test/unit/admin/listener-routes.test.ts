@@ -68,8 +68,8 @@ function build(options: { token?: string; answer?: (listener: string, acl: AclCo
     token: options.token,
     logger: pino({ level: 'silent' }),
     listeners: () => [
-      { name: 'edge', slot: 1, host: '127.0.0.1', port: 1 },
-      { name: 'plain', slot: 2, host: '127.0.0.1', port: 2 },
+      { name: 'edge', slot: 1, host: '127.0.0.1', port: 1, protocol: 'tcp' },
+      { name: 'plain', slot: 2, host: '127.0.0.1', port: 2, protocol: 'tcp' },
     ],
     metrics: createMetrics(() => ({ snapshot, counters, listeners: [], restarts: { dataPlane: 0, controlPlane: 0 } }), { processMetrics: false }),
     ...(options.noAcls === true

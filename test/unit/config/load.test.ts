@@ -25,6 +25,7 @@ function errorsOf(text: string): string[] {
 }
 
 const LISTENERS = ['listeners:', '  - name: web', '    listen: 127.0.0.1:8080', '    cluster: web'];
+const UDP_LISTENER = ['listeners:', '  - name: dns', '    protocol: udp', '    listen: 127.0.0.1:5353', '    cluster: web'];
 const CLUSTERS = ['clusters:', '  - name: web', '    backends:', '      - {address: 127.0.0.1:9001, weight: 1}'];
 
 describe('parseConfig on a good config', () => {
@@ -115,6 +116,63 @@ describe('parseConfig on a good config', () => {
       path: '/healthz',
       expect_status: 204,
     });
+  });
+
+  it('fills in the defaults of a udp listener', () => {
+    const config = parseConfig(yaml(...UDP_LISTENER, ...CLUSTERS), FILE);
+    expect(config.listeners[0]).toEqual({
+      name: 'dns',
+      protocol: 'udp',
+      listen: '127.0.0.1:5353',
+      cluster: 'web',
+      udp: { session_timeout: 30_000, max_sessions: 100_000, max_replies: 0, recv_buffer: 1_048_576, send_buffer: 1_048_576 },
+    });
+  });
+
+  it('reads every udp setting', () => {
+    const config = parseConfig(
+      yaml(...UDP_LISTENER, '    udp: {session_timeout: 2s, max_sessions: 1000, max_replies: 1, recv_buffer: 65536, send_buffer: 131072}', ...CLUSTERS),
+      FILE,
+    );
+    expect(config.listeners[0]).toMatchObject({
+      udp: { session_timeout: 2_000, max_sessions: 1000, max_replies: 1, recv_buffer: 65_536, send_buffer: 131_072 },
+    });
+  });
+
+  it('lets a udp and a tcp listener share a port number', () => {
+    const config = parseConfig(
+      yaml(...UDP_LISTENER, '  - {name: dns-tcp, protocol: tcp, listen: 127.0.0.1:5353, cluster: web}', ...CLUSTERS),
+      FILE,
+    );
+    expect(config.listeners.map((l) => `${l.protocol} ${l.listen}`)).toEqual(['udp 127.0.0.1:5353', 'tcp 127.0.0.1:5353']);
+  });
+
+  it("lets the admin API (tcp) share a udp listener's port number", () => {
+    const config = parseConfig(yaml('admin: {listen: 127.0.0.1:5353}', ...UDP_LISTENER, ...CLUSTERS), FILE);
+    expect(config.admin.listen).toBe('127.0.0.1:5353');
+  });
+
+  it('reads a udp health check with a text or a hex payload', () => {
+    const config = parseConfig(
+      yaml(
+        ...LISTENERS,
+        ...CLUSTERS,
+        '    health_check: {type: udp, send: "hex:12 34 01 00", expect: "hex:1234", interval: 1s, timeout: 300ms}',
+        '  - name: text',
+        '    health_check: {type: udp, send: ping}',
+      ),
+      FILE,
+    );
+    expect(config.clusters[0]?.health_check).toEqual({
+      type: 'udp',
+      send: 'hex:12 34 01 00',
+      expect: 'hex:1234',
+      interval: 1_000,
+      timeout: 300,
+      rise: 2,
+      fall: 3,
+    });
+    expect(config.clusters[1]?.health_check).toEqual({ type: 'udp', send: 'ping', interval: 2_000, timeout: 1_000, rise: 2, fall: 3 });
   });
 
   it('reads the balancing and traffic policy keys', () => {
@@ -369,9 +427,64 @@ describe('parseConfig on a broken config', () => {
       ['config.yaml:9:9 clusters[0].backends[0].weight: expected an integer from 0 to 10000'],
     ],
     [
-      'a udp listener',
-      yaml('listeners:', '  - name: dns', '    protocol: udp', '    listen: 127.0.0.1:5353', '    cluster: web', ...CLUSTERS),
-      ['config.yaml:3:15 listeners[0].protocol: udp listeners are not supported yet'],
+      'an unknown protocol',
+      yaml('listeners:', '  - name: web', '    protocol: sctp', '    listen: 127.0.0.1:5353', '    cluster: web', ...CLUSTERS),
+      ['config.yaml:3:15 listeners[0].protocol: expected tcp or udp'],
+    ],
+    [
+      'udp settings on a tcp listener',
+      yaml(...LISTENERS, '    udp: {max_sessions: 10}', ...CLUSTERS),
+      ['config.yaml:5:10 listeners[0].udp: udp settings apply only to a listener with protocol: udp'],
+    ],
+    [
+      'an acl on a udp listener (the edge gate runs on TCP only)',
+      yaml(...UDP_LISTENER, '    acl: {deny: [10.0.0.0/8]}', ...CLUSTERS),
+      ['config.yaml:6:10 listeners[0].acl: acl applies only to TCP listeners (protocol: udp has no edge gate)'],
+    ],
+    [
+      'send_proxy on a cluster a udp listener routes to',
+      yaml(...UDP_LISTENER, ...CLUSTERS, '    send_proxy: v2'),
+      ['config.yaml:10:17 clusters[0].send_proxy: send_proxy applies only to clusters TCP listeners route to; cluster "web" serves a udp listener'],
+    ],
+    [
+      'a udp session limit of 0',
+      yaml(...UDP_LISTENER, '    udp: {max_sessions: 0}', ...CLUSTERS),
+      ['config.yaml:6:25 listeners[0].udp.max_sessions: expected an integer from 1 to 1000000'],
+    ],
+    [
+      'a udp receive buffer too small for one datagram',
+      yaml(...UDP_LISTENER, '    udp: {recv_buffer: 4096}', ...CLUSTERS),
+      ['config.yaml:6:24 listeners[0].udp.recv_buffer: expected an integer from 65536 to 67108864'],
+    ],
+    [
+      'a zero udp session timeout',
+      yaml(...UDP_LISTENER, '    udp: {session_timeout: 0s}', ...CLUSTERS),
+      ['config.yaml:6:28 listeners[0].udp.session_timeout: must be greater than 0'],
+    ],
+    [
+      'an unknown udp setting',
+      yaml(...UDP_LISTENER, '    udp: {max_session: 10}', ...CLUSTERS),
+      ['config.yaml:6:11 listeners[0].udp: unknown key "max_session" (did you mean "max_sessions"?)'],
+    ],
+    [
+      'two udp listeners on one address',
+      yaml(...UDP_LISTENER, '  - {name: dns2, protocol: udp, listen: 127.0.0.1:5353, cluster: web}', ...CLUSTERS),
+      ['config.yaml:6:41 listeners[1].listen: 127.0.0.1:5353 is already used by listener "dns"'],
+    ],
+    [
+      'a udp health check without a payload to send',
+      yaml(...LISTENERS, ...CLUSTERS, '    health_check: {type: udp, expect: pong}'),
+      ['config.yaml:9:19 clusters[0].health_check.send: missing required key'],
+    ],
+    [
+      'a udp health check with malformed hex',
+      yaml(...LISTENERS, ...CLUSTERS, '    health_check: {type: udp, send: "hex:0a0", expect: pong}'),
+      ['config.yaml:9:37 clusters[0].health_check.send: expected hex: and pairs of hex digits, like hex:0a1b'],
+    ],
+    [
+      'a udp health check expecting an empty reply',
+      yaml(...LISTENERS, ...CLUSTERS, '    health_check: {type: udp, send: ping, expect: ""}'),
+      ['config.yaml:9:51 clusters[0].health_check.expect: must not be empty'],
     ],
     [
       'an unknown algorithm',
@@ -461,7 +574,7 @@ describe('parseConfig on a broken config', () => {
     [
       'an unknown health check type',
       yaml(...LISTENERS, ...CLUSTERS, '    health_check: {type: icmp}'),
-      ['config.yaml:9:26 clusters[0].health_check.type: expected none, tcp or http'],
+      ['config.yaml:9:26 clusters[0].health_check.type: expected none, tcp, http or udp'],
     ],
     [
       'a health check written as a word',

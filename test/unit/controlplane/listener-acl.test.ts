@@ -26,6 +26,7 @@ function config(fileAcl: string, stateFile?: string): Config {
       'listeners:',
       `  - {name: web, listen: "127.0.0.1:1", cluster: web, acl: ${fileAcl}}`,
       '  - {name: other, listen: "127.0.0.1:2", cluster: web}',
+      '  - {name: dns, protocol: udp, listen: "127.0.0.1:3", cluster: web}',
       'clusters: [{name: web, backends: []}]',
       '',
     ].join('\n'),
@@ -72,6 +73,17 @@ describe('ControlPlane.setListenerAcl', () => {
     const { cp, reader } = await start(config('{deny: [10.0.0.0/8]}'));
     const before = reader.current().version;
     expect(await cp.setListenerAcl('nope', { allow: [], deny: [] })).toEqual({ ok: false, error: 'NOT_FOUND', message: 'no listener named "nope"' });
+    expect(reader.current().version).toBe(before);
+  });
+
+  it('refuses a udp listener (the edge gate runs on TCP only) and changes nothing', async () => {
+    const { cp, reader } = await start(config('{deny: [10.0.0.0/8]}'));
+    const before = reader.current().version;
+    expect(await cp.setListenerAcl('dns', { allow: [], deny: ['10.0.0.0/8'] })).toEqual({
+      ok: false,
+      error: 'BAD_REQUEST',
+      message: 'listener "dns" is udp: an acl applies only to TCP listeners',
+    });
     expect(reader.current().version).toBe(before);
   });
 

@@ -44,7 +44,10 @@ function setup(): { counters: CounterTables; render: () => Promise<ReturnType<ty
   const sources = (): MetricSources => ({
     snapshot: SNAPSHOT,
     counters,
-    listeners: [{ name: 'web', slot: 2, host: '127.0.0.1', port: 8080 }],
+    listeners: [
+      { name: 'web', slot: 2, host: '127.0.0.1', port: 8080, protocol: 'tcp' },
+      { name: 'dns', slot: 3, host: '127.0.0.1', port: 5353, protocol: 'udp' },
+    ],
     restarts: { dataPlane: 1, controlPlane: 0 },
   });
   const metrics = createMetrics(sources, { processMetrics: false });
@@ -93,6 +96,42 @@ describe('metric families', () => {
     expect(total(samples, 'sluice_backend_weight', first)).toBe(5);
     // Only the snapshot's backends appear: slot 0 has no series.
     expect(select(samples, 'sluice_backend_connections_total')).toHaveLength(2);
+  });
+
+  it('sums UDP sessions and datagrams per backend, and UDP session ends per udp listener only', async () => {
+    const { counters, render } = setup();
+    const w0 = counters.forWorker(0);
+    const w1 = counters.forWorker(1);
+    // As the UDP proxy does: reserve the backend's place, then open; close, then release.
+    for (const [w, slot] of [[w0, 3], [w1, 3], [w1, 5]] as const) {
+      w.reserve(slot, 0);
+      w.udpSessionOpened(slot, 3);
+    }
+    w1.udpSessionClosed(5, 3);
+    w1.release(5);
+    w0.bumpBackend(3, BackendCounter.udpDatagramsFromClient, 4);
+    w1.bumpBackend(3, BackendCounter.udpDatagramsToClient, 3);
+    w0.bumpListener(3, ListenerCounter.udpSessionsEvicted);
+    w1.bumpListener(3, ListenerCounter.udpSessionsExpired);
+    w1.bumpListener(3, ListenerCounter.udpSessionsExpired);
+    w1.bumpListener(3, ListenerCounter.udpDatagramsDropped);
+    const samples = await render();
+    const first = { cluster: 'web', backend: '10.0.0.1:80' };
+    const second = { cluster: 'web', backend: '10.0.0.2:80' };
+    expect(total(samples, 'sluice_udp_sessions', first)).toBe(2);
+    expect(total(samples, 'sluice_udp_sessions', second)).toBe(0);
+    expect(total(samples, 'sluice_udp_sessions_total', second)).toBe(1);
+    // A UDP session is also an open connection of its backend.
+    expect(total(samples, 'sluice_backend_active_connections', first)).toBe(2);
+    expect(total(samples, 'sluice_udp_datagrams_total', { ...first, direction: 'from_client' })).toBe(4);
+    expect(total(samples, 'sluice_udp_datagrams_total', { ...first, direction: 'to_client' })).toBe(3);
+    expect(total(samples, 'sluice_listener_udp_sessions', { listener: 'dns' })).toBe(2);
+    expect(total(samples, 'sluice_listener_udp_sessions_ended_total', { listener: 'dns', reason: 'evicted' })).toBe(1);
+    expect(total(samples, 'sluice_listener_udp_sessions_ended_total', { listener: 'dns', reason: 'expired' })).toBe(2);
+    expect(total(samples, 'sluice_listener_udp_datagrams_dropped_total', { listener: 'dns' })).toBe(1);
+    expect(total(samples, 'sluice_listener_connections_total', { listener: 'dns' })).toBe(3);
+    // A tcp listener has no UDP series.
+    expect(select(samples, 'sluice_listener_udp_sessions', { listener: 'web' })).toEqual([]);
   });
 
   it('shows each backend state as a 1 among 0s', async () => {

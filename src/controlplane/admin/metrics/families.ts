@@ -127,13 +127,16 @@ function single(value: number, labels = ''): Sample {
 }
 
 /**
- * Refusal reasons as they appear in `sluice_listener_refused_total{reason}`. (A draining
- * process closes its listeners instead of refusing, so ListenerCounter.refusedDraining has
- * no writer and is not exported; later refusals, such as limits and ACLs, add a row here.)
+ * Refusal reasons as they appear in `sluice_listener_refused_total{reason}`. A draining TCP
+ * listener closes instead of refusing; `draining` counts the datagrams a draining UDP listener
+ * (still bound for its open sessions' replies) refused to start a session for. `at_limit`:
+ * every eligible backend at max_connections (TCP: and no room in the queue). The edge
+ * gate's refusals follow.
  */
 export const REFUSAL_REASONS: readonly { readonly reason: string; readonly field: ListenerCounter }[] = [
   { reason: 'no_backend', field: ListenerCounter.refusedNoBackend },
   { reason: 'all_backends_failed', field: ListenerCounter.refusedAllFailed },
+  { reason: 'draining', field: ListenerCounter.refusedDraining },
   { reason: 'at_limit', field: ListenerCounter.refusedAtLimit },
   // Edge protection and routing (src/dataplane/edge-gate.ts): closed before any backend.
   { reason: 'acl', field: ListenerCounter.refusedAcl },
@@ -146,6 +149,16 @@ export const REFUSAL_REASONS: readonly { readonly reason: string; readonly field
   { reason: 'tls_hello_timeout', field: ListenerCounter.refusedTlsTimeout },
   { reason: 'sni_no_route', field: ListenerCounter.refusedSniNoRoute },
 ];
+
+/** Why UDP sessions ended, as they appear in `sluice_listener_udp_sessions_ended_total{reason}`. */
+const UDP_SESSION_ENDS: readonly { readonly reason: string; readonly field: ListenerCounter }[] = [
+  { reason: 'evicted', field: ListenerCounter.udpSessionsEvicted },
+  { reason: 'expired', field: ListenerCounter.udpSessionsExpired },
+];
+
+function udpListeners(s: MetricSources): readonly ListenerBinding[] {
+  return s.listeners.filter((l) => l.protocol === 'udp');
+}
 
 const HEALTH_RESULTS: readonly { readonly result: string; readonly field: HealthCounter }[] = [
   { result: 'success', field: HealthCounter.success },
@@ -228,8 +241,8 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
   {
     name: 'sluice_listener_refused_total',
     help:
-      'Accepted connections closed without being proxied, by reason: no_backend (none eligible), all_backends_failed (every connect attempt failed), ' +
-      'at_limit (every eligible backend at max_connections, no room in the queue); ' +
+      'Accepted connections closed without being proxied (UDP: datagrams that could not start a session), by reason: no_backend (none eligible), ' +
+      'all_backends_failed (every connect attempt failed), draining (UDP only), at_limit (every eligible backend at max_connections, no room in the queue); ' +
       'edge refusals before any backend: acl, max_connections, per_ip_connections, per_ip_rate, proxy_header (malformed or missing), proxy_header_timeout, ' +
       'tls_hello (not a TLS ClientHello), tls_hello_timeout, sni_no_route.',
     type: 'counter',
@@ -243,6 +256,52 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
     help: 'Connections admitted without their per-IP check because the shared per-IP table had no free slot (it fails open; max_connections still applies).',
     type: 'counter',
     collect: (s) => s.listeners.map((l) => single(s.counters.listenerTotal(l.slot, ListenerCounter.limitsTableFull), label('listener', l.name))),
+  },
+  {
+    name: 'sluice_udp_sessions',
+    help: 'Open UDP sessions to the backend (also counted in sluice_backend_active_connections), summed over every data-plane worker.',
+    type: 'gauge',
+    collect: perBackend((s, slot) => s.counters.udpSessions(slot)),
+  },
+  {
+    name: 'sluice_udp_sessions_total',
+    help: 'UDP sessions created to the backend (also counted in sluice_backend_connections_total).',
+    type: 'counter',
+    collect: perBackend((s, slot) => s.counters.backendTotal(slot, BackendCounter.udpSessions)),
+  },
+  {
+    name: 'sluice_udp_datagrams_total',
+    help: 'UDP datagrams proxied through the backend: direction="from_client" sent to it, "to_client" its replies passed back. Their bytes are in sluice_backend_bytes_total.',
+    type: 'counter',
+    collect: perBackendAnd(
+      'direction',
+      [
+        { value: 'from_client', of: BackendCounter.udpDatagramsFromClient },
+        { value: 'to_client', of: BackendCounter.udpDatagramsToClient },
+      ],
+      (s, backend, field) => s.counters.backendTotal(backend.slot, field),
+    ),
+  },
+  {
+    name: 'sluice_listener_udp_sessions',
+    help: 'Open UDP sessions of the listener, summed over every data-plane worker (each worker holds at most max_sessions / workers).',
+    type: 'gauge',
+    collect: (s) => udpListeners(s).map((l) => single(s.counters.listenerUdpSessionsTotal(l.slot), label('listener', l.name))),
+  },
+  {
+    name: 'sluice_listener_udp_sessions_ended_total',
+    help: 'UDP sessions the listener ended early, by reason: evicted (max_sessions reached; least recently active first), expired (session_timeout without traffic).',
+    type: 'counter',
+    collect: (s) =>
+      udpListeners(s).flatMap((l) =>
+        UDP_SESSION_ENDS.map(({ reason, field }) => single(s.counters.listenerTotal(l.slot, field), `${label('listener', l.name)},${label('reason', reason)}`)),
+      ),
+  },
+  {
+    name: 'sluice_listener_udp_datagrams_dropped_total',
+    help: 'Datagrams of open UDP sessions that were dropped: a full send queue, or a session socket that failed.',
+    type: 'counter',
+    collect: (s) => udpListeners(s).map((l) => single(s.counters.listenerTotal(l.slot, ListenerCounter.udpDatagramsDropped), label('listener', l.name))),
   },
   {
     name: 'sluice_snapshot_version',

@@ -1,0 +1,422 @@
+/**
+ * UDP request-response throughput, side by side in one run on 127.0.0.1: the echo backends
+ * directly, nginx `stream` (UDP), and Sluice, with the same backends, clients and payload.
+ * Not a test: it measures, prints a table and writes docs/benchmarks-udp.md.
+ *
+ *   node bench/udp.ts [--seconds 3] [--clients 32] [--size 64] [--workers 1] [--out docs/benchmarks-udp.md]
+ *
+ * Two scenarios, because UDP proxies pay very differently for them:
+ * - "long sessions": each client sends request after request from one port (syslog, game,
+ *   metrics); nginx keeps the session until proxy_timeout, Sluice with max_replies 0.
+ * - "one reply per session": DNS-like; nginx `proxy_responses 1`, Sluice `max_replies: 1`,
+ *   so every request creates and ends a session (a socket to the backend) in the proxy.
+ *
+ * Clients run closed loops (send, wait for the reply, send the next) in this process; the
+ * two echo backends are child processes. A reply not back within LOSS_TIMEOUT_MS is counted
+ * lost and the client moves on. Installs nginx-light and libnginx-mod-stream with apt-get
+ * when nginx or its stream module is missing. Bounded: the whole run ends within
+ * --max-seconds, and every process it started is stopped on every exit path.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI = path.join(ROOT, 'src/cli.ts');
+const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+const LOSS_TIMEOUT_MS = 500;
+const WARMUP_MS = 500;
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '3' },
+    clients: { type: 'string', default: '32' },
+    size: { type: 'string', default: '64' },
+    workers: { type: 'string', default: '1' },
+    out: { type: 'string', default: path.join(ROOT, 'docs/benchmarks-udp.md') },
+    'max-seconds': { type: 'string', default: '240' },
+  },
+});
+const SECONDS = positive('seconds', values.seconds);
+const CLIENTS = positive('clients', values.clients);
+const SIZE = Math.max(16, positive('size', values.size));
+const WORKERS = positive('workers', values.workers);
+
+function positive(name: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${text}`);
+  return n;
+}
+
+// ── processes: every child is tracked and stopped on every exit path ─────────────
+const children = new Set<ChildProcess>();
+const work = mkdtempSync(path.join(tmpdir(), 'sluice-bench-udp-'));
+
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  const forced = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(forced);
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all([...children].map(async (child) => stop(child)));
+  rmSync(work, { recursive: true, force: true });
+}
+
+const deadline = setTimeout(
+  () => {
+    process.stderr.write(`bench/udp: still running after --max-seconds ${values['max-seconds']}; stopping\n`);
+    void stopAll().then(() => process.exit(2));
+  },
+  positive('max-seconds', values['max-seconds']) * 1000,
+);
+deadline.unref();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    void stopAll().then(() => process.exit(130));
+  });
+}
+
+// ── peers ─────────────────────────────────────────────────────────────────────
+
+function log(message: string): void {
+  process.stderr.write(`bench/udp: ${message}\n`);
+}
+
+/** nginx with the stream module, installed from Debian packages when missing; else why not. */
+function ensureNginx(): { ok: true; version: string } | { ok: false; reason: string } {
+  const present = (): boolean => spawnSync('nginx', ['-v']).status === 0 && existsSync(NGINX_STREAM_MODULE);
+  if (!present()) {
+    log('installing nginx-light and libnginx-mod-stream (apt-get)');
+    const install = spawnSync('sh', ['-c', 'apt-get update -qq && apt-get install -y -qq nginx-light libnginx-mod-stream'], {
+      stdio: 'inherit',
+      timeout: 300_000,
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+    if (install.status !== 0 || !present()) return { ok: false, reason: 'nginx with the stream module could not be installed' };
+  }
+  const version = spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim().replace(/^nginx version: /, '');
+  return { ok: true, version };
+}
+
+const ECHO_BACKEND = `
+const s = require('node:dgram').createSocket('udp4');
+s.on('message', (m, r) => s.send(m, r.port, r.address));
+s.bind(0, '127.0.0.1', () => console.log(s.address().port));
+`;
+
+async function startEchoBackend(): Promise<number> {
+  const child = track(spawn(process.execPath, ['-e', ECHO_BACKEND], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`echo backend exited with ${code}`)));
+    child.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+  });
+}
+
+async function freeUdpPort(): Promise<number> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}
+
+async function freeTcpPort(): Promise<number> {
+  const net = await import('node:net');
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+interface Scenario {
+  readonly name: string;
+  readonly oneReply: boolean;
+}
+
+async function startSluice(port: number, backends: readonly number[], scenario: Scenario): Promise<ChildProcess> {
+  const adminPort = await freeTcpPort();
+  const file = path.join(work, `sluice-${scenario.oneReply ? 'one' : 'long'}.yaml`);
+  writeFileSync(
+    file,
+    `workers: ${WORKERS}
+admin: {listen: 127.0.0.1:${adminPort}}
+shutdown: {drain_timeout: 0s}
+listeners:
+  - name: bench
+    protocol: udp
+    listen: 127.0.0.1:${port}
+    cluster: echo
+    udp: {session_timeout: 30s, max_sessions: 100000, max_replies: ${scenario.oneReply ? 1 : 0}}
+clusters:
+  - name: echo
+    backends:
+${backends.map((p) => `      - {address: 127.0.0.1:${p}}`).join('\n')}
+`,
+  );
+  const child = track(spawn(process.execPath, [CLI, 'run', '--config', file, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.toString();
+      if (seen.includes('"sluice started"')) {
+        child.stdout?.removeListener('data', onData);
+        child.stdout?.resume();
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`sluice exited with ${code} before it started`)));
+  });
+  return child;
+}
+
+async function startNginx(port: number, backends: readonly number[], scenario: Scenario): Promise<ChildProcess> {
+  const prefix = path.join(work, `nginx-${scenario.oneReply ? 'one' : 'long'}`);
+  mkdirSync(prefix, { recursive: true });
+  const conf = path.join(prefix, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `load_module ${NGINX_STREAM_MODULE};
+worker_processes ${WORKERS};
+daemon off;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 65536; }
+stream {
+  upstream echo {
+${backends.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
+  }
+  server {
+    listen 127.0.0.1:${port} udp reuseport;
+    proxy_pass echo;
+    proxy_timeout 30s;
+${scenario.oneReply ? '    proxy_responses 1;\n' : ''}  }
+}
+`,
+  );
+  const child = track(spawn('nginx', ['-c', conf, '-p', prefix, '-e', path.join(prefix, 'error.log')], { stdio: ['ignore', 'ignore', 'inherit'] }));
+  await waitForEcho(port);
+  return child;
+}
+
+/** Until a datagram to `port` comes back (the proxy is up), at most 10 s. */
+async function waitForEcho(port: number): Promise<void> {
+  const socket = dgram.createSocket('udp4');
+  socket.on('error', () => undefined);
+  try {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const answered = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 100);
+        socket.once('message', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      socket.send('ready?', port, '127.0.0.1');
+      if (await answered) return;
+    }
+    throw new Error(`nothing answers on udp 127.0.0.1:${port}`);
+  } finally {
+    socket.close();
+  }
+}
+
+// ── load ──────────────────────────────────────────────────────────────────────
+
+interface Measurement {
+  readonly requestsPerSecond: number;
+  readonly p50Us: number;
+  readonly p99Us: number;
+  readonly lost: number;
+}
+
+/**
+ * CLIENTS closed-loop clients, client i sending to `portFor(i)`, for WARMUP_MS and then
+ * SECONDS measured. Each request carries the client's sequence number; only the reply to
+ * the outstanding request counts.
+ */
+async function measure(portFor: (client: number) => number): Promise<Measurement> {
+  const sockets: dgram.Socket[] = [];
+  const latenciesUs: number[] = [];
+  let measuring = false;
+  let running = true;
+  let completed = 0;
+  let lost = 0;
+  const seqs = new Uint32Array(CLIENTS);
+  const sentAt = new Float64Array(CLIENTS);
+  const payloads = Array.from({ length: CLIENTS }, () => Buffer.alloc(SIZE, 0x61));
+
+  const send = (i: number): void => {
+    const socket = sockets[i];
+    const payload = payloads[i];
+    if (socket === undefined || payload === undefined || !running) return;
+    seqs[i] = (seqs[i] ?? 0) + 1;
+    payload.writeUInt32BE(seqs[i] ?? 0, 0);
+    sentAt[i] = performance.now();
+    socket.send(payload, portFor(i), '127.0.0.1');
+  };
+
+  for (let i = 0; i < CLIENTS; i++) {
+    const socket = dgram.createSocket('udp4');
+    socket.on('error', () => undefined);
+    socket.on('message', (reply: Buffer) => {
+      if (reply.length < 4 || reply.readUInt32BE(0) !== seqs[i]) return;
+      if (measuring) {
+        completed++;
+        latenciesUs.push((performance.now() - (sentAt[i] ?? 0)) * 1000);
+      }
+      send(i);
+    });
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    sockets.push(socket);
+  }
+  const lossCheck = setInterval(() => {
+    const now = performance.now();
+    for (let i = 0; i < CLIENTS; i++) {
+      if (now - (sentAt[i] ?? now) > LOSS_TIMEOUT_MS) {
+        if (measuring) lost++;
+        send(i);
+      }
+    }
+  }, 50);
+
+  for (let i = 0; i < CLIENTS; i++) send(i);
+  await sleep(WARMUP_MS);
+  measuring = true;
+  const started = performance.now();
+  await sleep(SECONDS * 1000);
+  measuring = false;
+  const elapsedS = (performance.now() - started) / 1000;
+  running = false;
+  clearInterval(lossCheck);
+  await Promise.all(sockets.map(async (s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+
+  latenciesUs.sort((a, b) => a - b);
+  const at = (q: number): number => latenciesUs[Math.min(latenciesUs.length - 1, Math.floor(q * latenciesUs.length))] ?? 0;
+  return { requestsPerSecond: completed / elapsedS, p50Us: at(0.5), p99Us: at(0.99), lost };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ── run ───────────────────────────────────────────────────────────────────────
+
+interface Row {
+  readonly scenario: string;
+  readonly target: string;
+  readonly result: Measurement | undefined;
+}
+
+const SCENARIOS: readonly Scenario[] = [
+  { name: 'long sessions', oneReply: false },
+  { name: 'one reply per session (DNS-like)', oneReply: true },
+];
+
+async function main(): Promise<void> {
+  const loadBefore = loadavg();
+  const nginx = ensureNginx();
+  if (!nginx.ok) log(`${nginx.reason}: the nginx column stays empty`);
+  const backends = [await startEchoBackend(), await startEchoBackend()];
+  log(`echo backends on udp ${backends.map((p) => `127.0.0.1:${p}`).join(', ')}; ${CLIENTS} clients, ${SIZE}-byte datagrams, ${SECONDS}s per target`);
+  const rows: Row[] = [];
+  for (const scenario of SCENARIOS) {
+    const direct = await measure((i) => backends[i % backends.length] ?? 0);
+    rows.push({ scenario: scenario.name, target: 'direct', result: direct });
+    log(`${scenario.name}: direct ${direct.requestsPerSecond.toFixed(0)}/s`);
+
+    if (nginx.ok) {
+      const port = await freeUdpPort();
+      const child = await startNginx(port, backends, scenario);
+      const result = await measure(() => port);
+      await stop(child);
+      rows.push({ scenario: scenario.name, target: `nginx ${WORKERS}w`, result });
+      log(`${scenario.name}: nginx ${result.requestsPerSecond.toFixed(0)}/s`);
+    } else {
+      rows.push({ scenario: scenario.name, target: `nginx ${WORKERS}w`, result: undefined });
+    }
+
+    const port = await freeUdpPort();
+    const child = await startSluice(port, backends, scenario);
+    const result = await measure(() => port);
+    await stop(child);
+    rows.push({ scenario: scenario.name, target: `sluice ${WORKERS}w`, result });
+    log(`${scenario.name}: sluice ${result.requestsPerSecond.toFixed(0)}/s`);
+  }
+  const report = render(rows, { nginx: nginx.ok ? nginx.version : nginx.reason, loadBefore, loadAfter: loadavg() });
+  mkdirSync(path.dirname(values.out), { recursive: true });
+  writeFileSync(values.out, report);
+  process.stdout.write(report);
+  log(`wrote ${values.out}`);
+}
+
+function render(rows: readonly Row[], env: { nginx: string; loadBefore: number[]; loadAfter: number[] }): string {
+  const rate = (m: Measurement | undefined): string => (m === undefined ? '–' : Math.round(m.requestsPerSecond).toLocaleString('en-US'));
+  const ratio = (a: Measurement | undefined, b: Measurement | undefined): string =>
+    a === undefined || b === undefined || b.requestsPerSecond === 0 ? '–' : (a.requestsPerSecond / b.requestsPerSecond).toFixed(2);
+  const lines: string[] = [];
+  for (const scenario of SCENARIOS) {
+    const of = (prefix: string): Measurement | undefined =>
+      rows.find((r) => r.scenario === scenario.name && r.target.startsWith(prefix))?.result;
+    const direct = of('direct');
+    const nginx = of('nginx');
+    const sluice = of('sluice');
+    lines.push(
+      `| ${scenario.name} | ${rate(direct)} | ${rate(nginx)} | ${rate(sluice)} | ${ratio(sluice, direct)} | ${ratio(sluice, nginx)} | ${latency(direct)} | ${latency(nginx)} | ${latency(sluice)} |`,
+    );
+  }
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  return `## UDP request-response (\`node bench/udp.ts\`)
+
+Datagrams per second answered, ${CLIENTS} closed-loop clients (send, wait for the echo, send
+the next), ${SIZE}-byte datagrams, ${SECONDS} s per target after a ${WARMUP_MS} ms warm-up, two
+Node echo backends, everything on 127.0.0.1. nginx \`stream\` and Sluice both run
+${WORKERS} worker${WORKERS === 1 ? '' : 's'}; "direct" sends each client straight to one of
+the backends. Latency columns are p50 / p99 round trip in µs.
+
+| scenario | direct /s | nginx /s | sluice /s | sluice ÷ direct | sluice ÷ nginx | direct p50/p99 | nginx p50/p99 | sluice p50/p99 |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
+${lines.join('\n')}
+
+- long sessions: every client keeps one source port, so the proxies keep one session (one
+  backend socket) per client: nginx until \`proxy_timeout\`, Sluice with \`max_replies: 0\`.
+- one reply per session: nginx \`proxy_responses 1\`, Sluice \`max_replies: 1\`; each
+  request creates and ends a session (a backend socket) in the proxy.
+- "direct" is the same workload in both rows (the proxies' settings do not touch it): the
+  gap between its two numbers shows how noisy this run was.
+- Lost (no reply within ${LOSS_TIMEOUT_MS} ms, counted and resent): ${rows.map((r) => `${r.target} ${r.scenario.split(' ')[0] ?? ''} ${r.result?.lost ?? '–'}`).join(', ')}.
+
+Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, nginx
+${env.nginx}, Sluice ${pkg.version}. Load average before / after: ${env.loadBefore.map((l) => l.toFixed(2)).join(' ')} /
+${env.loadAfter.map((l) => l.toFixed(2)).join(' ')}. The load generator, the backends and the proxy share
+these cores, so the ratios matter more than the absolute numbers; a smoke run on a shared,
+busy machine is noisy, and these numbers are to be remeasured on a quiet one.
+`;
+}
+
+function latency(m: Measurement | undefined): string {
+  return m === undefined ? '–' : `${Math.round(m.p50Us)} / ${Math.round(m.p99Us)}`;
+}
+
+try {
+  await main();
+} finally {
+  await stopAll();
+  clearTimeout(deadline);
+}
