@@ -26,8 +26,8 @@ interface BackendJson {
 }
 interface ListenerJson {
   name: string;
-  connections_total: number;
-  refused_draining: number;
+  accepted_total: number;
+  refused_total: Record<string, number>;
   udp: {
     sessions: number;
     sessions_evicted: number;
@@ -181,7 +181,7 @@ describe('UDP load balancing through the real daemon', () => {
     // 8 × 300 ms is more than two timeouts long, yet one session carried it all (each gap
     // leaves 700 ms for a slow round trip).
     const listener = await listenerOf(daemon);
-    expect(listener.connections_total).toBe(1);
+    expect(listener.accepted_total).toBe(1);
     expect(listener.udp.sessions_expired).toBe(0);
   });
 
@@ -193,12 +193,12 @@ describe('UDP load balancing through the real daemon', () => {
     // Long before the one-minute idle timeout:
     const ended = await eventually(async () => listenerOf(daemon), (l) => l.udp.sessions === 0, 5000);
     expect(ended.udp.sessions).toBe(0);
-    expect(ended.connections_total).toBe(10);
+    expect(ended.accepted_total).toBe(10);
     expect(ended.udp.sessions_expired).toBe(0);
 
     await Promise.all(ten.map(async (c) => c.request(port, Buffer.from('q2'), tagged('q2'))));
     const again = await eventually(async () => listenerOf(daemon), (l) => l.udp.sessions === 0, 5000);
-    expect(again.connections_total).toBe(20);
+    expect(again.accepted_total).toBe(20);
     expect(again.udp.datagrams_to_client).toBe(20);
   });
 
@@ -261,7 +261,7 @@ describe('UDP load balancing through the real daemon', () => {
     expect(listener.udp.sessions).toBeGreaterThanOrEqual(900);
     // With a 5-minute timeout nothing expired: every session that ended was evicted.
     expect(listener.udp.sessions_expired).toBe(0);
-    expect(listener.udp.sessions_evicted).toBe(listener.connections_total - listener.udp.sessions);
+    expect(listener.udp.sessions_evicted).toBe(listener.accepted_total - listener.udp.sessions);
     expect(listener.udp.sessions_evicted).toBeGreaterThanOrEqual(45_000);
     // Memory stays flat: one socket per session (the listening sockets aside), and the
     // workers' heaps move by GC noise only (measured: within 10 MB; a leak of the 49,000
@@ -435,7 +435,7 @@ describe('UDP listeners across a config reload', () => {
     await c!.request(port, Buffer.from('two'), tagged('two'));
     // The same session answered (no new one), and the new limit ended it at its second reply.
     const after = await eventually(async () => listenerOf(daemon), (l) => l.udp.sessions === 0, 5000);
-    expect(after.connections_total).toBe(1);
+    expect(after.accepted_total).toBe(1);
     expect(after.udp.sessions).toBe(0);
   });
 
