@@ -28,6 +28,20 @@ export function roundTrip(port: number, payload: Buffer, timeoutMs = 30_000): Pr
   });
 }
 
+/** Run `count` round trips of `hi` with at most `concurrency` in flight; returns the replies. */
+export async function manyRoundTrips(port: number, count: number, concurrency: number): Promise<string[]> {
+  const replies: string[] = [];
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < count) {
+      next++;
+      replies.push((await roundTrip(port, Buffer.from('hi'))).toString());
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  return replies;
+}
+
 /** Open a connection and wait until it is established. */
 export function connect(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

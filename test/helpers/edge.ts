@@ -72,16 +72,6 @@ export async function listenerStats(adminUrl: string, name: string): Promise<Lis
   return getJson<ListenerJson>(`${adminUrl}/listeners/${name}`);
 }
 
-/** Poll `read` until `done` holds or the deadline passes; returns the last value. */
-export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 export interface RecordingBackend {
   readonly port: number;
   readonly address: string;

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildMaglevTable, DEFAULT_MAGLEV_TABLE_SIZE, pickMaglev } from '../../src/dataplane/balancer/maglev.ts';
 import { hashAddress } from '../../src/dataplane/balancer/hash.ts';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
-import { clientLoop, getJson, openEcho, roundTrip, type EchoConnection } from '../helpers/client.ts';
+import { clientLoop, eventually, getJson, manyRoundTrips, openEcho, type EchoConnection } from '../helpers/client.ts';
 import { startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
 
@@ -68,20 +68,6 @@ ${clusters}
 `;
 }
 
-/** Run `count` round trips with at most `concurrency` in flight; returns the replies. */
-async function manyRoundTrips(port: number, count: number, concurrency: number): Promise<string[]> {
-  const replies: string[] = [];
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < count) {
-      next++;
-      replies.push((await roundTrip(port, Buffer.from('hi'))).toString());
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, lane));
-  return replies;
-}
-
 function shareOf(replies: readonly string[], address: string): number {
   return replies.filter((r) => r === address).length / replies.length;
 }
@@ -104,15 +90,6 @@ async function sessionsByWorker(d: Daemon): Promise<number[]> {
   const counts = [0, 0];
   for (const w of workers) counts[w.worker] = w.connections;
   return counts;
-}
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /**
@@ -252,7 +229,7 @@ describe('least connections, global across workers', () => {
         continue;
       }
       connection.socket.destroy();
-      await until(async () => sessionsByWorker(d), (counts) => counts[0] === held.length && counts[1] === 0);
+      await eventually(async () => sessionsByWorker(d), (counts) => counts[0] === held.length && counts[1] === 0, 10_000, 20);
     }
     expect(held.length).toBe(50);
     expect(a!.open.size).toBe(50);

@@ -8,9 +8,9 @@ import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
 import { runCli, startDaemon, type Daemon } from '../helpers/daemon.ts';
-import { closeAll, eventually, holdServed, listenerStats, probe } from '../helpers/edge.ts';
+import { closeAll, holdServed, listenerStats, probe } from '../helpers/edge.ts';
 import { freePorts } from '../helpers/ports.ts';
-import { getJson } from '../helpers/client.ts';
+import { eventually, getJson } from '../helpers/client.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

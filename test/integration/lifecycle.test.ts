@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
-import { getJson, openEcho, roundTrip, tryConnect } from '../helpers/client.ts';
+import { eventually, getJson, openEcho, roundTrip, tryConnect } from '../helpers/client.ts';
 import { startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
 
@@ -49,15 +49,6 @@ ${clusters}
 `;
 }
 
-async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 describe('graceful drain', () => {
   it('on SIGTERM turns /readyz 503 at once, refuses new connections, lets open ones finish, exits 0', async () => {
     const [echo] = await echoBackends(1);
@@ -73,7 +64,7 @@ describe('graceful drain', () => {
     expect(ready.status).toBe(503);
     console.log(`readyz answered 503 ${Date.now() - signalled} ms after SIGTERM`);
 
-    expect(await until(async () => tryConnect(port!), (code) => code === 'ECONNREFUSED')).toBe('ECONNREFUSED');
+    expect(await eventually(async () => tryConnect(port!), (code) => code === 'ECONNREFUSED', 10_000, 25)).toBe('ECONNREFUSED');
     for (const c of held) expect(await c.exchange('during drain, both ways')).toBe('during drain, both ways');
     expect(d.child.exitCode).toBeNull();
 
@@ -140,7 +131,7 @@ describe('SIGHUP reload', () => {
 
     expect(await held.exchange('two')).toBe('two');
     expect((await roundTrip(addedPort!, Buffer.from('hi'))).toString()).toBe(named!.address);
-    expect(await until(async () => tryConnect(removedPort!), (code) => code === 'ECONNREFUSED')).toBe('ECONNREFUSED');
+    expect(await eventually(async () => tryConnect(removedPort!), (code) => code === 'ECONNREFUSED', 10_000, 25)).toBe('ECONNREFUSED');
     // The added backend takes new connections of the kept listener.
     const acceptedBefore = echoB!.accepted;
     await Promise.all(Array.from({ length: 6 }, async () => roundTrip(keptPort!, Buffer.from('x'))));
@@ -188,9 +179,11 @@ describe('SIGHUP reload', () => {
     for (const c of held) expect(await c.exchange('still flowing')).toBe('still flowing');
 
     for (const c of held) c.socket.end();
-    const after = await until(
+    const after = await eventually(
       async () => getJson<View[]>(`${d.adminUrl}/backends`),
       (list) => list.length === 1,
+      10_000,
+      25,
     );
     expect(after.map((b) => b.address)).toEqual([stay!.address]);
   });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
-import { getJson, openEcho, roundTrip, type EchoConnection } from '../helpers/client.ts';
+import { eventually, getJson, openEcho, roundTrip, type EchoConnection } from '../helpers/client.ts';
 import { startDaemon, tcpConfig, type Daemon } from '../helpers/daemon.ts';
 import { scrape, select, seriesKey, total, type PromSample } from '../helpers/metrics.ts';
 import { freePorts } from '../helpers/ports.ts';
@@ -27,15 +27,6 @@ async function daemonFor(addresses: string[], env: Record<string, string> = {}):
   const daemon = await startDaemon(tcpConfig({ listenPort: port, adminPort, backends: addresses, workers: 2 }), adminPort, { env });
   cleanups.push(async () => daemon.stop('SIGKILL'));
   return { daemon, port };
-}
-
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 async function holdEcho(port: number, n: number): Promise<EchoConnection[]> {

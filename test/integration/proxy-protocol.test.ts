@@ -6,8 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend } from '../helpers/backends.ts';
 import { startDaemon, type Daemon } from '../helpers/daemon.ts';
-import { eventually, exchange, listenerStats, startRecordingBackend, type RecordingBackend } from '../helpers/edge.ts';
-import { getJson } from '../helpers/client.ts';
+import { exchange, listenerStats, startRecordingBackend, type RecordingBackend } from '../helpers/edge.ts';
+import { eventually, getJson } from '../helpers/client.ts';
 import { freePorts } from '../helpers/ports.ts';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';

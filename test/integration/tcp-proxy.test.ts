@@ -2,7 +2,7 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend, startBlackholeBackend, type TestBackend } from '../helpers/backends.ts';
-import { getJson, roundTrip } from '../helpers/client.ts';
+import { eventually, getJson, manyRoundTrips, roundTrip } from '../helpers/client.ts';
 import { startDaemon, tcpConfig, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
 
@@ -35,29 +35,6 @@ async function daemonFor(addresses: string[], extra: Partial<Parameters<typeof t
   const daemon = await startDaemon(tcpConfig({ listenPort: port, adminPort, backends: addresses, workers: 2, ...extra }), adminPort);
   cleanups.push(async () => daemon.stop('SIGKILL'));
   return { daemon, port };
-}
-
-/** Run `count` round trips with at most `concurrency` in flight. */
-async function manyRoundTrips(port: number, count: number, concurrency: number): Promise<string[]> {
-  const replies: string[] = [];
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < count) {
-      next++;
-      replies.push((await roundTrip(port, Buffer.from('hi'))).toString());
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, lane));
-  return replies;
-}
-
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('TCP proxy through the real daemon', () => {
@@ -130,6 +107,7 @@ describe('TCP proxy through the real daemon', () => {
     const after = await eventually(
       async () => getJson<BackendJson[]>(`${daemon.adminUrl}/backends`),
       (list) => list.every((b) => b.active_connections === 0),
+      5_000,
     );
     expect(after.map((b) => b.active_connections)).toEqual([0, 0]);
     expect(after.reduce((sum, b) => sum + b.connections_total, 0)).toBe(20);
@@ -137,6 +115,7 @@ describe('TCP proxy through the real daemon', () => {
     const resources = await eventually(
       async () => getJson<ResourcesJson>(`${daemon.adminUrl}/debug/resources`),
       (r) => r.workers.every((w) => w.connections === 0 && (w.resources['TCPSocketWrap'] ?? 0) === 0),
+      5_000,
     );
     expect(resources.workers).toHaveLength(2);
     for (const worker of resources.workers) {

@@ -11,7 +11,8 @@ import { UdpProxy } from '../../src/dataplane/udp-proxy.ts';
 import { BackendCounter, CounterTables, createCounterBuffer, ListenerCounter } from '../../src/shared/counters.ts';
 import type { UdpListenerSettings } from '../../src/shared/messages.ts';
 import { ClusterState, createClusterStateBuffer } from '../../src/shared/cluster-state.ts';
-import type { BackendState, Snapshot, SnapshotBackend, SnapshotCluster } from '../../src/shared/snapshot/types.ts';
+import type { BackendState, SnapshotBackend, SnapshotCluster } from '../../src/shared/snapshot/types.ts';
+import { testBackend, testCluster, testListener, testSnapshot } from '../helpers/snapshot.ts';
 import { freeUdpPort, startUdpBackend, udpClient, type UdpClient, type UdpTestBackend } from '../helpers/udp.ts';
 
 const cleanups: (() => Promise<unknown> | undefined)[] = [];
@@ -37,22 +38,7 @@ interface Harness {
 }
 
 function backendAt(slot: number, port: number, state: BackendState = 'healthy', weight = 1, drained = state === 'unhealthy', maxConnections = 0): SnapshotBackend {
-  const address = `127.0.0.1:${port}`;
-  return {
-    id: `dns:${address}`,
-    slot,
-    address,
-    host: '127.0.0.1',
-    port,
-    weight,
-    configuredWeight: weight,
-    maxConnections,
-    state,
-    admin: 'none',
-    drained,
-    reason: 'test',
-    since: 0,
-  };
+  return testBackend(`127.0.0.1:${port}`, { cluster: 'dns', slot, state, weight, configuredWeight: weight, drained, maxConnections });
 }
 
 interface HarnessOptions {
@@ -72,27 +58,11 @@ async function harness(initial: readonly SnapshotBackend[], options: HarnessOpti
   let table: RoutingTable | undefined;
   const publish = (backends: readonly SnapshotBackend[]): void => {
     version++;
-    const snapshot: Snapshot = {
+    const snapshot = testSnapshot({
       version,
-      clusters: [
-        {
-          name: 'dns',
-          algorithm: 'round_robin',
-          hashKey: 'source_ip',
-          maglevTableSize: 101,
-          stickyTtlMs: 0,
-          stickyMaxEntries: 0,
-          queueSize: 0,
-          queueTimeoutMs: 0,
-          connectTimeoutMs: 1000,
-          idleTimeoutMs: 1000,
-          panicMode: 'refuse',
-          backends,
-          ...options.cluster,
-        },
-      ],
-      listeners: [{ name: 'dns', cluster: 'dns', routes: [{ cluster: 'dns', weight: 1 }] }],
-    };
+      clusters: [testCluster({ name: 'dns', backends, ...options.cluster })],
+      listeners: [testListener({ name: 'dns', cluster: 'dns' })],
+    });
     table = buildRoutingTable(snapshot, env, table);
   };
   publish(initial);

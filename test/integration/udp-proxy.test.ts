@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { getJson } from '../helpers/client.ts';
+import { eventually, getJson } from '../helpers/client.ts';
 import { parsePrometheus, total } from '../helpers/metrics.ts';
 import { runCli, startDaemon, udpConfig, writeConfig, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
@@ -79,15 +79,6 @@ const listenerOf = async (daemon: Daemon): Promise<ListenerJson> => {
   if (dns === undefined) throw new Error('no dns listener in /listeners');
   return dns;
 };
-
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** A tagged backend answers `ADDRESS|payload`: the reply to `payload`, and who served it. */
 function tagged(payload: string): { accept: (reply: Buffer) => boolean } {

@@ -2,53 +2,18 @@
  * The admin app driven through inject(): validation and error shapes, auth, and the
  * OpenAPI description, with a fake control plane that records the commands it receives.
  */
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildAdminApp, type AdminApp } from '../../../src/controlplane/admin/app.ts';
 import { bearerToken, exposureWarning, tokensMatch, adminToken } from '../../../src/controlplane/admin/auth.ts';
-import { createMetrics } from '../../../src/controlplane/admin/metrics/registry.ts';
 import { REFUSAL_REASONS } from '../../../src/controlplane/admin/metrics/families.ts';
 import { openApiDocument } from '../../../src/controlplane/admin/openapi.ts';
 import { CounterTables, createCounterBuffer } from '../../../src/shared/counters.ts';
 import type { BackendCommand, BackendCommandResult, RoutesCommand, RoutesCommandResult } from '../../../src/shared/messages.ts';
-import type { SnapshotReader } from '../../../src/shared/snapshot/reader.ts';
-import type { Snapshot, SnapshotBackend } from '../../../src/shared/snapshot/types.ts';
+import { testAdminDeps } from '../../helpers/admin.ts';
+import { testBackend, testCluster, testSnapshot } from '../../helpers/snapshot.ts';
 
-const b1: SnapshotBackend = {
-  id: 'web:127.0.0.1:9001',
-  slot: 0,
-  address: '127.0.0.1:9001',
-  host: '127.0.0.1',
-  port: 9001,
-  weight: 1,
-  configuredWeight: 1,
-  state: 'healthy',
-  admin: 'none',
-  drained: false,
-  reason: 'no active check',
-  since: 0,
-  maxConnections: 0,
-};
-const snapshot: Snapshot = {
-  version: 3,
-  clusters: [
-    {
-      name: 'web',
-      algorithm: 'round_robin',
-      hashKey: 'source_ip',
-      maglevTableSize: 65_537,
-      stickyTtlMs: 0,
-      stickyMaxEntries: 0,
-      queueSize: 0,
-      queueTimeoutMs: 0,
-      connectTimeoutMs: 1,
-      idleTimeoutMs: 1,
-      panicMode: 'refuse',
-      backends: [b1],
-    },
-  ],
-  listeners: [{ name: 'web', cluster: 'web', routes: [{ cluster: 'web', weight: 1 }] }],
-};
+const b1 = testBackend('127.0.0.1:9001', { reason: 'no active check' });
+const snapshot = testSnapshot({ version: 3, clusters: [testCluster({ backends: [b1] })] });
 
 const apps: AdminApp[] = [];
 afterEach(async () => {
@@ -64,32 +29,24 @@ function build(
   const routeCommands: RoutesCommand[] = [];
   const dims = { workers: 1, backendSlots: 4, listenerSlots: 1 };
   const counters = new CounterTables(createCounterBuffer(dims), dims);
-  const app = buildAdminApp({
-    snapshots: { current: () => snapshot } as unknown as SnapshotReader,
-    counters,
-    isReady: () => true,
-    workerResources: () => Promise.resolve([]),
-    controlPlaneStats: () => Promise.resolve(undefined),
-    lifecycle: { drain: () => undefined, reload: () => Promise.resolve({ ok: false, errors: ['no'] }) },
-    faults: undefined,
-    commands: {
-      run: (command) => {
-        received.push(command);
-        return Promise.resolve(answer(command));
+  const app = buildAdminApp(
+    testAdminDeps(snapshot, counters, {
+      commands: {
+        run: (command) => {
+          received.push(command);
+          return Promise.resolve(answer(command));
+        },
       },
-    },
-    routes: {
-      run: (command) => {
-        routeCommands.push(command);
-        return Promise.resolve(routesAnswer(command));
+      routes: {
+        run: (command) => {
+          routeCommands.push(command);
+          return Promise.resolve(routesAnswer(command));
+        },
       },
-    },
-    clusterState: () => undefined,
-    token,
-    listeners: () => [{ name: 'web', slot: 0, host: '127.0.0.1', port: 5353, protocol: 'udp' }],
-    metrics: createMetrics(() => ({ snapshot, counters, listeners: [], restarts: { dataPlane: 0, controlPlane: 0 } }), { processMetrics: false }),
-    logger: pino({ level: 'silent' }),
-  });
+      token,
+      listeners: () => [{ name: 'web', slot: 0, host: '127.0.0.1', port: 5353, protocol: 'udp' }],
+    }),
+  );
   apps.push(app);
   return { app, received, routeCommands };
 }

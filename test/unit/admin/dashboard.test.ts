@@ -3,47 +3,18 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { dashboardState, registerDashboardRoutes, type DashboardState } from '../../../src/controlplane/admin/dashboard-routes.ts';
 import { BackendCounter, CounterTables, createCounterBuffer, ListenerCounter } from '../../../src/shared/counters.ts';
 import type { ListenerBinding } from '../../../src/shared/messages.ts';
-import type { Snapshot } from '../../../src/shared/snapshot/types.ts';
+import { testBackend, testCluster, testListener, testSnapshot } from '../../helpers/snapshot.ts';
 
 const DIMS = { workers: 2, backendSlots: 8, listenerSlots: 4 };
 
-const SNAPSHOT: Snapshot = {
+const SNAPSHOT = testSnapshot({
   version: 4,
-  listeners: [
-    { name: 'web', cluster: 'web', routes: [{ cluster: 'web', weight: 1 }] },
-    { name: 'api', cluster: 'api', routes: [{ cluster: 'api', weight: 1 }] },
-  ],
+  listeners: [testListener({ name: 'web', cluster: 'web' }), testListener({ name: 'api', cluster: 'api' })],
   clusters: [
-    {
-      name: 'web',
-      algorithm: 'round_robin',
-      hashKey: 'source_ip',
-      maglevTableSize: 65537,
-      stickyTtlMs: 0,
-      stickyMaxEntries: 0,
-      queueSize: 0,
-      queueTimeoutMs: 0,
-      connectTimeoutMs: 1000,
-      idleTimeoutMs: 1000,
-      panicMode: 'refuse',
-      backends: [{ id: 'web:10.0.0.1:80', slot: 1, address: '10.0.0.1:80', host: '10.0.0.1', port: 80, weight: 2, configuredWeight: 2, state: 'healthy', admin: 'none', drained: false, reason: 'test', since: 0, maxConnections: 0 }],
-    },
-    {
-      name: 'api',
-      algorithm: 'round_robin',
-      hashKey: 'source_ip',
-      maglevTableSize: 65537,
-      stickyTtlMs: 0,
-      stickyMaxEntries: 0,
-      queueSize: 0,
-      queueTimeoutMs: 0,
-      connectTimeoutMs: 1000,
-      idleTimeoutMs: 1000,
-      panicMode: 'refuse',
-      backends: [{ id: 'api:10.0.0.2:80', slot: 2, address: '10.0.0.2:80', host: '10.0.0.2', port: 80, weight: 1, configuredWeight: 1, state: 'draining', admin: 'drain', drained: false, reason: 'test', since: 0, maxConnections: 0 }],
-    },
+    testCluster({ name: 'web', backends: [testBackend('10.0.0.1:80', { slot: 1, weight: 2, configuredWeight: 2 })] }),
+    testCluster({ name: 'api', backends: [testBackend('10.0.0.2:80', { cluster: 'api', slot: 2, state: 'draining', admin: 'drain' })] }),
   ],
-};
+});
 
 const LISTENERS: ListenerBinding[] = [
   { name: 'web', slot: 0, host: '127.0.0.1', port: 8080, protocol: 'tcp' },

@@ -2,47 +2,27 @@
  * /listeners through inject(): the view of a listener (settings joined with counters) and
  * acl writes, with a fake control plane that records what it is asked.
  */
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildAdminApp, type AdminApp } from '../../../src/controlplane/admin/app.ts';
-import { createMetrics } from '../../../src/controlplane/admin/metrics/registry.ts';
 import type { AclConfig } from '../../../src/shared/config/schema.ts';
 import { CounterTables, createCounterBuffer, ListenerCounter } from '../../../src/shared/counters.ts';
 import type { ListenerAclResult } from '../../../src/shared/messages.ts';
-import type { SnapshotReader } from '../../../src/shared/snapshot/reader.ts';
-import type { Snapshot } from '../../../src/shared/snapshot/types.ts';
+import { testAdminDeps } from '../../helpers/admin.ts';
+import { testListener, testSnapshot } from '../../helpers/snapshot.ts';
 
-const snapshot: Snapshot = {
+const snapshot = testSnapshot({
   version: 3,
-  clusters: [
-    {
-      name: 'web',
-      algorithm: 'round_robin',
-      hashKey: 'source_ip',
-      maglevTableSize: 101,
-      stickyTtlMs: 0,
-      stickyMaxEntries: 0,
-      queueSize: 0,
-      queueTimeoutMs: 0,
-      connectTimeoutMs: 1,
-      idleTimeoutMs: 1,
-      panicMode: 'refuse',
-      backends: [],
-    },
-  ],
   listeners: [
-    {
+    testListener({
       name: 'edge',
-      cluster: 'web',
-      routes: [{ cluster: 'web', weight: 1 }],
       acceptProxy: true,
       limits: { perIpConnections: 10, perIpRate: 20, burst: 20, maxConnections: 0 },
       acl: { allow: [], deny: ['127.0.0.4/32'] },
       sniRoutes: [{ serverName: '*.example.com', cluster: 'web' }],
-    },
-    { name: 'plain', cluster: 'web', routes: [{ cluster: 'web', weight: 1 }] },
+    }),
+    testListener({ name: 'plain' }),
   ],
-};
+});
 
 const apps: AdminApp[] = [];
 afterEach(async () => {
@@ -54,35 +34,25 @@ function build(options: { token?: string; answer?: (listener: string, acl: AclCo
   const dims = { workers: 2, backendSlots: 4, listenerSlots: 4 };
   const counters = new CounterTables(createCounterBuffer(dims), dims);
   const answer = options.answer ?? ((_listener: string, acl: AclConfig): ListenerAclResult => ({ ok: true, version: 4, acl }));
-  const app = buildAdminApp({
-    snapshots: { current: () => snapshot } as unknown as SnapshotReader,
-    counters,
-    isReady: () => true,
-    workerResources: () => Promise.resolve([]),
-    controlPlaneStats: () => Promise.resolve(undefined),
-    lifecycle: { drain: () => undefined, reload: () => Promise.resolve({ ok: false, errors: ['no'] }) },
-    faults: undefined,
-    commands: { run: () => Promise.resolve({ ok: false, error: 'UNAVAILABLE', message: 'not in this test' }) },
-    routes: { run: () => Promise.resolve({ ok: false, error: 'UNAVAILABLE', message: 'not in this test' }) },
-    clusterState: () => undefined,
-    token: options.token,
-    logger: pino({ level: 'silent' }),
-    listeners: () => [
-      { name: 'edge', slot: 1, host: '127.0.0.1', port: 1, protocol: 'tcp' },
-      { name: 'plain', slot: 2, host: '127.0.0.1', port: 2, protocol: 'tcp' },
-    ],
-    metrics: createMetrics(() => ({ snapshot, counters, listeners: [], restarts: { dataPlane: 0, controlPlane: 0 } }), { processMetrics: false }),
-    ...(options.noAcls === true
-      ? {}
-      : {
-          listenerAcls: {
-            set: (listener: string, acl: AclConfig) => {
-              received.push({ listener, acl });
-              return Promise.resolve(answer(listener, acl));
+  const app = buildAdminApp(
+    testAdminDeps(snapshot, counters, {
+      token: options.token,
+      listeners: () => [
+        { name: 'edge', slot: 1, host: '127.0.0.1', port: 1, protocol: 'tcp' },
+        { name: 'plain', slot: 2, host: '127.0.0.1', port: 2, protocol: 'tcp' },
+      ],
+      ...(options.noAcls === true
+        ? {}
+        : {
+            listenerAcls: {
+              set: (listener: string, acl: AclConfig) => {
+                received.push({ listener, acl });
+                return Promise.resolve(answer(listener, acl));
+              },
             },
-          },
-        }),
-  });
+          }),
+    }),
+  );
   apps.push(app);
   return { app, counters, received };
 }

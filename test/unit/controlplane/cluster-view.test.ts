@@ -4,30 +4,16 @@ import { AffinityTable } from '../../../src/dataplane/balancer/affinity.ts';
 import { ClusterCell, ClusterState, createClusterStateBuffer } from '../../../src/shared/cluster-state.ts';
 import { CounterTables, createCounterBuffer } from '../../../src/shared/counters.ts';
 import type { SnapshotBackend, SnapshotCluster } from '../../../src/shared/snapshot/types.ts';
+import { testBackend, testCluster } from '../../helpers/snapshot.ts';
 
 const dims = { workers: 2, backendSlots: 8, listenerSlots: 1 };
 
 function backend(i: number, extra: Partial<SnapshotBackend> = {}): SnapshotBackend {
-  const address = `10.0.0.${i}:80`;
-  return { id: `web:${address}`, slot: i, address, host: `10.0.0.${i}`, port: 80, weight: 1, configuredWeight: 1, state: 'healthy', maxConnections: 0, admin: 'none', drained: false, reason: 'test', since: 0, ...extra };
+  return testBackend(`10.0.0.${i}:80`, { slot: i, ...extra });
 }
 
 function cluster(extra: Partial<SnapshotCluster>): SnapshotCluster {
-  return {
-    name: 'web',
-    algorithm: 'round_robin',
-    hashKey: 'source_ip',
-    maglevTableSize: 65_537,
-    stickyTtlMs: 0,
-    stickyMaxEntries: 0,
-    queueSize: 0,
-    queueTimeoutMs: 0,
-    connectTimeoutMs: 1000,
-    idleTimeoutMs: 1000,
-    panicMode: 'refuse',
-    backends: [backend(1), backend(2, { weight: 3 }), backend(3, { state: 'unhealthy' })],
-    ...extra,
-  };
+  return testCluster({ backends: [backend(1), backend(2, { weight: 3 }), backend(3, { state: 'unhealthy' })], ...extra });
 }
 
 describe('cluster view', () => {
@@ -43,7 +29,7 @@ describe('cluster view', () => {
   it('shows the Maglev table size and each eligible backend’s share of it', () => {
     const counters = new CounterTables(createCounterBuffer(dims), dims);
     const views = new ClusterViews({ counters, clusterState: () => undefined });
-    const view = views.one(cluster({ algorithm: 'consistent_hash', hashKey: 'source_ip_port' }));
+    const view = views.one(cluster({ algorithm: 'consistent_hash', hashKey: 'source_ip_port', maglevTableSize: 65_537 }));
     expect(view.hash_key).toBe('source_ip_port');
     expect(view.maglev?.table_size).toBe(65_537);
     const shares = view.maglev?.shares ?? [];
@@ -52,7 +38,7 @@ describe('cluster view', () => {
     expect(shares[0]?.share).toBeCloseTo(0.25, 2);
     expect(shares[1]?.share).toBeCloseTo(0.75, 2);
     // The same set is not rebuilt for the next request.
-    expect(views.one(cluster({ algorithm: 'consistent_hash' })).maglev?.shares).toBe(shares);
+    expect(views.one(cluster({ algorithm: 'consistent_hash', maglevTableSize: 65_537 })).maglev?.shares).toBe(shares);
   });
 
   it('shows queue statistics and live affinity entries from the cluster’s shared state', () => {

@@ -13,49 +13,19 @@ import { chooseCluster, type RoutingEnv } from '../../../src/dataplane/routing-t
 import { createSnapshotBuffer } from '../../../src/shared/snapshot/layout.ts';
 import { SnapshotReader } from '../../../src/shared/snapshot/reader.ts';
 import type { Algorithm, Snapshot, SnapshotBackend } from '../../../src/shared/snapshot/types.ts';
+import { testBackend, testCluster, testListener } from '../../helpers/snapshot.ts';
 
 const ACCEPTS = 2_000;
 
 function content(n: number, algorithm: Algorithm): Omit<Snapshot, 'version'> {
   const backends: SnapshotBackend[] = [];
   for (let i = 0; i < n; i++) {
-    const port = 10_000 + i;
-    backends.push({
-      id: `web:127.0.0.1:${port}`,
-      slot: i,
-      address: `127.0.0.1:${port}`,
-      host: '127.0.0.1',
-      port,
-      weight: 1,
-      configuredWeight: 1,
-      // Every tenth backend is out, so the eligible set is a real filter of the cluster.
-      state: i % 10 === 9 ? 'unhealthy' : 'healthy',
-      admin: 'none',
-      drained: i % 10 === 9,
-      reason: 'test',
-      since: 0,
-      maxConnections: 0,
-    });
+    // Every tenth backend is out, so the eligible set is a real filter of the cluster.
+    const out = i % 10 === 9;
+    backends.push(testBackend(`127.0.0.1:${10_000 + i}`, { slot: i, state: out ? 'unhealthy' : 'healthy', drained: out }));
   }
-  return {
-    clusters: [
-      {
-        name: 'web',
-        algorithm,
-        hashKey: 'source_ip',
-        maglevTableSize: 65_537,
-        stickyTtlMs: 0,
-        stickyMaxEntries: 0,
-        queueSize: 0,
-        queueTimeoutMs: 0,
-        connectTimeoutMs: 1000,
-        idleTimeoutMs: 1000,
-        panicMode: 'refuse',
-        backends,
-      },
-    ],
-    listeners: [{ name: 'web', cluster: 'web', routes: [{ cluster: 'web', weight: 1 }] }],
-  };
+  // The Maglev table stays far larger than 1,000 backends, as a prime table size must.
+  return { clusters: [testCluster({ algorithm, maglevTableSize: 65_537, backends })], listeners: [testListener()] };
 }
 
 const ALGORITHMS: Algorithm[] = ['round_robin', 'least_connections', 'random', 'power_of_two', 'consistent_hash'];

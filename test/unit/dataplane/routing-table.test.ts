@@ -4,32 +4,19 @@ import { seededRandom } from '../../../src/dataplane/balancer/random.ts';
 import { buildRoutingTable, chooseCluster, type RoutingEnv } from '../../../src/dataplane/routing-table.ts';
 import { ClusterState, createClusterStateBuffer } from '../../../src/shared/cluster-state.ts';
 import type { Algorithm, Snapshot, SnapshotBackend, SnapshotCluster } from '../../../src/shared/snapshot/types.ts';
+import { testBackend, testCluster, testListener, testSnapshot } from '../../helpers/snapshot.ts';
 
 function backend(cluster: string, i: number, extra: Partial<SnapshotBackend> = {}): SnapshotBackend {
-  const address = `10.0.0.${i}:80`;
-  return { id: `${cluster}:${address}`, slot: i, address, host: `10.0.0.${i}`, port: 80, weight: 1, configuredWeight: 1, state: 'healthy', maxConnections: 0, admin: 'none', drained: false, reason: 'test', since: 0, ...extra };
+  return testBackend(`10.0.0.${i}:80`, { cluster, slot: i, ...extra });
 }
 
 function cluster(name: string, backends: SnapshotBackend[], extra: Partial<SnapshotCluster> = {}): SnapshotCluster {
-  return {
-    name,
-    algorithm: 'round_robin',
-    hashKey: 'source_ip',
-    maglevTableSize: 101,
-    stickyTtlMs: 0,
-    stickyMaxEntries: 0,
-    queueSize: 0,
-    queueTimeoutMs: 0,
-    connectTimeoutMs: 1000,
-    idleTimeoutMs: 1000,
-    panicMode: 'refuse',
-    backends,
-    ...extra,
-  };
+  return testCluster({ name, backends, ...extra });
 }
 
+/** Listener `web` over `routes`; its `cluster` is the first route's. */
 function snapshot(version: number, clusters: SnapshotCluster[], routes: { cluster: string; weight: number }[]): Snapshot {
-  return { version, clusters, listeners: [{ name: 'web', cluster: routes[0]?.cluster ?? '', routes }] };
+  return testSnapshot({ version, clusters, listeners: [testListener({ cluster: routes[0]?.cluster ?? '', routes })] });
 }
 
 function env(states: Record<string, ClusterState> = {}): RoutingEnv {

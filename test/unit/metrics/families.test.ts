@@ -10,34 +10,22 @@ import {
   WorkerCounter,
   type CounterDimensions,
 } from '../../../src/shared/counters.ts';
-import type { Snapshot } from '../../../src/shared/snapshot/types.ts';
 import { parsePrometheus, select, total } from '../../helpers/metrics.ts';
+import { testBackend, testCluster, testSnapshot } from '../../helpers/snapshot.ts';
 
 const DIMS: CounterDimensions = { workers: 2, backendSlots: 8, listenerSlots: 4 };
 
-const SNAPSHOT: Snapshot = {
+const SNAPSHOT = testSnapshot({
   version: 7,
-  listeners: [{ name: 'web', cluster: 'web', routes: [{ cluster: 'web', weight: 1 }] }],
   clusters: [
-    {
-      name: 'web',
-      algorithm: 'round_robin',
-      hashKey: 'source_ip',
-      maglevTableSize: 65537,
-      stickyTtlMs: 0,
-      stickyMaxEntries: 0,
-      queueSize: 0,
-      queueTimeoutMs: 0,
-      connectTimeoutMs: 1000,
-      idleTimeoutMs: 60_000,
-      panicMode: 'refuse',
+    testCluster({
       backends: [
-        { id: 'web:10.0.0.1:80', slot: 3, address: '10.0.0.1:80', host: '10.0.0.1', port: 80, weight: 5, configuredWeight: 5, state: 'healthy', admin: 'none', drained: false, reason: 'test', since: 0, maxConnections: 0 },
-        { id: 'web:10.0.0.2:80', slot: 5, address: '10.0.0.2:80', host: '10.0.0.2', port: 80, weight: 1, configuredWeight: 1, state: 'draining', admin: 'drain', drained: false, reason: 'test', since: 0, maxConnections: 0 },
+        testBackend('10.0.0.1:80', { slot: 3, weight: 5, configuredWeight: 5 }),
+        testBackend('10.0.0.2:80', { slot: 5, state: 'draining', admin: 'drain' }),
       ],
-    },
+    }),
   ],
-};
+});
 
 function setup(): { counters: CounterTables; render: () => Promise<ReturnType<typeof parsePrometheus>>; text: () => Promise<string> } {
   const counters = new CounterTables(createCounterBuffer(DIMS), DIMS);

@@ -1,27 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { decodeSnapshot, encodeSnapshot } from '../../../src/shared/snapshot/codec.ts';
-import type { Snapshot, SnapshotCluster } from '../../../src/shared/snapshot/types.ts';
+import { testCluster, testListener, testSnapshot } from '../../helpers/snapshot.ts';
 
-const cluster = (name: string): SnapshotCluster => ({
-  name,
-  algorithm: 'round_robin',
-  hashKey: 'source_ip',
-  maglevTableSize: 101,
-  stickyTtlMs: 0,
-  stickyMaxEntries: 0,
-  queueSize: 0,
-  queueTimeoutMs: 0,
-  connectTimeoutMs: 1,
-  idleTimeoutMs: 1,
-  panicMode: 'refuse',
-  backends: [],
-});
-
-const edge: Snapshot = {
+const edge = testSnapshot({
   version: 3,
-  clusters: [{ ...cluster('api'), sendProxy: 'v2' }, cluster('web')],
+  clusters: [testCluster({ name: 'api', sendProxy: 'v2' }), testCluster({ name: 'web' })],
   listeners: [
-    {
+    testListener({
       name: 'tls',
       cluster: null,
       routes: [],
@@ -29,10 +14,10 @@ const edge: Snapshot = {
       limits: { perIpConnections: 10, perIpRate: 2.5, burst: 5, maxConnections: 0 },
       acl: { allow: ['10.0.0.0/8'], deny: ['2001:db8::/32'] },
       sniRoutes: [{ serverName: '*.example.com', cluster: 'web' }],
-    },
-    { name: 'plain', cluster: 'web', routes: [{ cluster: 'web', weight: 1 }] },
+    }),
+    testListener({ name: 'plain' }),
   ],
-};
+});
 
 const bytes = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
 

@@ -12,38 +12,15 @@ import {
   openSnapshotBuffer,
 } from '../../../src/shared/snapshot/layout.ts';
 import { EMPTY_SNAPSHOT, SnapshotReader } from '../../../src/shared/snapshot/reader.ts';
-import type { Snapshot, SnapshotBackend } from '../../../src/shared/snapshot/types.ts';
+import type { Snapshot } from '../../../src/shared/snapshot/types.ts';
+import { testBackend, testCluster, testListener } from '../../helpers/snapshot.ts';
 
 type Content = Omit<Snapshot, 'version'>;
 
-const HEALTHY = { weight: 1, configuredWeight: 1, state: 'healthy', admin: 'none', drained: false, reason: 'configured', since: 0 } as const;
-
 /** A cluster named `name` with `count` backends; `count` controls the encoded size. */
 function content(name: string, count: number): Content {
-  const backends: SnapshotBackend[] = [];
-  for (let i = 0; i < count; i++) {
-    const address = `10.0.0.${i}:8080`;
-    backends.push({ id: `${name}:${address}`, slot: i, address, host: `10.0.0.${i}`, port: 8080, ...HEALTHY, maxConnections: 0 });
-  }
-  return {
-    clusters: [
-      {
-        name,
-        algorithm: 'round_robin',
-        hashKey: 'source_ip',
-        maglevTableSize: 65_537,
-        stickyTtlMs: 0,
-        stickyMaxEntries: 0,
-        queueSize: 0,
-        queueTimeoutMs: 0,
-        connectTimeoutMs: 1000,
-        idleTimeoutMs: 30_000,
-        panicMode: 'refuse',
-        backends,
-      },
-    ],
-    listeners: [{ name: `${name}-listener`, cluster: name, routes: [{ cluster: name, weight: 1 }] }],
-  };
+  const backends = Array.from({ length: count }, (_, i) => testBackend(`10.0.0.${i}:8080`, { cluster: name, slot: i }));
+  return { clusters: [testCluster({ name, backends })], listeners: [testListener({ name: `${name}-listener`, cluster: name })] };
 }
 
 function setup(capacity = 64 * 1024): { sab: SharedArrayBuffer; writer: SnapshotWriter; reader: SnapshotReader } {
