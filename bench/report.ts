@@ -98,12 +98,14 @@ const VIEWS: readonly WorkloadView[] = [
     id: 'admin_change',
     title: 'Admin change → first routed connection',
     about:
-      'An admin change adds a backend to an empty cluster. "all workers": from sending the change until a batch of parallel probes (spread over the workers) is answered in full; "answer": until the admin API answered, which it does once the new snapshot is published; "first batch routed": the share of changes whose first probe batch after the answer was routed in full, i.e. seen by every worker at its next accept. One probe batch\'s own duration is the resolution of the "all workers" time.',
+      'An admin change adds a backend to an empty cluster. "all workers": from sending the change until a batch of parallel probes (spread over the workers) is answered in full; "answer": until the admin API answered, which it does once the new snapshot is published; "first batch routed": the share of changes whose first probe batch after the answer was routed in full, i.e. seen by every worker at its next accept. One probe batch\'s own duration is the resolution of the "all workers" time; a no-op admin request (GET /healthz, timed before each change) is the HTTP round trip\'s own time, the floor under "answer".',
     primary: { key: 'all_p99_ms', label: 'all workers p99 ms', digits: 2, higherIsBetter: false },
     extra: [
       { key: 'all_p50_ms', label: 'all workers p50 ms', digits: 2 },
       { key: 'answer_p50_ms', label: 'answer p50 ms', digits: 2 },
       { key: 'answer_p99_ms', label: 'answer p99 ms', digits: 2 },
+      { key: 'noop_p50_ms', label: 'no-op request p50 ms', digits: 2 },
+      { key: 'noop_p99_ms', label: 'no-op request p99 ms', digits: 2 },
       { key: 'first_batch_routed_pct', label: 'first batch routed %', digits: 0 },
       { key: 'probe_batch_p50_ms', label: 'one probe batch p50 ms', digits: 2 },
       { key: 'changes', label: 'changes', digits: 0 },
@@ -315,6 +317,16 @@ function targetChecks(record: RunRecord, results: Results): TargetCheck[] {
     ratio: admin / 5,
     pass: Number.isFinite(admin) ? admin < 5 : undefined,
   });
+  const answerP99 = results.median('admin_change', sluice, 'answer_p99_ms');
+  const noopP99 = results.median('admin_change', sluice, 'noop_p99_ms');
+  if (Number.isFinite(noopP99)) {
+    checks.push({
+      goal: '(info) admin answer p99 vs a no-op admin request’s p99 (the HTTP round trip alone)',
+      measured: `${formatNumber(answerP99, 2)} vs ${formatNumber(noopP99, 2)} ms`,
+      ratio: answerP99 / noopP99,
+      pass: undefined,
+    });
+  }
   return checks;
 }
 
