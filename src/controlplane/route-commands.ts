@@ -35,7 +35,9 @@ export async function runRoutesCommand(core: RoutesCore, command: RoutesCommand)
   if (listener === undefined) {
     return refuse('NOT_FOUND', `no listener "${command.listener}"; known: ${config.listeners.map((l) => l.name).join(', ')}`);
   }
-  const problem = routesProblem(command.routes, new Set(config.clusters.map((c) => c.name)));
+  const problem =
+    routesProblem(command.routes, new Set(config.clusters.map((c) => c.name))) ??
+    (listener.protocol === 'udp' ? udpRoutesProblem(command.routes, config) : undefined);
   if (problem !== undefined) return refuse(problem.error, problem.message);
 
   const before = core.runtime();
@@ -65,5 +67,16 @@ function routesProblem(routes: RoutesCommand['routes'], clusters: ReadonlySet<st
     }
   }
   if (routes.every((r) => r.weight === 0)) return refuse('BAD_REQUEST', 'routes: at least one route needs a weight above 0');
+  return undefined;
+}
+
+/** A UDP session sends no PROXY header: as in config.yaml, no send_proxy cluster for a UDP listener. */
+function udpRoutesProblem(routes: RoutesCommand['routes'], config: Config): Refusal | undefined {
+  for (const [i, route] of routes.entries()) {
+    const cluster = config.clusters.find((c) => c.name === route.cluster);
+    if (cluster?.send_proxy !== undefined) {
+      return refuse('BAD_REQUEST', `routes.${i}.cluster: cluster "${route.cluster}" has send_proxy, which a udp listener cannot send`);
+    }
+  }
   return undefined;
 }

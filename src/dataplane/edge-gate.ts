@@ -94,6 +94,8 @@ export interface SessionStarter {
   preludeStarted(client: net.Socket): void;
   /** The connection became a session or was closed; idempotent, also for one that never waited. */
   preludeEnded(client: net.Socket): void;
+  /** A cluster's route in the current snapshot version (undefined once the cluster is gone). */
+  currentRoute(name: string): ClusterRoute | undefined;
 }
 
 export interface EdgeGateOptions {
@@ -235,7 +237,9 @@ export class EdgeGate {
    * "no connection left" never sees a gap between the two.
    */
   private start(c: Connection, route: ClusterRoute | undefined): void {
-    this.starter.startSession(c.client, c.listener, route, c.logged, c.lease, c.origin);
+    // A prelude may have taken seconds: route by the current version's backends.
+    const current = route === undefined ? undefined : this.starter.currentRoute(route.name);
+    this.starter.startSession(c.client, c.listener, current, c.logged, c.lease, c.origin);
     this.starter.preludeEnded(c.client);
   }
 

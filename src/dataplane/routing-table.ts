@@ -27,6 +27,8 @@ export interface QueuePolicy {
 
 export interface ClusterRoute {
   readonly name: string;
+  /** The snapshot version this route was built from. */
+  readonly version: number;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
   /**
@@ -112,7 +114,7 @@ export function buildRoutingTable(snapshot: Snapshot, env: RoutingEnv, previous?
   const byCluster = new Map<string, ClusterRoute>();
   const keep = new Map<number, string>();
   for (const cluster of snapshot.clusters) {
-    const route = clusterRoute(cluster, previous?.byCluster.get(cluster.name), env);
+    const route = clusterRoute(cluster, snapshot.version, previous?.byCluster.get(cluster.name), env);
     byCluster.set(cluster.name, route);
     // Not drained, plus what a panic routed to unhealthy backends (not cut by the next version).
     for (const [slot, id] of route.retaining) keep.set(slot, id);
@@ -133,7 +135,7 @@ export function closesConnections(before: RoutingTable, after: RoutingTable): bo
   return false;
 }
 
-function clusterRoute(cluster: SnapshotCluster, previous: ClusterRoute | undefined, env: RoutingEnv): ClusterRoute {
+function clusterRoute(cluster: SnapshotCluster, version: number, previous: ClusterRoute | undefined, env: RoutingEnv): ClusterRoute {
   const healthy = cluster.backends.filter(isEligible);
   const panic = healthy.length === 0 && cluster.panicMode === 'route_all';
   const eligible = panic ? cluster.backends.filter(isPanicEligible) : healthy;
@@ -144,6 +146,7 @@ function clusterRoute(cluster: SnapshotCluster, previous: ClusterRoute | undefin
   if (panic) for (const b of eligible) retaining.set(b.slot, b.id);
   return {
     name: cluster.name,
+    version,
     connectTimeoutMs: cluster.connectTimeoutMs,
     idleTimeoutMs: cluster.idleTimeoutMs,
     eligible,

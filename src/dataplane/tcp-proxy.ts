@@ -117,6 +117,9 @@ export class TcpProxy implements SessionStarter {
   readonly accessLog: AccessLog;
   private readonly queues = new Map<string, ConnectionQueue>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** The keep set of the last version that closed connections (closeUnkept), and its version. */
+  private sweptKeep: ReadonlyMap<number, string> | undefined;
+  private sweptVersion = 0;
   private sweepIntervalMs = SWEEP_INTERVAL_MS;
   private onIdle: (() => void) | undefined;
   private readonly onRefused: RefusalHandler | undefined;
@@ -211,9 +214,12 @@ export class TcpProxy implements SessionStarter {
   /**
    * Close every connected session whose backend is not in `keep` (slot → id): the backend was
    * removed, or its drain ended. Called once per snapshot version that drops a backend, never
-   * per accept. Sessions still connecting finish their attempt. Returns how many were closed.
+   * per accept. Sessions still connecting check `outlived` when they connect. Returns how
+   * many were closed.
    */
-  closeUnkept(keep: ReadonlyMap<number, string>): number {
+  closeUnkept(keep: ReadonlyMap<number, string>, version: number): number {
+    this.sweptKeep = keep;
+    this.sweptVersion = version;
     let closed = 0;
     for (const session of [...this.sessions]) {
       const target = session.connectedTarget;
@@ -243,9 +249,18 @@ export class TcpProxy implements SessionStarter {
     return this.counters;
   }
 
-  /** @internal */
+  /** @internal (SessionStarter) a cluster's route in the current snapshot version. */
   currentRoute(name: string): ClusterRoute | undefined {
     return this.env.clusterRoute(name);
+  }
+
+  /**
+   * @internal True when a version newer than `route` closed the connections to `target`
+   * (removed, or its drain ended) while a session was connecting to it by that older route:
+   * the connection must not outlive the sweep it missed. Plain reads, no shared memory.
+   */
+  outlived(route: ClusterRoute, target: SnapshotBackend): boolean {
+    return route.version < this.sweptVersion && this.sweptKeep?.get(target.slot) !== target.id;
   }
 
   /** @internal this worker's queue of a cluster (created on first use). */
@@ -607,6 +622,10 @@ class TcpSession implements QueuedConnection {
   backendConnected(backend: net.Socket): void {
     const target = this.target;
     if (backend !== this.backend || target === undefined) return;
+    if (this.proxy.outlived(this.route, target)) {
+      this.restartOnCurrentRoute();
+      return;
+    }
     this.connected = true;
     this.activeAt = Date.now();
     this.connectedAt = performance.now();
@@ -662,17 +681,40 @@ class TcpSession implements QueuedConnection {
     this.abandonAttempt();
   }
 
-  /** Give up on the current backend attempt; its socket is only left to finish closing. */
+  /** Give up on the current backend attempt and try the next eligible backend. */
   private abandonAttempt(): void {
+    if (!this.dropAttempt()) return;
+    this.tryNextBackend();
+  }
+
+  /**
+   * The backend was removed, or its drain ended, while this session connected to it by an
+   * older version's route: drop that connection and start over on the current version's
+   * backends (none left: refused as no_backend). Not a failure of the backend.
+   */
+  private restartOnCurrentRoute(): void {
+    if (!this.dropAttempt()) return;
+    const current = this.proxy.currentRoute(this.route.name);
+    if (current === undefined) {
+      this.refuse(ListenerCounter.refusedNoBackend, 'no_backend');
+      return;
+    }
+    this.route = current;
+    this.beginWalk();
+    this.tryNextBackend();
+  }
+
+  /** Close the current attempt's socket (left only to finish closing) and its reservation. */
+  private dropAttempt(): boolean {
     const backend = this.backend;
-    if (backend === undefined) return;
+    if (backend === undefined) return false;
     backend.removeAllListeners();
     backend.on('error', ignoreError);
     backend.once('close', onAbandonedClose);
     backend.destroy();
     this.backend = undefined;
     this.releaseReservation();
-    this.tryNextBackend();
+    return true;
   }
 
   abandonedClosed(): void {

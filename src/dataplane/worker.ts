@@ -26,6 +26,7 @@ import { ListenerSet } from './listeners.ts';
 import { Router } from './router.ts';
 import { closesConnections, type ClusterRoute } from './routing-table.ts';
 import { TcpProxy } from './tcp-proxy.ts';
+import type { Endpoint, ProxyHeader } from './proxy-protocol.ts';
 import { UdpListenerSet } from './udp-listeners.ts';
 import { countResources } from '../shared/resources.ts';
 
@@ -69,9 +70,14 @@ const proxy = new TcpProxy({
   },
   edge: {
     limits: new IpLimitTable(data.ipLimitBuffer, data.worker),
-    onProxyHeader: (listener, header, peer) => {
-      log.debug({ listener: listener.name, client: header.source, destination: header.destination, command: header.command, peer }, 'proxy header');
-    },
+    // Only at debug level: the line's objects would be built per connection otherwise.
+    ...(log.isLevelEnabled('debug')
+      ? {
+          onProxyHeader: (listener: ListenerBinding, header: ProxyHeader, peer: Endpoint) => {
+            log.debug({ listener: listener.name, client: header.source, destination: header.destination, command: header.command, peer }, 'proxy header');
+          },
+        }
+      : {}),
   },
 });
 const udpListeners = new UdpListenerSet({
@@ -134,7 +140,7 @@ async function followSnapshots(): Promise<void> {
     if (table !== swept && closesConnections(swept, table)) {
       // A UDP session counts as a connection here, as it does in active_connections.
       const udpSessions = udpListeners.endUnkept(table.keep);
-      const closed = proxy.closeUnkept(table.keep) + udpSessions;
+      const closed = proxy.closeUnkept(table.keep, table.snapshot.version) + udpSessions;
       if (closed > 0) log.info({ closed, udpSessions, snapshotVersion: table.snapshot.version }, 'closed connections to drained or removed backends');
     }
     swept = table;

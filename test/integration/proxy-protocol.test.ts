@@ -75,6 +75,35 @@ describe('send_proxy', () => {
 });
 
 describe('accept_proxy', () => {
+  it('routes a client by the backends current when its header completes, not those at accept', async () => {
+    const { daemon, port, backend: replaced } = await setup({ listener: ['accept_proxy: true'], expectBytes: 1000 });
+    const successor = await startRecordingBackend(1000);
+    cleanups.push(async () => successor.close());
+    const client = net.connect({ host: '127.0.0.1', port });
+    cleanups.push(() => Promise.resolve(client.destroy()));
+    await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
+    // Accepted and waiting for its header while the only backend is replaced.
+    await eventually(async () => listenerStats(daemon.adminUrl, 'edge'), (l) => l.accepted_total === 1, 5_000);
+    const api = async (method: string, url: string, body?: unknown): Promise<number> => {
+      const init: RequestInit = body === undefined ? { method } : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+      const response = await fetch(`${daemon.adminUrl}${url}`, init);
+      await response.text();
+      return response.status;
+    };
+    expect(await api('POST', '/backends', { cluster: 'web', address: successor.address })).toBe(201);
+    expect(await api('DELETE', `/backends/${encodeURIComponent(`web:${replaced.address}`)}?force=true`)).toBeLessThan(300);
+
+    const reply = new Promise<string>((resolve) => {
+      let text = '';
+      client.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      client.on('end', () => resolve(text));
+    });
+    client.end(Buffer.concat([Buffer.from('PROXY TCP4 203.0.113.7 192.0.2.1 5555 443\r\n'), Buffer.from('hello')]));
+    expect(await reply).toBe('ok');
+    expect(successor.received.map((b) => b.toString())).toEqual(['hello']);
+    expect(replaced.accepted).toBe(0);
+  });
+
   it.each([
     ['v1', Buffer.from('PROXY TCP4 203.0.113.7 192.0.2.1 5555 443\r\n')],
     [

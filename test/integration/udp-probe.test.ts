@@ -38,7 +38,7 @@ describe('the UDP health probe', () => {
   it('passes when the reply contains the expected text', async () => {
     const backend = await server((d) => Buffer.from(`+${d.toString()} pong`));
     const result = await probeUdp({ host: '127.0.0.1', port: backend.port }, { send: 'ping', expect: 'pong', timeout: 1000 });
-    expect(result).toEqual({ ok: true, detail: 'expected reply' });
+    expect(result).toEqual({ ok: true, detail: 'expected reply', timedOut: false });
     expect(backend.received.map((d) => d.toString())).toEqual(['ping']);
   });
 
@@ -55,20 +55,20 @@ describe('the UDP health probe', () => {
 
   it('passes on any reply when nothing is expected', async () => {
     const backend = await server(() => Buffer.from('whatever'));
-    expect(await probeUdp({ host: '127.0.0.1', port: backend.port }, { send: 'ping', timeout: 1000 })).toEqual({ ok: true, detail: 'reply' });
+    expect(await probeUdp({ host: '127.0.0.1', port: backend.port }, { send: 'ping', timeout: 1000 })).toEqual({ ok: true, detail: 'reply', timedOut: false });
   });
 
   it('fails on a reply without the expected text, quoting what came back', async () => {
     const backend = await server(() => Buffer.from('busy'));
     const result = await probeUdp({ host: '127.0.0.1', port: backend.port }, { send: 'ping', expect: 'pong', timeout: 1000 });
-    expect(result).toEqual({ ok: false, detail: 'unexpected reply "busy"' });
+    expect(result).toEqual({ ok: false, detail: 'unexpected reply "busy"', timedOut: false });
   });
 
   it('fails fast on ICMP port unreachable when nothing listens', async () => {
     const port = await freeUdpPort();
     const started = Date.now();
     const result = await probeUdp({ host: '127.0.0.1', port }, { send: 'ping', expect: 'pong', timeout: 5000 });
-    expect(result).toEqual({ ok: false, detail: 'port unreachable (ECONNREFUSED)' });
+    expect(result).toEqual({ ok: false, detail: 'port unreachable (ECONNREFUSED)', timedOut: false });
     // Refused, not timed out: a generous guard only.
     expect(Date.now() - started).toBeLessThan(4000);
   });
@@ -77,7 +77,7 @@ describe('the UDP health probe', () => {
     const backend = await server(() => undefined);
     const started = Date.now();
     const result = await probeUdp({ host: '127.0.0.1', port: backend.port }, { send: 'ping', timeout: 200 });
-    expect(result).toEqual({ ok: false, detail: 'no reply within 200ms' });
+    expect(result).toEqual({ ok: false, detail: 'no reply within 200ms', timedOut: true });
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
     expect(backend.received).toHaveLength(1);
   });

@@ -30,6 +30,8 @@ export interface UdpProbeResult {
   readonly ok: boolean;
   /** What was seen, for logs and the backend's reason. */
   readonly detail: string;
+  /** Failed because its own timer ended it (counted as result="timeout"). */
+  readonly timedOut: boolean;
 }
 
 /** How much of an unexpected reply the detail quotes. */
@@ -41,17 +43,17 @@ export function probeUdp(target: UdpProbeTarget, check: UdpProbeCheck): Promise<
   return new Promise((resolve) => {
     const socket = dgram.createSocket(isIPv6(target.host) ? 'udp6' : 'udp4');
     let settled = false;
-    const finish = (ok: boolean, detail: string): void => {
+    const finish = (ok: boolean, detail: string, timedOut = false): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       socket.removeAllListeners();
       socket.on('error', ignore);
       socket.close();
-      resolve({ ok, detail });
+      resolve({ ok, detail, timedOut });
     };
     const timer = setTimeout(() => {
-      finish(false, `no reply within ${check.timeout}ms`);
+      finish(false, `no reply within ${check.timeout}ms`, true);
     }, check.timeout);
     socket.on('error', (error: NodeJS.ErrnoException) => {
       finish(false, error.code === 'ECONNREFUSED' ? 'port unreachable (ECONNREFUSED)' : error.message);

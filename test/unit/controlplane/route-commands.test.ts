@@ -28,9 +28,11 @@ function config(routes = '[{cluster: web, weight: 90}, {cluster: canary, weight:
       'listeners:',
       `  - {name: web, listen: "127.0.0.1:1", routes: ${routes}}`,
       '  - {name: api, listen: "127.0.0.1:2", cluster: web}',
+      '  - {name: dns, protocol: udp, listen: "127.0.0.1:3", cluster: web}',
       'clusters:',
       '  - {name: web, backends: [{address: "127.0.0.1:9001"}]}',
       '  - {name: canary, backends: [{address: "127.0.0.1:9002"}]}',
+      '  - {name: proxied, send_proxy: v2, backends: [{address: "127.0.0.1:9003"}]}',
       '',
     ].join('\n'),
     'test.yaml',
@@ -93,12 +95,18 @@ describe('listener routes commands', () => {
   });
 
   it.each<[string, { listener: string; routes: { cluster: string; weight: number }[] }, string, RegExp]>([
-    ['an unknown listener', { listener: 'nope', routes: HALF }, 'NOT_FOUND', /^no listener "nope"; known: web, api$/],
-    ['an unknown cluster', { listener: 'web', routes: [{ cluster: 'blue', weight: 1 }] }, 'NOT_FOUND', /^routes\.0\.cluster: unknown cluster "blue"; known: web, canary$/],
+    ['an unknown listener', { listener: 'nope', routes: HALF }, 'NOT_FOUND', /^no listener "nope"; known: web, api, dns$/],
+    ['an unknown cluster', { listener: 'web', routes: [{ cluster: 'blue', weight: 1 }] }, 'NOT_FOUND', /^routes\.0\.cluster: unknown cluster "blue"; known: web, canary, proxied$/],
     ['a cluster twice', { listener: 'web', routes: [{ cluster: 'web', weight: 1 }, { cluster: 'web', weight: 1 }] }, 'BAD_REQUEST', /routed twice/],
     ['only zero weights', { listener: 'web', routes: [{ cluster: 'web', weight: 0 }] }, 'BAD_REQUEST', /at least one route needs a weight above 0/],
     ['no routes', { listener: 'web', routes: [] }, 'BAD_REQUEST', /expected at least one route/],
     ['a fractional weight', { listener: 'web', routes: [{ cluster: 'web', weight: 0.5 }] }, 'BAD_REQUEST', /weight: expected an integer/],
+    [
+      'a send_proxy cluster for a udp listener',
+      { listener: 'dns', routes: [{ cluster: 'web', weight: 1 }, { cluster: 'proxied', weight: 1 }] },
+      'BAD_REQUEST',
+      /^routes\.1\.cluster: cluster "proxied" has send_proxy, which a udp listener cannot send$/,
+    ],
   ])('refuses %s and changes nothing', async (_name, command, error, message) => {
     const h = await harness();
     const version = h.reader.current().version;
