@@ -30,6 +30,7 @@ import { SnapshotReader } from './shared/snapshot/reader.ts';
 import { ClusterStates } from './supervisor/cluster-states.ts';
 import { ControlPlaneHost } from './supervisor/control-plane-host.ts';
 import { DataPlanePool, type ListenFailure } from './supervisor/data-plane-pool.ts';
+import { probeListenAddresses } from './supervisor/port-probe.ts';
 import { requestHandover, warnUnlessMigrating } from './supervisor/handover.ts';
 import { ListenerSlots } from './supervisor/listener-slots.ts';
 import { diffConfigs, restartOnlyChanges } from './supervisor/config-changes.ts';
@@ -58,6 +59,10 @@ function describeRoutes(listener: ListenerConfig): string {
   if (routes.length === 0) return `${sni}none`;
   if (routes.length === 1 && listener.routes === undefined) return `${sni}${routes[0]?.cluster ?? ''}`;
   return sni + routes.map((r) => `${r.cluster} ${r.weight}`).join(', ');
+}
+
+function sameAddress(a: ListenerBinding, b: ListenerBinding): boolean {
+  return a.protocol === b.protocol && a.host === b.host && a.port === b.port;
 }
 
 function describeListenFailures(failures: readonly ListenFailure[]): string[] {
@@ -159,6 +164,8 @@ export class Supervisor {
       // binds any listener; a takeover binds listeners first and then asks for the port.
       if (this.options.takeover !== true) await this.startAdmin(0);
       this.listeners = this.listenerBindings(config);
+      const taken = this.options.takeover === true ? [] : await probeListenAddresses(this.listeners);
+      if (taken.length > 0) throw new SluiceError('SLUICE_LISTEN_FAILED', describeListenFailures(taken).join('\n'));
       const failures = await this.dataPlane.start(this.listeners);
       if (failures.length > 0) throw new SluiceError('SLUICE_LISTEN_FAILED', describeListenFailures(failures).join('\n'));
       if (this.options.takeover === true) await this.takeOver();
@@ -230,8 +237,11 @@ export class Supervisor {
     if (this.clusterStates.apply(next)) this.dataPlane.sendClusterStates();
     // The snapshot learns new clusters and listener routes before any new listener accepts.
     const snapshotVersion = await this.controlPlane.applyConfig(next);
-    const bindings = this.listenerBindings(next);
-    const failures = describeListenFailures(await this.dataPlane.setListeners(bindings));
+    const wanted = this.listenerBindings(next);
+    // A listener that is new here, or moved, must not share its address with anyone else.
+    const taken = await probeListenAddresses(wanted.filter((b) => !this.listeners.some((held) => sameAddress(held, b))));
+    const bindings = wanted.filter((b) => !taken.some((t) => t.listener === b.name));
+    const failures = describeListenFailures([...taken, ...(await this.dataPlane.setListeners(bindings))]);
     this.listeners = bindings;
     for (const failure of failures) this.log.error({ failure }, 'reload: a listener could not be opened');
     this.config = next;

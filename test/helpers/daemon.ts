@@ -40,6 +40,17 @@ export function runCli(args: string[], env: Record<string, string> = {}): ChildP
   return spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
 }
 
+/** Run the CLI until it exits (a command, or a daemon expected to fail at start-up). */
+export async function runToExit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = runCli(args);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { code, stdout, stderr };
+}
+
 export interface DaemonOptions {
   /** Extra environment variables (e.g. SLUICE_FAULT_INJECTION=1). */
   readonly env?: Record<string, string>;

@@ -3,23 +3,13 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend } from '../helpers/backends.ts';
-import { runCli, startDaemon, tcpConfig, writeConfig } from '../helpers/daemon.ts';
+import { runToExit, startDaemon, tcpConfig, writeConfig } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-async function runToExit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = runCli(args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { code, stdout, stderr };
-}
 
 async function portIsFree(port: number): Promise<boolean> {
   const server = net.createServer();
@@ -109,6 +99,18 @@ describe('sluice run', () => {
     const squatter = net.createServer();
     await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
     cleanups.push(async () => new Promise((resolve) => squatter.close(resolve)));
+    const { code, stderr } = await runToExit(['run', '--config', writeConfig(tcpConfig({ listenPort: port!, adminPort: adminPort!, backends: ['127.0.0.1:1'] }))]);
+    expect(code).toBe(1);
+    expect(stderr).toContain(`listener web: 127.0.0.1:${port} is already in use (EADDRINUSE)`);
+    expect(await portIsFree(adminPort!)).toBe(true);
+  });
+
+  it('exits 1 naming the listener when another process shares its port through SO_REUSEPORT (a second instance)', async () => {
+    const [port, adminPort] = await freePorts(2);
+    // As a running Sluice holds it: the kernel would let a second SO_REUSEPORT bind share it.
+    const first = net.createServer();
+    await new Promise<void>((resolve) => first.listen({ port, host: '127.0.0.1', reusePort: true }, resolve));
+    cleanups.push(async () => new Promise((resolve) => first.close(resolve)));
     const { code, stderr } = await runToExit(['run', '--config', writeConfig(tcpConfig({ listenPort: port!, adminPort: adminPort!, backends: ['127.0.0.1:1'] }))]);
     expect(code).toBe(1);
     expect(stderr).toContain(`listener web: 127.0.0.1:${port} is already in use (EADDRINUSE)`);

@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
 import { eventually, getJson, openEcho, roundTrip, tryConnect } from '../helpers/client.ts';
@@ -138,6 +139,24 @@ describe('SIGHUP reload', () => {
     expect(echoB!.accepted).toBeGreaterThan(acceptedBefore);
     expect(await held.exchange('three')).toBe('three');
     held.socket.destroy();
+  });
+
+  it('does not open a listener it adds on a port another process shares through SO_REUSEPORT, and opens the others', async () => {
+    const [echo] = await echoBackends(1);
+    const [port, sharedPort, freePort, adminPort] = await freePorts(4);
+    const squatter = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => squatter.listen({ port: sharedPort, host: '127.0.0.1', reusePort: true }, resolve));
+    cleanups.push(async () => new Promise((resolve) => squatter.close(resolve)));
+    const listeners = [{ name: 'web', port: port!, cluster: 'web' }];
+    const d = await daemon(config({ adminPort: adminPort!, listeners, clusters: { web: [echo!.address] } }), adminPort!);
+    const added = [...listeners, { name: 'shared', port: sharedPort!, cluster: 'web' }, { name: 'fresh', port: freePort!, cluster: 'web' }];
+    writeFileSync(d.configFile, config({ adminPort: adminPort!, listeners: added, clusters: { web: [echo!.address] } }));
+
+    const reloaded = await fetch(`${d.adminUrl}/config/reload`, { method: 'POST' });
+    expect(reloaded.status).toBe(200);
+    expect(((await reloaded.json()) as { failures: string[] }).failures).toEqual([`listener shared: 127.0.0.1:${sharedPort} is already in use (EADDRINUSE)`]);
+    expect((await roundTrip(freePort!, Buffer.from('fresh'))).toString()).toBe('fresh');
+    expect((await roundTrip(port!, Buffer.from('web'))).toString()).toBe('web');
   });
 
   it('rejects a broken config whole, keeps serving, and reports the errors', async () => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, getJson } from '../helpers/client.ts';
 import { parsePrometheus, total } from '../helpers/metrics.ts';
-import { runCli, startDaemon, udpConfig, writeConfig, type Daemon } from '../helpers/daemon.ts';
+import { runToExit, startDaemon, udpConfig, writeConfig, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
 import { freeUdpPort, inLanes, startUdpBackend, udpClient, type UdpClient, type UdpTestBackend } from '../helpers/udp.ts';
 
@@ -348,20 +348,16 @@ describe('UDP load balancing through the real daemon', () => {
     expect(after.workers.find((w) => w.worker === 0)!.udpSessions).toBeGreaterThan(0);
   });
 
-  it('refuses to start, naming the listener, when its UDP port is taken', async () => {
-    const taken = dgram.createSocket('udp4');
+  it.each([
+    ['a plain socket holds its port', false],
+    ['another process shares its port through SO_REUSEPORT (a second instance)', true],
+  ])('refuses to start, naming the listener, when %s', async (_name, reusePort) => {
+    const taken = dgram.createSocket({ type: 'udp4', reusePort });
     await new Promise<void>((resolve) => taken.bind(0, '127.0.0.1', resolve));
     cleanups.push(async () => new Promise<void>((resolve) => taken.close(() => resolve())));
     const port = taken.address().port;
     const [adminPort] = await freePorts(1);
-    const child = runCli(['run', '--config', writeConfig(udpConfig({ listenPort: port, adminPort: adminPort!, backends: ['127.0.0.1:9'] }))]);
-    cleanups.push(() => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      return undefined;
-    });
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const { code, stderr } = await runToExit(['run', '--config', writeConfig(udpConfig({ listenPort: port, adminPort: adminPort!, backends: ['127.0.0.1:9'] }))]);
     expect(code).toBe(1);
     expect(stderr).toContain(`listener dns: 127.0.0.1:${port} (udp) is already in use (EADDRINUSE)`);
   });
