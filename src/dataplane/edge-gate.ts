@@ -87,7 +87,7 @@ export class AdmissionLease {
 
 /** How the gate hands an admitted connection on (TcpProxy implements it). */
 export interface SessionStarter {
-  startSession(client: net.Socket, listener: ListenerBinding, route: ClusterRoute | undefined, logged: boolean, lease: AdmissionLease, origin: Origin | undefined): void;
+  startSession(client: net.Socket, listener: ListenerBinding, route: ClusterRoute | undefined, logged: boolean, admitted: Admitted): void;
   /** The access log line of a refused client (only for a connection the log sampled). */
   logRefused(client: string, listener: ListenerBinding, cluster: string | null, reason: TerminationReason): void;
   /** A connection is waiting for its prelude (counts as open for drain); idempotent. */
@@ -133,7 +133,7 @@ export class EdgeGate {
 
   /** Admit and route one accepted (paused) client socket of a listener with edge settings. */
   accept(client: net.Socket, listener: ListenerBinding, route: ListenerRoute | undefined, policy: EdgePolicy, logged: boolean): void {
-    const c: Connection = { client, listener, logged, lease: new AdmissionLease(this.limits, listener.slot), origin: undefined };
+    const c: Connection = { client, listener, logged, lease: new AdmissionLease(this.limits, listener.slot), origin: undefined, headerBytes: 0 };
     if (policy.maxConnections > 0 && this.limits !== undefined) {
       if (!this.limits.acquireListener(listener.slot, policy.maxConnections)) {
         this.refuse(c, 'max_connections');
@@ -158,6 +158,7 @@ export class EdgeGate {
         return;
       }
       const header = outcome.value;
+      c.headerBytes = outcome.consumed;
       this.onProxyHeader?.(c.listener, header, { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 });
       // LOCAL and address-less headers speak for the peer itself: it is the client.
       const { source, destination } = header;
@@ -239,7 +240,7 @@ export class EdgeGate {
   private start(c: Connection, route: ClusterRoute | undefined): void {
     // A prelude may have taken seconds: route by the current version's backends.
     const current = route === undefined ? undefined : this.starter.currentRoute(route.name);
-    this.starter.startSession(c.client, c.listener, current, c.logged, c.lease, c.origin);
+    this.starter.startSession(c.client, c.listener, current, c.logged, c);
     this.starter.preludeEnded(c.client);
   }
 
@@ -257,15 +258,24 @@ export class EdgeGate {
   }
 }
 
+/** What the gate holds and learned for a client it let through, handed to its session. */
+export interface Admitted {
+  /** Counts held in the shared limit table, given back when the connection closes. */
+  readonly lease: AdmissionLease;
+  /** The client as a PROXY header in front of Sluice named it; undefined without one. */
+  readonly origin: Origin | undefined;
+  /** The PROXY header's length: read from the client, never forwarded to a backend. */
+  readonly headerBytes: number;
+}
+
 /** One connection on its way through the gate. */
-interface Connection {
+interface Connection extends Admitted {
   readonly client: net.Socket;
   readonly listener: ListenerBinding;
   /** The access log sampled it at accept. */
   readonly logged: boolean;
-  readonly lease: AdmissionLease;
-  /** Set once a PROXY header named the client. */
   origin: Origin | undefined;
+  headerBytes: number;
 }
 
 /** The client as the access log names it: the one a PROXY header carried, else the peer. */

@@ -34,7 +34,7 @@ import { roundMs, type AccessLog, type TerminationReason } from './access-log.ts
 import { AFFINITY_SEED } from './balancer/affinity.ts';
 import { hashAddress, mixPort } from './balancer/hash.ts';
 import { ConnectionQueue, type QueuedConnection } from './connection-queue.ts';
-import { AdmissionLease, clientText, EdgeGate, type EdgeGateOptions, type Origin, type SessionStarter } from './edge-gate.ts';
+import { AdmissionLease, clientText, EdgeGate, type Admitted, type EdgeGateOptions, type Origin, type SessionStarter } from './edge-gate.ts';
 import type { EdgePolicy } from './edge-policy.ts';
 import { encodeProxyHeader } from './proxy-protocol.ts';
 import { chooseCluster, type ClusterRoute, type ListenerRoute } from './routing-table.ts';
@@ -155,7 +155,7 @@ export class TcpProxy implements SessionStarter {
       this.gate.accept(client, binding, listener, edge, logged);
       return;
     }
-    this.startSession(client, binding, listener === undefined ? undefined : chooseCluster(listener), logged, undefined, undefined);
+    this.startSession(client, binding, listener === undefined ? undefined : chooseCluster(listener), logged, undefined);
   }
 
   /** @internal (SessionStarter) open the session of an admitted client. */
@@ -164,19 +164,18 @@ export class TcpProxy implements SessionStarter {
     binding: ListenerBinding,
     route: ClusterRoute | undefined,
     logged: boolean,
-    lease: AdmissionLease | undefined,
-    origin: Origin | undefined,
+    admitted: Admitted | undefined,
   ): void {
     if (route === undefined || route.eligible.length === 0) {
       this.counters.bumpListener(binding.slot, ListenerCounter.refusedNoBackend);
-      if (logged) this.logRefused(clientText(client, origin), binding, route?.name ?? null, 'no_backend');
-      lease?.release();
+      if (logged) this.logRefused(clientText(client, admitted?.origin), binding, route?.name ?? null, 'no_backend');
+      admitted?.lease.release();
       client.on('error', ignoreError);
       client.destroy();
       this.onRefused?.(binding.slot, route);
       return;
     }
-    const session = new TcpSession(this, client, binding, route, logged, lease, origin);
+    const session = new TcpSession(this, client, binding, route, logged, admitted);
     this.sessions.add(session);
     this.ensureSweep(route.idleTimeoutMs);
     session.start();
@@ -337,6 +336,7 @@ class TcpSession implements QueuedConnection {
   private readonly lease: AdmissionLease | undefined;
   /** The client as a PROXY header in front of Sluice described it (accept_proxy). */
   private readonly origin: Origin | undefined;
+  private readonly headerBytes: number;
   /** performance.now() at accept, at the current attempt, and at connect (-1 = not connected). */
   private readonly acceptedAt: number;
   private attemptStartedAt = 0;
@@ -386,17 +386,19 @@ class TcpSession implements QueuedConnection {
     listener: ListenerBinding,
     route: ClusterRoute,
     logged: boolean,
-    lease: AdmissionLease | undefined,
-    origin: Origin | undefined,
+    admitted: Admitted | undefined,
   ) {
     this.proxy = proxy;
     this.client = client;
     this.listener = listener;
     this.route = route;
-    this.lease = lease;
-    this.origin = origin;
+    this.lease = admitted?.lease;
+    this.origin = admitted?.origin;
+    // The PROXY header was read from the client but is no byte of its traffic.
+    this.headerBytes = admitted?.headerBytes ?? 0;
+    this.countedFromClient = this.headerBytes;
     this.acceptedAt = performance.now();
-    this.loggedClient = logged ? clientText(client, origin) : undefined;
+    this.loggedClient = logged ? clientText(client, this.origin) : undefined;
   }
 
   start(): void {
@@ -783,7 +785,7 @@ class TcpSession implements QueuedConnection {
       cluster: this.route.name,
       backend: this.connected ? (this.target?.address ?? null) : null,
       attempts: this.attempts,
-      bytes_from_client: this.client.bytesRead,
+      bytes_from_client: this.client.bytesRead - this.headerBytes,
       bytes_to_client: this.client.bytesWritten,
       duration_ms: roundMs(durationMs),
       connect_ms: this.connectedAt < 0 ? null : roundMs(this.connectedAt - this.acceptedAt),

@@ -119,8 +119,13 @@ describe('accept_proxy', () => {
     expect(backend.received[0]?.toString()).toBe('PROXY TCP4 203.0.113.7 192.0.2.1 5555 443\r\npayload');
     const line = await daemon.waitForLog((l) => l.msg === 'proxy header');
     expect(line).toMatchObject({ client: { address: '203.0.113.7', port: 5555 }, peer: { address: '127.0.0.8' }, listener: 'edge' });
-    // The access log names the carried client too.
-    expect(await accessLine(accessLog, (l) => l['listener'] === 'edge')).toMatchObject({ client: '203.0.113.7:5555', backend: backend.address, reason: 'client_close' });
+    // The access log names the carried client too, and counts only its bytes, not the header's.
+    expect(await accessLine(accessLog, (l) => l['listener'] === 'edge')).toMatchObject({
+      client: '203.0.113.7:5555',
+      backend: backend.address,
+      reason: 'client_close',
+      bytes_from_client: 'payload'.length,
+    });
   });
 
   it('applies the acl and limits to the carried address, not the balancer in front', async () => {
