@@ -41,8 +41,8 @@ export function runCli(args: string[], env: Record<string, string> = {}): ChildP
 }
 
 /** Run the CLI until it exits (a command, or a daemon expected to fail at start-up). */
-export async function runToExit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = runCli(args);
+export async function runToExit(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = runCli(args, env);
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
 import { eventually, openEcho, readAll, roundTrip } from '../helpers/client.ts';
-import { runCli, startDaemon, writeConfig, type Daemon } from '../helpers/daemon.ts';
+import { runCli, runToExit, startDaemon, writeConfig, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
 
 interface BackendJson {
@@ -345,13 +345,7 @@ describe('concurrent writes', () => {
 
 describe('sluice ctl', () => {
   async function ctl(setup: Setup, args: string[], token = 'ctl-token'): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const child = runCli(['ctl', ...args], { SLUICE_ADMIN_URL: setup.daemon.adminUrl, SLUICE_ADMIN_TOKEN: token });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-    return { code, stdout, stderr };
+    return runToExit(['ctl', ...args], { SLUICE_ADMIN_URL: setup.daemon.adminUrl, SLUICE_ADMIN_TOKEN: token });
   }
 
   it('lists, adds, reweights, drains, undrains and removes through the API, printing tables', async () => {
