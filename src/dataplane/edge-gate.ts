@@ -96,6 +96,8 @@ export interface SessionStarter {
   preludeEnded(client: net.Socket): void;
   /** A cluster's route in the current snapshot version (undefined once the cluster is gone). */
   currentRoute(name: string): ClusterRoute | undefined;
+  /** Why the proxy itself closed this client during its prelude (destroyAll), if it did. */
+  cutReason(client: net.Socket): TerminationReason | undefined;
 }
 
 export interface EdgeGateOptions {
@@ -154,7 +156,7 @@ export class EdgeGate {
     this.starter.preludeStarted(client);
     readPrelude(client, parseProxyHeader, this.proxyHeaderTimeoutMs, undefined, (outcome: PreludeOutcome<ProxyHeader>) => {
       if (outcome.kind !== 'complete') {
-        this.refuse(c, outcome.kind === 'timeout' ? 'proxy_header_timeout' : 'proxy_header');
+        this.unfinished(c, outcome.kind, 'proxy_header_timeout', 'proxy_header');
         return;
       }
       const header = outcome.value;
@@ -218,7 +220,7 @@ export class EdgeGate {
     this.starter.preludeStarted(client);
     readPrelude(client, parseClientHello, this.clientHelloTimeoutMs, pending, (outcome: PreludeOutcome<ClientHello>) => {
       if (outcome.kind !== 'complete') {
-        this.refuse(c, outcome.kind === 'timeout' ? 'tls_hello_timeout' : 'tls_hello');
+        this.unfinished(c, outcome.kind, 'tls_hello_timeout', 'tls_hello');
         return;
       }
       const matched = sni.match(outcome.value.serverName);
@@ -242,6 +244,21 @@ export class EdgeGate {
     const current = route === undefined ? undefined : this.starter.currentRoute(route.name);
     this.starter.startSession(c.client, c.listener, current, c.logged, c);
     this.starter.preludeEnded(c.client);
+  }
+
+  /**
+   * A prelude that did not complete: timed out, malformed, or closed. A client that closes
+   * before a whole header is refused as malformed; one the proxy cut (a drain's deadline)
+   * is no protocol refusal: it is logged with the drain's reason and not counted.
+   */
+  private unfinished(c: Connection, kind: 'timeout' | 'invalid' | 'closed', onTimeout: Refusal, otherwise: Refusal): void {
+    const cutFor = kind === 'closed' ? this.starter.cutReason(c.client) : undefined;
+    if (cutFor === undefined) {
+      this.refuse(c, kind === 'timeout' ? onTimeout : otherwise);
+      return;
+    }
+    if (c.logged) this.starter.logRefused(clientText(c.client, c.origin), c.listener, null, cutFor);
+    this.close(c);
   }
 
   private refuse(c: Connection, reason: Refusal): void {

@@ -110,6 +110,8 @@ export class TcpProxy implements SessionStarter {
   private readonly sessions = new Set<TcpSession>();
   /** Clients still sending their PROXY header or ClientHello (edge-gate.ts). */
   private readonly preludes = new Set<net.Socket>();
+  /** Preludes `destroyAll` closed, and why: not the client's protocol error. */
+  private readonly cutPreludes = new WeakMap<net.Socket, TerminationReason>();
   private readonly gate: EdgeGate;
   private readonly counters: WorkerCounters;
   private readonly env: ProxyEnv;
@@ -182,6 +184,11 @@ export class TcpProxy implements SessionStarter {
   }
 
   /** @internal (SessionStarter) */
+  cutReason(client: net.Socket): TerminationReason | undefined {
+    return this.cutPreludes.get(client);
+  }
+
+  /** @internal (SessionStarter) */
   preludeStarted(client: net.Socket): void {
     this.preludes.add(client);
   }
@@ -206,7 +213,10 @@ export class TcpProxy implements SessionStarter {
     const count = this.connections;
     for (const session of [...this.sessions]) session.abort(reason);
     // Each one's prelude reader sees the close and ends it (preludeEnded).
-    for (const client of [...this.preludes]) client.destroy();
+    for (const client of [...this.preludes]) {
+      this.cutPreludes.set(client, reason);
+      client.destroy();
+    }
     return count;
   }
 

@@ -27,6 +27,7 @@ async function setup(options: {
   expectBytes: number;
   logLevel?: string;
   accessLog?: string;
+  drainTimeout?: string;
 }): Promise<{ daemon: Daemon; port: number; backend: RecordingBackend }> {
   const backend = await startRecordingBackend(options.expectBytes);
   cleanups.push(async () => backend.close());
@@ -34,7 +35,7 @@ async function setup(options: {
   const yaml = `workers: 2
 admin:
   listen: 127.0.0.1:${adminPort}
-${options.accessLog === undefined ? '' : `access_log: {enabled: true, path: ${options.accessLog}}\n`}listeners:
+${options.accessLog === undefined ? '' : `access_log: {enabled: true, path: ${options.accessLog}}\n`}${options.drainTimeout === undefined ? '' : `shutdown: {drain_timeout: ${options.drainTimeout}}\n`}listeners:
   - name: edge
     listen: 127.0.0.1:${port}
     cluster: web
@@ -191,6 +192,21 @@ clusters:
     for (const backends of seen.values()) expect(backends.size).toBe(1);
     // ...and the 8 clients are not all on one backend, as hashing the peer would put them.
     expect(new Set([...seen.values()].flatMap((b) => [...b])).size).toBe(2);
+  });
+
+  it('logs a client cut mid-header by a drain as drain, not as a bad header', async () => {
+    const accessLog = tempFile();
+    const { daemon, port, backend } = await setup({ listener: ['accept_proxy: true'], expectBytes: 1000, accessLog, drainTimeout: '500ms' });
+    const client = net.connect({ host: '127.0.0.1', port });
+    client.on('error', () => undefined);
+    cleanups.push(() => Promise.resolve(client.destroy()));
+    await new Promise<void>((resolve) => client.once('connect', resolve));
+    // Half a header, then nothing: the 3 s header deadline is later than the drain's.
+    client.write('PROXY TCP4 203.0.113.7');
+    await eventually(async () => listenerStats(daemon.adminUrl, 'edge'), (l) => l.accepted_total === 1, 5_000);
+    expect(await daemon.stop('SIGTERM')).toBe(0);
+    expect(await accessLine(accessLog, (l) => l['listener'] === 'edge')).toMatchObject({ reason: 'drain', backend: null });
+    expect(backend.accepted).toBe(0);
   });
 
   it('closes and counts garbage, a truncated header and a slow header; no backend sees any', async () => {
