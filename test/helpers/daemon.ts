@@ -40,14 +40,23 @@ export function runCli(args: string[], env: Record<string, string> = {}): ChildP
   return spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
 }
 
-/** Run the CLI until it exits (a command, or a daemon expected to fail at start-up). */
+/** How long a command or a start-up expected to fail may run before it is killed. */
+const RUN_TO_EXIT_LIMIT_MS = 30_000;
+
+/**
+ * Run the CLI until it exits (a command, or a daemon expected to fail at start-up). One that
+ * does not exit within the limit, such as a daemon that started after all, is killed (code
+ * null), so a regression fails the test instead of leaving a daemon behind.
+ */
 export async function runToExit(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = runCli(args, env);
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const limit = setTimeout(() => child.kill('SIGKILL'), RUN_TO_EXIT_LIMIT_MS);
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(limit);
   return { code, stdout, stderr };
 }
 
