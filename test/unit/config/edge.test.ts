@@ -1,11 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../../src/shared/config/load.ts';
+import { parseConfig } from '../../../src/shared/config/load.ts';
+import { CONFIG_FILE, errorsOf, yaml } from '../../helpers/config.ts';
 
-const FILE = 'config.yaml';
+const FILE = CONFIG_FILE;
 
-function yaml(...lines: string[]): string {
-  return lines.join('\n') + '\n';
-}
 
 const CLUSTERS = [
   'clusters:',
@@ -20,15 +18,6 @@ function listener(...lines: string[]): string {
   return yaml('listeners:', '  - name: edge', '    listen: 127.0.0.1:8443', ...lines.map((l) => `    ${l}`), ...CLUSTERS);
 }
 
-function errorsOf(text: string): string[] {
-  try {
-    parseConfig(text, FILE);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    return error.message.split('\n');
-  }
-  throw new Error('the config was accepted');
-}
 
 describe('edge keys on a good config', () => {
   it('reads limits, acl, accept_proxy, sni_routes and send_proxy', () => {

@@ -5,24 +5,11 @@ import { afterAll, describe, it, expect } from 'vitest';
 import { ConfigError, formatConfigIssue, loadConfig, parseConfig } from '../../../src/shared/config/load.ts';
 import type { Config } from '../../../src/shared/config/schema.ts';
 import { SluiceError } from '../../../src/shared/errors.ts';
+import { CONFIG_FILE, errorsOf, yaml } from '../../helpers/config.ts';
 
-const FILE = 'config.yaml';
+const FILE = CONFIG_FILE;
 
-/** One YAML line per argument, so the line numbers in expectations can be counted by eye. */
-function yaml(...lines: string[]): string {
-  return lines.join('\n') + '\n';
-}
 
-/** The formatted issues `text` is refused with, or a failure when it is accepted. */
-function errorsOf(text: string): string[] {
-  try {
-    parseConfig(text, FILE);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    return error.message.split('\n');
-  }
-  throw new Error('the config was accepted');
-}
 
 const LISTENERS = ['listeners:', '  - name: web', '    listen: 127.0.0.1:8080', '    cluster: web'];
 const UDP_LISTENER = ['listeners:', '  - name: dns', '    protocol: udp', '    listen: 127.0.0.1:5353', '    cluster: web'];
