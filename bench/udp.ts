@@ -24,6 +24,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePorts } from './lib/procs.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'src/cli.ts');
@@ -134,23 +135,13 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-async function freeTcpPort(): Promise<number> {
-  const net = await import('node:net');
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
 interface Scenario {
   readonly name: string;
   readonly oneReply: boolean;
 }
 
 async function startSluice(port: number, backends: readonly number[], scenario: Scenario): Promise<ChildProcess> {
-  const adminPort = await freeTcpPort();
+  const [adminPort] = await freePorts(1);
   const file = path.join(work, `sluice-${scenario.oneReply ? 'one' : 'long'}.yaml`);
   writeFileSync(
     file,
