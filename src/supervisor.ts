@@ -25,6 +25,7 @@ import { SluiceError } from './shared/errors.ts';
 import { createIpLimitBuffer, DEFAULT_IP_TABLE_CAPACITY, IpLimitTable } from './shared/ip-limits.ts';
 import { createLogger, flushLogs, type Logger } from './shared/logger.ts';
 import type { AccessLogSettings, ListenerBinding } from './shared/messages.ts';
+import { Readiness } from './shared/readiness.ts';
 import { createSnapshotBuffer } from './shared/snapshot/layout.ts';
 import { SnapshotReader } from './shared/snapshot/reader.ts';
 import { ClusterStates } from './supervisor/cluster-states.ts';
@@ -110,6 +111,8 @@ export class Supervisor {
   private readonly metrics: Metrics;
   private admin: AdminApp | undefined;
   private draining = false;
+  /** Not ready until every worker has bound every listener (a start-up listener added later waits too). */
+  private readonly readiness = new Readiness(['listeners']);
   private reloading: Promise<unknown> = Promise.resolve();
   private resolveStopped: () => void = () => undefined;
   /** Resolves once a drain has finished and every thread is stopped. */
@@ -169,6 +172,7 @@ export class Supervisor {
       const failures = await this.dataPlane.start(this.listeners);
       if (failures.length > 0) throw new SluiceError('SLUICE_LISTEN_FAILED', describeListenFailures(failures).join('\n'));
       if (this.options.takeover === true) await this.takeOver();
+      this.readiness.met('listeners');
       this.log.info(
         {
           config: this.options.configFile,
@@ -194,6 +198,7 @@ export class Supervisor {
   async drain(options: { handover?: boolean } = {}): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    this.readiness.drain();
     const { drain_timeout: timeoutMs, delay: delayMs } = this.config.shutdown;
     if (options.handover === true) {
       warnUnlessMigrating(this.log);
@@ -315,7 +320,7 @@ export class Supervisor {
       token: adminToken(this.config.admin.token_env),
       snapshots: new SnapshotReader(this.snapshotBuffer),
       counters: this.counters,
-      isReady: () => !this.draining,
+      readiness: () => this.readiness.view(),
       workerResources: async () => this.dataPlane.resources(),
       lifecycle: {
         drain: (options) => void this.drain(options),

@@ -17,7 +17,7 @@ export function testAdminDeps(snapshot: Snapshot, counters: CounterTables, overr
   return {
     snapshots: { current: () => snapshot } as unknown as SnapshotReader,
     counters,
-    isReady: () => true,
+    readiness: () => ({ status: 'ready', waiting_for: [] }),
     workerResources: () => Promise.resolve([]),
     controlPlaneStats: () => Promise.resolve(undefined),
     lifecycle: { drain: () => undefined, reload: () => Promise.resolve({ ok: false, errors: ['no'] }) },

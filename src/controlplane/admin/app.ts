@@ -18,12 +18,13 @@ import { registerLifecycleRoutes, type LifecycleControl } from './lifecycle-rout
 import { registerListenerRoutes, type ListenerAcls, type RouteCommands } from './listener-routes.ts';
 import type { Metrics } from './metrics/registry.ts';
 import { registerOpenApiRoute } from './openapi.ts';
+import type { ReadinessView } from '../../shared/readiness.ts';
 
 export interface AdminDeps {
   readonly snapshots: SnapshotReader;
   readonly counters: CounterTables;
-  /** False once the process is draining: /readyz turns 503 so outer balancers move away. */
-  readonly isReady: () => boolean;
+  /** /readyz: 200 only while `ready`; 503 while starting (with what it waits for) and once draining. */
+  readonly readiness: () => ReadinessView;
   /** Resource counts of every data-plane worker, for leak checks and debugging. */
   readonly workerResources: () => Promise<ResourceReport[]>;
   /** The control plane's own counters (publishes, probes, transitions); undefined if it does not answer. */
@@ -70,8 +71,9 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
   app.get('/healthz', () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
-    if (deps.isReady()) return { status: 'ready' };
-    return reply.code(503).send({ status: 'draining' });
+    const view = deps.readiness();
+    if (view.status === 'ready') return { status: 'ready' };
+    return reply.code(503).send(view);
   });
 
   registerBackendRoutes(app, deps);
