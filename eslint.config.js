@@ -16,6 +16,16 @@ const sharedBoundary = {
     { group: ['fastify', 'prom-client'], message: 'src/shared stays free of plane-specific packages' },
   ],
 };
+/**
+ * The control plane writes snapshots and takes commands; it never reaches into the data plane.
+ * The admin app (controlplane/admin) runs on the main thread and may use the supervisor's types;
+ * the control-plane worker's own modules may not.
+ */
+const notDataPlane = { group: ['**/dataplane/**'], message: 'a pure module both planes need lives in src/shared' };
+const adminBoundary = { patterns: [notDataPlane] };
+const controlPlaneBoundary = {
+  patterns: [notDataPlane, { group: ['**/supervisor*'], message: 'the control-plane worker does not depend on the main thread' }],
+};
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'coverage/', 'test-output/', 'docs/'] },
@@ -33,6 +43,12 @@ export default tseslint.config(
   },
   { files: ['src/dataplane/**/*.ts'], rules: { 'no-restricted-imports': ['error', dataPlaneBoundary] } },
   { files: ['src/shared/**/*.ts'], rules: { 'no-restricted-imports': ['error', sharedBoundary] } },
+  { files: ['src/controlplane/admin/**/*.ts'], rules: { 'no-restricted-imports': ['error', adminBoundary] } },
+  {
+    files: ['src/controlplane/**/*.ts'],
+    ignores: ['src/controlplane/admin/**'],
+    rules: { 'no-restricted-imports': ['error', controlPlaneBoundary] },
+  },
   {
     files: ['test/**/*.ts'],
     rules: {

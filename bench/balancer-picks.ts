@@ -15,7 +15,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createBalancer, type Balancer } from '../src/dataplane/balancer/cluster-balancer.ts';
-import { AffinityTable } from '../src/dataplane/balancer/affinity.ts';
+import { AffinityTable } from '../src/shared/balancer/affinity.ts';
 import { seededRandom } from '../src/dataplane/balancer/random.ts';
 import { ClusterState, createClusterStateBuffer } from '../src/shared/cluster-state.ts';
 import type { Algorithm, SnapshotBackend, SnapshotCluster } from '../src/shared/snapshot/types.ts';

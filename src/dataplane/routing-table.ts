@@ -8,7 +8,7 @@
  */
 import type { ClusterState } from '../shared/cluster-state.ts';
 import type { HashKey, ProxyVersion, Snapshot, SnapshotBackend, SnapshotCluster, SnapshotListener } from '../shared/snapshot/types.ts';
-import { AffinityTable } from './balancer/affinity.ts';
+import { AffinityTable } from '../shared/balancer/affinity.ts';
 import { createBalancer, type Balancer, type BalancerEnv } from './balancer/cluster-balancer.ts';
 import { createSmoothWeighted, pickSmoothWeighted, type SmoothWeightedState } from './balancer/smooth-weighted.ts';
 import { buildEdgePolicy, type EdgePolicy } from './edge-policy.ts';

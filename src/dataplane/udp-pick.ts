@@ -12,8 +12,8 @@
  */
 import type { WorkerCounters } from '../shared/counters.ts';
 import type { SnapshotBackend } from '../shared/snapshot/types.ts';
-import { AFFINITY_SEED } from './balancer/affinity.ts';
-import { hashAddress, mixPort } from './balancer/hash.ts';
+import { AFFINITY_SEED } from '../shared/balancer/affinity.ts';
+import { hashAddress, mixPort } from '../shared/balancer/hash.ts';
 import type { ClusterRoute } from './routing-table.ts';
 
 /** The reserved backend, or undefined when every eligible backend is at its limit (or none is eligible). */

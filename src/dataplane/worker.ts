@@ -223,7 +223,7 @@ function onCommand(command: DataPlaneCommand): void {
       });
       return;
     default:
-      throw unknownMessage('dataplane', command);
+      throw unknownMessage('dataplane', command satisfies never);
   }
 }
 

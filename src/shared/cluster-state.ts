@@ -8,7 +8,7 @@
  * Layout (Int32 cells):
  *   [0, HEADER_CELLS)                    header: magic, queue cells, statistics, table size
  *   [HEADER_CELLS, +MAX_WORKERS)         connections waiting in each worker's queue
- *   [AFFINITY_OFFSET, +capacity × 5)     affinity entries (dataplane/balancer/affinity.ts)
+ *   [AFFINITY_OFFSET, +capacity × 5)     affinity entries (shared/balancer/affinity.ts)
  *
  * Writers: every data-plane worker (Atomics only; queue events are rare, so the statistics
  * may be shared cells). Statistics are Int32 cells read as unsigned (they wrap at 2^32).

@@ -41,6 +41,19 @@ import {
   type HistogramShape,
 } from './histogram.ts';
 
+/**
+ * The number of fields in a counter row, derived from its field table so a new counter
+ * cannot silently overlap the next row. The fields must be 0..n-1, each used once: a row is
+ * indexed as `base + field`.
+ */
+export function rowWidth(fields: Readonly<Record<string, number>>): number {
+  const indices = Object.values(fields).sort((a, b) => a - b);
+  indices.forEach((index, i) => {
+    if (index !== i) throw new Error(`counter fields must be 0..${indices.length - 1}, each once; got ${indices.join(',')}`);
+  });
+  return indices.length;
+}
+
 export const BackendCounter = {
   connections: 0,
   connectFailures: 1,
@@ -55,7 +68,7 @@ export const BackendCounter = {
   udpSessions: 8,
 } as const;
 export type BackendCounter = (typeof BackendCounter)[keyof typeof BackendCounter];
-const BACKEND_FIELDS = 9;
+const BACKEND_FIELDS = rowWidth(BackendCounter);
 
 /**
  * For a UDP listener, `accepted` counts sessions created, and the `refused*` fields count
@@ -93,14 +106,14 @@ export const ListenerCounter = {
   udpDatagramsToClient: 19,
 } as const;
 export type ListenerCounter = (typeof ListenerCounter)[keyof typeof ListenerCounter];
-const LISTENER_FIELDS = 20;
+const LISTENER_FIELDS = rowWidth(ListenerCounter);
 
 export const WorkerCounter = {
   accessLogLines: 0,
   accessLogDropped: 1,
 } as const;
 export type WorkerCounter = (typeof WorkerCounter)[keyof typeof WorkerCounter];
-const WORKER_FIELDS = 2;
+const WORKER_FIELDS = rowWidth(WorkerCounter);
 
 /** Active health-probe outcomes per backend slot; each probe bumps exactly one. */
 export const HealthCounter = {
@@ -109,13 +122,13 @@ export const HealthCounter = {
   timeout: 2,
 } as const;
 export type HealthCounter = (typeof HealthCounter)[keyof typeof HealthCounter];
-const HEALTH_FIELDS = 3;
+const HEALTH_FIELDS = rowWidth(HealthCounter);
 
 export const ControlCounter = {
   snapshotPublishes: 0,
 } as const;
 export type ControlCounter = (typeof ControlCounter)[keyof typeof ControlCounter];
-const CONTROL_FIELDS = 1;
+const CONTROL_FIELDS = rowWidth(ControlCounter);
 
 export interface CounterDimensions {
   readonly workers: number;

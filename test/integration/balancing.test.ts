@@ -6,8 +6,8 @@
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildMaglevTable, DEFAULT_MAGLEV_TABLE_SIZE, pickMaglev } from '../../src/dataplane/balancer/maglev.ts';
-import { hashAddress } from '../../src/dataplane/balancer/hash.ts';
+import { buildMaglevTable, DEFAULT_MAGLEV_TABLE_SIZE, pickMaglev } from '../../src/shared/balancer/maglev.ts';
+import { hashAddress } from '../../src/shared/balancer/hash.ts';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
 import { clientLoop, eventually, getJson, manyRoundTrips, openEcho, type EchoConnection } from '../helpers/client.ts';
 import { startDaemon, type Daemon } from '../helpers/daemon.ts';

@@ -5,8 +5,8 @@
  * backend owns; the table is the one every data-plane worker builds for the same set, computed
  * here on request and cached until the eligible set changes.
  */
-import { AffinityTable } from '../../dataplane/balancer/affinity.ts';
-import { buildMaglevTable, maglevShares } from '../../dataplane/balancer/maglev.ts';
+import { AffinityTable } from '../../shared/balancer/affinity.ts';
+import { buildMaglevTable, maglevShares } from '../../shared/balancer/maglev.ts';
 import type { ClusterState, QueueStatistics } from '../../shared/cluster-state.ts';
 import type { CounterTables } from '../../shared/counters.ts';
 import type { Algorithm, HashKey, Snapshot, SnapshotBackend, SnapshotCluster } from '../../shared/snapshot/types.ts';

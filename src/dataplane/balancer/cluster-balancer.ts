@@ -11,7 +11,7 @@
 import type { Algorithm, SnapshotBackend, SnapshotCluster } from '../../shared/snapshot/types.ts';
 import { pickLeastConnections } from './least-connections.ts';
 import type { LoadView } from './load.ts';
-import { buildMaglevTable, pickMaglev } from './maglev.ts';
+import { buildMaglevTable, pickMaglev } from '../../shared/balancer/maglev.ts';
 import { pickPowerOfTwo } from './power-of-two.ts';
 import type { Random } from './random.ts';
 import { createSmoothWeighted, pickSmoothWeighted, type SmoothWeightedState } from './smooth-weighted.ts';

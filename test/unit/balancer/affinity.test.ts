@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AffinityTable, PROBES } from '../../../src/dataplane/balancer/affinity.ts';
+import { AffinityTable, PROBES } from '../../../src/shared/balancer/affinity.ts';
 import { AFFINITY_OFFSET, AFFINITY_STRIDE, ClusterState, createClusterStateBuffer } from '../../../src/shared/cluster-state.ts';
 import type { AffinityRaceData, AffinityRaceResult } from '../../fixtures/affinity-race-worker.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashAddress, hashString, mixPort } from '../../../src/dataplane/balancer/hash.ts';
+import { hashAddress, hashString, mixPort } from '../../../src/shared/balancer/hash.ts';
 
 describe('client and backend hashing', () => {
   it('is a fixed function: the same value in every thread, process and release', () => {

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { hashAddress } from '../../../src/dataplane/balancer/hash.ts';
+import { hashAddress } from '../../../src/shared/balancer/hash.ts';
 import {
   buildMaglevTable,
   DEFAULT_MAGLEV_TABLE_SIZE,
   maglevShares,
   pickMaglev,
   type MaglevBackend,
-} from '../../../src/dataplane/balancer/maglev.ts';
+} from '../../../src/shared/balancer/maglev.ts';
 
 const M = DEFAULT_MAGLEV_TABLE_SIZE;
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ClusterViews } from '../../../src/controlplane/admin/cluster-view.ts';
-import { AffinityTable } from '../../../src/dataplane/balancer/affinity.ts';
+import { AffinityTable } from '../../../src/shared/balancer/affinity.ts';
 import { ClusterCell, ClusterState, createClusterStateBuffer } from '../../../src/shared/cluster-state.ts';
 import { CounterTables, createCounterBuffer } from '../../../src/shared/counters.ts';
 import type { SnapshotBackend, SnapshotCluster } from '../../../src/shared/snapshot/types.ts';

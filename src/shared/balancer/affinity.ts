@@ -25,7 +25,7 @@
  * Cost: lookup and remember read at most PROBES entries (5 atomic loads each); no allocation.
  * Memory: 20 bytes per entry (2 MB for 100,000), shared by all workers.
  */
-import { AFFINITY_OFFSET, AFFINITY_STRIDE } from '../../shared/cluster-state.ts';
+import { AFFINITY_OFFSET, AFFINITY_STRIDE } from '../cluster-state.ts';
 
 export const PROBES = 8;
 /**
