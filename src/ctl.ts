@@ -14,6 +14,7 @@ export const CTL_USAGE = `usage: sluice ctl [--admin URL] [--token-env NAME] COM
   remove ID [--force]              drain, then remove (--force: close its connections now)
   drain ID | undrain ID            take out of rotation / put back
   weight ID N                      set its weight (0-10000)
+  history ID                       its last health transitions: when, from, to, why
   routes LISTENER [CLUSTER=WEIGHT ...]
                                    show a listener's routes, or set them (e.g. web=90 canary=10)
   acl LISTENER                     show the listener's allow/deny lists
@@ -33,8 +34,8 @@ export interface CtlRequest {
   readonly cluster?: string;
   /** The answer is a listener (`routes`), not backends. */
   readonly listener?: true;
-  /** How to print the answer: backend rows (default) or a listener acl. */
-  readonly show?: 'acl';
+  /** How to print the answer: backend rows (default), a listener acl or a backend's history. */
+  readonly show?: 'acl' | 'history';
 }
 
 export interface CtlInvocation {
@@ -110,6 +111,10 @@ export function parseCtlArgs(args: readonly string[], env: NodeJS.ProcessEnv = p
       expectArgs(2);
       request = { method: 'PATCH', path: id(rest[0]), body: { weight: integer(rest[1], 'the weight') } };
       break;
+    case 'history':
+      expectArgs(1);
+      request = { method: 'GET', path: `${id(rest[0])}/history`, show: 'history' };
+      break;
     case 'acl': {
       expectArgs(1);
       const path = `/listeners/${encodeURIComponent(rest[0] ?? '')}/acl`;
@@ -173,15 +178,21 @@ export function formatListener(listener: ListenerAnswer): string {
 
 /** Rows as an aligned text table (pure). */
 export function formatTable(rows: readonly BackendRow[]): string {
-  const cells = rows.map((row) => COLUMNS.map(([, read]) => String(read(row) ?? '-')));
-  const header = COLUMNS.map(([title]) => title);
-  const widths = header.map((title, i) => Math.max(title.length, ...cells.map((c) => (c[i] ?? '').length)));
+  return alignColumns(
+    COLUMNS.map(([title]) => title),
+    rows.map((row) => COLUMNS.map(([, read]) => String(read(row) ?? '-'))),
+  );
+}
+
+/** A header and rows of cells as aligned columns; the last column is not padded (pure). */
+function alignColumns(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (values: readonly string[]): string =>
     values
       .map((v, i) => (i === values.length - 1 ? v : v.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
-  return [line(header), ...cells.map(line)].join('\n');
+  return [line(header), ...rows.map(line)].join('\n');
 }
 
 /** Runs `sluice ctl …`: returns what to print and the exit code. */
@@ -215,6 +226,7 @@ export async function runCtl(args: readonly string[], env: NodeJS.ProcessEnv = p
     return { output: `sluice ctl: ${response.status} ${error ?? ''}: ${message ?? text}`, code: 1 };
   }
   if (request.show === 'acl') return { output: formatAcl(body as AclAnswer), code: 0 };
+  if (request.show === 'history') return { output: formatHistory(body as HistoryAnswer), code: 0 };
   if (request.listener === true) return { output: formatListener(body as ListenerAnswer), code: 0 };
   if (Array.isArray(body)) {
     const rows = (body as BackendRow[]).filter((r) => request.cluster === undefined || r.cluster === request.cluster);
@@ -237,4 +249,17 @@ export function formatAcl(answer: AclAnswer): string {
   const lines = [`listener ${answer.listener ?? '-'}`, `allow  ${list(answer.allow, '(all)')}`, `deny   ${list(answer.deny, '(none)')}`];
   if (answer.snapshot_version !== undefined) lines.push(`snapshot version ${answer.snapshot_version}`);
   return lines.join('\n');
+}
+
+interface HistoryAnswer {
+  readonly id?: string;
+  readonly transitions?: readonly { at: string; from: string; to: string; admin: string; reason: string; snapshot_version: number }[];
+}
+
+/** A backend's transitions as an aligned table, oldest first (pure). */
+export function formatHistory(answer: HistoryAnswer): string {
+  const rows = (answer.transitions ?? []).map((t) => [t.at, `${t.from} -> ${t.to}`, t.admin === 'none' ? '' : t.admin, String(t.snapshot_version), t.reason]);
+  const title = `backend ${answer.id ?? '-'}`;
+  if (rows.length === 0) return `${title}: no transitions recorded`;
+  return `${title}\n${alignColumns(['AT', 'CHANGE', 'ADMIN', 'VERSION', 'REASON'], rows)}`;
 }

@@ -335,6 +335,7 @@ export class Supervisor {
       metrics: this.metrics,
       logger: this.rootLog,
       listenerAcls: { set: async (name, acl) => this.controlPlane.listenerAcl(name, acl) },
+      backendHistory: this.controlPlane.history,
     });
   }
 

@@ -16,6 +16,7 @@ import { parseHostPort } from '../shared/address.ts';
 import type { AclConfig, Config } from '../shared/config/schema.ts';
 import { SluiceError } from '../shared/errors.ts';
 import { HealthCounter, type ControlPlaneCounters, type CounterTables } from '../shared/counters.ts';
+import type { HistoryState, TransitionReport } from '../shared/backend-history.ts';
 import type { Snapshot } from '../shared/snapshot/types.ts';
 import type { BackendCommand, BackendCommandResult, ControlPlaneStats, ListenerAclResult, RoutesCommand, RoutesCommandResult } from '../shared/messages.ts';
 import { listenerRoutes } from '../shared/config/schema.ts';
@@ -62,6 +63,8 @@ export interface ControlPlaneDeps {
   readonly tickMs?: number;
   /** Writes the state file (tests replace it to make writes fail). */
   readonly writeState?: (file: string, state: RuntimeState) => Promise<void>;
+  /** Receives each published batch of state transitions, stamped with the snapshot version that holds them. */
+  readonly onTransitions?: (reports: readonly TransitionReport[]) => void;
 }
 
 export function monotonicNow(): number {
@@ -93,6 +96,8 @@ export class ControlPlane {
   #transitions = 0;
   /** Clusters that had no routable backend in the last published snapshot. */
   #unroutable = new Set<string>();
+  /** Transitions since the last publish; the next publish stamps them with its version. */
+  #unpublishedTransitions: Omit<TransitionReport, 'snapshot_version'>[] = [];
 
   constructor(deps: ControlPlaneDeps) {
     this.#deps = deps;
@@ -255,6 +260,7 @@ export class ControlPlane {
     // A reused slot still holds the totals of the backend that had it before.
     this.#deps.counters.resetBackendSlot(backend.slot);
     this.#dirty = true;
+    this.#noteTransition(backend.id, 'new', health);
     return backend;
   }
 
@@ -472,7 +478,13 @@ export class ControlPlane {
     if (after.state === before.state) return;
     this.#transitions++;
     this.#log.info({ backend: backend.id, from: before.state, to: after.state, reason: after.reason }, 'backend health changed');
+    this.#noteTransition(backend.id, before.state, after);
     if (after.state === 'removed') this.#forget(backend);
+  }
+
+  #noteTransition(backend: string, from: HistoryState, to: HealthRecord): void {
+    if (this.#deps.onTransitions === undefined) return;
+    this.#unpublishedTransitions.push({ backend, at: new Date().toISOString(), from, to: to.state, admin: to.admin, reason: to.reason });
   }
 
   #forget(backend: Backend): void {
@@ -509,6 +521,10 @@ export class ControlPlane {
     this.#publishes++;
     this.#metrics.snapshotPublished();
     this.#controlLog.debug({ version }, 'snapshot published');
+    if (this.#unpublishedTransitions.length > 0) {
+      this.#deps.onTransitions?.(this.#unpublishedTransitions.map((t) => ({ ...t, snapshot_version: version })));
+      this.#unpublishedTransitions = [];
+    }
     this.#reportUnroutable(content);
     return version;
   }

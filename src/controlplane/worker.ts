@@ -33,6 +33,7 @@ const controlPlane = new ControlPlane({
   slots: new SlotAllocator(data.counterDims.backendSlots),
   log,
   recovered: existing.version > 0 ? existing : undefined,
+  onTransitions: (reports) => send({ type: 'transitions', reports }),
 });
 
 /** Commands that change state run one at a time, in arrival order (some wait for a first probe). */

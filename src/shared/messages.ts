@@ -5,6 +5,7 @@
  */
 import type { AclConfig, Config } from './config/schema.ts';
 import type { CounterDimensions } from './counters.ts';
+import type { TransitionReport } from './backend-history.ts';
 import type { SnapshotBackend } from './snapshot/types.ts';
 
 export interface ListenerBinding {
@@ -157,6 +158,7 @@ export type BackendCommandResult =
 export type ControlPlaneEvent =
   | { readonly type: 'ready'; readonly version: number; readonly backends: number }
   | { readonly type: 'published'; readonly version: number }
+  | { readonly type: 'transitions'; readonly reports: readonly TransitionReport[] }
   | { readonly type: 'config.applied'; readonly requestId: number; readonly version: number }
   | { readonly type: 'stats'; readonly requestId: number; readonly stats: ControlPlaneStats }
   | { readonly type: 'backend.result'; readonly requestId: number; readonly result: BackendCommandResult }

@@ -5,6 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { BackendHistory } from '../shared/backend-history.ts';
 import type { AclConfig, Config } from '../shared/config/schema.ts';
 import type { CounterDimensions } from '../shared/counters.ts';
 import type {
@@ -58,6 +59,8 @@ export class ControlPlaneHost {
   private readonly pendingCommands = new Map<number, (result: BackendCommandResult) => void>();
   private readonly pendingRoutes = new Map<number, (result: RoutesCommandResult) => void>();
   private readonly pendingAcls = new Map<number, (result: ListenerAclResult) => void>();
+  /** Kept here, not in the worker, so a control-plane restart does not lose it. */
+  readonly history = new BackendHistory();
 
   constructor(options: ControlPlaneOptions) {
     this.options = options;
@@ -246,6 +249,9 @@ export class ControlPlaneHost {
         this.onStartFailure = undefined;
         return;
       case 'published':
+        return;
+      case 'transitions':
+        for (const report of event.reports) this.history.record(report);
         return;
       case 'stats':
         this.pendingStats.get(event.requestId)?.(event.stats);

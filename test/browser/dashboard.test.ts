@@ -92,6 +92,14 @@ describe('dashboard in Chromium', () => {
     await expect.poll(async () => connectionsOf(second)).toBeGreaterThan(healthyBefore);
     expect(await connectionsOf(first)).toBe(drainedBefore);
 
+    // The backend's history shows the operator's drain as a timeline, newest first.
+    await first.locator('button.history').click();
+    await expect.poll(async () => page.locator('#history .backend').textContent()).toBe(id);
+    expect(await page.locator('#history').isVisible()).toBe(true);
+    const newest = page.locator('#history ol li').first();
+    expect(await newest.locator('strong').textContent()).toBe('healthy → draining (operator: drain)');
+    expect(await page.locator('#history ol li').last().locator('strong').textContent()).toBe('new → healthy');
+
     mkdirSync(OUTPUT, { recursive: true });
     await page.screenshot({ path: path.join(OUTPUT, 'dashboard.png'), fullPage: true });
     const { failed } = await traffic.stop();

@@ -18,6 +18,7 @@ export function testAdminDeps(snapshot: Snapshot, counters: CounterTables, overr
     snapshots: { current: () => snapshot } as unknown as SnapshotReader,
     counters,
     readiness: () => ({ status: 'ready', waiting_for: [] }),
+    backendHistory: { of: () => undefined },
     workerResources: () => Promise.resolve([]),
     controlPlaneStats: () => Promise.resolve(undefined),
     lifecycle: { drain: () => undefined, reload: () => Promise.resolve({ ok: false, errors: ['no'] }) },

@@ -10,6 +10,8 @@ import type { ControlPlaneStats, ListenerBinding, ResourceReport } from '../../s
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { OPEN_ROUTES, registerAuth } from './auth.ts';
 import { registerBackendRoutes, type BackendCommands } from './backend-routes.ts';
+import { registerHistoryRoutes } from './history-routes.ts';
+import type { BackendTransition } from '../../shared/backend-history.ts';
 import { registerClusterRoutes } from './cluster-routes.ts';
 import { DASHBOARD_PUBLIC_PATHS, registerDashboardRoutes } from './dashboard-routes.ts';
 import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
@@ -46,6 +48,8 @@ export interface AdminDeps {
   readonly logger: Logger;
   /** Listener acl writes (PUT /listeners/:name/acl), applied by the control plane; without it they answer 503. */
   readonly listenerAcls?: ListenerAcls;
+  /** Each backend's recent health transitions (kept by the main thread). */
+  readonly backendHistory: { of(id: string): readonly BackendTransition[] | undefined };
 }
 
 /** Request bodies are small JSON documents; anything larger is refused with 413. */
@@ -77,6 +81,7 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
   });
 
   registerBackendRoutes(app, deps);
+  registerHistoryRoutes(app, deps);
   registerClusterRoutes(app, deps);
   registerOpenApiRoute(app);
 

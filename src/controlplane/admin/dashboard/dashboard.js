@@ -133,7 +133,14 @@ function backendRow(tbody, backend) {
   button.addEventListener('click', () => {
     void toggleDrain(row.dataset.backendId, button.dataset.action, button);
   });
-  cell(row, ACTION_CELL).append(button);
+  const historyButton = document.createElement('button');
+  historyButton.type = 'button';
+  historyButton.className = 'history';
+  historyButton.textContent = 'History';
+  historyButton.addEventListener('click', () => {
+    void showHistory(row.dataset.backendId);
+  });
+  cell(row, ACTION_CELL).append(button, historyButton);
   return row;
 }
 
@@ -163,7 +170,7 @@ function renderBackend(tbody, backend, old, seconds) {
   setText(cell(row, 8), formatCount(backend.connections_total));
   setText(cell(row, 9), formatCount(backend.connect_failures_total));
 
-  const button = cell(row, ACTION_CELL).querySelector('button');
+  const button = cell(row, ACTION_CELL).querySelector('button.action');
   // An operator's drain (or removal) is what undrain undoes; health-driven states are not.
   const action = backend.admin === 'none' ? 'drain' : 'undrain';
   if (button.dataset.action !== action && button.dataset.busy !== 'true') {
@@ -242,6 +249,37 @@ async function toggleDrain(id, action, button) {
   await poll();
 }
 
+/** The backend's last transitions as a timeline, newest first, under the page header. */
+async function showHistory(id) {
+  const panel = document.getElementById('history');
+  try {
+    const response = await fetch(`/backends/${encodeURIComponent(id)}/history`, { headers: authHeaders() });
+    if (!response.ok) {
+      setStatus(`history ${id}: ${await apiError(response)}`, 'error');
+      return;
+    }
+    const answer = await response.json();
+    const items = [...answer.transitions].reverse().map((t) => {
+      const item = document.createElement('li');
+      item.dataset.to = t.to;
+      const when = document.createElement('time');
+      when.dateTime = t.at;
+      when.textContent = new Date(t.at).toLocaleString();
+      const change = document.createElement('strong');
+      change.textContent = `${t.from} → ${t.to}${t.admin === 'none' ? '' : ` (operator: ${t.admin})`}`;
+      const why = document.createElement('span');
+      why.textContent = `${t.reason} · snapshot ${t.snapshot_version}`;
+      item.append(when, change, why);
+      return item;
+    });
+    panel.querySelector('.backend').textContent = id;
+    panel.querySelector('ol').replaceChildren(...items);
+    panel.hidden = false;
+  } catch (error) {
+    setStatus(`history ${id}: ${error.message}`, 'error');
+  }
+}
+
 function start() {
   const form = document.getElementById('token-form');
   const input = document.getElementById('token');
@@ -250,6 +288,9 @@ function start() {
     event.preventDefault();
     sessionStorage.setItem(TOKEN_KEY, input.value.trim());
     void poll();
+  });
+  document.querySelector('#history button.close').addEventListener('click', () => {
+    document.getElementById('history').hidden = true;
   });
   void poll();
 }
