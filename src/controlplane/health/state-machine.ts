@@ -11,6 +11,9 @@
  *   after its ejection time (base × ejections in a row, capped at max).
  * - `admin`, what an operator asked: nothing, drain (out of rotation until undrained), or
  *   remove (out, then gone).
+ * - `listed`, whether the backend's source offers it for new connections: always true for
+ *   backends from config.yaml or the admin API; a discovery source unlists an address gone
+ *   from its answer, not ready, or in a standby tier, and lists it again when it returns.
  *
  * The published state follows them (DESIGN.md, "Backend health"):
  *
@@ -50,6 +53,7 @@ export interface HealthRecord {
   readonly state: MachineState;
   readonly up: boolean;
   readonly admin: AdminIntent;
+  readonly listed: boolean;
   /** When the current drain began; meaningful while `draining`. */
   readonly drainStartedAt: number;
   readonly drained: boolean;
@@ -75,7 +79,8 @@ export type HealthEvent =
   | { readonly type: 'tick'; readonly activeConnections: number; readonly now: number }
   | { readonly type: 'drain'; readonly now: number }
   | { readonly type: 'undrain'; readonly now: number }
-  | { readonly type: 'remove'; readonly force: boolean; readonly now: number };
+  | { readonly type: 'remove'; readonly force: boolean; readonly now: number; readonly reason?: string }
+  | { readonly type: 'source'; readonly listed: boolean; readonly detail: string; readonly now: number };
 
 /** A backend's first record: in rotation when `up`, out (and drained: it holds no connection) when not. */
 export function initialRecord(up: boolean, reason: string, now: number): HealthRecord {
@@ -83,6 +88,7 @@ export function initialRecord(up: boolean, reason: string, now: number): HealthR
     state: up ? 'healthy' : 'unhealthy',
     up,
     admin: 'none',
+    listed: true,
     drainStartedAt: 0,
     drained: !up,
     successes: 0,
@@ -126,9 +132,13 @@ function applyInput(r: HealthRecord, event: HealthEvent, policy: HealthPolicy): 
       return r.admin === 'none' ? { record: { ...r, admin: 'drain' }, reason: 'drained by an operator' } : unchanged(r);
     case 'undrain':
       return r.admin === 'drain' ? { record: { ...r, admin: 'none' }, reason: 'undrained by an operator' } : unchanged(r);
-    case 'remove':
-      if (event.force) return { record: { ...r, admin: 'remove', drained: true }, reason: 'removed by an operator (forced)' };
-      return r.admin === 'remove' ? unchanged(r) : { record: { ...r, admin: 'remove' }, reason: 'removed by an operator' };
+    case 'remove': {
+      const why = event.reason ?? 'removed by an operator';
+      if (event.force) return { record: { ...r, admin: 'remove', drained: true }, reason: `${why} (forced)` };
+      return r.admin === 'remove' ? unchanged(r) : { record: { ...r, admin: 'remove' }, reason: why };
+    }
+    case 'source':
+      return r.listed === event.listed ? unchanged(r) : { record: { ...r, listed: event.listed }, reason: event.detail };
     default:
       throw new Error(`health: unknown event ${JSON.stringify(event satisfies never)}`);
   }
@@ -181,7 +191,7 @@ function readmitAfterEjection(r: HealthRecord, now: number, policy: HealthPolicy
 
 /** Moves the published state to where `up` and `admin` say it belongs. */
 function settle(r: HealthRecord, reason: string | undefined, now: number, connections: number | undefined, policy: HealthPolicy): HealthRecord {
-  const wanted = r.up && r.admin === 'none';
+  const wanted = r.up && r.admin === 'none' && r.listed;
   const why = reason ?? r.reason;
   switch (r.state) {
     case 'removed':
