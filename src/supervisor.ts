@@ -112,6 +112,7 @@ export class Supervisor {
   private admin: AdminApp | undefined;
   private draining = false;
   private reloading: Promise<unknown> = Promise.resolve();
+  private readonly reloads = { success: 0, failure: 0 };
   private resolveStopped: () => void = () => undefined;
   /** Resolves once a drain has finished and every thread is stopped. */
   readonly stopped: Promise<void>;
@@ -135,6 +136,7 @@ export class Supervisor {
         counters: this.counters,
         listeners: this.listeners,
         restarts: { dataPlane: this.dataPlane.restarts, controlPlane: this.controlPlane.restarts },
+        reloads: this.reloads,
       }),
       { processMetrics: true },
     );
@@ -216,7 +218,11 @@ export class Supervisor {
 
   /** Re-read the config file and apply the difference; a bad file changes nothing. */
   reload(): Promise<ReloadResult> {
-    const next = this.reloading.then(async () => this.reloadNow());
+    const next = this.reloading.then(async () => {
+      const result = await this.reloadNow();
+      this.reloads[result.ok ? 'success' : 'failure']++;
+      return result;
+    });
     this.reloading = next.catch(() => undefined);
     return next;
   }
