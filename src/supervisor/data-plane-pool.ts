@@ -141,6 +141,8 @@ export class DataPlanePool {
    */
   async reopenAccessLog(fd: number): Promise<boolean> {
     this.accessLog = { ...this.accessLog, fd };
+    // Stopped workers cannot answer, and their last writes may still be in the thread pool.
+    if (this.stopping) return false;
     const answers = await Promise.all(
       this.slots.map(async (slot, index) => {
         if (slot.worker === undefined) return true;
