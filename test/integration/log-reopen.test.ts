@@ -131,4 +131,28 @@ describe('access log reopen (SIGUSR1)', () => {
     // SIGUSR1 would otherwise start Node's inspector.
     expect(daemon.stderr()).not.toContain('Debugger listening');
   }, 120_000);
+
+  it('a data-plane worker restarted after a rotation writes to the new file', async () => {
+    const echo = await startBackend('echo');
+    cleanups.push(async () => echo.close());
+    const [port, adminPort] = await freePorts(2);
+    const dir = mkdtempSync(path.join(tmpdir(), 'sluice-rotate-'));
+    const file = path.join(dir, 'access.log');
+    const daemon = await startDaemon(
+      `${tcpConfig({ listenPort: port!, adminPort: adminPort!, backends: [echo.address], workers: 1 })}access_log: {enabled: true, path: ${file}}\n`,
+      adminPort!,
+      { env: { SLUICE_FAULT_INJECTION: '1' } },
+    );
+    cleanups.push(async () => daemon.stop('SIGKILL'));
+    renameSync(file, `${file}.1`);
+    daemon.child.kill('SIGUSR1');
+    await daemon.waitForLog((l) => l.msg === 'access log reopened');
+    expect((await fetch(`${daemon.adminUrl}/debug/workers/0/crash`, { method: 'POST' })).status).toBe(202);
+    await daemon.waitForLog((l) => l.msg === 'data-plane worker restarted');
+
+    for (let i = 1; i <= 5; i++) expect((await roundTrip(port!, Buffer.alloc(i, 1))).length).toBe(i);
+    const lines = await eventually(() => Promise.resolve(linesOf(file)), (l) => l.length >= 5);
+    expect(lines.map((l) => l.bytes_from_client).sort()).toEqual([1, 2, 3, 4, 5]);
+    expect(linesOf(`${file}.1`)).toEqual([]);
+  }, 60_000);
 });
