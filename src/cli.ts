@@ -61,6 +61,7 @@ async function run(args: string[]): Promise<void> {
   process.on('SIGTERM', onStopSignal);
   process.on('SIGINT', onStopSignal);
   process.on('SIGHUP', () => void supervisor.reload());
+  process.on('SIGUSR1', () => void supervisor.reopenAccessLog());
   await supervisor.start();
   // Whatever started the drain (a signal, POST /drain, a handover), the process ends with it.
   await supervisor.stopped;

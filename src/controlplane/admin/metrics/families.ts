@@ -36,6 +36,8 @@ export interface MetricSources {
   readonly listeners: readonly ListenerBinding[];
   /** Worker restarts the supervisor performed since start, by plane. */
   readonly restarts: { readonly dataPlane: number; readonly controlPlane: number };
+  /** Config reloads (SIGHUP, POST /config/reload) since start, by outcome; absent reads as 0. */
+  readonly reloads?: { readonly success: number; readonly failure: number };
 }
 
 export interface MetricFamily {
@@ -348,5 +350,11 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
     help: 'Crashed worker threads the supervisor restarted, by plane (data, control).',
     type: 'counter',
     collect: (s) => [single(s.restarts.dataPlane, label('plane', 'data')), single(s.restarts.controlPlane, label('plane', 'control'))],
+  },
+  {
+    name: 'sluice_config_reloads_total',
+    help: 'Config reloads (SIGHUP or POST /config/reload), by result: success, or failure (the file was rejected and the running config stays).',
+    type: 'counter',
+    collect: (s) => [single(s.reloads?.success ?? 0, label('result', 'success')), single(s.reloads?.failure ?? 0, label('result', 'failure'))],
   },
 ];
