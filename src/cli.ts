@@ -13,7 +13,7 @@ import { Supervisor, workerCount } from './supervisor.ts';
 const USAGE = `usage:
   sluice run --config FILE [--log-level LEVEL] [--takeover]
       run the daemon; with --takeover, take the ports over from a running Sluice
-      (zero-downtime deploy: see README "Rolling deploys")
+      (zero-downtime deploy: see docs/operations.md, "Rolling deploys")
   sluice validate --config FILE
       check a config file and exit
   sluice ctl COMMAND
