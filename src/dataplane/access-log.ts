@@ -35,6 +35,9 @@ export type TerminationReason =
   | 'backend_close'
   | 'client_error'
   | 'backend_error'
+  // A reset (ECONNRESET) from that side, passed on to the other side as a reset.
+  | 'client_reset'
+  | 'backend_reset'
   | 'idle_timeout'
   | 'connect_failure'
   | 'no_backend'

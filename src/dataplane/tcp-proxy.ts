@@ -325,6 +325,14 @@ function ignoreError(): void {
   // The socket is being torn down; its error has nowhere useful to go.
 }
 
+/**
+ * Close with a reset (SO_LINGER 0) instead of a FIN. `resetAndDestroy` on a socket already
+ * closed would raise ERR_SOCKET_CLOSED; such a socket has nothing left to pass on.
+ */
+function resetSocket(socket: net.Socket): void {
+  if (!socket.destroyed) socket.resetAndDestroy();
+}
+
 
 const kSession = Symbol('sluice.session');
 
@@ -364,6 +372,8 @@ class TcpSession implements QueuedConnection {
   private visited = 0;
   /** Some backend of the walk was at its limit. */
   private sawFull = false;
+  /** The last connect attempt failed with a reset from the backend (see `backendFailed`). */
+  private lastAttemptReset = false;
   /** Hash of the client's address (affinity key, part one; consistent_hash on source_ip). */
   private ipHash = 0;
   /** An independent second hash of the address (affinity key, part two); 0 = unknown client. */
@@ -549,6 +559,7 @@ class TcpSession implements QueuedConnection {
     }
     if (this.sawFull) this.waitForRoom();
     else if (this.route.eligible.length === 0) this.refuse(ListenerCounter.refusedNoBackend, 'no_backend');
+    else if (this.lastAttemptReset) this.refuse(ListenerCounter.refusedAllFailed, 'backend_reset', true);
     else this.refuse(ListenerCounter.refusedAllFailed, 'connect_failure');
   }
 
@@ -579,10 +590,12 @@ class TcpSession implements QueuedConnection {
     if (firstWait) this.route.state?.bump(ClusterCell.queuedTotal);
   }
 
-  private refuse(counter: ListenerCounter, reason: TerminationReason): void {
+  /** `reset`: close the client with a reset, as the backend closed on us; else a FIN. */
+  private refuse(counter: ListenerCounter, reason: TerminationReason, reset = false): void {
     this.proxy.counterWriter.bumpListener(this.listener.slot, counter);
     this.reason ??= reason;
-    this.client.destroy();
+    if (reset) resetSocket(this.client);
+    else this.client.destroy();
   }
 
   /** Give back this session's place under its backend's limit, waking waiters if any. */
@@ -674,6 +687,7 @@ class TcpSession implements QueuedConnection {
     // The timer is cleared at connect; a late event from before that changes nothing.
     if (this.connected) return;
     const target = this.target;
+    this.lastAttemptReset = false;
     if (target !== undefined) {
       this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectTimeouts, 1);
       this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
@@ -681,13 +695,18 @@ class TcpSession implements QueuedConnection {
     this.abandonAttempt();
   }
 
-  backendFailed(): void {
+  backendFailed(error: NodeJS.ErrnoException): void {
     if (this.connected) {
-      // A reset from the backend is passed on: the client must not mistake it for a clean end.
-      this.reason ??= 'backend_error';
-      this.client.destroy();
+      // Passed on as a reset, so the client cannot mistake a truncated reply for a whole
+      // one (what HAProxy does on a server abort). The bytes already written are with the
+      // kernel; any still queued here are dropped, as a reset drops the kernel's queue.
+      this.reason ??= error.code === 'ECONNRESET' ? 'backend_reset' : 'backend_error';
+      resetSocket(this.client);
       return;
     }
+    // The backend accepted and reset before the connect was seen here (it may have written
+    // a reply first): a failed attempt, tried elsewhere, but passed on if it was the last.
+    this.lastAttemptReset = error.code === 'ECONNRESET';
     const target = this.target;
     if (target !== undefined) this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
     this.abandonAttempt();
@@ -753,8 +772,11 @@ class TcpSession implements QueuedConnection {
     if (this.connected && backend !== undefined) forwardFin(backend);
   }
 
-  clientFailed(): void {
-    this.reason ??= 'client_error';
+  /** The same for the backend: an aborted request must not look like a finished one. */
+  clientFailed(error: NodeJS.ErrnoException): void {
+    this.reason ??= error.code === 'ECONNRESET' ? 'client_reset' : 'client_error';
+    const backend = this.backend;
+    if (this.connected && backend !== undefined) resetSocket(backend);
   }
 
   idleTimeout(): void {
@@ -814,8 +836,8 @@ function onBackendTimeout(this: net.Socket): void {
   sessionOf(this).backendTimedOut();
 }
 
-function onBackendError(this: net.Socket): void {
-  sessionOf(this).backendFailed();
+function onBackendError(this: net.Socket, error: NodeJS.ErrnoException): void {
+  sessionOf(this).backendFailed(error);
 }
 
 function onAbandonedClose(this: net.Socket): void {
@@ -834,8 +856,8 @@ function onClientEnd(this: net.Socket): void {
   sessionOf(this).clientEnded();
 }
 
-function onClientError(this: net.Socket): void {
-  sessionOf(this).clientFailed();
+function onClientError(this: net.Socket, error: NodeJS.ErrnoException): void {
+  sessionOf(this).clientFailed(error);
 }
 
 function onClientClose(this: net.Socket, hadError: boolean): void {
