@@ -33,9 +33,10 @@ import type { SnapshotBackend } from '../shared/snapshot/types.ts';
 import { roundMs, type AccessLog, type TerminationReason } from './access-log.ts';
 import { AFFINITY_SEED } from './balancer/affinity.ts';
 import { hashAddress, mixPort } from './balancer/hash.ts';
-import { ConnectionQueue, type QueuedConnection } from './connection-queue.ts';
+import { ConnectionQueue, monotonicMs, waitDeadline, type QueuedConnection } from './connection-queue.ts';
 import { AdmissionLease, clientText, EdgeGate, type Admitted, type EdgeGateOptions, type Origin, type SessionStarter } from './edge-gate.ts';
 import type { EdgePolicy } from './edge-policy.ts';
+import { SWEEP_INTERVAL_MS, sweepIntervalFor, sweepVerdict } from './idle-sweep.ts';
 import { encodeProxyHeader } from './proxy-protocol.ts';
 import { chooseCluster, type ClusterRoute, type ListenerRoute } from './routing-table.ts';
 
@@ -54,6 +55,8 @@ export interface ProxyEnv {
   readonly onRefused?: RefusalHandler;
   /** The shared per-IP table and hooks of the edge gate (limits, acl, PROXY header, SNI). */
   readonly edge?: Omit<EdgeGateOptions, 'counters'>;
+  /** Monotonic milliseconds for idle time and queue deadlines; performance.now() unless a test fakes it. */
+  readonly now?: () => number;
 }
 
 /**
@@ -96,16 +99,6 @@ function forwardFin(socket: net.Socket): void {
   else socket.end();
 }
 
-/**
- * How often the sweep folds byte counts into the shared counters and looks for idle
- * sessions. An idle session is closed between `idle_timeout` and `idle_timeout` plus one
- * period after its last byte; clusters with short idle timeouts shorten the period.
- */
-const SWEEP_INTERVAL_MS = 1000;
-const MIN_SWEEP_INTERVAL_MS = 25;
-/** Sweeps per idle timeout at least, so a short timeout is still judged to within a quarter. */
-const SWEEPS_PER_IDLE_TIMEOUT = 4;
-
 export class TcpProxy implements SessionStarter {
   private readonly sessions = new Set<TcpSession>();
   /** Clients still sending their PROXY header or ClientHello (edge-gate.ts). */
@@ -125,9 +118,12 @@ export class TcpProxy implements SessionStarter {
   private sweepIntervalMs = SWEEP_INTERVAL_MS;
   private onIdle: (() => void) | undefined;
   private readonly onRefused: RefusalHandler | undefined;
+  /** @internal the monotonic clock (ms) of the idle sweep and the queue deadlines. */
+  readonly now: () => number;
 
   constructor(env: ProxyEnv) {
     this.env = env;
+    this.now = env.now ?? monotonicMs;
     this.counters = env.counters;
     this.accessLog = env.accessLog;
     this.onRefused = env.onRefused;
@@ -278,7 +274,7 @@ export class TcpProxy implements SessionStarter {
     if (state === undefined) return undefined;
     let queue = this.queues.get(route.name);
     if (queue?.state !== state) {
-      queue = new ConnectionQueue(state, this.env.worker);
+      queue = new ConnectionQueue(state, this.env.worker, this.now);
       this.queues.set(route.name, queue);
     }
     return queue;
@@ -300,8 +296,9 @@ export class TcpProxy implements SessionStarter {
     });
   }
 
+  /** One sweep per worker folds byte counts into the shared counters and closes idle sessions (idle-sweep.ts). */
   private ensureSweep(idleTimeoutMs: number): void {
-    const wanted = Math.max(MIN_SWEEP_INTERVAL_MS, Math.min(SWEEP_INTERVAL_MS, Math.floor(idleTimeoutMs / SWEEPS_PER_IDLE_TIMEOUT)));
+    const wanted = sweepIntervalFor(idleTimeoutMs);
     if (this.sweepTimer !== undefined && wanted >= this.sweepIntervalMs) return;
     this.stopSweep();
     this.sweepIntervalMs = wanted;
@@ -316,7 +313,7 @@ export class TcpProxy implements SessionStarter {
   }
 
   private readonly sweep = (): void => {
-    const now = Date.now();
+    const now = this.now();
     for (const session of this.sessions) session.sweep(now);
   };
 }
@@ -385,8 +382,8 @@ class TcpSession implements QueuedConnection {
   private stickyExpires = 0;
   private hashed = false;
   private queue: ConnectionQueue | undefined;
-  /** When the session first queued, the time its wait ends (ms since the epoch); 0 = never queued. */
-  private queueDeadline = 0;
+  /** When the session first queued, the time its wait ends (the proxy's clock); -1 = never queued. */
+  private queueDeadline = -1;
   private connected = false;
   private clientClosed = false;
   /** Backend sockets not yet closed, including abandoned attempts still tearing down. */
@@ -396,7 +393,7 @@ class TcpSession implements QueuedConnection {
   private countedToClient = 0;
   /** The backend socket's own read buffer while it streams in bulk (see `onBackendRead`). */
   ownReadBuffer: Buffer<ArrayBuffer> | undefined;
-  /** When bytes last moved, as seen by the sweep (Date.now() at connect, then per sweep). */
+  /** When bytes last moved, as seen by the sweep (the proxy's clock at connect, then per sweep). */
   private activeAt = 0;
   reason: TerminationReason | undefined;
 
@@ -463,11 +460,17 @@ class TcpSession implements QueuedConnection {
 
   /** Called by the proxy's sweep: count bytes, and end the session once idle too long. */
   sweep(now: number): void {
-    if (this.flushBytes()) {
-      this.activeAt = now;
-      return;
+    if (!this.connected) return;
+    switch (sweepVerdict(this.flushBytes(), this.activeAt, now, this.route.idleTimeoutMs)) {
+      case 'active':
+        this.activeAt = now;
+        return;
+      case 'idle':
+        this.idleTimeout();
+        return;
+      case 'open':
+        return;
     }
-    if (this.connected && now - this.activeAt >= this.route.idleTimeoutMs) this.idleTimeout();
   }
 
   /** QueuedConnection: a backend may have room now (called by the queue, in arrival order). */
@@ -571,17 +574,16 @@ class TcpSession implements QueuedConnection {
       this.refuse(ListenerCounter.refusedAtLimit, 'at_limit');
       return;
     }
-    const firstWait = this.queueDeadline === 0;
-    const now = Date.now();
-    if (firstWait) this.queueDeadline = now + policy.timeoutMs;
-    const remaining = this.queueDeadline - now;
-    if (remaining <= 0) {
+    const firstWait = this.queueDeadline < 0;
+    const now = this.proxy.now();
+    this.queueDeadline = waitDeadline(this.queueDeadline, now, policy.timeoutMs);
+    if (now >= this.queueDeadline) {
       this.timedOut();
       return;
     }
     this.queue = queue;
     // The queue may serve this session at once (a slot freed meanwhile): set state first.
-    if (!queue.enqueue(this, policy.size, remaining)) {
+    if (!queue.enqueue(this, policy.size, this.queueDeadline - now)) {
       this.queue = undefined;
       this.route.state?.bump(ClusterCell.overflowTotal);
       this.refuse(ListenerCounter.refusedAtLimit, 'at_limit');
@@ -652,13 +654,13 @@ class TcpSession implements QueuedConnection {
       return;
     }
     this.connected = true;
-    this.activeAt = Date.now();
     this.connectedAt = performance.now();
+    this.activeAt = this.proxy.now();
     const counters = this.proxy.counterWriter;
     counters.observeConnectLatency(target.slot, this.connectedAt - this.attemptStartedAt);
     counters.bumpBackend(target.slot, BackendCounter.connectSuccesses, 1);
     counters.connectionOpened(target.slot);
-    if (this.queueDeadline !== 0) this.route.state?.bump(ClusterCell.servedAfterWaitTotal);
+    if (this.queueDeadline >= 0) this.route.state?.bump(ClusterCell.servedAfterWaitTotal);
     // From here idle time is the sweep's business; the connect timer is done.
     backend.setTimeout(0);
     backend.on('end', onBackendEnd);
