@@ -52,6 +52,7 @@ export type TerminationReason =
   | 'per_ip_rate'
   | 'proxy_header'
   | 'proxy_header_timeout'
+  | 'proxy_untrusted'
   | 'tls_hello'
   | 'tls_hello_timeout'
   | 'sni_no_route'
