@@ -702,7 +702,7 @@ class TcpSession implements QueuedConnection {
       // Passed on as a reset, so the client cannot mistake a truncated reply for a whole
       // one (what HAProxy does on a server abort). The bytes already written are with the
       // kernel; any still queued here are dropped, as a reset drops the kernel's queue.
-      this.reason ??= error.code === 'ECONNRESET' ? 'backend_reset' : 'backend_error';
+      this.noteAbort(error.code === 'ECONNRESET' ? 'backend_reset' : 'backend_error');
       resetSocket(this.client);
       return;
     }
@@ -776,9 +776,18 @@ class TcpSession implements QueuedConnection {
 
   /** The same for the backend: an aborted request must not look like a finished one. */
   clientFailed(error: NodeJS.ErrnoException): void {
-    this.reason ??= error.code === 'ECONNRESET' ? 'client_reset' : 'client_error';
+    this.noteAbort(error.code === 'ECONNRESET' ? 'client_reset' : 'client_error');
     const backend = this.backend;
     if (this.connected && backend !== undefined) resetSocket(backend);
+  }
+
+  /**
+   * An error ends the connection abnormally: it names the end even when one side had already
+   * sent its FIN (a reply cut after the request was half-closed is still cut), but not when
+   * Sluice itself was already closing the connection (idle, drain).
+   */
+  private noteAbort(reason: TerminationReason): void {
+    if (this.reason === undefined || this.reason === 'client_close' || this.reason === 'backend_close') this.reason = reason;
   }
 
   idleTimeout(): void {

@@ -87,11 +87,12 @@ interface ClientOutcome {
   readonly bytes: number;
 }
 
-/** Connect, send a request, read until the connection ends one way or the other. */
-function readToTheEnd(port: number): Promise<ClientOutcome> {
+/** Connect, send a request (and half-close after it), read until the connection ends one way or the other. */
+function readToTheEnd(port: number, halfClose = false): Promise<ClientOutcome> {
   return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    socket.write('request');
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    if (halfClose) socket.end('request');
+    else socket.write('request');
     let bytes = 0;
     let ending = '';
     socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
@@ -151,11 +152,14 @@ describe('a reset from the backend', () => {
     expect(outcome.ending).toBe('ECONNRESET');
   });
 
-  it('reaches the client as ECONNRESET after the bytes already read, and is logged as backend_reset', async () => {
+  it.each([
+    ['a client that keeps its side open', false],
+    ['a client that half-closed after its request', true],
+  ])('reaches %s as ECONNRESET after the bytes already read, and is logged as backend_reset', async (_client, halfClose) => {
     const backend = await startBackend(replyToRequestThenReset);
     const { daemon, port, accessLog } = await startSluice(backend);
 
-    const outcome = await readToTheEnd(port);
+    const outcome = await readToTheEnd(port, halfClose);
 
     expect(outcome).toEqual({ ending: 'ECONNRESET', bytes: REPLY_BYTES });
     const lines = await eventually(() => Promise.resolve(accessLines(accessLog)), (l) => l.length === 1);
