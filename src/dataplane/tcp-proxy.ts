@@ -4,6 +4,8 @@
  * connection limit, connect (bounded by the cluster's connect timeout, retrying the next
  * eligible backend on failure), then copy bytes both ways with back-pressure and forward each
  * direction's FIN on its own, so a client that half-closes still receives the whole reply.
+ * A reset (or other error) on one side is passed to the other as a reset, never as a FIN,
+ * so neither end takes an aborted exchange for a finished one.
  * When every eligible backend is at its limit, the client waits in the cluster's queue.
  *
  * Invariants:
