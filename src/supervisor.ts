@@ -33,6 +33,7 @@ import { ControlPlaneHost } from './supervisor/control-plane-host.ts';
 import { DataPlanePool, type ListenFailure } from './supervisor/data-plane-pool.ts';
 import { probeListenAddresses } from './supervisor/port-probe.ts';
 import { requestHandover, warnUnlessMigrating } from './supervisor/handover.ts';
+import { proxyTrustWarnings } from './supervisor/proxy-trust-warning.ts';
 import { ListenerSlots } from './supervisor/listener-slots.ts';
 import { diffConfigs, restartOnlyChanges } from './supervisor/config-changes.ts';
 
@@ -188,6 +189,7 @@ export class Supervisor {
         },
         'sluice started',
       );
+      for (const { listener, message } of proxyTrustWarnings(config.listeners)) this.log.warn({ listener }, message);
     } catch (error) {
       await this.stopAll();
       throw error;
@@ -258,6 +260,7 @@ export class Supervisor {
     for (const failure of failures) this.log.error({ failure }, 'reload: a listener could not be opened');
     this.config = next;
     this.log.info({ snapshotVersion, ...changes }, 'config reloaded');
+    for (const { listener, message } of proxyTrustWarnings(next.listeners)) this.log.warn({ listener }, message);
     return { ok: true, snapshotVersion, changes, failures };
   }
 

@@ -22,7 +22,7 @@ export function snapshotListener(
     name: config.name,
     cluster: routes[0]?.cluster ?? null,
     routes,
-    ...(config.accept_proxy === true ? { acceptProxy: true } : {}),
+    ...acceptProxy(config.accept_proxy),
     ...(limits === undefined
       ? {}
       : {
@@ -38,6 +38,11 @@ export function snapshotListener(
       ? {}
       : { sniRoutes: config.sni_routes.map((route) => ({ serverName: route.server_name, cluster: route.cluster })) }),
   };
+}
+
+function acceptProxy(setting: ListenerConfig['accept_proxy']): Pick<SnapshotListener, 'acceptProxy' | 'proxyTrusted'> {
+  if (setting === undefined || setting === false) return {};
+  return setting === true ? { acceptProxy: true } : { acceptProxy: true, proxyTrusted: [...setting.trusted] };
 }
 
 function snapshotAcl(acl: AclConfig): SnapshotAcl {

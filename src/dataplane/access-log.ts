@@ -39,6 +39,9 @@ export type TerminationReason =
   | 'backend_close'
   | 'client_error'
   | 'backend_error'
+  // A reset (ECONNRESET) from that side, passed on to the other side as a reset.
+  | 'client_reset'
+  | 'backend_reset'
   | 'idle_timeout'
   | 'connect_failure'
   | 'no_backend'
@@ -53,6 +56,7 @@ export type TerminationReason =
   | 'per_ip_rate'
   | 'proxy_header'
   | 'proxy_header_timeout'
+  | 'proxy_untrusted'
   | 'tls_hello'
   | 'tls_hello_timeout'
   | 'sni_no_route'

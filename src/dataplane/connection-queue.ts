@@ -10,9 +10,13 @@
  * A slow safety poll covers capacity that appears without a release (a backend added or
  * undrained by a new snapshot).
  *
- * Bounded: at most `size` waiters over all workers, each for at most its timeout (one timer
- * per waiter), and one outstanding waitAsync per cluster per worker while anyone waits here.
- * Nothing here runs for a connection that finds a free backend.
+ * Bounded: at most `size` waiters over all workers, each until its deadline, one timer per
+ * queue (for the earliest deadline), and one outstanding waitAsync per cluster per worker
+ * while anyone waits here. Nothing here runs for a connection that finds a free backend.
+ *
+ * Time: deadlines are on the clock the queue is given, a monotonic one (performance.now()):
+ * a step of the wall clock must not time waiters out early or keep them late. Tests pass a
+ * fake clock and call `expire` to judge the deadlines at a time of their choosing.
  */
 import { ClusterCell, type ClusterState } from '../shared/cluster-state.ts';
 
@@ -25,34 +29,52 @@ export interface QueuedConnection {
 
 interface Entry {
   readonly connection: QueuedConnection;
-  readonly timer: NodeJS.Timeout;
+  /** On the queue's clock, milliseconds. */
+  readonly deadline: number;
 }
 
 /** Re-check for capacity this often even without a wake-up, while anyone waits. */
 const SAFETY_POLL_MS = 250;
 
+/** Milliseconds of a monotonic clock: what the data plane times waits and idleness with. */
+export function monotonicMs(): number {
+  return performance.now();
+}
+
+/**
+ * When a connection's wait ends: `timeoutMs` after it first queued (`firstDeadline` < 0: it
+ * never did), however often it queues again after a failed attempt. Over once `now` reaches it.
+ */
+export function waitDeadline(firstDeadline: number, now: number, timeoutMs: number): number {
+  return firstDeadline < 0 ? now + timeoutMs : firstDeadline;
+}
+
 export class ConnectionQueue {
   readonly state: ClusterState;
   private readonly worker: number;
+  private readonly now: () => number;
   private readonly waiting: Entry[] = [];
   private armed = false;
+  /** The one deadline timer, set for `timerDeadline` (the earliest deadline when it was set). */
+  private timer: NodeJS.Timeout | undefined;
+  private timerDeadline = Infinity;
 
-  constructor(state: ClusterState, worker: number) {
+  constructor(state: ClusterState, worker: number, now: () => number = monotonicMs) {
     this.state = state;
     this.worker = worker;
+    this.now = now;
   }
 
   get length(): number {
     return this.waiting.length;
   }
 
-  /** Wait for at most `timeoutMs`; false (and nothing queued) when `size` already wait. */
+  /** Wait for at most `timeoutMs` from now; false (and nothing queued) when `size` already wait. */
   enqueue(connection: QueuedConnection, size: number, timeoutMs: number): boolean {
     if (!this.state.tryEnterQueue(this.worker, size)) return false;
-    const timer = setTimeout(() => {
-      if (this.take(connection)) connection.timedOut();
-    }, timeoutMs);
-    this.waiting.push({ connection, timer });
+    const deadline = this.now() + timeoutMs;
+    this.waiting.push({ connection, deadline });
+    if (deadline < this.timerDeadline) this.setTimer(deadline);
     if (this.armed) this.serve();
     else this.cycle();
     return true;
@@ -70,14 +92,50 @@ export class ConnectionQueue {
     }
   }
 
+  /**
+   * Time out, in arrival order, every waiter whose deadline the clock has reached. The timer
+   * calls it; a timer may fire a little before the clock reaches the deadline (libuv measures
+   * from the start of its loop turn), and then it only sets itself again.
+   */
+  expire(): void {
+    const now = this.now();
+    for (const entry of [...this.waiting]) {
+      if (entry.deadline <= now && this.take(entry.connection)) entry.connection.timedOut();
+    }
+    this.setTimer(this.earliestDeadline());
+  }
+
   private take(connection: QueuedConnection): boolean {
     const index = this.waiting.findIndex((entry) => entry.connection === connection);
     if (index < 0) return false;
-    const [entry] = this.waiting.splice(index, 1);
-    if (entry !== undefined) clearTimeout(entry.timer);
+    this.waiting.splice(index, 1);
     this.state.leaveQueue(this.worker);
+    // A timer set for an earlier waiter that left is let run: it finds nothing due and moves on.
+    if (this.waiting.length === 0) this.setTimer(Infinity);
     return true;
   }
+
+  private earliestDeadline(): number {
+    let earliest = Infinity;
+    for (const entry of this.waiting) if (entry.deadline < earliest) earliest = entry.deadline;
+    return earliest;
+  }
+
+  /** Replace the deadline timer with one for `deadline` (Infinity: none). */
+  private setTimer(deadline: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDeadline = deadline;
+    if (deadline === Infinity) return;
+    // Whole milliseconds, rounded up: a timer never fires before the delay it was given.
+    this.timer = setTimeout(this.onTimer, Math.max(1, Math.ceil(deadline - this.now())));
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.timerDeadline = Infinity;
+    this.expire();
+  };
 
   /** Serve waiters in order while backends have room. */
   private serve(): void {

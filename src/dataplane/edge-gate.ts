@@ -1,12 +1,14 @@
 /**
  * Edge protection and routing for one accepted connection, before any backend is contacted:
  *
- *   max_connections → [PROXY header] → acl → per-IP count and rate → [ClientHello → SNI route] → session
+ *   max_connections → [trusted peer → PROXY header] → acl → per-IP count and rate → [ClientHello → SNI route] → session
  *
  * - max_connections comes first because it does not depend on who the client is (and so
  *   also bounds connections still sending their PROXY header).
  * - With accept_proxy the acl and per-IP limits apply to the address the header carries
- *   (the peer is the balancer in front); otherwise to the peer address.
+ *   (the peer is the balancer in front); otherwise to the peer address. With
+ *   `accept_proxy.trusted`, a peer outside those blocks is refused before its header is read:
+ *   a header names any address its sender likes, so only the balancers' headers count.
  * - The ClientHello is read only for admitted clients, and forwarded untouched: its bytes
  *   go back into the socket (`unshift`) and the session pipes them to the backend. A PROXY
  *   header is stripped: only the bytes after it go back.
@@ -43,6 +45,7 @@ const REFUSALS = {
   per_ip_rate: ListenerCounter.refusedPerIpRate,
   proxy_header: ListenerCounter.refusedProxyHeader,
   proxy_header_timeout: ListenerCounter.refusedProxyTimeout,
+  proxy_untrusted: ListenerCounter.refusedProxyUntrusted,
   tls_hello: ListenerCounter.refusedTlsHello,
   tls_hello_timeout: ListenerCounter.refusedTlsTimeout,
   sni_no_route: ListenerCounter.refusedSniNoRoute,
@@ -144,6 +147,7 @@ export class EdgeGate {
       c.lease.holdListener();
     }
     if (policy.acceptProxy) {
+      if (!this.admitProxyPeer(c, policy)) return;
       this.readProxyHeader(c, route, policy);
       return;
     }
@@ -169,6 +173,22 @@ export class EdgeGate {
       const rest = outcome.bytes.subarray(outcome.consumed);
       this.route(c, route, policy, rest.length > 0 ? rest : undefined);
     });
+  }
+
+  /** Whether the peer may name its client in a PROXY header; false when refused (and closed). */
+  private admitProxyPeer(c: Connection, policy: EdgePolicy): boolean {
+    const trusted = policy.proxyTrusted;
+    if (trusted === undefined) return true;
+    const peer = c.client.remoteAddress;
+    const family = peer === undefined ? 0 : parseIpInto(peer, this.address, { allowZone: true });
+    if (family === 0) {
+      // Only a socket that is already gone has no address; nothing to count.
+      this.close(c);
+      return false;
+    }
+    if (trusted.allows(family, this.address)) return true;
+    this.refuse(c, 'proxy_untrusted');
+    return false;
   }
 
   /** The acl and per-IP checks for the client's address; false when refused (and closed). */

@@ -11,6 +11,10 @@ import type { ClusterRoute } from './routing-table.ts';
 
 export interface EdgePolicy {
   readonly acceptProxy: boolean;
+  /** With acceptProxy: the peers allowed to send a PROXY header; undefined = every peer. */
+  readonly proxyTrusted: Acl | undefined;
+  /** The blocks `proxyTrusted` was compiled from, so the next version can reuse it. */
+  readonly proxyTrustedSource: readonly string[] | undefined;
   /** Undefined = everyone may connect. */
   readonly acl: Acl | undefined;
   /** The text the trie was compiled from, so the next version can reuse an unchanged trie. */
@@ -61,12 +65,15 @@ export function buildEdgePolicy(
   clusters: ReadonlyMap<string, ClusterRoute>,
   previous: EdgePolicy | undefined,
 ): EdgePolicy | undefined {
-  const { acceptProxy = false, limits, acl, sniRoutes } = listener;
+  const { acceptProxy = false, proxyTrusted, limits, acl, sniRoutes } = listener;
   const aclOn = acl !== undefined && (acl.allow.length > 0 || acl.deny.length > 0);
   if (!acceptProxy && limits === undefined && !aclOn && sniRoutes === undefined) return undefined;
   const perIp = limits !== undefined && (limits.perIpConnections > 0 || limits.perIpRate > 0);
+  const trusted = acceptProxy ? proxyTrusted : undefined;
   return {
     acceptProxy,
+    proxyTrusted: trusted === undefined ? undefined : reuseOrCompileTrusted(trusted, previous),
+    proxyTrustedSource: trusted,
     acl: aclOn ? reuseOrCompile(acl, previous) : undefined,
     aclSource: aclOn ? acl : undefined,
     ipLimits: perIp
@@ -79,6 +86,18 @@ export function buildEdgePolicy(
     sni: sniRoutes === undefined ? undefined : new SniRoutes(sniRoutes.map((r) => ({ serverName: r.serverName, route: clusters.get(r.cluster) }))),
   };
 }
+
+/**
+ * Only the listed peers are trusted. An empty list (the config refuses one) trusts nobody
+ * rather than everybody, which is what an empty allow list would mean to an Acl.
+ */
+function reuseOrCompileTrusted(trusted: readonly string[], previous: EdgePolicy | undefined): Acl {
+  const before = previous?.proxyTrustedSource;
+  if (previous?.proxyTrusted !== undefined && before !== undefined && sameList(before, trusted)) return previous.proxyTrusted;
+  return trusted.length === 0 ? Acl.fromText([], NOBODY) : Acl.fromText(trusted, []);
+}
+
+const NOBODY = ['0.0.0.0/0', '::/0'];
 
 /** Compiling 10,000 blocks takes milliseconds; most versions change backends, not acls. */
 function reuseOrCompile(acl: SnapshotAcl, previous: EdgePolicy | undefined): Acl {

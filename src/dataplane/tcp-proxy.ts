@@ -4,6 +4,8 @@
  * connection limit, connect (bounded by the cluster's connect timeout, retrying the next
  * eligible backend on failure), then copy bytes both ways with back-pressure and forward each
  * direction's FIN on its own, so a client that half-closes still receives the whole reply.
+ * A reset (or other error) on one side is passed to the other as a reset, never as a FIN,
+ * so neither end takes an aborted exchange for a finished one.
  * When every eligible backend is at its limit, the client waits in the cluster's queue.
  *
  * Invariants:
@@ -33,9 +35,10 @@ import type { SnapshotBackend } from '../shared/snapshot/types.ts';
 import { roundMs, type AccessLog, type TerminationReason } from './access-log.ts';
 import { AFFINITY_SEED } from '../shared/balancer/affinity.ts';
 import { hashAddress, mixPort } from '../shared/balancer/hash.ts';
-import { ConnectionQueue, type QueuedConnection } from './connection-queue.ts';
+import { ConnectionQueue, monotonicMs, waitDeadline, type QueuedConnection } from './connection-queue.ts';
 import { AdmissionLease, clientText, EdgeGate, type Admitted, type EdgeGateOptions, type Origin, type SessionStarter } from './edge-gate.ts';
 import type { EdgePolicy } from './edge-policy.ts';
+import { SWEEP_INTERVAL_MS, sweepIntervalFor, sweepVerdict } from './idle-sweep.ts';
 import { encodeProxyHeader } from './proxy-protocol.ts';
 import { chooseCluster, type ClusterRoute, type ListenerRoute } from './routing-table.ts';
 
@@ -54,6 +57,8 @@ export interface ProxyEnv {
   readonly onRefused?: RefusalHandler;
   /** The shared per-IP table and hooks of the edge gate (limits, acl, PROXY header, SNI). */
   readonly edge?: Omit<EdgeGateOptions, 'counters'>;
+  /** Monotonic milliseconds for idle time and queue deadlines; performance.now() unless a test fakes it. */
+  readonly now?: () => number;
 }
 
 /**
@@ -96,16 +101,6 @@ function forwardFin(socket: net.Socket): void {
   else socket.end();
 }
 
-/**
- * How often the sweep folds byte counts into the shared counters and looks for idle
- * sessions. An idle session is closed between `idle_timeout` and `idle_timeout` plus one
- * period after its last byte; clusters with short idle timeouts shorten the period.
- */
-const SWEEP_INTERVAL_MS = 1000;
-const MIN_SWEEP_INTERVAL_MS = 25;
-/** Sweeps per idle timeout at least, so a short timeout is still judged to within a quarter. */
-const SWEEPS_PER_IDLE_TIMEOUT = 4;
-
 export class TcpProxy implements SessionStarter {
   private readonly sessions = new Set<TcpSession>();
   /** Clients still sending their PROXY header or ClientHello (edge-gate.ts). */
@@ -125,9 +120,12 @@ export class TcpProxy implements SessionStarter {
   private sweepIntervalMs = SWEEP_INTERVAL_MS;
   private onIdle: (() => void) | undefined;
   private readonly onRefused: RefusalHandler | undefined;
+  /** @internal the monotonic clock (ms) of the idle sweep and the queue deadlines. */
+  readonly now: () => number;
 
   constructor(env: ProxyEnv) {
     this.env = env;
+    this.now = env.now ?? monotonicMs;
     this.counters = env.counters;
     this.accessLog = env.accessLog;
     this.onRefused = env.onRefused;
@@ -278,7 +276,7 @@ export class TcpProxy implements SessionStarter {
     if (state === undefined) return undefined;
     let queue = this.queues.get(route.name);
     if (queue?.state !== state) {
-      queue = new ConnectionQueue(state, this.env.worker);
+      queue = new ConnectionQueue(state, this.env.worker, this.now);
       this.queues.set(route.name, queue);
     }
     return queue;
@@ -300,8 +298,9 @@ export class TcpProxy implements SessionStarter {
     });
   }
 
+  /** One sweep per worker folds byte counts into the shared counters and closes idle sessions (idle-sweep.ts). */
   private ensureSweep(idleTimeoutMs: number): void {
-    const wanted = Math.max(MIN_SWEEP_INTERVAL_MS, Math.min(SWEEP_INTERVAL_MS, Math.floor(idleTimeoutMs / SWEEPS_PER_IDLE_TIMEOUT)));
+    const wanted = sweepIntervalFor(idleTimeoutMs);
     if (this.sweepTimer !== undefined && wanted >= this.sweepIntervalMs) return;
     this.stopSweep();
     this.sweepIntervalMs = wanted;
@@ -316,13 +315,21 @@ export class TcpProxy implements SessionStarter {
   }
 
   private readonly sweep = (): void => {
-    const now = Date.now();
+    const now = this.now();
     for (const session of this.sessions) session.sweep(now);
   };
 }
 
 function ignoreError(): void {
   // The socket is being torn down; its error has nowhere useful to go.
+}
+
+/**
+ * Close with a reset (SO_LINGER 0) instead of a FIN. `resetAndDestroy` on a socket already
+ * closed would raise ERR_SOCKET_CLOSED; such a socket has nothing left to pass on.
+ */
+function resetSocket(socket: net.Socket): void {
+  if (!socket.destroyed) socket.resetAndDestroy();
 }
 
 
@@ -364,6 +371,8 @@ class TcpSession implements QueuedConnection {
   private visited = 0;
   /** Some backend of the walk was at its limit. */
   private sawFull = false;
+  /** The last connect attempt failed with a reset from the backend (see `backendFailed`). */
+  private lastAttemptReset = false;
   /** Hash of the client's address (affinity key, part one; consistent_hash on source_ip). */
   private ipHash = 0;
   /** An independent second hash of the address (affinity key, part two); 0 = unknown client. */
@@ -375,8 +384,8 @@ class TcpSession implements QueuedConnection {
   private stickyExpires = 0;
   private hashed = false;
   private queue: ConnectionQueue | undefined;
-  /** When the session first queued, the time its wait ends (ms since the epoch); 0 = never queued. */
-  private queueDeadline = 0;
+  /** When the session first queued, the time its wait ends (the proxy's clock); -1 = never queued. */
+  private queueDeadline = -1;
   private connected = false;
   private clientClosed = false;
   /** Backend sockets not yet closed, including abandoned attempts still tearing down. */
@@ -386,7 +395,7 @@ class TcpSession implements QueuedConnection {
   private countedToClient = 0;
   /** The backend socket's own read buffer while it streams in bulk (see `onBackendRead`). */
   ownReadBuffer: Buffer<ArrayBuffer> | undefined;
-  /** When bytes last moved, as seen by the sweep (Date.now() at connect, then per sweep). */
+  /** When bytes last moved, as seen by the sweep (the proxy's clock at connect, then per sweep). */
   private activeAt = 0;
   reason: TerminationReason | undefined;
 
@@ -453,11 +462,17 @@ class TcpSession implements QueuedConnection {
 
   /** Called by the proxy's sweep: count bytes, and end the session once idle too long. */
   sweep(now: number): void {
-    if (this.flushBytes()) {
-      this.activeAt = now;
-      return;
+    if (!this.connected) return;
+    switch (sweepVerdict(this.flushBytes(), this.activeAt, now, this.route.idleTimeoutMs)) {
+      case 'active':
+        this.activeAt = now;
+        return;
+      case 'idle':
+        this.idleTimeout();
+        return;
+      case 'open':
+        return;
     }
-    if (this.connected && now - this.activeAt >= this.route.idleTimeoutMs) this.idleTimeout();
   }
 
   /** QueuedConnection: a backend may have room now (called by the queue, in arrival order). */
@@ -549,6 +564,7 @@ class TcpSession implements QueuedConnection {
     }
     if (this.sawFull) this.waitForRoom();
     else if (this.route.eligible.length === 0) this.refuse(ListenerCounter.refusedNoBackend, 'no_backend');
+    else if (this.lastAttemptReset) this.refuse(ListenerCounter.refusedAllFailed, 'backend_reset', true);
     else this.refuse(ListenerCounter.refusedAllFailed, 'connect_failure');
   }
 
@@ -560,17 +576,16 @@ class TcpSession implements QueuedConnection {
       this.refuse(ListenerCounter.refusedAtLimit, 'at_limit');
       return;
     }
-    const firstWait = this.queueDeadline === 0;
-    const now = Date.now();
-    if (firstWait) this.queueDeadline = now + policy.timeoutMs;
-    const remaining = this.queueDeadline - now;
-    if (remaining <= 0) {
+    const firstWait = this.queueDeadline < 0;
+    const now = this.proxy.now();
+    this.queueDeadline = waitDeadline(this.queueDeadline, now, policy.timeoutMs);
+    if (now >= this.queueDeadline) {
       this.timedOut();
       return;
     }
     this.queue = queue;
     // The queue may serve this session at once (a slot freed meanwhile): set state first.
-    if (!queue.enqueue(this, policy.size, remaining)) {
+    if (!queue.enqueue(this, policy.size, this.queueDeadline - now)) {
       this.queue = undefined;
       this.route.state?.bump(ClusterCell.overflowTotal);
       this.refuse(ListenerCounter.refusedAtLimit, 'at_limit');
@@ -579,10 +594,12 @@ class TcpSession implements QueuedConnection {
     if (firstWait) this.route.state?.bump(ClusterCell.queuedTotal);
   }
 
-  private refuse(counter: ListenerCounter, reason: TerminationReason): void {
+  /** `reset`: close the client with a reset, as the backend closed on us; else a FIN. */
+  private refuse(counter: ListenerCounter, reason: TerminationReason, reset = false): void {
     this.proxy.counterWriter.bumpListener(this.listener.slot, counter);
     this.reason ??= reason;
-    this.client.destroy();
+    if (reset) resetSocket(this.client);
+    else this.client.destroy();
   }
 
   /** Give back this session's place under its backend's limit, waking waiters if any. */
@@ -639,13 +656,13 @@ class TcpSession implements QueuedConnection {
       return;
     }
     this.connected = true;
-    this.activeAt = Date.now();
     this.connectedAt = performance.now();
+    this.activeAt = this.proxy.now();
     const counters = this.proxy.counterWriter;
     counters.observeConnectLatency(target.slot, this.connectedAt - this.attemptStartedAt);
     counters.bumpBackend(target.slot, BackendCounter.connectSuccesses, 1);
     counters.connectionOpened(target.slot);
-    if (this.queueDeadline !== 0) this.route.state?.bump(ClusterCell.servedAfterWaitTotal);
+    if (this.queueDeadline >= 0) this.route.state?.bump(ClusterCell.servedAfterWaitTotal);
     // From here idle time is the sweep's business; the connect timer is done.
     backend.setTimeout(0);
     backend.on('end', onBackendEnd);
@@ -674,6 +691,7 @@ class TcpSession implements QueuedConnection {
     // The timer is cleared at connect; a late event from before that changes nothing.
     if (this.connected) return;
     const target = this.target;
+    this.lastAttemptReset = false;
     if (target !== undefined) {
       this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectTimeouts, 1);
       this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
@@ -681,13 +699,18 @@ class TcpSession implements QueuedConnection {
     this.abandonAttempt();
   }
 
-  backendFailed(): void {
+  backendFailed(error: NodeJS.ErrnoException): void {
     if (this.connected) {
-      // A reset from the backend is passed on: the client must not mistake it for a clean end.
-      this.reason ??= 'backend_error';
-      this.client.destroy();
+      // Passed on as a reset, so the client cannot mistake a truncated reply for a whole
+      // one (what HAProxy does on a server abort). The bytes already written are with the
+      // kernel; any still queued here are dropped, as a reset drops the kernel's queue.
+      this.noteAbort(error.code === 'ECONNRESET' ? 'backend_reset' : 'backend_error');
+      resetSocket(this.client);
       return;
     }
+    // The backend accepted and reset before the connect was seen here (it may have written
+    // a reply first): a failed attempt, tried elsewhere, but passed on if it was the last.
+    this.lastAttemptReset = error.code === 'ECONNRESET';
     const target = this.target;
     if (target !== undefined) this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
     this.abandonAttempt();
@@ -753,8 +776,20 @@ class TcpSession implements QueuedConnection {
     if (this.connected && backend !== undefined) forwardFin(backend);
   }
 
-  clientFailed(): void {
-    this.reason ??= 'client_error';
+  /** The same for the backend: an aborted request must not look like a finished one. */
+  clientFailed(error: NodeJS.ErrnoException): void {
+    this.noteAbort(error.code === 'ECONNRESET' ? 'client_reset' : 'client_error');
+    const backend = this.backend;
+    if (this.connected && backend !== undefined) resetSocket(backend);
+  }
+
+  /**
+   * An error ends the connection abnormally: it names the end even when one side had already
+   * sent its FIN (a reply cut after the request was half-closed is still cut), but not when
+   * Sluice itself was already closing the connection (idle, drain).
+   */
+  private noteAbort(reason: TerminationReason): void {
+    if (this.reason === undefined || this.reason === 'client_close' || this.reason === 'backend_close') this.reason = reason;
   }
 
   idleTimeout(): void {
@@ -814,8 +849,8 @@ function onBackendTimeout(this: net.Socket): void {
   sessionOf(this).backendTimedOut();
 }
 
-function onBackendError(this: net.Socket): void {
-  sessionOf(this).backendFailed();
+function onBackendError(this: net.Socket, error: NodeJS.ErrnoException): void {
+  sessionOf(this).backendFailed(error);
 }
 
 function onAbandonedClose(this: net.Socket): void {
@@ -834,8 +869,8 @@ function onClientEnd(this: net.Socket): void {
   sessionOf(this).clientEnded();
 }
 
-function onClientError(this: net.Socket): void {
-  sessionOf(this).clientFailed();
+function onClientError(this: net.Socket, error: NodeJS.ErrnoException): void {
+  sessionOf(this).clientFailed(error);
 }
 
 function onClientClose(this: net.Socket, hadError: boolean): void {

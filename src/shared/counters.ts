@@ -104,6 +104,8 @@ export const ListenerCounter = {
   udpDatagramsDropped: 17,
   udpDatagramsFromClient: 18,
   udpDatagramsToClient: 19,
+  /** accept_proxy with `trusted`: the peer is not in it, so its header would not be believed. */
+  refusedProxyUntrusted: 20,
 } as const;
 export type ListenerCounter = (typeof ListenerCounter)[keyof typeof ListenerCounter];
 const LISTENER_FIELDS = rowWidth(ListenerCounter);

@@ -188,6 +188,34 @@ export const aclSchema = strictObject({
   }
 });
 
+const ACCEPT_PROXY_MESSAGE = 'expected true, false or {trusted: [CIDR, ...]}';
+
+const trustedProxiesSchema = strictObject({
+  trusted: list(cidr())
+    .min(1, { error: 'expected at least one block; write accept_proxy: false to read no header' })
+    .max(MAX_ACL_ENTRIES, { error: `at most ${MAX_ACL_ENTRIES} blocks; use shorter prefixes` }),
+});
+
+/**
+ * `accept_proxy`: `true` trusts every peer to name its client in a PROXY header; `{trusted:
+ * [...]}` only peers in those blocks (the balancers in front), and refuses the others.
+ * Chosen by the value's type rather than with z.union, which would hide a bad block inside
+ * `trusted` behind one "expected true, false or ..." for the whole key.
+ */
+function acceptProxy() {
+  return z.unknown().transform((value, ctx): boolean | z.output<typeof trustedProxiesSchema> => {
+    if (typeof value === 'boolean') return value;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      ctx.addIssue({ code: 'custom', message: ACCEPT_PROXY_MESSAGE });
+      return z.NEVER;
+    }
+    const parsed = trustedProxiesSchema.safeParse(value);
+    if (parsed.success) return parsed.data;
+    for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    return z.NEVER;
+  });
+}
+
 const SERVER_NAME = /^(?:\*\.)?(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 const SERVER_NAME_MESSAGE = 'expected a host name like api.example.com, or *.example.com for its subdomains';
 
@@ -236,7 +264,7 @@ const listenerFields = strictObject({
   routes: list(routeSchema, 'expected a list like [{cluster: web, weight: 90}]').min(1, { error: 'expected at least one route' }).optional(),
   limits: limitsSchema.optional(),
   acl: aclSchema.optional(),
-  accept_proxy: z.boolean({ error: expected('expected true or false') }).optional(),
+  accept_proxy: acceptProxy().optional(),
   sni_routes: list(sniRouteSchema).min(1, { error: 'expected at least one route; leave sni_routes out for none' }).optional(),
   udp: udpSchema.optional(),
   // Runs even when other fields failed, so a missing target is reported with them.

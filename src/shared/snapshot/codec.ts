@@ -150,7 +150,7 @@ function parseBackend(value: unknown, path: string, mode: Mode): SnapshotBackend
 }
 
 function parseListener(value: unknown, path: string, mode: Mode): SnapshotListener {
-  const o = record(value, path, ['name', 'cluster', 'routes', 'acceptProxy', 'limits', 'acl', 'sniRoutes'], mode);
+  const o = record(value, path, ['name', 'cluster', 'routes', 'acceptProxy', 'proxyTrusted', 'limits', 'acl', 'sniRoutes'], mode);
   const cluster = o.cluster === null ? null : string(o.cluster, `${path}.cluster`);
   const routes = list(o.routes, `${path}.routes`, (r, p) => parseRoute(r, p, mode));
   const sniRoutes = o.sniRoutes === undefined ? undefined : list(o.sniRoutes, `${path}.sniRoutes`, (r, p) => parseSniRoute(r, p, mode));
@@ -160,6 +160,7 @@ function parseListener(value: unknown, path: string, mode: Mode): SnapshotListen
     cluster,
     routes,
     ...(o.acceptProxy === undefined ? {} : { acceptProxy: boolean(o.acceptProxy, `${path}.acceptProxy`) }),
+    ...(o.proxyTrusted === undefined ? {} : { proxyTrusted: list(o.proxyTrusted, `${path}.proxyTrusted`, cidrText) }),
     ...(o.limits === undefined ? {} : { limits: parseLimits(o.limits, `${path}.limits`, mode) }),
     ...(o.acl === undefined ? {} : { acl: parseAcl(o.acl, `${path}.acl`, mode) }),
     ...(sniRoutes === undefined ? {} : { sniRoutes }),

@@ -98,6 +98,11 @@ export interface SnapshotListener {
   // Edge protection and routing. Absent = off, so a plain listener's entry stays small.
   /** Read a PROXY v1/v2 header first; limits and acl then apply to the address it carries. */
   readonly acceptProxy?: boolean;
+  /**
+   * With acceptProxy: the peers (CIDR blocks, canonical text) allowed to send the header;
+   * others are refused. Absent = every peer is trusted (`accept_proxy: true`).
+   */
+  readonly proxyTrusted?: readonly string[];
   readonly limits?: SnapshotLimits;
   readonly acl?: SnapshotAcl;
   /** Route by TLS server name; exact names before `*.suffix` wildcards. */

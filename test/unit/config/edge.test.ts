@@ -79,7 +79,7 @@ describe('edge keys on a broken config', () => {
     ['a typo in limits', 'limits: {per_ip_conections: 5}', '5:14 listeners[0].limits: unknown key "per_ip_conections" (did you mean "per_ip_connections"?)'],
     ['host bits in an acl block', 'acl: {deny: [10.0.0.1/8]}', '5:18 listeners[0].acl.deny[0]: "10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?'],
     ['a name in an acl', 'acl: {allow: [example.com]}', '5:19 listeners[0].acl.allow[0]: "example.com" is not a CIDR block like 10.0.0.0/8 or 2001:db8::/32'],
-    ['accept_proxy as text', 'accept_proxy: yes please', '5:19 listeners[0].accept_proxy: expected true or false'],
+    ['accept_proxy as text', 'accept_proxy: yes please', '5:19 listeners[0].accept_proxy: expected true, false or {trusted: [CIDR, ...]}'],
     ['a space in a server name', 'sni_routes: [{server_name: "api example", cluster: api}]', '5:32 listeners[0].sni_routes[0].server_name: expected a host name like api.example.com, or *.example.com for its subdomains'],
     ['a wildcard inside a name', 'sni_routes: [{server_name: "a.*.com", cluster: api}]', '5:32 listeners[0].sni_routes[0].server_name: expected a host name like api.example.com, or *.example.com for its subdomains'],
     ['an unknown sni cluster', 'sni_routes: [{server_name: a.com, cluster: nope}]', '5:48 listeners[0].sni_routes[0].cluster: unknown cluster "nope"; known: web, api'],

@@ -147,6 +147,7 @@ export const REFUSAL_REASONS: readonly { readonly reason: string; readonly field
   { reason: 'per_ip_rate', field: ListenerCounter.refusedPerIpRate },
   { reason: 'proxy_header', field: ListenerCounter.refusedProxyHeader },
   { reason: 'proxy_header_timeout', field: ListenerCounter.refusedProxyTimeout },
+  { reason: 'proxy_untrusted', field: ListenerCounter.refusedProxyUntrusted },
   { reason: 'tls_hello', field: ListenerCounter.refusedTlsHello },
   { reason: 'tls_hello_timeout', field: ListenerCounter.refusedTlsTimeout },
   { reason: 'sni_no_route', field: ListenerCounter.refusedSniNoRoute },
@@ -246,6 +247,7 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
       'Accepted connections closed without being proxied (UDP: datagrams that could not start a session), by reason: no_backend (none eligible), ' +
       'all_backends_failed (every connect attempt failed), draining (UDP only), at_limit (every eligible backend at max_connections, no room in the queue); ' +
       'edge refusals before any backend: acl, max_connections, per_ip_connections, per_ip_rate, proxy_header (malformed or missing), proxy_header_timeout, ' +
+      'proxy_untrusted (a peer outside accept_proxy.trusted), ' +
       'tls_hello (not a TLS ClientHello), tls_hello_timeout, sni_no_route.',
     type: 'counter',
     collect: (s) =>
