@@ -330,6 +330,7 @@ export class Supervisor {
       metrics: this.metrics,
       logger: this.rootLog,
       listenerAcls: { set: async (name, acl) => this.controlPlane.listenerAcl(name, acl) },
+      listen: this.config.admin.listen,
     });
   }
 
