@@ -32,28 +32,49 @@ export function parseJsonBody(text: string): { readonly ok: true; readonly value
   }
   const found = forbiddenKey(value);
   if (found === undefined) return { ok: true, value };
-  const where = found.path.length === 0 ? 'body' : found.path.join('.');
+  const where = found.path.length === 0 ? 'body' : describePath(found.path);
   return { ok: false, error: Object.assign(new Error(`${where}: the key "${found.key}" is not allowed`), { code: FORBIDDEN_KEY, statusCode: 400 }) };
+}
+
+/** A path a few levels deep is named in full; a deeper one (nesting as an attack) is cut. */
+const PATH_SHOWN = 8;
+
+function describePath(path: readonly (string | number)[]): string {
+  const shown = path.slice(0, PATH_SHOWN).join('.');
+  return path.length > PATH_SHOWN ? `${shown}.… (${path.length} levels deep)` : shown;
+}
+
+interface Visit {
+  readonly value: unknown;
+  readonly parent: Visit | undefined;
+  readonly key: string | number;
 }
 
 /** The first forbidden key in a parsed JSON value, with the path of the object holding it. */
 export function forbiddenKey(value: unknown): { readonly key: string; readonly path: readonly (string | number)[] } | undefined {
-  // Iterative: a body nested a hundred thousand deep must not overflow the stack.
-  const pending: { value: unknown; path: (string | number)[] }[] = [{ value, path: [] }];
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    if (typeof next.value !== 'object' || next.value === null) continue;
-    if (Array.isArray(next.value)) {
-      for (let i = next.value.length - 1; i >= 0; i--) pending.push({ value: next.value[i], path: [...next.path, i] });
+  // Iterative, and paths are built only for the one found: a body nested a hundred thousand
+  // deep must neither overflow the stack nor cost time quadratic in its depth.
+  const pending: Visit[] = [{ value, parent: undefined, key: '' }];
+  for (let visit = pending.pop(); visit !== undefined; visit = pending.pop()) {
+    const node = visit.value;
+    if (typeof node !== 'object' || node === null) continue;
+    if (Array.isArray(node)) {
+      for (let i = node.length - 1; i >= 0; i--) pending.push({ value: node[i], parent: visit, key: i });
       continue;
     }
-    const keys = Object.keys(next.value);
+    const keys = Object.keys(node);
     const key = keys.find((k) => FORBIDDEN_KEYS.has(k));
-    if (key !== undefined) return { key, path: next.path };
+    if (key !== undefined) return { key, path: pathOf(visit) };
     for (let i = keys.length - 1; i >= 0; i--) {
       const k = keys[i] as string;
-      pending.push({ value: (next.value as Record<string, unknown>)[k], path: [...next.path, k] });
+      pending.push({ value: (node as Record<string, unknown>)[k], parent: visit, key: k });
     }
   }
   return undefined;
 }
 
+function pathOf(visit: Visit): (string | number)[] {
+  const path: (string | number)[] = [];
+  for (let at = visit; at.parent !== undefined; at = at.parent) path.push(at.key);
+  return path.reverse();
+}
