@@ -40,7 +40,7 @@ afterAll(async () => {
 
 interface Answer {
   readonly status: number;
-  readonly body: { error?: string; message?: string; [key: string]: unknown } & unknown;
+  readonly body: { error?: string; message?: string; [key: string]: unknown };
 }
 
 /** A request with exactly these headers (fetch would not let a test set Host). */
