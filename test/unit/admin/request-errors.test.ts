@@ -8,6 +8,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildAdminApp, type AdminApp } from '../../../src/controlplane/admin/app.ts';
 import { ACL_BODY_LIMIT_BYTES, BODY_LIMIT_BYTES } from '../../../src/controlplane/admin/schemas.ts';
+import { clientErrorResponse } from '../../../src/controlplane/admin/errors.ts';
 import { forbiddenKey } from '../../../src/controlplane/admin/json-body.ts';
 import { MAX_ACL_ENTRIES, type AclConfig } from '../../../src/shared/config/schema.ts';
 import { CounterTables, createCounterBuffer } from '../../../src/shared/counters.ts';
@@ -109,6 +110,15 @@ async function exchange(app: AdminApp, bytes: string): Promise<{ status: number;
 }
 
 describe('errors before Fastify sees the request', () => {
+  it.each<[string | undefined, number, string, string]>([
+    ['HPE_HEADER_OVERFLOW', 431, 'HEADERS_TOO_LARGE', 'request headers: larger than 16384 bytes'],
+    ['ERR_HTTP_REQUEST_TIMEOUT', 408, 'REQUEST_TIMEOUT', 'request: not received in full within 10000 ms'],
+    ['HPE_INVALID_METHOD', 400, 'BAD_REQUEST', 'request: not valid HTTP/1.1'],
+    [undefined, 400, 'BAD_REQUEST', 'request: not valid HTTP/1.1'],
+  ])('%s answers %d %s', (code, status, error, message) => {
+    expect(clientErrorResponse(code, 10_000)).toEqual({ status, body: { error, message } });
+  });
+
   it('answers headers over 16 KiB with 431 and the {error, message} body', async () => {
     const { app } = build();
     await app.listen({ host: '127.0.0.1', port: 0 });
