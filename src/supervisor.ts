@@ -374,6 +374,7 @@ export class Supervisor {
       logger: this.rootLog,
       listenerAcls: { set: async (name, acl) => this.controlPlane.listenerAcl(name, acl) },
       backendHistory: this.controlPlane.history,
+      listen: this.config.admin.listen,
     });
   }
 

@@ -14,13 +14,16 @@ import { registerHistoryRoutes } from './history-routes.ts';
 import type { BackendTransition } from '../../shared/backend-history.ts';
 import { registerClusterRoutes } from './cluster-routes.ts';
 import { DASHBOARD_PUBLIC_PATHS, registerDashboardRoutes } from './dashboard-routes.ts';
+import { registerCrossSiteGuard } from './cross-site-guard.ts';
 import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
-import { registerErrorHandlers } from './errors.ts';
+import { clientErrorHandler, HEADER_LIMIT_BYTES, registerErrorHandlers } from './errors.ts';
+import { registerJsonParser } from './json-body.ts';
 import { registerLifecycleRoutes, type LifecycleControl } from './lifecycle-routes.ts';
 import { registerListenerRoutes, type ListenerAcls, type RouteCommands } from './listener-routes.ts';
 import type { Metrics } from './metrics/registry.ts';
 import { registerOpenApiRoute } from './openapi.ts';
 import type { ReadinessView } from '../../shared/readiness.ts';
+import { BODY_LIMIT_BYTES } from './schemas.ts';
 
 export interface AdminDeps {
   readonly snapshots: SnapshotReader;
@@ -50,10 +53,11 @@ export interface AdminDeps {
   readonly listenerAcls?: ListenerAcls;
   /** Each backend's recent health transitions (kept by the main thread). */
   readonly backendHistory: { of(id: string): readonly BackendTransition[] | undefined };
+  /** admin.listen as configured: without a token, a Host naming it is accepted (see cross-site.ts). */
+  readonly listen?: string;
 }
 
-/** Request bodies are small JSON documents; anything larger is refused with 413. */
-const BODY_LIMIT_BYTES = 64 * 1024;
+const REQUEST_TIMEOUT_MS = 10_000;
 
 export type AdminApp = FastifyInstance;
 
@@ -65,12 +69,18 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
     connectionTimeout: 10_000,
-    requestTimeout: 10_000,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    http: { maxHeaderSize: HEADER_LIMIT_BYTES },
+    clientErrorHandler: clientErrorHandler(REQUEST_TIMEOUT_MS),
   });
 
-  registerErrorHandlers(app, BODY_LIMIT_BYTES);
   // The dashboard's page, script and style carry no data; the page asks for the token.
-  registerAuth(app, deps.token, new Set([...OPEN_ROUTES, ...DASHBOARD_PUBLIC_PATHS]));
+  const open: ReadonlySet<string> = new Set([...OPEN_ROUTES, ...DASHBOARD_PUBLIC_PATHS]);
+  registerOpenApiRoute(app, open);
+  registerErrorHandlers(app);
+  registerJsonParser(app);
+  registerCrossSiteGuard(app, { tokenConfigured: deps.token !== undefined, listen: deps.listen, anyHost: OPEN_ROUTES });
+  registerAuth(app, deps.token, open);
 
   app.get('/healthz', () => ({ status: 'ok' }));
 
@@ -83,7 +93,6 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
   registerBackendRoutes(app, deps);
   registerHistoryRoutes(app, deps);
   registerClusterRoutes(app, deps);
-  registerOpenApiRoute(app);
 
   registerLifecycleRoutes(app, deps.lifecycle);
   registerListenerRoutes(app, {

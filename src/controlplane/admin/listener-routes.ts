@@ -18,7 +18,7 @@ import type { ListenerAclResult, ListenerBinding, RoutesCommand, RoutesCommandEr
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { sendError } from './errors.ts';
 import { listenerView } from './listener-view.ts';
-import { describeIssues, listenerParams, patchRoutesBody } from './schemas.ts';
+import { ACL_BODY_LIMIT_BYTES, describeIssues, listenerParams, patchRoutesBody } from './schemas.ts';
 
 /** The control plane's side of route writes (ControlPlaneHost in the daemon, a fake in tests). */
 export interface RouteCommands {
@@ -95,7 +95,8 @@ export function registerListenerRoutes(app: FastifyInstance, deps: ListenerRoute
     return { listener: found.name, allow: found.acl?.allow ?? [], deny: found.acl?.deny ?? [] };
   });
 
-  app.put('/listeners/:name/acl', async (request, reply) => {
+  // The documented maximum acl (10,000 blocks) is larger than the API's usual body limit.
+  app.put('/listeners/:name/acl', { bodyLimit: ACL_BODY_LIMIT_BYTES }, async (request, reply) => {
     const params = parse(listenerParams, request.params, 'name', reply);
     if (params === undefined) return reply;
     if (typeof request.body !== 'object' || request.body === null || Array.isArray(request.body)) {

@@ -5,6 +5,20 @@
  */
 import { z } from 'zod';
 import { analyzeHostPort } from '../../shared/address.ts';
+import { MAX_ACL_ENTRIES } from '../../shared/config/schema.ts';
+
+/** Request bodies are small JSON documents; anything larger is refused with 413. */
+export const BODY_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * One acl block as JSON at its longest common spelling: a full IPv4-mapped IPv6 address
+ * (`0000:0000:0000:0000:0000:ffff:255.255.255.255/128`, 49 characters) with its quotes,
+ * comma, newline and indentation, rounded up.
+ */
+const ACL_BLOCK_JSON_BYTES = 64;
+
+/** PUT /listeners/:name/acl carries up to MAX_ACL_ENTRIES blocks (about 690 KiB). */
+export const ACL_BODY_LIMIT_BYTES = MAX_ACL_ENTRIES * ACL_BLOCK_JSON_BYTES + BODY_LIMIT_BYTES;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 export const MAX_WEIGHT = 10_000;
@@ -96,10 +110,12 @@ export const emptyBody = z.unknown().refine(
   { error: 'this route takes no body' },
 );
 
-/** `field: message` for the first problem, for the API's one-line error message. */
+/**
+ * `field: message` for the first problems, for the API's one-line error message. One value
+ * can fail two checks with the same message (1e308 is neither an integer nor at most the
+ * maximum), which is said once.
+ */
 export function describeIssues(error: z.ZodError, root: string): string {
-  return error.issues
-    .slice(0, 3)
-    .map((issue) => `${issue.path.length === 0 ? root : issue.path.map(String).join('.')}: ${issue.message}`)
-    .join('; ');
+  const lines = error.issues.map((issue) => `${issue.path.length === 0 ? root : issue.path.map(String).join('.')}: ${issue.message}`);
+  return [...new Set(lines)].slice(0, 3).join('; ');
 }

@@ -293,7 +293,7 @@ describe('OpenAPI description', () => {
       const [method, route] = entry.split(' ') as [string, string];
       expect(app.hasRoute({ method: method, url: route.replace(/\{(\w+)\}/g, ':$1') }), entry).toBe(true);
     }
-    const schemas = (openApiDocument()['components'] as { schemas: Record<string, { required?: string[]; additionalProperties?: boolean }> }).schemas;
+    const schemas = (openApiDocument([], new Set())['components'] as { schemas: Record<string, { required?: string[]; additionalProperties?: boolean }> }).schemas;
     expect(schemas['AddBackend']).toMatchObject({ required: ['cluster', 'address'], additionalProperties: false });
     expect(schemas['PatchBackend']).toMatchObject({ required: ['weight'] });
     expect(schemas['PatchRoutes']).toMatchObject({ required: ['routes'], additionalProperties: false });
