@@ -4,6 +4,7 @@
  * Exit codes: 0 success, 1 invalid config or startup failure, 2 usage error.
  */
 import { parseArgs } from 'node:util';
+import { assertConfigFits } from './controlplane/capacity.ts';
 import { loadConfig } from './shared/config/load.ts';
 import { CTL_USAGE, runCtl } from './ctl.ts';
 import { SluiceError } from './shared/errors.ts';
@@ -42,6 +43,7 @@ function configFileArg(args: string[]): { file: string; logLevel: string; takeov
 function validate(args: string[]): void {
   const { file } = configFileArg(args);
   const config = loadConfig(file);
+  assertConfigFits(config, file);
   const backends = config.clusters.reduce((n, c) => n + c.backends.length, 0);
   process.stdout.write(
     `${file}: ok (${config.listeners.length} listeners, ${config.clusters.length} clusters, ${backends} backends, ${workerCount(config.workers)} workers)\n`,
@@ -51,6 +53,7 @@ function validate(args: string[]): void {
 async function run(args: string[]): Promise<void> {
   const { file, logLevel, takeover } = configFileArg(args);
   const config = loadConfig(file);
+  assertConfigFits(config, file);
   const supervisor = new Supervisor({ config, configFile: file, logLevel, takeover });
   let stopSignals = 0;
   const onStopSignal = (signal: NodeJS.Signals): void => {

@@ -75,7 +75,9 @@ export type HealthEvent =
   | { readonly type: 'tick'; readonly activeConnections: number; readonly now: number }
   | { readonly type: 'drain'; readonly now: number }
   | { readonly type: 'undrain'; readonly now: number }
-  | { readonly type: 'remove'; readonly force: boolean; readonly now: number };
+  | { readonly type: 'remove'; readonly force: boolean; readonly now: number }
+  /** A reload lists a backend again while it is being removed: the removal is cancelled. */
+  | { readonly type: 'restore'; readonly now: number };
 
 /** A backend's first record: in rotation when `up`, out (and drained: it holds no connection) when not. */
 export function initialRecord(up: boolean, reason: string, now: number): HealthRecord {
@@ -129,6 +131,8 @@ function applyInput(r: HealthRecord, event: HealthEvent, policy: HealthPolicy): 
     case 'remove':
       if (event.force) return { record: { ...r, admin: 'remove', drained: true }, reason: 'removed by an operator (forced)' };
       return r.admin === 'remove' ? unchanged(r) : { record: { ...r, admin: 'remove' }, reason: 'removed by an operator' };
+    case 'restore':
+      return r.admin === 'remove' ? { record: { ...r, admin: 'none' }, reason: 'listed again by a reload: removal cancelled' } : unchanged(r);
     default:
       throw new Error(`health: unknown event ${JSON.stringify(event satisfies never)}`);
   }
