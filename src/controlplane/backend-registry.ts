@@ -221,8 +221,10 @@ export class BackendRegistry {
     added: readonly { readonly cluster: string; readonly address: string; readonly weight: number }[],
     placeholder: (cluster: string, address: string, weight: number) => Backend,
     now: number,
+    acl?: { readonly listener: string; readonly acl: AclConfig },
   ): Omit<Snapshot, 'version'> {
-    const listeners = config.listeners.map((l) => snapshotListener(l, this.aclOverrides.surviving(l), routes[l.name]));
+    const aclOf = (l: ListenerConfig): AclConfig | undefined => (acl?.listener === l.name ? acl.acl : this.aclOverrides.surviving(l));
+    const listeners = config.listeners.map((l) => snapshotListener(l, aclOf(l), routes[l.name]));
     const settings = new Map<string, ClusterConfig>(config.clusters.map((c) => [c.name, c]));
     const members = new Map<string, Backend[]>();
     for (const cluster of this.clusterMap.values()) {

@@ -395,6 +395,15 @@ export class ControlPlane {
     return { ok: true, version, plan: plan.backends, dryRun: false };
   }
 
+  /** The capacity limits the running config plus `change` would exceed (capacity.ts). */
+  #changeProblems(change: { added?: readonly { cluster: string; address: string; weight: number }[]; acl?: { listener: string; acl: AclConfig } }): CapacityProblem[] {
+    const now = this.#now();
+    const limits = this.#limits();
+    const added = change.added ?? [];
+    const content = this.#registry.projectedContent(this.#config, this.#runtime.routes, added, placeholderBackend(limits, now), now, change.acl);
+    return capacityProblems({ backendSlots: this.#deps.slots.used + added.length, snapshotBytes: encodedBytes(content) }, limits);
+  }
+
   /** The fixed bounds of this process's shared buffers. */
   #limits(): CapacityLimits {
     return { backendSlots: this.#deps.slots.capacity, snapshotBytes: this.#deps.writer.capacity(), listenerSlots: FIXED_LIMITS.listenerSlots };
@@ -427,6 +436,8 @@ export class ControlPlane {
     const listener = this.#config.listeners.find((l) => l.name === name);
     if (listener === undefined) return { ok: false, error: 'NOT_FOUND', message: `no listener named "${name}"` };
     if (listener.protocol === 'udp') return { ok: false, error: 'BAD_REQUEST', message: `listener "${name}" is udp: an acl applies only to TCP listeners` };
+    const problems = this.#changeProblems({ acl: { listener: name, acl } });
+    if (problems.length > 0) return { ok: false, error: 'NO_CAPACITY', message: problems.map((p) => p.message).join('; ') };
     try {
       await this.#saveRuntime(recordListenerAcl(this.#runtime, listener, acl));
     } catch (error) {
@@ -464,7 +475,7 @@ export class ControlPlane {
       runtime: () => this.#runtime,
       saveRuntime: async (state) => this.#saveRuntime(state),
       now: () => this.#now(),
-      hasFreeSlot: () => this.#deps.slots.hasFree(),
+      addProblems: (cluster, address, weight) => this.#changeProblems({ added: [{ cluster, address, weight }] }),
       firstVerdict: async (cluster, address) => this.#firstVerdict(cluster, address),
       addBackend: (cluster, address, weight, health) => {
         const backend = this.#addBackend(cluster, address, weight, health);

@@ -206,7 +206,7 @@ export type ControlPlaneEvent =
 /** The answer to `listener.acl`: the published version whose snapshot holds the new acl. */
 export type ListenerAclResult =
   | { readonly ok: true; readonly version: number; readonly acl: AclConfig }
-  | { readonly ok: false; readonly error: 'NOT_FOUND' | 'BAD_REQUEST' | 'UNAVAILABLE'; readonly message: string };
+  | { readonly ok: false; readonly error: 'NOT_FOUND' | 'BAD_REQUEST' | 'UNAVAILABLE' | 'NO_CAPACITY'; readonly message: string };
 
 /** Counters of the control plane's own work, ready to become metrics. */
 export interface ControlPlaneStats {

@@ -51,6 +51,7 @@ const ROUTES_ERROR_STATUS: Record<RoutesCommandError, number> = {
 
 const ACL_ERROR_STATUS: Record<ListenerAclError, number> = {
   BAD_REQUEST: 400,
+  NO_CAPACITY: 507,
   NOT_FOUND: 404,
   UNAVAILABLE: 503,
 };
