@@ -48,7 +48,7 @@ import {
 import type { SlotAllocator } from './slot-allocator.ts';
 import { capacityProblems, encodedBytes, FIXED_LIMITS, placeholderBackend, type CapacityLimits } from './capacity.ts';
 import { planReload, type ReloadPlan } from './reload-plan.ts';
-import { readStateFile, writeStateFile } from './state-file.ts';
+import { readStateFile, unknownEntries, writeStateFile } from './state-file.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
 
 /** How often passive counters, drains, ejections and slow-start ramps are looked at. */
@@ -232,6 +232,9 @@ export class ControlPlane {
         { stateFile: file, problem: read.problem, setAsideTo: read.setAsideTo },
         'state file is unusable: set aside; starting from config.yaml alone',
       );
+    }
+    for (const dropped of unknownEntries(read.state, this.#config)) {
+      this.#controlLog.warn({ stateFile: file, ...dropped }, 'state file entry dropped: config.yaml does not declare what it names');
     }
     this.#runtime = pruneForConfig(read.state, this.#config);
     if (read.ok && read.found) {

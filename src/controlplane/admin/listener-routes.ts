@@ -14,7 +14,7 @@ import type { z } from 'zod';
 import { aclSchema } from '../../shared/config/schema.ts';
 import type { AclConfig } from '../../shared/config/schema.ts';
 import type { CounterTables } from '../../shared/counters.ts';
-import type { ListenerAclResult, ListenerBinding, RoutesCommand, RoutesCommandError, RoutesCommandResult } from '../../shared/messages.ts';
+import type { ListenerAclResult, RoutesCommand, RoutesCommandError, RoutesCommandResult } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { sendError } from './errors.ts';
 import { listenerView, type BoundListener } from './listener-view.ts';
