@@ -39,6 +39,8 @@ const listener: Json = {
   required: ['name', 'cluster', 'routes', 'accept_proxy', 'limits', 'acl', 'sni_routes', 'accepted_total', 'refused_total', 'limits_table_full_total'],
   properties: {
     name: { type: 'string', example: 'web' },
+    status: { enum: ['serving', 'failed', 'absent'], description: 'failed: the last reload could not open it (see error)' },
+    error: { type: 'string', example: '127.0.0.1:8081 is already in use (EADDRINUSE)' },
     cluster: { type: ['string', 'null'], description: 'its single cluster, or the first of its routes (null: routed by SNI only)' },
     routes: {
       type: 'array',
@@ -108,7 +110,8 @@ const ERROR_TEXT: Record<number, string> = {
   404: 'unknown backend or cluster',
   409: 'conflicts with the current state (duplicate address, backend being removed)',
   413: 'body too large',
-  503: 'the control plane did not answer, or cannot take more backends',
+  503: 'the control plane did not answer',
+  507: 'over a fixed capacity limit (backend slots, snapshot bytes); the message names it; nothing was changed',
 };
 
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'cluster:address' };
@@ -146,7 +149,7 @@ export function openApiDocument(): Json {
         post: {
           summary: 'Add a backend; answered once the snapshot holding it is published',
           requestBody: body('AddBackend'),
-          responses: { 201: json(ref('WrittenBackend'), 'added'), ...errors(400, 401, 404, 409, 413, 503) },
+          responses: { 201: json(ref('WrittenBackend'), 'added'), ...errors(400, 401, 404, 409, 413, 503, 507) },
         },
       },
       '/backends/{id}': {
@@ -212,7 +215,13 @@ export function openApiDocument(): Json {
         get: { summary: 'Ready, or 503 once draining (no token needed)', security: [], responses: { 200: json({ type: 'object' }, 'ready'), 503: json({ type: 'object' }, 'draining') } },
       },
       '/drain': { post: { summary: 'Stop accepting and drain the whole process (what SIGTERM does)', responses: { 202: json({ type: 'object' }, 'draining'), ...errors(400, 401) } } },
-      '/config/reload': { post: { summary: 'Reload config.yaml (what SIGHUP does)', responses: { 200: json({ type: 'object' }, 'reloaded'), ...errors(400, 401) } } },
+      '/config/reload': {
+        post: {
+          summary: 'Reload config.yaml (what SIGHUP does); docs/reload.md',
+          parameters: [{ name: 'dry_run', in: 'query', schema: { enum: ['true', 'false'] }, description: 'true: answer the plan and the limits it would hit; apply nothing' }],
+          responses: { 200: json({ type: 'object' }, 'reloaded, partial (a listener failed) or dry_run'), ...errors(400, 401, 503, 507) },
+        },
+      },
       '/openapi.json': { get: { summary: 'This document', responses: { 200: json({ type: 'object' }, 'OpenAPI 3.1') } } },
     },
   };
