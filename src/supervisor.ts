@@ -254,7 +254,8 @@ export class Supervisor {
     const problems = [...listenerLimit, ...(planned.ok ? [] : planned.problems)];
     if (problems.length > 0 || !planned.ok) return this.refuseReload(dryRun, problems, planned);
     if (dryRun) {
-      const wanted = this.listenerBindings(next).filter((b) => !this.listeners.some((held) => sameAddress(held, b)));
+      // No counter row is given out for a dry run: a name keeps its row for the process's life.
+      const wanted = this.listenerBindings(next, () => -1).filter((b) => !this.listeners.some((held) => sameAddress(held, b)));
       const failures = describeListenFailures(await probeListenAddresses(wanted));
       return { ok: true, dryRun, snapshotVersion: planned.version, changes, plan: planned.plan, ignored, failures };
     }
@@ -292,11 +293,11 @@ export class Supervisor {
     return { ok: false, error: 'NO_CAPACITY', errors, limits: problems, plan: planned.plan, dryRun };
   }
 
-  private listenerBindings(config: Config): ListenerBinding[] {
+  private listenerBindings(config: Config, slotFor = (name: string): number => this.listenerSlots.slotFor(name)): ListenerBinding[] {
     return config.listeners.map((listener) => {
       const address = parseHostPort(listener.listen);
       if (address === undefined) throw new SluiceError('SLUICE_CONFIG_INVALID', `bad listen address ${listener.listen}`);
-      const binding = { name: listener.name, slot: this.listenerSlots.slotFor(listener.name), host: address.host, port: address.port };
+      const binding = { name: listener.name, slot: slotFor(listener.name), host: address.host, port: address.port };
       if (listener.protocol === 'tcp') return { ...binding, protocol: 'tcp' };
       const { udp } = listener;
       return {
