@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { assertConfigFits } from './controlplane/capacity.ts';
+import { peekStateFile } from './controlplane/state-file.ts';
 import { loadConfig } from './shared/config/load.ts';
 import { CTL_USAGE, runCtl } from './ctl.ts';
 import { SluiceError } from './shared/errors.ts';
@@ -53,7 +54,8 @@ function validate(args: string[]): void {
 async function run(args: string[]): Promise<void> {
   const { file, logLevel, takeover } = configFileArg(args);
   const config = loadConfig(file);
-  assertConfigFits(config, file);
+  // The state file's additions count too: they are started with the file's backends.
+  assertConfigFits(config, file, config.state_file === undefined ? undefined : await peekStateFile(config.state_file));
   const supervisor = new Supervisor({ config, configFile: file, logLevel, takeover });
   let stopSignals = 0;
   const onStopSignal = (signal: NodeJS.Signals): void => {

@@ -24,7 +24,7 @@ import { DEFAULT_SLOT_CAPACITY } from '../shared/snapshot/layout.ts';
 import type { Snapshot } from '../shared/snapshot/types.ts';
 import { BackendRegistry, backendId, type Backend } from './backend-registry.ts';
 import { initialRecord } from './health/state-machine.ts';
-import { desiredBackends, EMPTY_RUNTIME_STATE, type RuntimeState } from './runtime-state.ts';
+import { desiredBackends, EMPTY_RUNTIME_STATE, pruneForConfig, type RuntimeState } from './runtime-state.ts';
 import { SlotAllocator } from './slot-allocator.ts';
 
 export interface CapacityLimits {
@@ -117,11 +117,11 @@ export function configNeed(config: Config, runtime: RuntimeState = EMPTY_RUNTIME
 }
 
 /**
- * Throws a coded error naming every limit `config` exceeds: what `sluice validate` and
- * `sluice run` say about a file, in the same words.
+ * Throws a coded error naming every limit `config` (with operators' recorded changes, for
+ * `run`) exceeds: what `sluice validate` and `sluice run` say about a file, in the same words.
  */
-export function assertConfigFits(config: Config, file: string): void {
-  const problems = capacityProblems(configNeed(config));
+export function assertConfigFits(config: Config, file: string, runtime: RuntimeState = EMPTY_RUNTIME_STATE): void {
+  const problems = capacityProblems(configNeed(config, pruneForConfig(runtime, config)));
   const first = problems[0];
   if (first === undefined) return;
   throw new SluiceError(first.code, `${file}: over a capacity limit:\n${problems.map((p) => `  ${p.message}`).join('\n')}`);

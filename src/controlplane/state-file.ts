@@ -68,6 +68,19 @@ export async function readStateFile(file: string, now: Date = new Date()): Promi
   }
 }
 
+/**
+ * The state in `file` when it is there and valid, else undefined; never sets a file aside
+ * (start-up's `readStateFile` does that, and reports it). For checks made before start-up.
+ */
+export async function peekStateFile(file: string): Promise<RuntimeState | undefined> {
+  try {
+    const state = parseStateText(await readFile(file, 'utf8'));
+    return typeof state === 'string' ? undefined : state;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The state in `text`, or what is wrong with it. */
 export function parseStateText(text: string): RuntimeState | string {
   let value: unknown;
