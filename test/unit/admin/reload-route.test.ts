@@ -24,7 +24,7 @@ const plan = {
   reweight: [],
   keep: ['web:127.0.0.1:9003'],
 };
-const changes = { listenersAdded: [], listenersRemoved: [], listenersChanged: [], clustersAdded: [], clustersRemoved: [], backendsAdded: [], backendsRemoved: [] };
+const changes = { listenersAdded: [], listenersRemoved: [], listenersChanged: [], clustersAdded: [], clustersRemoved: [] };
 const slots = { limit: 'backend_slots', code: 'SLUICE_CAPACITY_EXCEEDED', needed: 18_001, bound: 16_384, message: 'backend_slots: needs 18001 …' } as const;
 
 function build(answer: ReloadResult): { app: AdminApp; asked: boolean[] } {
