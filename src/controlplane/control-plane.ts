@@ -101,6 +101,8 @@ export class ControlPlane {
   #tickTimer: NodeJS.Timeout | undefined;
   #publishes = 0;
   #transitions = 0;
+  /** The last publish failed because the snapshot outgrew its slot (logged once until one fits). */
+  #outgrown = false;
   /** Clusters that had no routable backend in the last published snapshot. */
   #unroutable = new Set<string>();
 
@@ -554,11 +556,24 @@ export class ControlPlane {
     const content = this.#registry.snapshotContent(now);
     this.#dirty = false;
     if (!contentChanged(this.#published, content)) return undefined;
-    return this.#publish(content);
+    try {
+      return this.#publish(content);
+    } catch (error) {
+      // Changes are checked against the slot before they are made; what can still grow is
+      // health reasons. Throwing here would restart the worker into the same state, so the
+      // data plane keeps the last snapshot and the next change tries again.
+      if (!(error instanceof SluiceError) || error.code !== 'SLUICE_SNAPSHOT_TOO_LARGE') throw error;
+      this.#dirty = true;
+      if (!this.#outgrown) this.#controlLog.error({ err: error, version: this.#deps.writer.version() }, 'snapshot not published: it outgrew its slot; routing stays on the last one');
+      this.#outgrown = true;
+      return undefined;
+    }
   }
 
   #publish(content: Content): number {
     const version = this.#deps.writer.publish(content);
+    if (this.#outgrown) this.#controlLog.info({ version }, 'snapshot fits its slot again: published');
+    this.#outgrown = false;
     this.#deps.slots.published();
     this.#published = content;
     this.#dirty = false;

@@ -15,6 +15,7 @@ import { parseConfig } from '../../../src/shared/config/load.ts';
 import type { Config } from '../../../src/shared/config/schema.ts';
 import { CounterTables, createCounterBuffer } from '../../../src/shared/counters.ts';
 import type { BackendCommand } from '../../../src/shared/messages.ts';
+import { encodeSnapshot } from '../../../src/shared/snapshot/codec.ts';
 import { createSnapshotBuffer } from '../../../src/shared/snapshot/layout.ts';
 import { SnapshotReader } from '../../../src/shared/snapshot/reader.ts';
 
@@ -251,5 +252,22 @@ describe('capacity limits on a reload', () => {
       error: 'NO_CAPACITY',
       message: 'cannot add web:127.0.0.1:9003: backend_slots: needs 3 backend counter slots, the limit is 2 (a removed backend keeps its slot until its connections closed)',
     });
+  });
+});
+
+describe('a snapshot that outgrows its slot after the checks', () => {
+  it('is not published and does not throw: routing stays on the last snapshot until one fits', async () => {
+    const probe = await harness(config(['9001', '9002']));
+    const size = encodeSnapshot(probe.reader.current()).length;
+    // Room for the current snapshot and 3 bytes more: a weight of 10000 adds 8.
+    const h = await harness(config(['9001', '9002']), { snapshotBytes: Math.ceil((size + 1) / 4) * 4 });
+    const before = h.reader.current().version;
+    const grown = await h.command({ op: 'weight', id: id(9001), weight: 10_000 });
+    expect(grown.ok && grown.version).toBe(before);
+    h.cp.tick();
+    expect(h.reader.current().version).toBe(before);
+    expect((await h.command({ op: 'weight', id: id(9001), weight: 2 })).ok).toBe(true);
+    expect(h.reader.current().version).toBe(before + 1);
+    expect(h.reader.current().clusters[0]!.backends[0]!.configuredWeight).toBe(2);
   });
 });
