@@ -4,6 +4,8 @@
  * Exit codes: 0 success, 1 invalid config or startup failure, 2 usage error.
  */
 import { parseArgs } from 'node:util';
+import { assertConfigFits } from './controlplane/capacity.ts';
+import { peekStateFile } from './controlplane/state-file.ts';
 import { loadConfig } from './shared/config/load.ts';
 import { CTL_USAGE, runCtl } from './ctl.ts';
 import { SluiceError } from './shared/errors.ts';
@@ -42,6 +44,7 @@ function configFileArg(args: string[]): { file: string; logLevel: string; takeov
 function validate(args: string[]): void {
   const { file } = configFileArg(args);
   const config = loadConfig(file);
+  assertConfigFits(config, file);
   const backends = config.clusters.reduce((n, c) => n + c.backends.length, 0);
   process.stdout.write(
     `${file}: ok (${config.listeners.length} listeners, ${config.clusters.length} clusters, ${backends} backends, ${workerCount(config.workers)} workers)\n`,
@@ -51,6 +54,8 @@ function validate(args: string[]): void {
 async function run(args: string[]): Promise<void> {
   const { file, logLevel, takeover } = configFileArg(args);
   const config = loadConfig(file);
+  // The state file's additions count too: they are started with the file's backends.
+  assertConfigFits(config, file, config.state_file === undefined ? undefined : await peekStateFile(config.state_file));
   const supervisor = new Supervisor({ config, configFile: file, logLevel, takeover });
   let stopSignals = 0;
   const onStopSignal = (signal: NodeJS.Signals): void => {

@@ -20,6 +20,9 @@ export const CTL_USAGE = `usage: sluice ctl [--admin URL] [--token-env NAME] COM
   acl LISTENER                     show the listener's allow/deny lists
   acl LISTENER [--allow CIDR]... [--deny CIDR]... [--clear]
                                    replace them (a list not given is empty; --clear: allow all)
+  reload [--dry-run]               re-read the config file (--dry-run: only say what would
+                                   be added, restored, removed, drained, reweighted, kept,
+                                   and which capacity limits it would hit)
 ID is cluster:address, e.g. web:127.0.0.1:9001. The admin URL defaults to $SLUICE_ADMIN_URL
 or http://127.0.0.1:9090; the token is read from $SLUICE_ADMIN_TOKEN (or --token-env NAME).`;
 
@@ -34,8 +37,8 @@ export interface CtlRequest {
   readonly cluster?: string;
   /** The answer is a listener (`routes`), not backends. */
   readonly listener?: true;
-  /** How to print the answer: backend rows (default), a listener acl or a backend's history. */
-  readonly show?: 'acl' | 'history';
+  /** How to print the answer: backend rows (default), a listener acl, a backend's history or a reload. */
+  readonly show?: 'acl' | 'history' | 'reload';
 }
 
 export interface CtlInvocation {
@@ -78,6 +81,7 @@ export function parseCtlArgs(args: readonly string[], env: NodeJS.ProcessEnv = p
       allow: { type: 'string', multiple: true },
       deny: { type: 'string', multiple: true },
       clear: { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
     },
     allowPositionals: true,
     strict: true,
@@ -135,6 +139,10 @@ export function parseCtlArgs(args: readonly string[], env: NodeJS.ProcessEnv = p
           : { method: 'PATCH', path: `${path}/routes`, body: { routes: pairs.map(routePair) }, listener: true };
       break;
     }
+    case 'reload':
+      expectArgs(0);
+      request = { method: 'POST', path: values['dry-run'] === true ? '/config/reload?dry_run=true' : '/config/reload', show: 'reload' };
+      break;
     case undefined:
       throw usage('missing command');
     default:
@@ -221,6 +229,7 @@ export async function runCtl(args: readonly string[], env: NodeJS.ProcessEnv = p
   } catch {
     return { output: `sluice ctl: ${response.status}: ${text.slice(0, 200)}`, code: 1 };
   }
+  if (request.show === 'reload') return formatReload(response.status, body as ReloadAnswer);
   if (!response.ok) {
     const { error, message } = body as { error?: string; message?: string };
     return { output: `sluice ctl: ${response.status} ${error ?? ''}: ${message ?? text}`, code: 1 };
@@ -262,4 +271,51 @@ export function formatHistory(answer: HistoryAnswer): string {
   const title = `backend ${answer.id ?? '-'}`;
   if (rows.length === 0) return `${title}: no transitions recorded`;
   return `${title}\n${alignColumns(['AT', 'CHANGE', 'ADMIN', 'VERSION', 'REASON'], rows)}`;
+}
+
+interface ReloadAnswer {
+  readonly status?: string;
+  readonly error?: string;
+  readonly message?: string;
+  readonly snapshot_version?: number;
+  readonly backends?: {
+    readonly add?: readonly { readonly cluster: string; readonly address: string; readonly weight: number }[];
+    readonly restore?: readonly { readonly cluster: string; readonly address: string; readonly weight: number }[];
+    readonly remove?: readonly string[];
+    readonly drain?: readonly string[];
+    readonly reweight?: readonly { readonly id: string; readonly from: number; readonly to: number }[];
+    readonly keep?: readonly string[];
+  };
+  readonly limits?: readonly { readonly message: string }[];
+  readonly failures?: readonly string[];
+  readonly ignored?: readonly string[];
+}
+
+/**
+ * A reload's answer as lines, and the exit code: 0 applied (or, dry, would apply), 1 refused,
+ * over a limit, or a listener could not be opened (pure).
+ */
+export function formatReload(status: number, answer: ReloadAnswer): { output: string; code: number } {
+  const lines: string[] = [];
+  const b = answer.backends;
+  const named = (list: readonly { cluster: string; address: string; weight: number }[] | undefined): string =>
+    (list ?? []).map((x) => `${x.cluster}:${x.address} (weight ${x.weight})`).join(', ');
+  if (answer.status !== undefined) lines.push(answer.status === 'dry_run' ? 'dry run: nothing was applied' : `${answer.status}${answer.snapshot_version === undefined ? '' : ` (snapshot version ${answer.snapshot_version})`}`);
+  else lines.push(`sluice ctl: ${status} ${answer.error ?? ''}: ${answer.message ?? ''}`);
+  if (b !== undefined) {
+    const rows: [string, string][] = [
+      ['add', named(b.add)],
+      ['restore', named(b.restore)],
+      ['remove', (b.remove ?? []).join(', ')],
+      ['drain', (b.drain ?? []).join(', ')],
+      ['reweight', (b.reweight ?? []).map((r) => `${r.id} ${r.from} -> ${r.to}`).join(', ')],
+      ['keep', `${(b.keep ?? []).length} backends`],
+    ];
+    for (const [what, text] of rows) lines.push(`${what.padEnd(9)}${text === '' ? '-' : text}`);
+  }
+  for (const limit of answer.limits ?? []) lines.push(`limit    ${limit.message}`);
+  for (const failure of answer.failures ?? []) lines.push(`failed   ${failure}`);
+  for (const key of answer.ignored ?? []) lines.push(`ignored  ${key} (changes only on restart)`);
+  const ok = status < 300 && (answer.limits ?? []).length === 0 && (answer.failures ?? []).length === 0;
+  return { output: lines.join('\n'), code: ok ? 0 : 1 };
 }

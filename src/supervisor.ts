@@ -24,8 +24,10 @@ import {
 import { SluiceError } from './shared/errors.ts';
 import { createIpLimitBuffer, DEFAULT_IP_TABLE_CAPACITY, IpLimitTable } from './shared/ip-limits.ts';
 import { createLogger, flushLogs, type Logger } from './shared/logger.ts';
-import type { AccessLogSettings, ListenerBinding } from './shared/messages.ts';
+import type { AccessLogSettings, BackendPlan, CapacityProblem, ConfigApplyResult, ListenerBinding } from './shared/messages.ts';
 import { Readiness } from './shared/readiness.ts';
+import type { BoundListener } from './controlplane/admin/listener-view.ts';
+import { capacityProblems, FIXED_LIMITS } from './controlplane/capacity.ts';
 import { createSnapshotBuffer } from './shared/snapshot/layout.ts';
 import { SnapshotReader } from './shared/snapshot/reader.ts';
 import { ClusterStates } from './supervisor/cluster-states.ts';
@@ -67,14 +69,20 @@ function sameAddress(a: ListenerBinding, b: ListenerBinding): boolean {
   return a.protocol === b.protocol && a.host === b.host && a.port === b.port;
 }
 
+function describeListenFailure(f: ListenFailure): string {
+  return f.code === 'EADDRINUSE' ? `${f.address} is already in use (EADDRINUSE)` : `cannot listen on ${f.address}: ${f.message}`;
+}
+
 function describeListenFailures(failures: readonly ListenFailure[]): string[] {
   const unique = new Map<string, ListenFailure>();
   for (const f of failures) unique.set(`${f.listener} ${f.code}`, f);
-  return [...unique.values()].map((f) =>
-    f.code === 'EADDRINUSE'
-      ? `listener ${f.listener}: ${f.address} is already in use (EADDRINUSE)`
-      : `listener ${f.listener}: cannot listen on ${f.address}: ${f.message}`,
-  );
+  return [...unique.values()].map((f) => `listener ${f.listener}: ${describeListenFailure(f)}`);
+}
+
+/** Counts for the log line (the ids are in the reload's answer). */
+function planSummary(plan: BackendPlan): Record<keyof BackendPlan, number> {
+  const { add, restore, remove, drain, reweight, keep } = plan;
+  return { add: add.length, restore: restore.length, remove: remove.length, drain: drain.length, reweight: reweight.length, keep: keep.length };
 }
 
 /**
@@ -107,6 +115,8 @@ export class Supervisor {
   private readonly listenerSlots = new ListenerSlots(DEFAULT_LISTENER_SLOTS);
   /** The listeners the data plane runs now (what /metrics and the dashboard label by). */
   private listeners: readonly ListenerBinding[] = [];
+  /** Listeners the last reload could not open, with why (GET /listeners shows them failed). */
+  private failedListeners: readonly BoundListener[] = [];
   private accessLog: AccessLogSettings;
   private reopening: Promise<void> = Promise.resolve();
   /** One registry for the process: admin apps are rebuilt on a port retry, metrics are not. */
@@ -223,45 +233,80 @@ export class Supervisor {
     this.resolveStopped();
   }
 
-  /** Re-read the config file and apply the difference; a bad file changes nothing. */
-  reload(): Promise<ReloadResult> {
+  /**
+   * Re-read the config file and apply the difference; a bad file, or one over a capacity
+   * limit, changes nothing. With `dryRun`, only answer what it would do.
+   */
+  reload(options: { dryRun?: boolean } = {}): Promise<ReloadResult> {
+    const dryRun = options.dryRun === true;
     const next = this.reloading.then(async () => {
-      const result = await this.reloadNow();
-      this.reloads[result.ok ? 'success' : 'failure']++;
+      const result = await this.reloadNow(dryRun);
+      if (!dryRun) this.reloads[result.ok ? 'success' : 'failure']++;
       return result;
     });
     this.reloading = next.catch(() => undefined);
     return next;
   }
 
-  private async reloadNow(): Promise<ReloadResult> {
-    if (this.draining) return { ok: false, errors: ['draining: reload refused'] };
+  private async reloadNow(dryRun: boolean): Promise<ReloadResult> {
+    if (this.draining) return { ok: false, error: 'UNAVAILABLE', errors: ['draining: reload refused'] };
     let loaded: Config;
     try {
       loaded = loadConfig(this.options.configFile);
     } catch (error) {
       const errors = error instanceof ConfigError ? error.issues.map((i) => `${i.file}:${i.line}:${i.column} ${i.path}: ${i.message}`) : [(error as Error).message];
-      this.log.error({ errors }, 'reload rejected: the running config stays');
-      return { ok: false, errors };
+      if (!dryRun) this.log.error({ errors }, 'reload rejected: the running config stays');
+      return { ok: false, error: 'CONFIG_INVALID', errors };
     }
     const { config: next, ignored } = restartOnlyChanges(this.config, loaded);
-    for (const key of ignored) this.log.warn({ key }, 'reload: this setting changes only on restart; keeping the running value');
     const changes = diffConfigs(this.config, next);
+    const listenerLimit = capacityProblems(
+      { listenerSlots: this.listenerSlots.neededFor(next.listeners.map((l) => l.name)) },
+      { ...FIXED_LIMITS, listenerSlots: this.listenerSlots.capacity },
+    );
+    // Planned and checked first, so nothing (cluster state buffers included) changes for a refused file.
+    const planned = await this.controlPlane.applyConfig(next, true);
+    const problems = [...listenerLimit, ...(planned.ok ? [] : planned.problems)];
+    if (problems.length > 0 || !planned.ok) return this.refuseReload(dryRun, problems, planned);
+    if (dryRun) {
+      // No counter row is given out for a dry run: a name keeps its row for the process's life.
+      const wanted = this.listenerBindings(next, () => -1).filter((b) => !this.listeners.some((held) => sameAddress(held, b)));
+      const failures = describeListenFailures(await probeListenAddresses(wanted));
+      return { ok: true, dryRun, snapshotVersion: planned.version, changes, plan: planned.plan, ignored, failures };
+    }
+    for (const key of ignored) this.log.warn({ key }, 'reload: this setting changes only on restart; keeping the running value');
     // Workers get new clusters' shared state (queue, affinity table) before a snapshot names them.
     if (this.clusterStates.apply(next)) this.dataPlane.sendClusterStates();
     // The snapshot learns new clusters and listener routes before any new listener accepts.
-    const snapshotVersion = await this.controlPlane.applyConfig(next);
+    const applied = await this.controlPlane.applyConfig(next);
+    if (!applied.ok) {
+      // Something took capacity between the plan and the apply: back to the running clusters.
+      if (this.clusterStates.apply(this.config)) this.dataPlane.sendClusterStates();
+      return this.refuseReload(false, applied.problems, applied);
+    }
     const wanted = this.listenerBindings(next);
     // A listener that is new here, or moved, must not share its address with anyone else.
     const taken = await probeListenAddresses(wanted.filter((b) => !this.listeners.some((held) => sameAddress(held, b))));
-    const bindings = wanted.filter((b) => !taken.some((t) => t.listener === b.name));
-    const failures = describeListenFailures([...taken, ...(await this.dataPlane.setListeners(bindings))]);
-    this.listeners = bindings;
+    const opened = wanted.filter((b) => !taken.some((t) => t.listener === b.name));
+    const failed = [...taken, ...(await this.dataPlane.setListeners(opened))];
+    const failures = describeListenFailures(failed);
+    this.listeners = opened.filter((b) => !failed.some((f) => f.listener === b.name));
+    this.failedListeners = wanted.flatMap((b) => {
+      const failure = failed.find((f) => f.listener === b.name);
+      return failure === undefined ? [] : [{ ...b, failure: describeListenFailure(failure) }];
+    });
     for (const failure of failures) this.log.error({ failure }, 'reload: a listener could not be opened');
     this.config = next;
-    this.log.info({ snapshotVersion, ...changes }, 'config reloaded');
+    this.log.info({ snapshotVersion: applied.version, ...changes, backends: planSummary(applied.plan) }, 'config reloaded');
     for (const { listener, message } of proxyTrustWarnings(next.listeners)) this.log.warn({ listener }, message);
-    return { ok: true, snapshotVersion, changes, failures };
+    return { ok: true, dryRun, snapshotVersion: applied.version, changes, plan: applied.plan, ignored, failures };
+  }
+
+  private refuseReload(dryRun: boolean, problems: readonly CapacityProblem[], planned: ConfigApplyResult): ReloadResult {
+    const errors = problems.length > 0 ? problems.map((p) => p.message) : [planned.ok ? 'refused' : (planned.message ?? 'refused')];
+    if (!dryRun) this.log.error({ errors }, 'reload refused: the running config stays');
+    if (problems.length === 0) return { ok: false, error: 'UNAVAILABLE', errors };
+    return { ok: false, error: 'NO_CAPACITY', errors, limits: problems, plan: planned.plan, dryRun };
   }
 
   /**
@@ -292,11 +337,11 @@ export class Supervisor {
     return this.reopening;
   }
 
-  private listenerBindings(config: Config): ListenerBinding[] {
+  private listenerBindings(config: Config, slotFor = (name: string): number => this.listenerSlots.slotFor(name)): ListenerBinding[] {
     return config.listeners.map((listener) => {
       const address = parseHostPort(listener.listen);
       if (address === undefined) throw new SluiceError('SLUICE_CONFIG_INVALID', `bad listen address ${listener.listen}`);
-      const binding = { name: listener.name, slot: this.listenerSlots.slotFor(listener.name), host: address.host, port: address.port };
+      const binding = { name: listener.name, slot: slotFor(listener.name), host: address.host, port: address.port };
       if (listener.protocol === 'tcp') return { ...binding, protocol: 'tcp' };
       const { udp } = listener;
       return {
@@ -362,14 +407,14 @@ export class Supervisor {
       workerResources: async () => this.dataPlane.resources(),
       lifecycle: {
         drain: (options) => void this.drain(options),
-        reload: async () => this.reload(),
+        reload: async (options) => this.reload(options),
       },
       faults:
         process.env['SLUICE_FAULT_INJECTION'] === '1'
           ? { crashDataPlaneWorker: (index) => this.dataPlane.crash(index), crashControlPlane: () => this.controlPlane.crash() }
           : undefined,
       controlPlaneStats: async () => this.controlPlane.stats(),
-      listeners: () => this.listeners,
+      listeners: () => [...this.listeners, ...this.failedListeners],
       metrics: this.metrics,
       logger: this.rootLog,
       listenerAcls: { set: async (name, acl) => this.controlPlane.listenerAcl(name, acl) },

@@ -34,6 +34,12 @@ export class AclOverrides {
     return this.byListener.get(name)?.acl;
   }
 
+  /** The override `listener` would keep once a reload to it is reconciled (nothing changes). */
+  surviving(listener: ListenerConfig): AclConfig | undefined {
+    const override = this.byListener.get(listener.name);
+    return override !== undefined && sameAcl(listener.acl, override.fileAcl) ? override.acl : undefined;
+  }
+
   set(listener: ListenerConfig, acl: AclConfig): void {
     this.byListener.set(listener.name, { acl, fileAcl: listener.acl });
   }

@@ -7,7 +7,7 @@
  */
 import { canonicalHost, parseHostPort } from '../shared/address.ts';
 import type { Config } from '../shared/config/schema.ts';
-import type { BackendCommand, BackendCommandResult } from '../shared/messages.ts';
+import type { BackendCommand, BackendCommandResult, CapacityProblem } from '../shared/messages.ts';
 import type { SnapshotBackend } from '../shared/snapshot/types.ts';
 import { backendId, type Backend, type BackendRegistry, type Cluster } from './backend-registry.ts';
 import type { HealthEvent, HealthRecord } from './health/state-machine.ts';
@@ -21,7 +21,8 @@ export interface CommandCore {
   /** Persists the runtime state (state file) and keeps it; throws when it cannot be written. */
   readonly saveRuntime: (state: RuntimeState) => Promise<void>;
   readonly now: () => number;
-  readonly hasFreeSlot: () => boolean;
+  /** The capacity limits adding this backend would exceed (capacity.ts); empty when it fits. */
+  readonly addProblems: (cluster: string, address: string, weight: number) => readonly CapacityProblem[];
   readonly firstVerdict: (cluster: Cluster, address: string) => Promise<HealthRecord>;
   /** Adds and starts probing a backend. */
   readonly addBackend: (cluster: Cluster, address: string, weight: number, health: HealthRecord) => Backend;
@@ -85,7 +86,8 @@ async function add(core: CommandCore, clusterName: string, address: string, weig
         : `cluster ${cluster.name} already has a backend at ${address} (${same.id})`,
     );
   }
-  if (!core.hasFreeSlot()) return refuse('NO_CAPACITY', `no counter slot left for another backend`);
+  const problems = core.addProblems(cluster.name, address, weight);
+  if (problems.length > 0) return refuse('NO_CAPACITY', `cannot add ${backendId(cluster.name, address)}: ${problems.map((p) => p.message).join('; ')}`);
   // Commands run one at a time and only commands add backends or drop clusters, so what was
   // checked above still holds after the probe.
   const health = await core.firstVerdict(cluster, address);

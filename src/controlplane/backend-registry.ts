@@ -205,32 +205,62 @@ export class BackendRegistry {
 
   /** The content of the next snapshot at time `now` (the writer assigns its version). */
   snapshotContent(now: number): Omit<Snapshot, 'version'> {
-    const clusters: SnapshotCluster[] = [];
-    for (const cluster of this.clusterMap.values()) {
-      const c = cluster.config;
-      const limits = connectionLimits(c);
-      const backends: SnapshotBackend[] = [];
-      for (const b of cluster.backends.values()) {
-        backends.push(toSnapshotBackend(b, now, c.slow_start, limits.get(b.address) ?? c.max_connections ?? 0));
-      }
-      clusters.push({
-        name: cluster.name,
-        algorithm: c.algorithm,
-        hashKey: c.hash_key ?? 'source_ip',
-        maglevTableSize: c.maglev_table_size ?? DEFAULT_MAGLEV_TABLE_SIZE,
-        stickyTtlMs: c.sticky?.ttl ?? 0,
-        stickyMaxEntries: c.sticky?.max_entries ?? 0,
-        queueSize: c.queue?.size ?? 0,
-        queueTimeoutMs: c.queue?.timeout ?? 0,
-        connectTimeoutMs: c.connect_timeout,
-        idleTimeoutMs: c.idle_timeout,
-        panicMode: c.panic_mode,
-        backends,
-        ...(c.send_proxy === undefined ? {} : { sendProxy: c.send_proxy }),
-      });
-    }
+    const clusters = [...this.clusterMap.values()].map((cluster) => snapshotCluster(cluster.config, cluster.backends.values(), now));
     return { clusters, listeners: this.listeners };
   }
+
+  /**
+   * The content a snapshot would have after `config` is applied with these operators' routes
+   * and `added` backends joined (each counted as `placeholder` makes it), without changing
+   * anything: what a change is measured by before it is recorded or published. Backends on
+   * their way out stay in it, as they do while they drain.
+   */
+  projectedContent(
+    config: Config,
+    routes: Readonly<Record<string, readonly RouteEntry[]>>,
+    added: readonly { readonly cluster: string; readonly address: string; readonly weight: number }[],
+    placeholder: (cluster: string, address: string, weight: number) => Backend,
+    now: number,
+    acl?: { readonly listener: string; readonly acl: AclConfig },
+  ): Omit<Snapshot, 'version'> {
+    const aclOf = (l: ListenerConfig): AclConfig | undefined => (acl?.listener === l.name ? acl.acl : this.aclOverrides.surviving(l));
+    const listeners = config.listeners.map((l) => snapshotListener(l, aclOf(l), routes[l.name]));
+    const settings = new Map<string, ClusterConfig>(config.clusters.map((c) => [c.name, c]));
+    const members = new Map<string, Backend[]>();
+    for (const cluster of this.clusterMap.values()) {
+      members.set(cluster.name, [...cluster.backends.values()]);
+      if (!settings.has(cluster.name) && cluster.backends.size > 0) settings.set(cluster.name, cluster.config);
+    }
+    for (const a of added) {
+      const list = members.get(a.cluster) ?? [];
+      list.push(placeholder(a.cluster, a.address, a.weight));
+      members.set(a.cluster, list);
+    }
+    const clusters = [...settings.values()].map((c) => snapshotCluster(c, members.get(c.name) ?? [], now));
+    return { clusters, listeners };
+  }
+}
+
+/** One cluster as a snapshot carries it. */
+function snapshotCluster(c: ClusterConfig, members: Iterable<Backend>, now: number): SnapshotCluster {
+  const limits = connectionLimits(c);
+  const backends: SnapshotBackend[] = [];
+  for (const b of members) backends.push(toSnapshotBackend(b, now, c.slow_start, limits.get(b.address) ?? c.max_connections ?? 0));
+  return {
+    name: c.name,
+    algorithm: c.algorithm,
+    hashKey: c.hash_key ?? 'source_ip',
+    maglevTableSize: c.maglev_table_size ?? DEFAULT_MAGLEV_TABLE_SIZE,
+    stickyTtlMs: c.sticky?.ttl ?? 0,
+    stickyMaxEntries: c.sticky?.max_entries ?? 0,
+    queueSize: c.queue?.size ?? 0,
+    queueTimeoutMs: c.queue?.timeout ?? 0,
+    connectTimeoutMs: c.connect_timeout,
+    idleTimeoutMs: c.idle_timeout,
+    panicMode: c.panic_mode,
+    backends,
+    ...(c.send_proxy === undefined ? {} : { sendProxy: c.send_proxy }),
+  };
 }
 
 /** Backends whose config entry sets its own max_connections (by address). */

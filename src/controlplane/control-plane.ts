@@ -18,7 +18,16 @@ import { SluiceError } from '../shared/errors.ts';
 import { HealthCounter, type ControlPlaneCounters, type CounterTables } from '../shared/counters.ts';
 import type { HistoryState, TransitionReport } from '../shared/backend-history.ts';
 import type { Snapshot } from '../shared/snapshot/types.ts';
-import type { BackendCommand, BackendCommandResult, ControlPlaneStats, ListenerAclResult, RoutesCommand, RoutesCommandResult } from '../shared/messages.ts';
+import type {
+  BackendCommand,
+  BackendCommandResult,
+  CapacityProblem,
+  ConfigApplyResult,
+  ControlPlaneStats,
+  ListenerAclResult,
+  RoutesCommand,
+  RoutesCommandResult,
+} from '../shared/messages.ts';
 import { listenerRoutes } from '../shared/config/schema.ts';
 import { runBackendCommand, type CommandCore } from './backend-commands.ts';
 import { runRoutesCommand } from './route-commands.ts';
@@ -31,7 +40,6 @@ import {
   desiredBackends,
   EMPTY_RUNTIME_STATE,
   pruneForConfig,
-  recordCommand,
   recordListenerAcl,
   recordRoutes,
   sameRoutes,
@@ -39,7 +47,9 @@ import {
   type RuntimeState,
 } from './runtime-state.ts';
 import type { SlotAllocator } from './slot-allocator.ts';
-import { readStateFile, writeStateFile } from './state-file.ts';
+import { capacityProblems, encodedBytes, FIXED_LIMITS, placeholderBackend, type CapacityLimits } from './capacity.ts';
+import { planReload, type ReloadPlan } from './reload-plan.ts';
+import { readStateFile, unknownEntries, writeStateFile } from './state-file.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
 
 /** How often passive counters, drains, ejections and slow-start ramps are looked at. */
@@ -94,6 +104,8 @@ export class ControlPlane {
   #tickTimer: NodeJS.Timeout | undefined;
   #publishes = 0;
   #transitions = 0;
+  /** The last publish failed because the snapshot outgrew its slot (logged once until one fits). */
+  #outgrown = false;
   /** Clusters that had no routable backend in the last published snapshot. */
   #unroutable = new Set<string>();
   /** Transitions since the last publish; the next publish stamps them with its version. */
@@ -228,6 +240,9 @@ export class ControlPlane {
         'state file is unusable: set aside; starting from config.yaml alone',
       );
     }
+    for (const dropped of unknownEntries(read.state, this.#config)) {
+      this.#controlLog.warn({ stateFile: file, ...dropped }, 'state file entry dropped: config.yaml does not declare what it names');
+    }
     this.#runtime = pruneForConfig(read.state, this.#config);
     if (read.ok && read.found) {
       const r = this.#runtime;
@@ -312,44 +327,70 @@ export class ControlPlane {
   // ── reload ───────────────────────────────────────────────────────────────────────────
 
   /**
-   * Apply a reloaded config as a difference and publish; resolves with the version that
-   * contains it. Backends that stay keep their health, slot and connections; new ones are
-   * probed first like at start-up; ones the file no longer declares (and every backend of a
-   * dropped cluster) are drained and removed through the state machine, like an operator's
-   * removal. A weight is taken from the file only when the file changed it, so a reweight
-   * made at runtime survives a reload; a backend an operator removed stays removed.
+   * Plans a reloaded config against what runs now (reload-plan.ts) and checks it against the
+   * capacity limits; changes nothing.
    */
-  async applyConfig(next: Config): Promise<number> {
-    const previous = this.#config;
+  planConfig(next: Config): { plan: ReloadPlan; problems: CapacityProblem[] } {
+    const counters = this.#deps.counters;
+    const running = [...this.#registry.all()].map((b) => ({
+      id: b.id,
+      cluster: b.cluster,
+      weight: b.weight,
+      admin: b.health.admin,
+      activeConnections: counters.activeConnections(b.slot),
+    }));
+    const plan = planReload(this.#config, next, this.#runtime, running);
+    const now = this.#now();
+    const limits = this.#limits();
+    const content = this.#registry.projectedContent(next, plan.runtime.routes, plan.backends.add, placeholderBackend(limits, now), now);
+    // A removed backend keeps its slot until its connections closed: the old set and the new
+    // one need slots side by side while the old one drains.
+    const need = { backendSlots: this.#deps.slots.used + plan.backends.add.length, snapshotBytes: encodedBytes(content) };
+    return { plan, problems: capacityProblems(need, limits) };
+  }
+
+  /**
+   * Apply a reloaded config as planned by `planConfig` and publish; with `dryRun`, or when a
+   * capacity limit would be exceeded, nothing changes (refused whole: nothing recorded,
+   * nothing published). Backends that stay keep their health, slot and connections; new ones
+   * are probed first like at start-up; ones no longer desired (and every backend of a dropped
+   * cluster) are drained and removed through the state machine, like an operator's removal;
+   * one being removed that the file lists again has its removal cancelled. A weight is taken
+   * from the file only when the file changed it, so a reweight made at runtime survives a
+   * reload; a backend an operator removed stays removed.
+   */
+  async applyConfig(next: Config, options: { dryRun?: boolean } = {}): Promise<ConfigApplyResult> {
+    const { plan, problems } = this.planConfig(next);
+    if (problems.length > 0) {
+      this.#controlLog.warn({ problems: problems.map((p) => p.message) }, 'reload refused: over a capacity limit; the running config stays');
+      return { ok: false, plan: plan.backends, problems };
+    }
+    if (options.dryRun === true) return { ok: true, version: this.#deps.writer.version(), plan: plan.backends, dryRun: true };
     this.#config = next;
     this.#registry.applyConfig(next);
-    const before = configuredBackends(previous);
-    const wanted = configuredBackends(next);
-    const clusters = new Set(next.clusters.map((c) => c.name));
+    this.#registry.setRouteOverrides(plan.runtime.routes);
     const now = this.#now();
-    let runtime = pruneForConfig(this.#runtime, next);
-    // Routes the file changed: the file wins over an operator's earlier change (as weights do).
-    for (const listener of next.listeners) {
-      const old = previous.listeners.find((l) => l.name === listener.name);
-      if (old !== undefined && !sameRoutes(listenerRoutes(old), listenerRoutes(listener)) && listener.name in runtime.routes) {
-        runtime = recordRoutes(runtime, listener.name, listenerRoutes(listener), next);
-      }
+    const { add, restore, remove, drain, reweight, keep } = plan.backends;
+    for (const id of [...remove, ...drain]) {
+      const backend = this.#registry.get(id);
+      if (backend !== undefined) this.#apply(backend, this.#clusterOf(backend), { type: 'remove', force: false, now });
     }
-    this.#registry.setRouteOverrides(runtime.routes);
-    for (const backend of [...this.#registry.all()]) {
-      const dropped = !clusters.has(backend.cluster) || (before.has(backend.id) && !wanted.has(backend.id));
-      if (!dropped) continue;
-      this.#apply(backend, this.#clusterOf(backend), { type: 'remove', force: false, now });
-      runtime = recordCommand(runtime, { op: 'remove', id: backend.id, force: false }, next);
+    for (const want of restore) {
+      const backend = this.#registry.get(backendId(want.cluster, want.address));
+      if (backend === undefined) continue;
+      backend.weight = want.weight;
+      this.#apply(backend, this.#clusterOf(backend), { type: 'restore', now });
+      if (want.drained) this.#apply(backend, this.#clusterOf(backend), { type: 'drain', now });
     }
-    for (const [id, entry] of wanted) {
+    for (const { id, to } of reweight) {
+      const backend = this.#registry.get(id);
+      if (backend !== undefined) backend.weight = to;
+    }
+    const staying = [...keep, ...reweight.map((r) => r.id), ...restore.map((r) => backendId(r.cluster, r.address))];
+    for (const id of staying) {
       const backend = this.#registry.get(id);
       if (backend === undefined) continue;
-      if (before.has(id) && before.get(id)?.weight !== entry.weight) {
-        // The file changed this weight: it wins over an operator's earlier change.
-        backend.weight = entry.weight;
-        runtime = recordCommand(runtime, { op: 'weight', id, weight: entry.weight }, next);
-      }
+      // The cluster's check may have changed.
       this.#scheduler.remove(backend.id);
       this.#schedule(backend);
       const h = backend.health;
@@ -358,10 +399,25 @@ export class ControlPlane {
         backend.health = { ...h, ejectedAt: now };
       }
     }
-    await this.#addDesired(desiredBackends(next, runtime).filter((b) => !before.has(backendId(b.cluster, b.address))));
-    if (runtime !== this.#runtime) await this.#saveRuntimeOrWarn(runtime);
+    await this.#addDesired(add);
+    if (plan.runtime !== this.#runtime) await this.#saveRuntimeOrWarn(plan.runtime);
     this.#dirty = true;
-    return this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version();
+    const version = this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version();
+    return { ok: true, version, plan: plan.backends, dryRun: false };
+  }
+
+  /** The capacity limits the running config plus `change` would exceed (capacity.ts). */
+  #changeProblems(change: { added?: readonly { cluster: string; address: string; weight: number }[]; acl?: { listener: string; acl: AclConfig } }): CapacityProblem[] {
+    const now = this.#now();
+    const limits = this.#limits();
+    const added = change.added ?? [];
+    const content = this.#registry.projectedContent(this.#config, this.#runtime.routes, added, placeholderBackend(limits, now), now, change.acl);
+    return capacityProblems({ backendSlots: this.#deps.slots.used + added.length, snapshotBytes: encodedBytes(content) }, limits);
+  }
+
+  /** The fixed bounds of this process's shared buffers. */
+  #limits(): CapacityLimits {
+    return { backendSlots: this.#deps.slots.capacity, snapshotBytes: this.#deps.writer.capacity(), listenerSlots: FIXED_LIMITS.listenerSlots };
   }
 
   /** A reload is not refused for a state file it cannot write: the file is the operators', the reload the config's. */
@@ -391,6 +447,8 @@ export class ControlPlane {
     const listener = this.#config.listeners.find((l) => l.name === name);
     if (listener === undefined) return { ok: false, error: 'NOT_FOUND', message: `no listener named "${name}"` };
     if (listener.protocol === 'udp') return { ok: false, error: 'BAD_REQUEST', message: `listener "${name}" is udp: an acl applies only to TCP listeners` };
+    const problems = this.#changeProblems({ acl: { listener: name, acl } });
+    if (problems.length > 0) return { ok: false, error: 'NO_CAPACITY', message: problems.map((p) => p.message).join('; ') };
     try {
       await this.#saveRuntime(recordListenerAcl(this.#runtime, listener, acl));
     } catch (error) {
@@ -428,7 +486,7 @@ export class ControlPlane {
       runtime: () => this.#runtime,
       saveRuntime: async (state) => this.#saveRuntime(state),
       now: () => this.#now(),
-      hasFreeSlot: () => this.#deps.slots.hasFree(),
+      addProblems: (cluster, address, weight) => this.#changeProblems({ added: [{ cluster, address, weight }] }),
       firstVerdict: async (cluster, address) => this.#firstVerdict(cluster, address),
       addBackend: (cluster, address, weight, health) => {
         const backend = this.#addBackend(cluster, address, weight, health);
@@ -510,11 +568,24 @@ export class ControlPlane {
     const content = this.#registry.snapshotContent(now);
     this.#dirty = false;
     if (!contentChanged(this.#published, content)) return undefined;
-    return this.#publish(content);
+    try {
+      return this.#publish(content);
+    } catch (error) {
+      // Changes are checked against the slot before they are made; what can still grow is
+      // health reasons. Throwing here would restart the worker into the same state, so the
+      // data plane keeps the last snapshot and the next change tries again.
+      if (!(error instanceof SluiceError) || error.code !== 'SLUICE_SNAPSHOT_TOO_LARGE') throw error;
+      this.#dirty = true;
+      if (!this.#outgrown) this.#controlLog.error({ err: error, version: this.#deps.writer.version() }, 'snapshot not published: it outgrew its slot; routing stays on the last one');
+      this.#outgrown = true;
+      return undefined;
+    }
   }
 
   #publish(content: Content): number {
     const version = this.#deps.writer.publish(content);
+    if (this.#outgrown) this.#controlLog.info({ version }, 'snapshot fits its slot again: published');
+    this.#outgrown = false;
     this.#deps.slots.published();
     this.#published = content;
     this.#dirty = false;
@@ -554,15 +625,6 @@ export class ControlPlane {
     if (cluster === undefined) throw new Error(`backend ${backend.id} has no cluster`);
     return cluster;
   }
-}
-
-/** Every backend a config declares, by id. */
-function configuredBackends(config: Config): Map<string, { cluster: string; address: string; weight: number }> {
-  const byId = new Map<string, { cluster: string; address: string; weight: number }>();
-  for (const cluster of config.clusters) {
-    for (const b of cluster.backends) byId.set(backendId(cluster.name, b.address), { cluster: cluster.name, address: b.address, weight: b.weight });
-  }
-  return byId;
 }
 
 function targetOf(address: string): ProbeTarget {

@@ -4,26 +4,26 @@
  * snapshot can never count into a row that already belongs to another backend.
  */
 export class SlotAllocator {
-  private readonly capacity: number;
+  readonly #capacity: number;
   private nextFresh = 0;
   private readonly free: number[] = [];
   private quarantined: number[] = [];
 
   constructor(capacity: number) {
-    this.capacity = capacity;
+    this.#capacity = capacity;
   }
 
   /** A free row, or -1 when all `capacity` rows are taken. */
   allocate(): number {
     const reused = this.free.pop();
     if (reused !== undefined) return reused;
-    if (this.nextFresh >= this.capacity) return -1;
+    if (this.nextFresh >= this.#capacity) return -1;
     return this.nextFresh++;
   }
 
   /** Whether `allocate` would succeed now. */
   hasFree(): boolean {
-    return this.free.length > 0 || this.nextFresh < this.capacity;
+    return this.free.length > 0 || this.nextFresh < this.#capacity;
   }
 
   /** Mark rows as taken when state is recovered from an existing snapshot. */
@@ -45,6 +45,11 @@ export class SlotAllocator {
   published(): void {
     this.free.push(...this.quarantined);
     this.quarantined = [];
+  }
+
+  /** Rows this allocator hands out at most. */
+  get capacity(): number {
+    return this.#capacity;
   }
 
   get used(): number {

@@ -74,6 +74,11 @@ export class SnapshotWriter {
     this.#finishInterruptedPublish();
   }
 
+  /** Bytes one slot holds: the largest encoded snapshot this writer can publish. */
+  capacity(): number {
+    return this.#view.capacity;
+  }
+
   /** The last published version (0 = nothing published yet). */
   version(): number {
     return Atomics.load(this.#view.header, VERSION);

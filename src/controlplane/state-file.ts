@@ -14,6 +14,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { analyzeHostPort } from '../shared/address.ts';
 import { parseCidr } from '../shared/cidr.ts';
+import type { Config } from '../shared/config/schema.ts';
 import type { RuntimeState } from './runtime-state.ts';
 import { EMPTY_RUNTIME_STATE } from './runtime-state.ts';
 
@@ -67,6 +68,19 @@ export async function readStateFile(file: string, now: Date = new Date()): Promi
   }
 }
 
+/**
+ * The state in `file` when it is there and valid, else undefined; never sets a file aside
+ * (start-up's `readStateFile` does that, and reports it). For checks made before start-up.
+ */
+export async function peekStateFile(file: string): Promise<RuntimeState | undefined> {
+  try {
+    const state = parseStateText(await readFile(file, 'utf8'));
+    return typeof state === 'string' ? undefined : state;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The state in `text`, or what is wrong with it. */
 export function parseStateText(text: string): RuntimeState | string {
   let value: unknown;
@@ -107,4 +121,38 @@ export async function writeStateFile(file: string, state: RuntimeState): Promise
   } finally {
     await dir.close();
   }
+}
+
+/** A state-file entry that names a cluster or listener config.yaml does not declare. */
+export interface UnknownEntry {
+  /** Where it is in the file: `added`, `removed`, `drained`, `weights`, `routes` or `acls`. */
+  readonly section: keyof RuntimeState;
+  readonly entry: unknown;
+  readonly problem: string;
+}
+
+/**
+ * Entries start-up drops because config.yaml no longer declares what they name, so each can
+ * be logged instead of vanishing (pure).
+ */
+export function unknownEntries(state: RuntimeState, config: Config): UnknownEntry[] {
+  const clusters = new Set(config.clusters.map((c) => c.name));
+  const listeners = new Set(config.listeners.map((l) => l.name));
+  const clusterOf = (id: string): string => id.slice(0, id.indexOf(':'));
+  const found: UnknownEntry[] = [];
+  const cluster = (section: keyof RuntimeState, entry: unknown, name: string): void => {
+    if (!clusters.has(name)) found.push({ section, entry, problem: `unknown cluster "${name}"` });
+  };
+  for (const a of state.added) cluster('added', a, a.cluster);
+  for (const id of state.removed) cluster('removed', id, clusterOf(id));
+  for (const id of state.drained) cluster('drained', id, clusterOf(id));
+  for (const [id, weight] of Object.entries(state.weights)) cluster('weights', { [id]: weight }, clusterOf(id));
+  for (const [name, routes] of Object.entries(state.routes)) {
+    if (!listeners.has(name)) found.push({ section: 'routes', entry: { [name]: routes }, problem: `unknown listener "${name}"` });
+    else for (const r of routes) cluster('routes', { [name]: routes }, r.cluster);
+  }
+  for (const [name, acl] of Object.entries(state.acls ?? {})) {
+    if (!listeners.has(name)) found.push({ section: 'acls', entry: { [name]: acl }, problem: `unknown listener "${name}"` });
+  }
+  return found;
 }

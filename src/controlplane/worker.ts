@@ -51,9 +51,9 @@ function onCommand(command: ControlPlaneCommand): void {
   switch (command.type) {
     case 'config.apply':
       serially(async () => {
-        const version = await controlPlane.applyConfig(command.config);
-        log.info({ component: 'controlplane', version }, 'config applied');
-        send({ type: 'config.applied', requestId: command.requestId, version });
+        const result = await controlPlane.applyConfig(command.config, { dryRun: command.dryRun });
+        if (result.ok && !result.dryRun) log.info({ component: 'controlplane', version: result.version }, 'config applied');
+        send({ type: 'config.applied', requestId: command.requestId, result });
       });
       return;
     case 'backend.command':

@@ -102,8 +102,11 @@ export interface DataPlaneWorkerData {
 // ── supervisor → control-plane worker ──────────────────────────────────────────
 export type ControlPlaneCommand =
   | { readonly type: 'shutdown' }
-  /** A reloaded config, applied as a difference; answered with `config.applied`. */
-  | { readonly type: 'config.apply'; readonly requestId: number; readonly config: Config }
+  /**
+   * A reloaded config, applied as a difference (or with `dryRun` only planned and checked
+   * against the capacity limits); answered with `config.applied`.
+   */
+  | { readonly type: 'config.apply'; readonly requestId: number; readonly config: Config; readonly dryRun: boolean }
   /** Fault injection (SLUICE_FAULT_INJECTION=1 only): throw an uncaught error. */
   | { readonly type: 'fault.crash' }
   | { readonly type: 'stats.query'; readonly requestId: number }
@@ -158,12 +161,49 @@ export type BackendCommandResult =
     }
   | { readonly ok: false; readonly error: BackendCommandError; readonly message: string };
 
+/** A backend as a reload plan names it (controlplane/reload-plan.ts). */
+export interface PlannedBackend {
+  readonly cluster: string;
+  readonly address: string;
+  readonly weight: number;
+  readonly drained: boolean;
+}
+
+/** What a reload does to backends (controlplane/reload-plan.ts says how it is decided). */
+export interface BackendPlan {
+  /** Not running: added (probed first). */
+  readonly add: readonly PlannedBackend[];
+  /** Being removed but listed again: the removal is cancelled, the backend is back in service. */
+  readonly restore: readonly PlannedBackend[];
+  /** No longer desired and without connections: gone with this reload (ids). */
+  readonly remove: readonly string[];
+  /** No longer desired but holding connections: out of rotation, removed once they close (ids). */
+  readonly drain: readonly string[];
+  readonly reweight: readonly { readonly id: string; readonly from: number; readonly to: number }[];
+  /** Desired and running: untouched (ids). */
+  readonly keep: readonly string[];
+}
+
+/** A fixed capacity limit a change would exceed (controlplane/capacity.ts). */
+export interface CapacityProblem {
+  readonly limit: 'backend_slots' | 'snapshot_bytes' | 'listener_slots';
+  readonly code: 'SLUICE_CAPACITY_EXCEEDED' | 'SLUICE_SNAPSHOT_TOO_LARGE';
+  readonly needed: number;
+  readonly bound: number;
+  readonly message: string;
+}
+
+/** The answer to `config.apply`: applied (or, for a dry run, would be), or refused whole over a limit. */
+export type ConfigApplyResult =
+  | { readonly ok: true; readonly version: number; readonly plan: BackendPlan; readonly dryRun: boolean }
+  | { readonly ok: false; readonly plan: BackendPlan; readonly problems: readonly CapacityProblem[]; readonly message?: string };
+
 // ── control-plane worker → supervisor ──────────────────────────────────────────
 export type ControlPlaneEvent =
   | { readonly type: 'ready'; readonly version: number; readonly backends: number }
   | { readonly type: 'published'; readonly version: number }
   | { readonly type: 'transitions'; readonly reports: readonly TransitionReport[] }
-  | { readonly type: 'config.applied'; readonly requestId: number; readonly version: number }
+  | { readonly type: 'config.applied'; readonly requestId: number; readonly result: ConfigApplyResult }
   | { readonly type: 'stats'; readonly requestId: number; readonly stats: ControlPlaneStats }
   | { readonly type: 'backend.result'; readonly requestId: number; readonly result: BackendCommandResult }
   | { readonly type: 'listener.acl.result'; readonly requestId: number; readonly result: ListenerAclResult }
@@ -172,7 +212,7 @@ export type ControlPlaneEvent =
 /** The answer to `listener.acl`: the published version whose snapshot holds the new acl. */
 export type ListenerAclResult =
   | { readonly ok: true; readonly version: number; readonly acl: AclConfig }
-  | { readonly ok: false; readonly error: 'NOT_FOUND' | 'BAD_REQUEST' | 'UNAVAILABLE'; readonly message: string };
+  | { readonly ok: false; readonly error: 'NOT_FOUND' | 'BAD_REQUEST' | 'UNAVAILABLE' | 'NO_CAPACITY'; readonly message: string };
 
 /** Counters of the control plane's own work, ready to become metrics. */
 export interface ControlPlaneStats {

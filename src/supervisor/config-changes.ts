@@ -1,5 +1,7 @@
 /**
- * What a reload changes, computed from two validated configs (pure: no I/O).
+ * What a reload changes in listeners and clusters, computed from two validated configs
+ * (pure: no I/O). Backends are the reload plan's (controlplane/reload-plan.ts): what they
+ * become depends on the running set, not only on the two files.
  */
 import type { Config } from '../shared/config/schema.ts';
 
@@ -10,19 +12,10 @@ export interface ConfigChanges {
   readonly listenersChanged: readonly string[];
   readonly clustersAdded: readonly string[];
   readonly clustersRemoved: readonly string[];
-  /** `cluster:address` ids. */
-  readonly backendsAdded: readonly string[];
-  readonly backendsRemoved: readonly string[];
 }
 
 function added<T>(before: ReadonlyMap<string, T>, after: ReadonlyMap<string, T>): string[] {
   return [...after.keys()].filter((key) => !before.has(key));
-}
-
-function backendIds(config: Config): Map<string, true> {
-  const ids = new Map<string, true>();
-  for (const cluster of config.clusters) for (const b of cluster.backends) ids.set(`${cluster.name}:${b.address}`, true);
-  return ids;
 }
 
 export function diffConfigs(before: Config, after: Config): ConfigChanges {
@@ -30,8 +23,6 @@ export function diffConfigs(before: Config, after: Config): ConfigChanges {
   const listenersAfter = new Map(after.listeners.map((l) => [l.name, l]));
   const clustersBefore = new Map(before.clusters.map((c) => [c.name, c]));
   const clustersAfter = new Map(after.clusters.map((c) => [c.name, c]));
-  const backendsBefore = backendIds(before);
-  const backendsAfter = backendIds(after);
   return {
     listenersAdded: added(listenersBefore, listenersAfter),
     listenersRemoved: added(listenersAfter, listenersBefore),
@@ -43,8 +34,6 @@ export function diffConfigs(before: Config, after: Config): ConfigChanges {
       .map((l) => l.name),
     clustersAdded: added(clustersBefore, clustersAfter),
     clustersRemoved: added(clustersAfter, clustersBefore),
-    backendsAdded: added(backendsBefore, backendsAfter),
-    backendsRemoved: added(backendsAfter, backendsBefore),
   };
 }
 

@@ -11,6 +11,8 @@ import type { CounterDimensions } from '../shared/counters.ts';
 import type {
   BackendCommand,
   BackendCommandResult,
+  BackendPlan,
+  ConfigApplyResult,
   ControlPlaneCommand,
   ControlPlaneEvent,
   ControlPlaneStats,
@@ -46,7 +48,8 @@ export class ControlPlaneHost {
   private config: Config;
   private readonly log: Logger;
   private nextRequestId = 1;
-  private readonly pendingApplies = new Map<number, (version: number) => void>();
+  private readonly pendingApplies = new Map<number, (result: ConfigApplyResult) => void>();
+
   private worker: Worker | undefined;
   private startedAt = 0;
   private backoff: BackoffState = { consecutiveCrashes: 0 };
@@ -82,13 +85,18 @@ export class ControlPlaneHost {
     });
   }
 
-  /** Apply a reloaded config; resolves with the snapshot version that contains it. */
-  applyConfig(config: Config): Promise<number> {
-    this.config = config;
+  /**
+   * Apply a reloaded config (or, with `dryRun`, only plan and check it); resolves with the
+   * snapshot version that contains it, or the limits that refused it (nothing changed then).
+   */
+  async applyConfig(config: Config, dryRun = false): Promise<ConfigApplyResult> {
     const requestId = this.nextRequestId++;
-    const applied = new Promise<number>((resolve) => this.pendingApplies.set(requestId, resolve));
-    this.send({ type: 'config.apply', requestId, config });
-    return applied;
+    const applied = new Promise<ConfigApplyResult>((resolve) => this.pendingApplies.set(requestId, resolve));
+    this.send({ type: 'config.apply', requestId, config, dryRun });
+    const result = await applied;
+    // A restarted worker starts from `this.config`: only a config it accepted becomes that.
+    if (!dryRun && result.ok) this.config = config;
+    return result;
   }
 
   /** Fault injection: make the worker throw an uncaught error. */
@@ -242,8 +250,8 @@ export class ControlPlaneHost {
       case 'ready':
         this.log.info({ version: event.version, backends: event.backends }, 'control plane ready');
         this.onReady?.({ version: event.version, backends: event.backends });
-        // A restarted worker starts from the latest config, so applies it lost are done.
-        for (const resolve of this.pendingApplies.values()) resolve(event.version);
+        // A restarted worker starts from the last config it accepted: an apply it lost did not happen.
+        for (const resolve of this.pendingApplies.values()) resolve(LOST_APPLY);
         this.pendingApplies.clear();
         this.onReady = undefined;
         this.onStartFailure = undefined;
@@ -270,7 +278,7 @@ export class ControlPlaneHost {
         this.pendingRoutes.delete(event.requestId);
         return;
       case 'config.applied':
-        this.pendingApplies.get(event.requestId)?.(event.version);
+        this.pendingApplies.get(event.requestId)?.(event.result);
         this.pendingApplies.delete(event.requestId);
         return;
       default:
@@ -282,6 +290,14 @@ export class ControlPlaneHost {
     this.worker?.postMessage(command);
   }
 }
+
+const EMPTY_PLAN: BackendPlan = Object.freeze({ add: [], restore: [], remove: [], drain: [], reweight: [], keep: [] });
+const LOST_APPLY: ConfigApplyResult = Object.freeze({
+  ok: false,
+  plan: EMPTY_PLAN,
+  problems: [],
+  message: 'the control plane restarted before it applied this config; the running config stays: reload again',
+});
 
 /** The refusal of any operator command when the control plane cannot answer it. */
 interface Unavailable {

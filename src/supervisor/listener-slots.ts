@@ -7,10 +7,15 @@ import { SluiceError } from '../shared/errors.ts';
  */
 export class ListenerSlots {
   private readonly byName = new Map<string, number>();
-  private readonly capacity: number;
+  readonly capacity: number;
 
   constructor(capacity: number) {
     this.capacity = capacity;
+  }
+
+  /** Rows taken once every name in `names` has one (names keep theirs for the process's life). */
+  neededFor(names: readonly string[]): number {
+    return this.byName.size + new Set(names.filter((n) => !this.byName.has(n))).size;
   }
 
   slotFor(name: string): number {

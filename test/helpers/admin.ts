@@ -21,7 +21,7 @@ export function testAdminDeps(snapshot: Snapshot, counters: CounterTables, overr
     backendHistory: { of: () => undefined },
     workerResources: () => Promise.resolve([]),
     controlPlaneStats: () => Promise.resolve(undefined),
-    lifecycle: { drain: () => undefined, reload: () => Promise.resolve({ ok: false, errors: ['no'] }) },
+    lifecycle: { drain: () => undefined, reload: () => Promise.resolve({ ok: false, error: 'CONFIG_INVALID', errors: ['no'] }) },
     faults: undefined,
     commands: { run: () => Promise.resolve(NOT_IN_THIS_TEST) },
     routes: { run: () => Promise.resolve(NOT_IN_THIS_TEST) },

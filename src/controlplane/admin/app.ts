@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import type { ClusterState } from '../../shared/cluster-state.ts';
 import type { CounterTables } from '../../shared/counters.ts';
-import type { ControlPlaneStats, ListenerBinding, ResourceReport } from '../../shared/messages.ts';
+import type { ControlPlaneStats, ResourceReport } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { OPEN_ROUTES, registerAuth } from './auth.ts';
 import { registerBackendRoutes, type BackendCommands } from './backend-routes.ts';
@@ -19,6 +19,7 @@ import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
 import { clientErrorHandler, HEADER_LIMIT_BYTES, registerErrorHandlers } from './errors.ts';
 import { registerJsonParser } from './json-body.ts';
 import { registerLifecycleRoutes, type LifecycleControl } from './lifecycle-routes.ts';
+import type { BoundListener } from './listener-view.ts';
 import { registerListenerRoutes, type ListenerAcls, type RouteCommands } from './listener-routes.ts';
 import type { Metrics } from './metrics/registry.ts';
 import { registerOpenApiRoute } from './openapi.ts';
@@ -46,7 +47,7 @@ export interface AdminDeps {
   /** The bearer token every route but /healthz, /readyz and the dashboard page needs; undefined = open. */
   readonly token: string | undefined;
   /** The listeners the data plane runs now, with their counter slots. */
-  readonly listeners: () => readonly ListenerBinding[];
+  readonly listeners: () => readonly BoundListener[];
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Listener acl writes (PUT /listeners/:name/acl), applied by the control plane; without it they answer 503. */

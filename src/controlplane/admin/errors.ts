@@ -41,7 +41,8 @@ export function sendError(reply: FastifyReply, status: number, error: ApiErrorCo
 export const COMMAND_ERROR_STATUS: Record<BackendCommandError, number> = {
   NOT_FOUND: 404,
   CONFLICT: 409,
-  NO_CAPACITY: 503,
+  // Insufficient Storage: a fixed capacity limit (capacity.ts), named in the message.
+  NO_CAPACITY: 507,
   UNAVAILABLE: 503,
 };
 

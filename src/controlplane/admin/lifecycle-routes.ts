@@ -1,21 +1,44 @@
 /**
  * Lifecycle over HTTP: POST /drain (what SIGTERM does; with {"handover": true} the caller is
- * a new Sluice process taking over the ports) and POST /config/reload (what SIGHUP does).
+ * a new Sluice process taking over the ports) and POST /config/reload (what SIGHUP does;
+ * with ?dry_run=true it answers what a reload would do and applies nothing).
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import type { BackendPlan, CapacityProblem } from '../../shared/messages.ts';
 import type { ConfigChanges } from '../../supervisor/config-changes.ts';
 
 export type ReloadResult =
-  | { readonly ok: true; readonly snapshotVersion: number; readonly changes: ConfigChanges; readonly failures: readonly string[] }
-  | { readonly ok: false; readonly errors: readonly string[] };
+  | {
+      readonly ok: true;
+      readonly dryRun: boolean;
+      /** The version holding the reload (for a dry run: the running one). */
+      readonly snapshotVersion: number;
+      readonly changes: ConfigChanges;
+      readonly plan: BackendPlan;
+      /** Settings that change only on restart, kept at their running values. */
+      readonly ignored: readonly string[];
+      /** Listeners that could not be opened (a dry run: whose address is taken now). */
+      readonly failures: readonly string[];
+    }
+  | {
+      readonly ok: false;
+      readonly error: 'CONFIG_INVALID' | 'NO_CAPACITY' | 'UNAVAILABLE';
+      readonly errors: readonly string[];
+      readonly limits?: readonly CapacityProblem[];
+      readonly plan?: BackendPlan;
+      readonly dryRun?: boolean;
+    };
 
 export interface LifecycleControl {
   drain(options: { handover: boolean }): void;
-  reload(): Promise<ReloadResult>;
+  reload(options: { dryRun: boolean }): Promise<ReloadResult>;
 }
 
 const drainBody = z.strictObject({ handover: z.boolean().optional() }).optional();
+const reloadQuery = z.strictObject({ dry_run: z.enum(['true', 'false']).optional() });
+
+const REFUSAL_STATUS = { CONFIG_INVALID: 400, NO_CAPACITY: 507, UNAVAILABLE: 503 } as const;
 
 export function registerLifecycleRoutes(app: FastifyInstance, lifecycle: LifecycleControl): void {
   app.post('/drain', async (request, reply) => {
@@ -31,11 +54,34 @@ export function registerLifecycleRoutes(app: FastifyInstance, lifecycle: Lifecyc
     return reply.code(202).send({ status: 'draining', handover });
   });
 
-  app.post('/config/reload', async (_request, reply) => {
-    const result = await lifecycle.reload();
+  app.post('/config/reload', async (request, reply) => {
+    const query = reloadQuery.safeParse(request.query);
+    if (!query.success) return reply.code(400).send({ error: 'BAD_REQUEST', message: 'query: only dry_run=true|false is accepted' });
+    const dryRun = query.data.dry_run === 'true';
+    const result = await lifecycle.reload({ dryRun });
     if (result.ok) {
-      return { status: 'reloaded', snapshot_version: result.snapshotVersion, changes: result.changes, failures: result.failures };
+      // A listener that could not be opened makes the reload partial, not a plain success.
+      const status = result.dryRun ? 'dry_run' : result.failures.length > 0 ? 'partial' : 'reloaded';
+      return {
+        status,
+        snapshot_version: result.snapshotVersion,
+        changes: result.changes,
+        backends: result.plan,
+        limits: [],
+        ignored: result.ignored,
+        failures: result.failures,
+      };
     }
-    return reply.code(400).send({ error: 'CONFIG_INVALID', message: result.errors.join('\n'), errors: result.errors });
+    if (result.error === 'NO_CAPACITY' && dryRun) {
+      // The dry run did its job: it names the limits the reload would hit.
+      return { status: 'dry_run', refused: true, backends: result.plan, limits: result.limits, errors: result.errors };
+    }
+    return reply.code(REFUSAL_STATUS[result.error]).send({
+      error: result.error,
+      message: result.errors.join('\n'),
+      errors: result.errors,
+      ...(result.limits === undefined ? {} : { limits: result.limits }),
+      ...(result.plan === undefined ? {} : { backends: result.plan }),
+    });
   });
 }

@@ -14,10 +14,10 @@ import type { z } from 'zod';
 import { aclSchema } from '../../shared/config/schema.ts';
 import type { AclConfig } from '../../shared/config/schema.ts';
 import type { CounterTables } from '../../shared/counters.ts';
-import type { ListenerAclResult, ListenerBinding, RoutesCommand, RoutesCommandError, RoutesCommandResult } from '../../shared/messages.ts';
+import type { ListenerAclResult, RoutesCommand, RoutesCommandError, RoutesCommandResult } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { sendError } from './errors.ts';
-import { listenerView } from './listener-view.ts';
+import { listenerView, type BoundListener } from './listener-view.ts';
 import { ACL_BODY_LIMIT_BYTES, describeIssues, listenerParams, patchRoutesBody } from './schemas.ts';
 
 /** The control plane's side of route writes (ControlPlaneHost in the daemon, a fake in tests). */
@@ -34,7 +34,7 @@ export interface ListenerRouteDeps {
   readonly snapshots: SnapshotReader;
   readonly counters: CounterTables;
   /** Where the data plane runs the listener, with its counter row; undefined for a name never bound. */
-  readonly binding: (name: string) => ListenerBinding | undefined;
+  readonly binding: (name: string) => BoundListener | undefined;
   readonly routes: RouteCommands;
   /** Undefined: acl writes answer 503. */
   readonly acls: ListenerAcls | undefined;
@@ -51,6 +51,7 @@ const ROUTES_ERROR_STATUS: Record<RoutesCommandError, number> = {
 
 const ACL_ERROR_STATUS: Record<ListenerAclError, number> = {
   BAD_REQUEST: 400,
+  NO_CAPACITY: 507,
   NOT_FOUND: 404,
   UNAVAILABLE: 503,
 };

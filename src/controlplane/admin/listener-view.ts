@@ -10,8 +10,16 @@ import type { ListenerBinding } from '../../shared/messages.ts';
 import type { SnapshotListener } from '../../shared/snapshot/types.ts';
 import { REFUSAL_REASONS } from './metrics/families.ts';
 
+/** A listener the supervisor runs, or tried to: `failure` says why it could not be opened. */
+export interface BoundListener extends ListenerBinding {
+  readonly failure?: string;
+}
+
 export interface ListenerView {
   readonly name: string;
+  /** serving: the data plane listens; failed: the last reload could not open it (see `error`); absent: never bound. */
+  readonly status: 'serving' | 'failed' | 'absent';
+  readonly error?: string;
   /** Where the data plane listens; null while it runs no such listener. */
   readonly protocol: 'tcp' | 'udp' | null;
   readonly listen: string | null;
@@ -48,7 +56,7 @@ export interface UdpListenerView {
   readonly datagrams_dropped: number;
 }
 
-export function listenerView(listener: SnapshotListener, counters: CounterTables, binding: ListenerBinding | undefined): ListenerView {
+export function listenerView(listener: SnapshotListener, counters: CounterTables, binding: BoundListener | undefined): ListenerView {
   const slot = binding?.slot;
   const total = (field: ListenerCounter): number => (slot === undefined ? 0 : counters.listenerTotal(slot, field));
   // The session gauge is read before the totals: a reader that sees a session gone sees why.
@@ -57,6 +65,8 @@ export function listenerView(listener: SnapshotListener, counters: CounterTables
   const limits = listener.limits;
   const view: ListenerView = {
     name: listener.name,
+    status: binding === undefined ? 'absent' : binding.failure === undefined ? 'serving' : 'failed',
+    ...(binding?.failure === undefined ? {} : { error: binding.failure }),
     protocol: binding?.protocol ?? null,
     listen: binding === undefined ? null : formatHostPort(binding.host, binding.port),
     cluster: listener.cluster,

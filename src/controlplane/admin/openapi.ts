@@ -42,6 +42,8 @@ const listener: Json = {
   required: ['name', 'cluster', 'routes', 'accept_proxy', 'limits', 'acl', 'sni_routes', 'accepted_total', 'refused_total', 'limits_table_full_total'],
   properties: {
     name: { type: 'string', example: 'web' },
+    status: { enum: ['serving', 'failed', 'absent'], description: 'failed: the last reload could not open it (see error)' },
+    error: { type: 'string', example: '127.0.0.1:8081 is already in use (EADDRINUSE)' },
     cluster: { type: ['string', 'null'], description: 'its single cluster, or the first of its routes (null: routed by SNI only)' },
     routes: {
       type: 'array',
@@ -112,7 +114,8 @@ const ERROR_TEXT: Readonly<Record<number, string>> = {
   404: 'unknown backend or cluster',
   409: 'conflicts with the current state (duplicate address, backend being removed)',
   413: 'body too large (the message names the limit)',
-  503: 'the control plane did not answer, or cannot take more backends',
+  503: 'the control plane did not answer, or the state file cannot be written',
+  507: 'over a fixed capacity limit (backend slots, snapshot bytes); the message names it; nothing was changed',
 };
 
 /** Path parameters by name, wherever a route has one (`:id` → `{id}`). */
@@ -138,7 +141,7 @@ const OPERATIONS: Readonly<Record<string, Json>> = {
   'POST /backends': {
     summary: 'Add a backend; answered once the snapshot holding it is published',
     requestBody: requestBody('AddBackend'),
-    responses: { 201: json(ref('WrittenBackend'), 'added'), ...errors(400, 401, 404, 409, 413, 503) },
+    responses: { 201: json(ref('WrittenBackend'), 'added'), ...errors(400, 401, 404, 409, 413, 503, 507) },
   },
   'GET /backends/{id}': { summary: 'One backend', responses: { 200: json(ref('Backend'), 'the backend'), ...errors(401, 404) } },
   'PATCH /backends/{id}': {
@@ -199,7 +202,7 @@ const OPERATIONS: Readonly<Record<string, Json>> = {
     requestBody: requestBody('PutAcl'),
     responses: {
       200: json({ allOf: [ref('AclView'), { type: 'object', properties: { listener: { type: 'string' }, snapshot_version: { type: 'integer' } } }] }, 'replaced'),
-      ...errors(400, 401, 404, 413, 503),
+      ...errors(400, 401, 404, 413, 503, 507),
     },
   },
   'PATCH /listeners/{name}/routes': {
@@ -214,7 +217,11 @@ const OPERATIONS: Readonly<Record<string, Json>> = {
   'GET /healthz': { summary: 'Alive (no token needed)', responses: { 200: json({ type: 'object' }, 'alive') } },
   'GET /readyz': { summary: 'Ready, or 503 once draining (no token needed)', responses: { 200: json({ type: 'object' }, 'ready'), 503: json({ type: 'object' }, 'draining') } },
   'POST /drain': { summary: 'Stop accepting and drain the whole process (what SIGTERM does)', responses: { 202: json({ type: 'object' }, 'draining'), ...errors(400, 401) } },
-  'POST /config/reload': { summary: 'Reload config.yaml (what SIGHUP does)', responses: { 200: json({ type: 'object' }, 'reloaded'), ...errors(400, 401) } },
+  'POST /config/reload': {
+    summary: 'Reload config.yaml (what SIGHUP does); docs/reload.md',
+    parameters: [{ name: 'dry_run', in: 'query', schema: { enum: ['true', 'false'] }, description: 'true: answer the plan and the limits it would hit; apply nothing' }],
+    responses: { 200: json({ type: 'object' }, 'reloaded, partial (a listener failed) or dry_run'), ...errors(400, 401, 503, 507) },
+  },
   'GET /openapi.json': { summary: 'This document', responses: { 200: json({ type: 'object' }, 'OpenAPI 3.1'), ...errors(401) } },
   'GET /metrics': { summary: 'Prometheus text exposition', responses: { 200: text('text/plain', 'metrics'), ...errors(401) } },
   'GET /debug/resources': {

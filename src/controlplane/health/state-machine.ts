@@ -80,7 +80,9 @@ export type HealthEvent =
   | { readonly type: 'drain'; readonly now: number }
   | { readonly type: 'undrain'; readonly now: number }
   | { readonly type: 'remove'; readonly force: boolean; readonly now: number; readonly reason?: string }
-  | { readonly type: 'source'; readonly listed: boolean; readonly detail: string; readonly now: number };
+  | { readonly type: 'source'; readonly listed: boolean; readonly detail: string; readonly now: number }
+  /** A reload lists a backend again while it is being removed: the removal is cancelled. */
+  | { readonly type: 'restore'; readonly now: number };
 
 /** A backend's first record: in rotation when `up`, out (and drained: it holds no connection) when not. */
 export function initialRecord(up: boolean, reason: string, now: number): HealthRecord {
@@ -139,6 +141,8 @@ function applyInput(r: HealthRecord, event: HealthEvent, policy: HealthPolicy): 
     }
     case 'source':
       return r.listed === event.listed ? unchanged(r) : { record: { ...r, listed: event.listed }, reason: event.detail };
+    case 'restore':
+      return r.admin === 'remove' ? { record: { ...r, admin: 'none' }, reason: 'listed again by a reload: removal cancelled' } : unchanged(r);
     default:
       throw new Error(`health: unknown event ${JSON.stringify(event satisfies never)}`);
   }

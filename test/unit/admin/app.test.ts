@@ -240,6 +240,7 @@ describe('GET /listeners', () => {
     expect(response.json()).toEqual([
       {
         name: 'web',
+        status: 'serving',
         protocol: 'udp',
         listen: '127.0.0.1:5353',
         cluster: 'web',

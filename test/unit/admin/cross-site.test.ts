@@ -130,7 +130,7 @@ describe('the guard in the app', () => {
       testAdminDeps(testSnapshot({ version: 1, clusters: [] }), new CounterTables(createCounterBuffer(dims), dims), {
         token,
         listen: 'admin.internal:9090',
-        lifecycle: { drain: () => drains.push(1), reload: () => Promise.resolve({ ok: false, errors: ['no'] }) },
+        lifecycle: { drain: () => drains.push(1), reload: () => Promise.resolve({ ok: false, error: 'CONFIG_INVALID', errors: ['no'] }) },
       }),
     );
     apps.push(app);
