@@ -137,6 +137,7 @@ export class Supervisor {
         counters: this.counters,
         listeners: this.listeners,
         restarts: { dataPlane: this.dataPlane.restarts, controlPlane: this.controlPlane.restarts },
+        discovery: [...this.controlPlane.discovery.values()],
       }),
       { processMetrics: true },
     );
@@ -145,7 +146,15 @@ export class Supervisor {
     // Worker 0's view: the supervisor only gives back a dead worker's counts and reads totals.
     const ipLimits = new IpLimitTable(ipLimitBuffer, 0);
     const shared = { snapshotBuffer: this.snapshotBuffer, counterBuffer, counterDims, logLevel: options.logLevel, logger: this.rootLog };
-    this.controlPlane = new ControlPlaneHost({ ...shared, config: options.config });
+    // A cluster fed by discovery has no backends until its source answers once.
+    for (const cluster of options.config.clusters) if (cluster.discovery !== undefined) this.readiness.require(`discovery:${cluster.name}`);
+    this.controlPlane = new ControlPlaneHost({
+      ...shared,
+      config: options.config,
+      onDiscoveryStatus: (status) => {
+        if (status.synced) this.readiness.met(`discovery:${status.cluster}`);
+      },
+    });
     this.clusterStates = new ClusterStates(options.config);
     this.dataPlane = new DataPlanePool({
       ...shared,
@@ -336,6 +345,7 @@ export class Supervisor {
       logger: this.rootLog,
       listenerAcls: { set: async (name, acl) => this.controlPlane.listenerAcl(name, acl) },
       backendHistory: this.controlPlane.history,
+      discovery: this.controlPlane.discovery,
     });
   }
 

@@ -12,6 +12,7 @@ import { OPEN_ROUTES, registerAuth } from './auth.ts';
 import { registerBackendRoutes, type BackendCommands } from './backend-routes.ts';
 import { registerHistoryRoutes } from './history-routes.ts';
 import type { BackendTransition } from '../../shared/backend-history.ts';
+import type { DiscoveryStatus } from '../../shared/discovery-status.ts';
 import { registerClusterRoutes } from './cluster-routes.ts';
 import { DASHBOARD_PUBLIC_PATHS, registerDashboardRoutes } from './dashboard-routes.ts';
 import { registerDebugRoutes, type FaultInjection } from './debug-routes.ts';
@@ -50,6 +51,8 @@ export interface AdminDeps {
   readonly listenerAcls?: ListenerAcls;
   /** Each backend's recent health transitions (kept by the main thread). */
   readonly backendHistory: { of(id: string): readonly BackendTransition[] | undefined };
+  /** The latest status of each discovered cluster (GET /clusters, /metrics). */
+  readonly discovery?: ReadonlyMap<string, DiscoveryStatus>;
 }
 
 /** Request bodies are small JSON documents; anything larger is refused with 413. */

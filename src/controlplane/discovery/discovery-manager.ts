@@ -17,7 +17,10 @@ import { formatDuration } from '../../shared/duration.ts';
 import type { HealthRecord } from '../health/state-machine.ts';
 import { EMPTY_STATE, expire, reconcile, type DesiredBackend, type DiscoveryState, type HoldPolicy, type KnownAddress, type ReconcileOutput } from './reconciler.ts';
 import { listedAddresses, rankOf } from './tiers.ts';
+import type { DiscoveryStatus } from '../../shared/discovery-status.ts';
 import type { DiscoveredEndpoint, DiscoveryResult, DiscoverySource } from './types.ts';
+
+export type { DiscoveryStatus };
 
 /** What the manager needs of the control plane (backend-registry writes go through it). */
 export interface DiscoveryCore {
@@ -34,24 +37,6 @@ export interface DiscoveryCore {
   remove(cluster: string, address: string, reason: string): void;
   /** Publishes a snapshot if routing changed. */
   publish(): void;
-}
-
-/** What /clusters, /metrics and /readyz know of one discovered cluster. */
-export interface DiscoveryStatus {
-  readonly cluster: string;
-  /** e.g. `dns srv _api._tcp.service.consul`, `kubernetes shop/web port http`. */
-  readonly source: string;
-  /** The last refresh succeeded. */
-  readonly up: boolean;
-  /** A first answer has arrived (the cluster's set is known). */
-  readonly synced: boolean;
-  /** Epoch milliseconds of the last good answer and of the last error. */
-  readonly lastSyncAt: number | undefined;
-  readonly lastErrorAt: number | undefined;
-  readonly lastError: string | undefined;
-  /** The last good answer, sorted by address. */
-  readonly answer: readonly DiscoveredEndpoint[];
-  readonly refreshes: { readonly answer: number; readonly empty: number; readonly error: number };
 }
 
 export interface DiscoveryManagerDeps {
