@@ -101,6 +101,7 @@ function respond(server: TestDnsServer, data: Buffer, transport: 'udp' | 'tcp'):
   if (scripted.silent === true) return undefined;
   const header = { type: 'response' as const, id: query.id ?? 0, flags: dnsPacket.AUTHORITATIVE_ANSWER | RCODE_BITS[scripted.rcode ?? 'NOERROR'], questions: [question] };
   const full = dnsPacket.encode({ ...header, answers: [...(scripted.answers ?? [])], additionals: [...(scripted.additionals ?? [])], authorities: [...(scripted.authorities ?? [])] });
+  if (full.length > 65_535) throw new Error(`a scripted answer of ${full.length} bytes does not fit one DNS message`);
   if (transport === 'tcp') return full;
   if (scripted.truncate === true || full.length > udpLimit(query)) return dnsPacket.encode({ ...header, flags: header.flags | dnsPacket.TRUNCATED_RESPONSE });
   return full;
