@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DnsSource, lookupEndpoints } from '../../src/controlplane/discovery/dns-source.ts';
+import { EMPTY_STATE, reconcile } from '../../src/controlplane/discovery/reconciler.ts';
+import type { ReconcileOutput } from '../../src/controlplane/discovery/reconciler.ts';
 import { parseResolvers } from '../../src/controlplane/discovery/dns-client.ts';
 import type { DnsDiscoveryConfig } from '../../src/shared/config/discovery-schema.ts';
 import type { DiscoveryResult } from '../../src/controlplane/discovery/types.ts';
@@ -110,5 +112,36 @@ describe('DNS discovery against dnsmasq', () => {
     await eventually(() => Promise.resolve(reports.slice(before)), (later) => later.filter((r) => r.kind === 'error').length >= 2);
     const errors = reports.slice(before).filter((report) => report.kind === 'error');
     expect(errors[0]).toEqual({ kind: 'error', message: `api.test A: ${server.address}: udp: no answer within 100 ms` });
+  });
+
+  it('end to end with the reconciler: a removed record drains, a dead server keeps the set unchanged', async () => {
+    const server = await dnsmasq({ hosts: ['10.1.0.1 api.test', '10.1.0.2 api.test'] });
+    const source = new DnsSource(dnsConfig(server, { name: 'api.test', record: 'a', port: 80 }), { timeoutMs: 100 });
+    running.push(source);
+    const outputs: ReconcileOutput[] = [];
+    let state = EMPTY_STATE;
+    source.start((result) => {
+      const output = reconcile(state, result, Date.now(), { holdObsolete: 60_000, holdFailure: 0 });
+      state = output.state;
+      outputs.push(output);
+    });
+    const view = (output: ReconcileOutput | undefined): string[] => output?.desired.map((d) => `${d.address} ${d.action}`) ?? [];
+    await eventually(() => Promise.resolve(outputs.length), (count) => count >= 1);
+    expect(view(outputs[0])).toEqual(['10.1.0.1:80 serve', '10.1.0.2:80 serve']);
+
+    await server.setHosts(['10.1.0.2 api.test']);
+    await eventually(() => Promise.resolve(outputs.at(-1)), (last) => view(last).includes('10.1.0.1:80 drain'));
+    expect(view(outputs.at(-1))).toEqual(['10.1.0.1:80 drain', '10.1.0.2:80 serve']);
+    // Refreshes that bring nothing new publish nothing.
+    const settled = outputs.length;
+    await eventually(() => Promise.resolve(outputs.length), (count) => count >= settled + 2);
+    expect(outputs.slice(settled).map((output) => output.changed)).toEqual(outputs.slice(settled).map(() => false));
+
+    await running.splice(running.indexOf(server), 1)[0]?.stop();
+    const alive = outputs.length;
+    await eventually(() => Promise.resolve(outputs.length), (count) => count >= alive + 2);
+    expect(outputs.slice(alive).map((output) => [view(output), output.changed])).toEqual(
+      outputs.slice(alive).map(() => [['10.1.0.1:80 drain', '10.1.0.2:80 serve'], false]),
+    );
   });
 });
