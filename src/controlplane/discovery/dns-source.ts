@@ -68,9 +68,10 @@ export class DnsSource implements DiscoverySource {
   #refresh(report: (result: DiscoveryResult) => void): void {
     this.#inFlight = this.#lookup().then((result) => {
       if (this.#abort.signal.aborted) return;
-      report(result);
       const delay = result.kind === 'answer' ? this.#afterAnswer(result.ttlSeconds) : delayAfterError(++this.#failures, this.#config.refresh, this.#random);
+      // Scheduled before reporting: a consumer that throws fails loudly but does not stop the refreshes.
       this.#timer = setTimeout(() => this.#refresh(report), delay).unref();
+      report(result);
     });
   }
 
@@ -82,7 +83,12 @@ export class DnsSource implements DiscoverySource {
   async #lookup(): Promise<DiscoveryResult> {
     // Read on every refresh: the system's resolvers may change under a running daemon.
     const resolvers = this.#config.resolvers === undefined ? await systemResolvers(this.#resolvConf) : parseResolvers(this.#config.resolvers);
-    return lookupEndpoints(this.#config, { resolvers, timeoutMs: this.#timeoutMs, signal: this.#abort.signal });
+    try {
+      return await lookupEndpoints(this.#config, { resolvers, timeoutMs: this.#timeoutMs, signal: this.#abort.signal });
+    } catch (error) {
+      // Not expected (lookups report failures as results), but a refresh must never end the loop.
+      return { kind: 'error', message: `${this.#config.name}: ${error instanceof Error ? error.message : String(error)}` };
+    }
   }
 }
 
