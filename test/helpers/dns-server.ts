@@ -18,6 +18,8 @@ export interface ScriptedAnswer {
   readonly silent?: boolean;
   /** Over UDP, answer with TC and no records whatever the size. */
   readonly truncate?: boolean;
+  /** Over UDP, first send this answer under another id (a forged or stale reply). */
+  readonly forgedFirst?: readonly Answer[];
 }
 
 export interface TestDnsServer {
@@ -68,6 +70,8 @@ async function listen(initial: (question: Question) => ScriptedAnswer): Promise<
     },
   };
   udp.on('message', (data, from) => {
+    const forged = forge(server, data);
+    if (forged !== undefined) udp.send(forged, from.port, from.address);
     const reply = respond(server, data, 'udp');
     if (reply !== undefined) udp.send(reply, from.port, from.address);
   });
@@ -105,6 +109,14 @@ function respond(server: TestDnsServer, data: Buffer, transport: 'udp' | 'tcp'):
   if (transport === 'tcp') return full;
   if (scripted.truncate === true || full.length > udpLimit(query)) return dnsPacket.encode({ ...header, flags: header.flags | dnsPacket.TRUNCATED_RESPONSE });
   return full;
+}
+
+function forge(server: TestDnsServer, data: Buffer): Buffer | undefined {
+  const query = dnsPacket.decode(data);
+  const question = query.questions?.[0];
+  const answers = question === undefined ? undefined : server.answer(question).forgedFirst;
+  if (question === undefined || answers === undefined) return undefined;
+  return dnsPacket.encode({ type: 'response', id: ((query.id ?? 0) + 1) % 65_536, flags: 0, questions: [question], answers: [...answers] });
 }
 
 function udpLimit(query: DecodedPacket): number {

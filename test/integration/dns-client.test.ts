@@ -58,6 +58,15 @@ describe('queryDns error classes', () => {
     expect(lookup).toEqual({ ok: true, nxdomain: true, answers: [], additionals: [], negativeTtl: 12 });
   });
 
+  it('ignores a reply with another id (RFC 5452) and takes the real one', async () => {
+    const s = await server((question) => ({
+      forgedFirst: [{ type: 'A', name: question.name, ttl: 5, data: '192.0.2.66' }],
+      answers: [{ type: 'A', name: question.name, ttl: 5, data: '10.0.0.7' }],
+    }));
+    const result = await lookupEndpoints({ name: 'api.example', record: 'a', port: 80 }, { resolvers: resolversOf(s), ...OPTIONS });
+    expect(addressesOf(result)).toEqual(['10.0.0.7:80']);
+  });
+
   it('asks the next resolver when one fails', async () => {
     const broken = await server(() => ({ rcode: 'SERVFAIL' }));
     const good = await server(() => ({ answers: [{ type: 'A', name: 'api.example', ttl: 5, data: '10.0.0.7' }] }));
