@@ -69,7 +69,8 @@ async function queryOne(name: string, type: DnsQuestionType, resolver: HostPort,
     if (!questionMatches(reply, name, type)) return { ok: false, code: 'malformed', message: `${where}: the answer is for another question` };
     return classify(reply, where);
   } catch (error) {
-    return { ok: false, ...describeFailure(error), message: `${where}: ${describeFailure(error).message}` };
+    const failure = describeFailure(error);
+    return { ok: false, code: failure.code, message: `${where}: ${failure.message}` };
   }
 }
 
