@@ -117,18 +117,24 @@ async function lookupSrv(name: string, options: LookupOptions): Promise<Discover
   if (missing.length > MAX_TARGET_LOOKUPS) {
     return { kind: 'error', message: `${name} SRV: ${missing.length} targets without addresses in the answer; at most ${MAX_TARGET_LOOKUPS} are looked up` };
   }
-  const failure = await resolveTargets(missing, known, ttls, options);
+  const failure = await resolveTargets(missing, known, options);
   if (failure !== undefined) return { kind: 'error', message: `${name} SRV target ${failure}` };
   const addressesOf = (target: string): readonly string[] => {
     const normal = normalizeName(target);
     return net.isIP(normal) !== 0 ? [normal] : (known.get(normal)?.ips ?? []);
   };
-  return answer(srvEndpoints(records, addressesOf), ttls.length === 0 ? undefined : Math.min(...ttls));
+  // The answer is as fresh as its shortest-lived part: an SRV record or a target's address.
+  for (const target of new Set(records.map((record) => normalizeName(record.target)))) {
+    const ttl = known.get(target)?.ttl;
+    if (ttl !== undefined) ttls.push(ttl);
+  }
+  return answer(srvEndpoints(records, addressesOf), Math.min(...ttls));
 }
 
 interface Addresses {
   readonly ips: string[];
-  readonly ttl: number;
+  /** Seconds; none for a target that has no addresses and whose answer gave no SOA. */
+  readonly ttl?: number;
 }
 
 /** A and AAAA records of the additional section, by owner name. */
@@ -137,14 +143,14 @@ function addressesByName(records: readonly Answer[]): Map<string, Addresses> {
   for (const record of records) {
     if (record.type !== 'A' && record.type !== 'AAAA') continue;
     const key = normalizeName(record.name);
-    const entry = byName.get(key) ?? { ips: [], ttl: Number.POSITIVE_INFINITY };
-    byName.set(key, { ips: [...entry.ips, record.data], ttl: Math.min(entry.ttl, record.ttl ?? 0) });
+    const entry = byName.get(key);
+    byName.set(key, { ips: [...(entry?.ips ?? []), record.data], ttl: Math.min(entry?.ttl ?? Number.POSITIVE_INFINITY, record.ttl ?? 0) });
   }
   return byName;
 }
 
 /** Looks up A and AAAA of each target into `known`; the first failure, if any. */
-async function resolveTargets(targets: readonly string[], known: Map<string, Addresses>, ttls: number[], options: LookupOptions): Promise<string | undefined> {
+async function resolveTargets(targets: readonly string[], known: Map<string, Addresses>, options: LookupOptions): Promise<string | undefined> {
   let next = 0;
   let failure: string | undefined;
   const worker = async (): Promise<void> => {
@@ -155,8 +161,8 @@ async function resolveTargets(targets: readonly string[], known: Map<string, Add
         failure ??= (!v4.ok ? v4 : (v6 as { message: string })).message;
         return;
       }
-      known.set(target, { ips: [...v4.ips, ...v6.ips], ttl: 0 });
-      for (const ttl of [v4.ttl, v6.ttl]) if (ttl !== undefined) ttls.push(ttl);
+      const ttls = [v4.ttl, v6.ttl].filter((ttl) => ttl !== undefined);
+      known.set(target, ttls.length === 0 ? { ips: [...v4.ips, ...v6.ips] } : { ips: [...v4.ips, ...v6.ips], ttl: Math.min(...ttls) });
     }
   };
   await Promise.all(Array.from({ length: Math.min(TARGET_LOOKUP_CONCURRENCY, targets.length) }, worker));
