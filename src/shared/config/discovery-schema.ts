@@ -21,6 +21,8 @@ const RESOLVER_MESSAGE = 'expected ip:port, like 127.0.0.1:53 or [::1]:53';
 // RFC 1123 labels: what Kubernetes accepts for namespaces and Service names.
 const K8S_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const K8S_NAME_MESSAGE = 'expected a Kubernetes name: lower-case letters, digits and "-", at most 63';
+// IANA service names, as Kubernetes checks a named port.
+const K8S_PORT_NAME = /^(?=.{1,15}$)[a-z0-9](?:-?[a-z0-9])*$/;
 const K8S_PORT_MESSAGE = 'expected a port number (1-65535) or the name of a Service port';
 
 function resolver() {
@@ -68,7 +70,11 @@ const kubernetesDiscoverySchema = strictObject({
   type: z.literal('kubernetes'),
   namespace: z.string({ error: expected(K8S_NAME_MESSAGE) }).regex(K8S_NAME, { error: K8S_NAME_MESSAGE }),
   service: z.string({ error: expected(K8S_NAME_MESSAGE) }).regex(K8S_NAME, { error: K8S_NAME_MESSAGE }),
-  port: z.union([integer(1, 65_535), z.string().regex(K8S_NAME)], { error: expected(K8S_PORT_MESSAGE) }),
+  // The members need the message too: a value of the right type reports its member's own issue.
+  port: z.union(
+    [z.int().min(1, { error: K8S_PORT_MESSAGE }).max(65_535, { error: K8S_PORT_MESSAGE }), z.string().regex(K8S_PORT_NAME, { error: K8S_PORT_MESSAGE })],
+    { error: expected(K8S_PORT_MESSAGE) },
+  ),
   kubeconfig: text().min(1, { error: 'expected a file path' }).optional(),
 });
 

@@ -129,6 +129,16 @@ describe('discovery config', () => {
       ['config.yaml:5:34 clusters[0].discovery.name: expected a DNS name like api.service.consul'],
     ],
     [
+      'a Kubernetes port that is neither a number nor a port name',
+      ['discovery: {type: kubernetes, namespace: shop, service: web, port: Http_1}'],
+      ['config.yaml:5:72 clusters[0].discovery.port: expected a port number (1-65535) or the name of a Service port'],
+    ],
+    [
+      'a Kubernetes port number out of range',
+      ['discovery: {type: kubernetes, namespace: shop, service: web, port: 0}'],
+      ['config.yaml:5:72 clusters[0].discovery.port: expected a port number (1-65535) or the name of a Service port'],
+    ],
+    [
       'a Kubernetes source without its service',
       ['discovery: {type: kubernetes, namespace: shop, port: http}'],
       ['config.yaml:5:16 clusters[0].discovery.service: missing required key'],

@@ -19,7 +19,7 @@ describe('delayAfterAnswer', () => {
 describe('delayAfterError', () => {
   const table: [string, number, number, number][] = [
     ['first failure, lowest jitter: half of min', 1, 0, 500],
-    ['first failure, highest jitter: just under min', 1, 0.999, 1_000],
+    ['first failure, highest jitter: min', 1, 0.999, 1_000],
     ['third failure doubles twice', 3, 0.5, 3_000],
     ['capped at max', 10, 0.999, 29_985],
     ['a huge failure count stays finite and capped', 10_000, 0, 15_000],
