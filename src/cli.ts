@@ -13,7 +13,7 @@ import { Supervisor, workerCount } from './supervisor.ts';
 const USAGE = `usage:
   sluice run --config FILE [--log-level LEVEL] [--takeover]
       run the daemon; with --takeover, take the ports over from a running Sluice
-      (zero-downtime deploy: see README "Rolling deploys")
+      (zero-downtime deploy: see docs/operations.md, "Rolling deploys")
   sluice validate --config FILE
       check a config file and exit
   sluice ctl COMMAND
@@ -61,6 +61,7 @@ async function run(args: string[]): Promise<void> {
   process.on('SIGTERM', onStopSignal);
   process.on('SIGINT', onStopSignal);
   process.on('SIGHUP', () => void supervisor.reload());
+  process.on('SIGUSR1', () => void supervisor.reopenAccessLog());
   await supervisor.start();
   // Whatever started the drain (a signal, POST /drain, a handover), the process ends with it.
   await supervisor.stopped;

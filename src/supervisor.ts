@@ -4,7 +4,7 @@
  * (drain, reload, handover). It owns nothing on the hot path.
  */
 import { randomInt } from 'node:crypto';
-import { openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildAdminApp, type AdminApp } from './controlplane/admin/app.ts';
@@ -106,7 +106,8 @@ export class Supervisor {
   private readonly listenerSlots = new ListenerSlots(DEFAULT_LISTENER_SLOTS);
   /** The listeners the data plane runs now (what /metrics and the dashboard label by). */
   private listeners: readonly ListenerBinding[] = [];
-  private readonly accessLog: AccessLogSettings;
+  private accessLog: AccessLogSettings;
+  private reopening: Promise<void> = Promise.resolve();
   /** One registry for the process: admin apps are rebuilt on a port retry, metrics are not. */
   private readonly metrics: Metrics;
   private admin: AdminApp | undefined;
@@ -114,6 +115,7 @@ export class Supervisor {
   /** Not ready until every worker has bound every listener (a start-up listener added later waits too). */
   private readonly readiness = new Readiness(['listeners']);
   private reloading: Promise<unknown> = Promise.resolve();
+  private readonly reloads = { success: 0, failure: 0 };
   private resolveStopped: () => void = () => undefined;
   /** Resolves once a drain has finished and every thread is stopped. */
   readonly stopped: Promise<void>;
@@ -138,6 +140,7 @@ export class Supervisor {
         listeners: this.listeners,
         restarts: { dataPlane: this.dataPlane.restarts, controlPlane: this.controlPlane.restarts },
         discovery: [...this.controlPlane.discovery.values()],
+        reloads: this.reloads,
       }),
       { processMetrics: true },
     );
@@ -229,7 +232,11 @@ export class Supervisor {
 
   /** Re-read the config file and apply the difference; a bad file changes nothing. */
   reload(): Promise<ReloadResult> {
-    const next = this.reloading.then(async () => this.reloadNow());
+    const next = this.reloading.then(async () => {
+      const result = await this.reloadNow();
+      this.reloads[result.ok ? 'success' : 'failure']++;
+      return result;
+    });
     this.reloading = next.catch(() => undefined);
     return next;
   }
@@ -261,6 +268,34 @@ export class Supervisor {
     this.config = next;
     this.log.info({ snapshotVersion, ...changes }, 'config reloaded');
     return { ok: true, snapshotVersion, changes, failures };
+  }
+
+  /**
+   * SIGUSR1 (logrotate's postrotate): open access_log.path anew and move every worker to it.
+   * The old descriptor is closed only once every worker wrote its last line there, so a
+   * rotation neither loses nor repeats a line. A path that cannot be opened keeps the old file.
+   */
+  reopenAccessLog(): Promise<void> {
+    const next = this.reopening.then(async () => {
+      const { path } = this.config.access_log;
+      const old = this.accessLog;
+      if (!old.enabled || path === undefined || old.fd === 1) return;
+      let settings: AccessLogSettings;
+      try {
+        settings = openAccessLog({ ...this.config.access_log, path });
+      } catch (error) {
+        this.log.error({ err: error }, 'access log: reopen failed; writing to the old file');
+        return;
+      }
+      this.accessLog = settings;
+      if (await this.dataPlane.reopenAccessLog(settings.fd)) closeSync(old.fd);
+      else this.log.warn({ fd: old.fd }, 'access log: a worker died during the reopen; the old descriptor stays open');
+      this.log.info({ path }, 'access log reopened');
+    });
+    this.reopening = next.catch((error: unknown) => {
+      this.log.error({ err: error }, 'access log: reopen failed');
+    });
+    return this.reopening;
   }
 
   private listenerBindings(config: Config): ListenerBinding[] {

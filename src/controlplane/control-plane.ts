@@ -4,7 +4,7 @@
  * counter deltas, ticks) and publishes a new snapshot only when something a snapshot
  * carries really changed.
  *
- * Start-up choice (documented in README.md): a backend of a cluster with an active check is
+ * Start-up choice (documented in docs/configuration.md, "Backend health"): a backend of a cluster with an active check is
  * probed once before it is first published, and starts healthy only if that probe passes.
  * HAProxy starts servers up and lets the checks take them down, which routes clients to a
  * backend that accepts TCP but fails its check until `fall` probes have failed; probing

@@ -14,6 +14,10 @@
  * slower than the traffic; beyond that lines are dropped and counted
  * (`sluice_access_log_dropped_total`), never queued without limit. A line reaches the
  * file at most FLUSH_INTERVAL_MS after its connection closed.
+ *
+ * Rotation: the supervisor opens the file anew on SIGUSR1 and hands every worker the new
+ * descriptor (`reopen`); a worker answers once its lines for the old one are written, and
+ * only then is the old descriptor closed.
  */
 import { fstatSync } from 'node:fs';
 import { WorkerCounter, type WorkerCounters } from '../shared/counters.ts';
@@ -118,6 +122,11 @@ export class AccessLog {
   /** Whether the connection accepted now is logged when it closes. */
   sample(): boolean {
     return this.enabled && (this.sampling >= 1 || this.random() < this.sampling);
+  }
+
+  /** Later lines go to `fd`; resolves once every earlier line reached the old descriptor. */
+  reopen(fd: number): Promise<void> {
+    return this.destination?.reopen(fd) ?? Promise.resolve();
   }
 
   write(record: AccessRecord): void {

@@ -19,6 +19,11 @@
  * Lines are whole in the output: each write holds whole lines, at most `bufferBytes` (for
  * a pipe shared with other threads keep that at PIPE_BUF, 4096, so writes stay atomic). A
  * single line longer than a buffer is written on its own.
+ *
+ * Reopen (log rotation): `reopen(fd)` sends every later line to `fd`; lines taken before it
+ * still go to the old descriptor, in order, and the returned promise resolves once the last
+ * of them is written, so the caller knows when the old descriptor may be closed. Each
+ * buffer carries its descriptor, so no line is written twice or to the wrong file.
  */
 import fs from 'node:fs';
 
@@ -38,12 +43,21 @@ const MAX_UTF8_BYTES_PER_UNIT = 3;
 const SPARE_BUFFERS = 2;
 
 interface Filled {
+  readonly fd: number;
   readonly bytes: Buffer;
   readonly length: number;
 }
 
+/** Resolved once `last` (the old descriptor's final buffer) has been written or given up. */
+interface ReopenBarrier {
+  readonly last: Filled;
+  readonly done: () => void;
+}
+
 export class BatchedDestination {
   private readonly options: BatchedDestinationOptions;
+  private fd: number;
+  private readonly barriers: ReopenBarrier[] = [];
   private current: Buffer | undefined;
   private used = 0;
   /** Filled buffers waiting for the write in flight (which is `queue[0]` while writing). */
@@ -56,6 +70,7 @@ export class BatchedDestination {
   constructor(options: BatchedDestinationOptions) {
     if (options.bufferBytes > options.maxBufferedBytes) throw new RangeError('bufferBytes must not exceed maxBufferedBytes');
     this.options = options;
+    this.fd = options.fd;
   }
 
   /** pino's destination interface: one serialized line, newline included. */
@@ -70,7 +85,7 @@ export class BatchedDestination {
     if (size > this.options.bufferBytes) {
       this.seal();
       const bytes = Buffer.from(line);
-      this.enqueue({ bytes, length: bytes.length });
+      this.enqueue({ fd: this.fd, bytes, length: bytes.length });
       return;
     }
     if (size > free) this.takeCurrent();
@@ -88,6 +103,18 @@ export class BatchedDestination {
     this.seal();
   }
 
+  /**
+   * Send every later line to `fd`. Resolves once everything taken before the call has been
+   * written to the old descriptor (at once when nothing waits).
+   */
+  reopen(fd: number): Promise<void> {
+    this.seal();
+    this.fd = fd;
+    const last = this.queue.at(-1);
+    if (last === undefined) return Promise.resolve();
+    return new Promise((done) => this.barriers.push({ last, done }));
+  }
+
   /** Write everything that waits now, blocking: for a thread about to end. */
   flushSync(): void {
     this.clearTimer();
@@ -98,10 +125,11 @@ export class BatchedDestination {
       this.queuedBytes -= filled.length;
       try {
         let offset = 0;
-        while (offset < filled.length) offset += fs.writeSync(this.options.fd, filled.bytes, offset, filled.length - offset);
+        while (offset < filled.length) offset += fs.writeSync(filled.fd, filled.bytes, offset, filled.length - offset);
       } catch (error) {
         this.options.onError(error as Error);
       }
+      this.passed(filled);
     }
   }
 
@@ -123,7 +151,7 @@ export class BatchedDestination {
   /** Move the current buffer (if it holds anything) to the write queue. */
   private takeCurrent(): void {
     if (this.current === undefined || this.used === 0) return;
-    this.queue.push({ bytes: this.current, length: this.used });
+    this.queue.push({ fd: this.fd, bytes: this.current, length: this.used });
     this.queuedBytes += this.used;
     this.current = undefined;
     this.used = 0;
@@ -149,7 +177,7 @@ export class BatchedDestination {
   }
 
   private writeFrom(filled: Filled, offset: number): void {
-    fs.write(this.options.fd, filled.bytes, offset, filled.length - offset, null, (error, written) => {
+    fs.write(filled.fd, filled.bytes, offset, filled.length - offset, null, (error, written) => {
       if (error === null && offset + written < filled.length) {
         this.writeFrom(filled, offset + written);
         return;
@@ -160,7 +188,18 @@ export class BatchedDestination {
       this.queuedBytes -= filled.length;
       if (filled.bytes.length === this.options.bufferBytes && this.spares.length < SPARE_BUFFERS) this.spares.push(filled.bytes);
       this.writing = false;
+      this.passed(filled);
       this.writeNext();
     });
+  }
+
+  /** `filled` left the queue: release the reopens waiting for it (two in a row may share it). */
+  private passed(filled: Filled): void {
+    for (let i = this.barriers.length - 1; i >= 0; i--) {
+      const barrier = this.barriers[i];
+      if (barrier?.last !== filled) continue;
+      this.barriers.splice(i, 1);
+      barrier.done();
+    }
   }
 }

@@ -209,6 +209,13 @@ function onCommand(command: DataPlaneCommand): void {
         throw new Error(`fault injection: data-plane worker ${data.worker} crash requested`);
       });
       return;
+    case 'access-log.reopen': {
+      const { fd } = command;
+      void accessLog.reopen(fd).then(() => {
+        send({ type: 'access-log.reopened', fd });
+      });
+      return;
+    }
     case 'resources.query':
       send({
         type: 'resources',

@@ -44,6 +44,8 @@ export type DataPlaneCommand =
   | { readonly type: 'cluster-states.set'; readonly states: readonly ClusterStateBinding[] }
   | { readonly type: 'drain'; readonly timeoutMs: number }
   | { readonly type: 'resources.query'; readonly requestId: number }
+  /** Log rotation: later access-log lines go to `fd`; answered with `access-log.reopened`. */
+  | { readonly type: 'access-log.reopen'; readonly fd: number }
   /** Fault injection (SLUICE_FAULT_INJECTION=1 only): throw an uncaught error. */
   | { readonly type: 'fault.crash' };
 
@@ -59,7 +61,9 @@ export type DataPlaneEvent =
     }
   | { readonly type: 'drain.progress'; readonly connections: number }
   | { readonly type: 'drained'; readonly cut: number }
-  | { readonly type: 'resources'; readonly requestId: number; readonly report: ResourceReport };
+  | { readonly type: 'resources'; readonly requestId: number; readonly report: ResourceReport }
+  /** Every line meant for the previous access-log descriptor has been written to it. */
+  | { readonly type: 'access-log.reopened'; readonly fd: number };
 
 export interface ResourceReport {
   readonly worker: number;

@@ -65,10 +65,15 @@ export class DataPlanePool {
   private readonly readyWaiters = new Map<number, (failures: ListenFailure[]) => void>();
   private readonly failuresByWorker = new Map<number, ListenFailure[]>();
   private readonly drainWaiters = new Map<number, () => void>();
+  /** Worker → resolve(true) when it answered a reopen, (false) when it died first. */
+  private readonly reopenWaiters = new Map<number, (answered: boolean) => void>();
+  /** What a worker started now gets: the descriptor changes on log rotation. */
+  private accessLog: AccessLogSettings;
 
   constructor(options: PoolOptions) {
     this.options = options;
     this.log = options.logger.child({ component: 'supervisor' });
+    this.accessLog = options.accessLog;
     this.slots = Array.from({ length: options.workers }, () => ({
       worker: undefined,
       startedAt: 0,
@@ -128,6 +133,27 @@ export class DataPlanePool {
     clearInterval(progress);
   }
 
+  /**
+   * Every worker, and every worker started later, writes access-log lines to `fd`. Resolves
+   * true once each live worker has written all its lines for the old descriptor (which may
+   * then be closed), false when one died before answering (its last write may still be in
+   * the thread pool, so the old descriptor must stay open).
+   */
+  async reopenAccessLog(fd: number): Promise<boolean> {
+    this.accessLog = { ...this.accessLog, fd };
+    // Stopped workers cannot answer, and their last writes may still be in the thread pool.
+    if (this.stopping) return false;
+    const answers = await Promise.all(
+      this.slots.map(async (slot, index) => {
+        if (slot.worker === undefined) return true;
+        const answered = new Promise<boolean>((resolve) => this.reopenWaiters.set(index, resolve));
+        this.send(index, { type: 'access-log.reopen', fd });
+        return answered;
+      }),
+    );
+    return answers.every(Boolean);
+  }
+
   async terminate(): Promise<void> {
     this.stopping = true;
     await Promise.all(
@@ -162,7 +188,7 @@ export class DataPlanePool {
       clusterStates: o.clusterStates.bindings(),
       ipLimitBuffer: o.ipLimitBuffer,
       logLevel: o.logLevel,
-      accessLog: o.accessLog,
+      accessLog: this.accessLog,
     };
     const worker = new Worker(WORKER_ENTRY, { workerData, name: `sluice-dataplane-${index}` });
     slot.worker = worker;
@@ -200,6 +226,8 @@ export class DataPlanePool {
     this.readyWaiters.delete(index);
     this.drainWaiters.get(index)?.();
     this.drainWaiters.delete(index);
+    this.reopenWaiters.get(index)?.(false);
+    this.reopenWaiters.delete(index);
     if (this.stopping) return;
     const next = nextRestart(WORKER_RESTART_BACKOFF, slot.backoff, Date.now() - slot.startedAt);
     slot.backoff = next.state;
@@ -241,6 +269,10 @@ export class DataPlanePool {
         this.drainWaiters.delete(index);
         return;
       }
+      case 'access-log.reopened':
+        this.reopenWaiters.get(index)?.(true);
+        this.reopenWaiters.delete(index);
+        return;
       case 'resources':
         this.pendingQueries.get(event.requestId)?.(event.report);
         this.pendingQueries.delete(event.requestId);

@@ -39,6 +39,8 @@ export interface MetricSources {
   readonly restarts: { readonly dataPlane: number; readonly controlPlane: number };
   /** The latest status of each discovered cluster (none without discovery). */
   readonly discovery?: readonly DiscoveryStatus[];
+  /** Config reloads (SIGHUP, POST /config/reload) since start, by outcome; absent reads as 0. */
+  readonly reloads?: { readonly success: number; readonly failure: number };
 }
 
 export interface MetricFamily {
@@ -351,5 +353,11 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
     help: 'Crashed worker threads the supervisor restarted, by plane (data, control).',
     type: 'counter',
     collect: (s) => [single(s.restarts.dataPlane, label('plane', 'data')), single(s.restarts.controlPlane, label('plane', 'control'))],
+  },
+  {
+    name: 'sluice_config_reloads_total',
+    help: 'Config reloads (SIGHUP or POST /config/reload), by result: success, or failure (the file was rejected and the running config stays).',
+    type: 'counter',
+    collect: (s) => [single(s.reloads?.success ?? 0, label('result', 'success')), single(s.reloads?.failure ?? 0, label('result', 'failure'))],
   },
 ];
