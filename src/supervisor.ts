@@ -150,6 +150,7 @@ export class Supervisor {
         counters: this.counters,
         listeners: this.listeners,
         restarts: { dataPlane: this.dataPlane.restarts, controlPlane: this.controlPlane.restarts },
+        discovery: [...this.controlPlane.discovery.values()],
         reloads: this.reloads,
       }),
       { processMetrics: true },
@@ -159,7 +160,15 @@ export class Supervisor {
     // Worker 0's view: the supervisor only gives back a dead worker's counts and reads totals.
     const ipLimits = new IpLimitTable(ipLimitBuffer, 0);
     const shared = { snapshotBuffer: this.snapshotBuffer, counterBuffer, counterDims, logLevel: options.logLevel, logger: this.rootLog };
-    this.controlPlane = new ControlPlaneHost({ ...shared, config: options.config });
+    // A cluster fed by discovery has no backends until its source answers once.
+    for (const cluster of options.config.clusters) if (cluster.discovery !== undefined) this.readiness.require(`discovery:${cluster.name}`);
+    this.controlPlane = new ControlPlaneHost({
+      ...shared,
+      config: options.config,
+      onDiscoveryStatus: (status) => {
+        if (status.synced) this.readiness.met(`discovery:${status.cluster}`);
+      },
+    });
     this.clusterStates = new ClusterStates(options.config);
     this.dataPlane = new DataPlanePool({
       ...shared,
@@ -296,6 +305,10 @@ export class Supervisor {
       return failure === undefined ? [] : [{ ...b, failure: describeListenFailure(failure) }];
     });
     for (const failure of failures) this.log.error({ failure }, 'reload: a listener could not be opened');
+    // A discovered cluster the reload dropped (or made static) no longer holds start-up readiness.
+    for (const cluster of this.config.clusters) {
+      if (cluster.discovery !== undefined && next.clusters.find((c) => c.name === cluster.name)?.discovery === undefined) this.readiness.met(`discovery:${cluster.name}`);
+    }
     this.config = next;
     this.log.info({ snapshotVersion: applied.version, ...changes, backends: planSummary(applied.plan) }, 'config reloaded');
     for (const { listener, message } of proxyTrustWarnings(next.listeners)) this.log.warn({ listener }, message);
@@ -420,6 +433,7 @@ export class Supervisor {
       listenerAcls: { set: async (name, acl) => this.controlPlane.listenerAcl(name, acl) },
       backendHistory: this.controlPlane.history,
       listen: this.config.admin.listen,
+      discovery: this.controlPlane.discovery,
     });
   }
 

@@ -12,6 +12,8 @@ import type { SnapshotBackend } from '../shared/snapshot/types.ts';
 import { backendId, type Backend, type BackendRegistry, type Cluster } from './backend-registry.ts';
 import type { HealthEvent, HealthRecord } from './health/state-machine.ts';
 import { recordCommand, type RuntimeState } from './runtime-state.ts';
+import type { DiscoveryConfig } from '../shared/config/discovery-schema.ts';
+import { describeSource } from './discovery/discovery-manager.ts';
 
 /** What a command needs of the control plane. */
 export interface CommandCore {
@@ -44,6 +46,8 @@ export async function runBackendCommand(core: CommandCore, command: BackendComma
   if (command.op === 'add') return add(core, command.cluster, command.address, command.weight);
   const backend = core.registry.get(command.id);
   if (backend === undefined || backend.health.state === 'removed') return refuse('NOT_FOUND', `no backend ${command.id}`);
+  const discovery = core.registry.cluster(backend.cluster)?.config.discovery;
+  if (command.op === 'remove' && discovery !== undefined) return refuse('CONFLICT', ownedByDiscovery(backend.cluster, discovery));
   if (backend.health.admin === 'remove' && !(command.op === 'remove' && command.force)) {
     if (command.op === 'remove') return done(core, backend.cluster, backend.id);
     return refuse('CONFLICT', `backend ${backend.id} is being removed`);
@@ -76,6 +80,7 @@ async function add(core: CommandCore, clusterName: string, address: string, weig
     const known = [...core.registry.clusters()].map((c) => c.name).join(', ');
     return refuse('NOT_FOUND', `unknown cluster "${clusterName}"; known: ${known}`);
   }
+  if (cluster.config.discovery !== undefined) return refuse('CONFLICT', ownedByDiscovery(cluster.name, cluster.config.discovery));
   const same = sameAddressIn(cluster, address);
   if (same !== undefined) {
     const removing = same.health.admin === 'remove';
@@ -96,6 +101,11 @@ async function add(core: CommandCore, clusterName: string, address: string, weig
   // A backend joining a running cluster ramps up like one that recovered.
   const backend = core.addBackend(cluster, address, weight, health.up ? { ...health, rampFrom: health.since } : health);
   return done(core, cluster.name, backend.id);
+}
+
+/** One source of backends per cluster: a discovered cluster's set is its source's to change. */
+function ownedByDiscovery(cluster: string, discovery: DiscoveryConfig): string {
+  return `cluster ${cluster} takes its backends from discovery (${describeSource(discovery)}): add or remove them there; drain, undrain and weight work here`;
 }
 
 /** A backend of `cluster` at the same host and port, however the host is spelt (`[::1]` = `[0:0::1]`). */

@@ -31,6 +31,8 @@ import type {
 import { listenerRoutes } from '../shared/config/schema.ts';
 import { runBackendCommand, type CommandCore } from './backend-commands.ts';
 import { runRoutesCommand } from './route-commands.ts';
+import { DiscoveryManager, type DiscoveryCore, type DiscoveryManagerDeps, type DiscoveryStatus } from './discovery/discovery-manager.ts';
+import { createDiscoverySource } from './discovery/sources.ts';
 import { BackendRegistry, backendId, contentChanged, type Backend, type Cluster } from './backend-registry.ts';
 import { probe as realProbe, type ProbeResult, type ProbeTarget } from './health/checkers.ts';
 import { newPassiveCursor, readPassive } from './health/passive.ts';
@@ -75,6 +77,15 @@ export interface ControlPlaneDeps {
   readonly writeState?: (file: string, state: RuntimeState) => Promise<void>;
   /** Receives each published batch of state transitions, stamped with the snapshot version that holds them. */
   readonly onTransitions?: (reports: readonly TransitionReport[]) => void;
+  /** Builds the source of a discovered cluster (DNS, Kubernetes); tests pass fakes. */
+  readonly createSource?: DiscoveryManagerDeps['createSource'];
+  /** Receives each discovered cluster's status after every refresh. */
+  readonly onDiscoveryStatus?: (status: DiscoveryStatus) => void;
+  /**
+   * Runs a discovery step after whatever the owner already queued (the worker's command
+   * queue), so discovery and operators' commands never interleave; default: a queue of its own.
+   */
+  readonly serially?: (step: () => Promise<void>) => void;
 }
 
 export function monotonicNow(): number {
@@ -99,6 +110,7 @@ export class ControlPlane {
   /** Operators' changes on top of the config (persisted in the state file, if one is set). */
   #runtime: RuntimeState = EMPTY_RUNTIME_STATE;
   readonly #commandCore: CommandCore;
+  readonly #discovery: DiscoveryManager;
   #published: Content | undefined;
   #dirty = false;
   #tickTimer: NodeJS.Timeout | undefined;
@@ -136,6 +148,18 @@ export class ControlPlane {
     };
     this.#scheduler = new ProbeScheduler(deps.random === undefined ? scheduler : { ...scheduler, random: deps.random });
     this.#commandCore = this.#makeCommandCore();
+    this.#discovery = new DiscoveryManager({
+      core: this.#makeDiscoveryCore(),
+      createSource: deps.createSource ?? createDiscoverySource,
+      serially: deps.serially ?? ownQueue(),
+      onStatus: deps.onDiscoveryStatus ?? (() => undefined),
+      log: deps.log.child({ component: 'discovery' }),
+    });
+  }
+
+  /** The clusters fed by discovery (each must answer once before the process is ready). */
+  get discoveredClusters(): readonly string[] {
+    return this.#discovery.clusters();
   }
 
   get registry(): BackendRegistry {
@@ -156,12 +180,14 @@ export class ControlPlane {
     this.#tickTimer = setInterval(() => {
       this.tick();
     }, this.#deps.tickMs ?? TICK_MS);
+    this.#discovery.configure(this.#config.clusters);
     return version;
   }
 
   stop(): void {
     clearInterval(this.#tickTimer);
     this.#scheduler.stop();
+    void this.#discovery.stop();
   }
 
   stats(): ControlPlaneStats {
@@ -192,6 +218,8 @@ export class ControlPlane {
       ramping = this.#stepRamp(backend, cluster, now) || ramping;
     }
     this.#releaseRetiredSlots();
+    // Health moved: an SRV backup tier or terminating endpoints may have to take over.
+    this.#discovery.tick(now);
     if (this.#dirty || ramping) this.#publishIfChanged(now);
   }
 
@@ -332,7 +360,9 @@ export class ControlPlane {
    */
   planConfig(next: Config): { plan: ReloadPlan; problems: CapacityProblem[] } {
     const counters = this.#deps.counters;
-    const running = [...this.#registry.all()].map((b) => ({
+    // A discovered cluster's backends are its source's: a reload neither adds nor removes them.
+    const discovered = new Set(next.clusters.filter((c) => c.discovery !== undefined).map((c) => c.name));
+    const running = [...this.#registry.all()].filter((b) => !discovered.has(b.cluster)).map((b) => ({
       id: b.id,
       cluster: b.cluster,
       weight: b.weight,
@@ -369,6 +399,7 @@ export class ControlPlane {
     this.#config = next;
     this.#registry.applyConfig(next);
     this.#registry.setRouteOverrides(plan.runtime.routes);
+    this.#discovery.configure(next.clusters);
     const now = this.#now();
     const { add, restore, remove, drain, reweight, keep } = plan.backends;
     for (const id of [...remove, ...drain]) {
@@ -477,6 +508,48 @@ export class ControlPlane {
     );
     if (result.ok) this.#controlLog.info({ command, version: result.version }, 'operator change applied');
     return result;
+  }
+
+  #makeDiscoveryCore(): DiscoveryCore {
+    const find = (cluster: string, address: string): Backend | undefined => this.#registry.get(backendId(cluster, address));
+    const event = (cluster: string, address: string, make: (now: number) => HealthEvent): void => {
+      const backend = find(cluster, address);
+      if (backend !== undefined) this.#apply(backend, this.#clusterOf(backend), make(this.#now()));
+    };
+    return {
+      now: () => this.#now(),
+      addresses: (cluster) => [...(this.#registry.cluster(cluster)?.backends.values() ?? [])].filter((b) => b.health.state !== 'removed').map((b) => ({ address: b.address, weight: b.weight })),
+      health: (cluster, address) => find(cluster, address)?.health,
+      add: async (clusterName, address, weight) => {
+        const cluster = this.#registry.cluster(clusterName);
+        if (cluster === undefined) return false;
+        const health = await this.#firstVerdict(cluster, address);
+        if (find(clusterName, address) !== undefined || this.#registry.cluster(clusterName) !== cluster) return true;
+        // Checked after the probe: other adds of the same answer were probed meanwhile.
+        if (!this.#deps.slots.hasFree()) return false;
+        const id = backendId(clusterName, address);
+        const backend = this.#addBackend(cluster, address, this.#runtime.weights[id] ?? weight, health);
+        if (this.#runtime.drained.includes(id)) this.#apply(backend, cluster, { type: 'drain', now: this.#now() });
+        if (this.#tickTimer !== undefined) this.#schedule(backend);
+        return true;
+      },
+      setWeight: (cluster, address, weight) => {
+        const backend = find(cluster, address);
+        // An operator's weight for this backend outlives what the source says.
+        if (backend === undefined || backend.id in this.#runtime.weights || backend.weight === weight) return;
+        backend.weight = weight;
+        this.#dirty = true;
+      },
+      setListed: (cluster, address, listed, detail) => {
+        event(cluster, address, (now) => ({ type: 'source', listed, detail, now }));
+      },
+      remove: (cluster, address, reason) => {
+        event(cluster, address, (now) => ({ type: 'remove', force: false, now, reason }));
+      },
+      publish: () => {
+        this.#publishIfChanged(this.#now());
+      },
+    };
   }
 
   #makeCommandCore(): CommandCore {
@@ -631,4 +704,12 @@ function targetOf(address: string): ProbeTarget {
   const target = parseHostPort(address);
   if (target === undefined) throw new SluiceError('SLUICE_CONFIG_INVALID', `bad backend address ${address}`);
   return target;
+}
+
+/** A serial queue of its own, for a control plane run without a worker's command queue (tests). */
+function ownQueue(): (step: () => Promise<void>) => void {
+  let queue: Promise<unknown> = Promise.resolve();
+  return (step) => {
+    queue = queue.then(step);
+  };
 }

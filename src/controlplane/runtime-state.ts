@@ -6,7 +6,8 @@
  * restart keeps what operators did.
  *
  * Invariants (kept by `recordCommand` and `pruneForConfig`):
- * - an id is in at most one of `added` / `removed`; `weights` names only config backends;
+ * - an id is in at most one of `added` / `removed`; `weights` names only config backends and
+ *   backends of discovered clusters (an operator's weight outlives the source's refreshes);
  * - `removed` names only backends the config declares (anything else was runtime-added);
  * - nothing names a cluster the config lacks;
  * - `routes` names only listeners the config declares, each with routes that differ from
@@ -135,7 +136,8 @@ export function pruneForConfig(state: RuntimeState, config: Config): RuntimeStat
   const declared = configWeights(config);
   const clusterOf = (id: string): string => id.slice(0, id.indexOf(':'));
   const weights: Record<string, number> = {};
-  for (const [id, weight] of Object.entries(state.weights)) if (declared.has(id)) weights[id] = weight;
+  const discovered = new Set(config.clusters.filter((c) => c.discovery !== undefined).map((c) => c.name));
+  for (const [id, weight] of Object.entries(state.weights)) if (declared.has(id) || discovered.has(clusterOf(id))) weights[id] = weight;
   const routes: Record<string, readonly RouteEntry[]> = {};
   const listeners = new Map(config.listeners.map((l) => [l.name, l]));
   for (const [name, entries] of Object.entries(state.routes)) {

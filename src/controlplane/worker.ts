@@ -34,6 +34,8 @@ const controlPlane = new ControlPlane({
   log,
   recovered: existing.version > 0 ? existing : undefined,
   onTransitions: (reports) => send({ type: 'transitions', reports }),
+  onDiscoveryStatus: (status) => send({ type: 'discovery.status', status }),
+  serially: (step) => serially(step),
 });
 
 /** Commands that change state run one at a time, in arrival order (some wait for a first probe). */

@@ -6,6 +6,7 @@
 import type { AclConfig, Config } from './config/schema.ts';
 import type { CounterDimensions } from './counters.ts';
 import type { TransitionReport } from './backend-history.ts';
+import type { DiscoveryStatus } from './discovery-status.ts';
 import type { SnapshotBackend } from './snapshot/types.ts';
 
 export interface ListenerBinding {
@@ -203,6 +204,7 @@ export type ControlPlaneEvent =
   | { readonly type: 'ready'; readonly version: number; readonly backends: number }
   | { readonly type: 'published'; readonly version: number }
   | { readonly type: 'transitions'; readonly reports: readonly TransitionReport[] }
+  | { readonly type: 'discovery.status'; readonly status: DiscoveryStatus }
   | { readonly type: 'config.applied'; readonly requestId: number; readonly result: ConfigApplyResult }
   | { readonly type: 'stats'; readonly requestId: number; readonly stats: ControlPlaneStats }
   | { readonly type: 'backend.result'; readonly requestId: number; readonly result: BackendCommandResult }

@@ -6,6 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { BackendHistory } from '../shared/backend-history.ts';
+import type { DiscoveryStatus } from '../shared/discovery-status.ts';
 import type { AclConfig, Config } from '../shared/config/schema.ts';
 import type { CounterDimensions } from '../shared/counters.ts';
 import type {
@@ -40,6 +41,8 @@ export interface ControlPlaneOptions {
   readonly counterDims: CounterDimensions;
   readonly logLevel: string;
   readonly logger: Logger;
+  /** Called after every refresh of a discovered cluster (readiness waits for the first answer). */
+  readonly onDiscoveryStatus?: (status: DiscoveryStatus) => void;
 }
 
 export class ControlPlaneHost {
@@ -64,6 +67,8 @@ export class ControlPlaneHost {
   private readonly pendingAcls = new Map<number, (result: ListenerAclResult) => void>();
   /** Kept here, not in the worker, so a control-plane restart does not lose it. */
   readonly history = new BackendHistory();
+  /** The latest status of each discovered cluster, by name. */
+  readonly discovery = new Map<string, DiscoveryStatus>();
 
   constructor(options: ControlPlaneOptions) {
     this.options = options;
@@ -260,6 +265,10 @@ export class ControlPlaneHost {
         return;
       case 'transitions':
         for (const report of event.reports) this.history.record(report);
+        return;
+      case 'discovery.status':
+        this.discovery.set(event.status.cluster, event.status);
+        this.options.onDiscoveryStatus?.(event.status);
         return;
       case 'stats':
         this.pendingStats.get(event.requestId)?.(event.stats);

@@ -12,6 +12,7 @@ import { OPEN_ROUTES, registerAuth } from './auth.ts';
 import { registerBackendRoutes, type BackendCommands } from './backend-routes.ts';
 import { registerHistoryRoutes } from './history-routes.ts';
 import type { BackendTransition } from '../../shared/backend-history.ts';
+import type { DiscoveryStatus } from '../../shared/discovery-status.ts';
 import { registerClusterRoutes } from './cluster-routes.ts';
 import { DASHBOARD_PUBLIC_PATHS, registerDashboardRoutes } from './dashboard-routes.ts';
 import { registerCrossSiteGuard } from './cross-site-guard.ts';
@@ -56,6 +57,8 @@ export interface AdminDeps {
   readonly backendHistory: { of(id: string): readonly BackendTransition[] | undefined };
   /** admin.listen as configured: without a token, a Host naming it is accepted (see cross-site.ts). */
   readonly listen?: string;
+  /** The latest status of each discovered cluster (GET /clusters, /metrics). */
+  readonly discovery?: ReadonlyMap<string, DiscoveryStatus>;
 }
 
 const REQUEST_TIMEOUT_MS = 10_000;

@@ -162,6 +162,7 @@ describe('listener routes', () => {
         panic_mode: 'refuse',
         listeners: ['web'],
         states: { healthy: 1, draining: 0, unhealthy: 0 },
+        source: 'static',
         backends: 1,
         eligible: 1,
         active_connections: 0,

@@ -16,6 +16,7 @@
 import type { CounterTables } from '../../../shared/counters.ts';
 import { BackendCounter, ControlCounter, HealthCounter, ListenerCounter, WorkerCounter } from '../../../shared/counters.ts';
 import type { HistogramReading } from '../../../shared/histogram.ts';
+import type { DiscoveryStatus } from '../../../shared/discovery-status.ts';
 import type { ListenerBinding } from '../../../shared/messages.ts';
 import { BACKEND_STATES, type Snapshot, type SnapshotBackend } from '../../../shared/snapshot/types.ts';
 
@@ -36,6 +37,8 @@ export interface MetricSources {
   readonly listeners: readonly ListenerBinding[];
   /** Worker restarts the supervisor performed since start, by plane. */
   readonly restarts: { readonly dataPlane: number; readonly controlPlane: number };
+  /** The latest status of each discovered cluster (none without discovery). */
+  readonly discovery?: readonly DiscoveryStatus[];
   /** Config reloads (SIGHUP, POST /config/reload) since start, by outcome; absent reads as 0. */
   readonly reloads?: { readonly success: number; readonly failure: number };
 }

@@ -5,6 +5,7 @@
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { renderFamilies } from './exposition.ts';
+import { DISCOVERY_FAMILIES } from './discovery-families.ts';
 import { METRIC_FAMILIES, type MetricSources } from './families.ts';
 
 export interface Metrics {
@@ -20,6 +21,8 @@ export interface MetricsOptions {
   readonly processMetrics: boolean;
 }
 
+const ALL_FAMILIES = [...METRIC_FAMILIES, ...DISCOVERY_FAMILIES];
+
 export function createMetrics(sources: () => MetricSources, options: MetricsOptions): Metrics {
   const registry = new Registry();
   if (options.processMetrics) collectDefaultMetrics({ register: registry });
@@ -27,7 +30,7 @@ export function createMetrics(sources: () => MetricSources, options: MetricsOpti
     contentType: registry.contentType,
     render: async () => {
       const process = options.processMetrics ? await registry.metrics() : '';
-      return process + renderFamilies(METRIC_FAMILIES, sources());
+      return process + renderFamilies(ALL_FAMILIES, sources());
     },
   };
 }
