@@ -87,6 +87,7 @@ export class FakeKubeApiServer {
   private rv = 1;
   private compactedRv = 0;
   private expiredAs: 'event' | 'status' = 'event';
+  private muted = false;
   private dir = '';
   url = '';
   kubeconfigPath = '';
@@ -138,8 +139,18 @@ export class FakeKubeApiServer {
     for (const w of this.watchers) if (w.bookmarks) w.res.write(`${JSON.stringify(event)}\n`);
   }
 
-  /** Compact the history up to now; open watches learn it as described in the file comment. */
-  expire(as: 'event' | 'status'): void {
+  /**
+   * Compact the history up to now; open watches learn it as described in the file comment.
+   * `lost` makes changes that no watch is told about (compacted before it read them), so
+   * only a re-list can see them.
+   */
+  expire(as: 'event' | 'status', lost: () => void = () => undefined): void {
+    this.muted = true;
+    try {
+      lost();
+    } finally {
+      this.muted = false;
+    }
     this.compactedRv = this.rv;
     this.expiredAs = as;
     for (const w of [...this.watchers]) {
@@ -199,7 +210,7 @@ export class FakeKubeApiServer {
     if (stamped === undefined) this.objects.delete(key);
     else this.objects.set(key, stamped);
     this.history.push(change);
-    for (const w of this.watchers) this.send(w, change);
+    if (!this.muted) for (const w of this.watchers) this.send(w, change);
   }
 
   private send(w: Watcher, change: Change): void {

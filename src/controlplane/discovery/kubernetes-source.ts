@@ -143,7 +143,11 @@ class SourceWatch extends Watch {
       hooks.healthy();
       callback(phase, apiObj, watchObj);
     };
+    // stop() waits for `done` too: by then the response body is closed, not just aborted.
+    let finished: () => void = () => undefined;
+    hooks.track(new Promise<void>((resolve) => (finished = resolve)));
     const onDone = (err: unknown): void => {
+      finished();
       if (err === null || err === undefined || (err instanceof Error && err.name === 'TimeoutError')) hooks.healthy();
       done(err);
     };
