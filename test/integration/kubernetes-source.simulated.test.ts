@@ -4,7 +4,7 @@
  * informer, the documented list + watch protocol and its failures.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createKubernetesSource, type KubernetesDiscoveryConfig } from '../../src/controlplane/discovery/kubernetes-source.ts';
+import { createKubernetesSource, type KubernetesDiscoveryConfig, type SourceTimers } from '../../src/controlplane/discovery/kubernetes-source.ts';
 import type { DiscoveredEndpoint, DiscoveryResult, DiscoverySource } from '../../src/controlplane/discovery/types.ts';
 import { eventually } from '../helpers/client.ts';
 import { endpointSlice, FakeKubeApiServer, type EndpointSliceJson } from '../helpers/fake-kube-apiserver.ts';
@@ -27,6 +27,8 @@ async function apiServer(): Promise<FakeKubeApiServer> {
 interface Running {
   readonly source: DiscoverySource;
   readonly reports: DiscoveryResult[];
+  /** Timers the source has set and neither cleared nor seen fire. */
+  readonly liveTimers: Set<NodeJS.Timeout>;
   /** Waits until the latest answer lists exactly `expected` (`address condition`, sorted). */
   answer(expected: string[]): Promise<void>;
   errors(): string[];
@@ -34,9 +36,24 @@ interface Running {
 
 function run(config: Partial<KubernetesDiscoveryConfig> & { kubeconfig?: string | undefined }, backoffMs = 20): Running {
   const reports: DiscoveryResult[] = [];
+  const liveTimers = new Set<NodeJS.Timeout>();
+  const timers: SourceTimers = {
+    setTimeout: (callback, ms) => {
+      const timer = setTimeout(() => {
+        liveTimers.delete(timer);
+        callback();
+      }, ms);
+      liveTimers.add(timer);
+      return timer;
+    },
+    clearTimeout: (timer) => {
+      clearTimeout(timer);
+      if (timer !== undefined) liveTimers.delete(timer);
+    },
+  };
   const source = createKubernetesSource(
     { namespace: 'shop', service: 'web', port: 'http', ...config },
-    { coalesceMs: 10, backoff: { initialMs: backoffMs, maxMs: backoffMs * 4 }, random: () => 0.5 },
+    { coalesceMs: 10, backoff: { initialMs: backoffMs, maxMs: backoffMs * 4 }, random: () => 0.5, timers },
   );
   source.start((result) => reports.push(result));
   cleanups.push(() => source.stop());
@@ -47,6 +64,7 @@ function run(config: Partial<KubernetesDiscoveryConfig> & { kubeconfig?: string 
   return {
     source,
     reports,
+    liveTimers,
     answer: async (expected) => {
       const got = await eventually(() => Promise.resolve(latest()), (value) => JSON.stringify(value) === JSON.stringify(expected));
       expect(got).toEqual(expected);
@@ -234,13 +252,13 @@ describe('Kubernetes EndpointSlice discovery (simulated API server)', () => {
   });
 
   describe('stop()', () => {
-    async function stopsClean(fake: FakeKubeApiServer, source: Running, baseline: { timers: number; sockets: number }): Promise<void> {
+    async function stopsClean(fake: FakeKubeApiServer, source: Running, socketsBefore: number): Promise<void> {
       const requests = fake.requests.length;
       const reports = source.reports.length;
       await source.source.stop();
       // Timers are cleared by stop() itself; a destroyed socket's handle closes a loop turn later.
-      expect(resourceCount('Timeout')).toBeLessThanOrEqual(baseline.timers);
-      await until(() => fake.openConnections() === 0 && resourceCount('TCPSocketWrap') <= baseline.sockets);
+      expect(source.liveTimers.size).toBe(0);
+      await until(() => fake.openConnections() === 0 && resourceCount('TCPSocketWrap') <= socketsBefore);
       // A change after stop reaches nobody: no request, no report.
       fake.apply(web('web-z', [{ addresses: ['10.0.0.99'] }]));
       fake.endWatches();
@@ -248,12 +266,12 @@ describe('Kubernetes EndpointSlice discovery (simulated API server)', () => {
       expect(source.reports.length).toBe(reports);
     }
 
-    const baseline = (): { timers: number; sockets: number } => ({ timers: resourceCount('Timeout'), sockets: resourceCount('TCPSocketWrap') });
+    const sockets = (): number => resourceCount('TCPSocketWrap');
 
     it('with a watch open leaves no socket, timer or watch behind', async () => {
       const fake = await apiServer();
       fake.apply(web('web-a', [{ addresses: ['10.0.0.1'] }]));
-      const before = baseline();
+      const before = sockets();
       const source = run({ kubeconfig: fake.kubeconfigPath });
       await source.answer(['10.0.0.1:8080 ready']);
       await until(() => fake.openWatches() === 1 && fake.openConnections() === 1);
@@ -264,7 +282,7 @@ describe('Kubernetes EndpointSlice discovery (simulated API server)', () => {
     it('while the list is still unanswered leaves nothing behind and reports nothing', async () => {
       const fake = await apiServer();
       fake.stallNext('list');
-      const before = baseline();
+      const before = sockets();
       const source = run({ kubeconfig: fake.kubeconfigPath });
       await until(() => fake.count('list') === 1);
       await stopsClean(fake, source, before);
@@ -274,16 +292,16 @@ describe('Kubernetes EndpointSlice discovery (simulated API server)', () => {
     it('while waiting to restart after an error cancels the restart', async () => {
       const fake = await apiServer();
       fake.failNext('list', 500);
-      const before = baseline();
+      const before = sockets();
       const source = run({ kubeconfig: fake.kubeconfigPath }, 60_000);
       await until(() => source.errors().length === 1);
-      expect(resourceCount('Timeout')).toBeGreaterThan(before.timers);
+      expect(source.liveTimers.size).toBe(1);
       await stopsClean(fake, source, before);
     });
 
     it("during client-node's own reconnect delay (a watch that keeps ending empty) cancels it", async () => {
       const fake = await apiServer();
-      const before = baseline();
+      const before = sockets();
       const source = run({ kubeconfig: fake.kubeconfigPath });
       await source.answer([]);
       // Empty watch ends: client-node waits 1 s, then 2 s, ... before re-watching.
@@ -291,7 +309,8 @@ describe('Kubernetes EndpointSlice discovery (simulated API server)', () => {
         await until(() => fake.openWatches() === 1);
         fake.endWatches();
       }
-      await until(() => fake.count('watch') === 2 && fake.openWatches() === 0);
+      // The client has read the end of the second watch and is waiting on its delay timer.
+      await until(() => fake.count('watch') === 2 && fake.openConnections() === 0 && source.liveTimers.size === 1);
       await stopsClean(fake, source, before);
     });
   });

@@ -41,7 +41,21 @@ export interface KubernetesSourceOptions {
   readonly coalesceMs?: number;
   readonly backoff?: RestartBackoffPolicy;
   readonly random?: () => number;
+  /** Every timer the source owns (answers, restarts, client-node's reconnect delays). */
+  readonly timers?: SourceTimers;
 }
+
+export interface SourceTimers {
+  setTimeout(callback: () => void, ms: number): NodeJS.Timeout;
+  clearTimeout(timer: NodeJS.Timeout | undefined): void;
+}
+
+const NODE_TIMERS: SourceTimers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (timer) => {
+    clearTimeout(timer);
+  },
+};
 
 export function createKubernetesSource(config: KubernetesDiscoveryConfig, options: KubernetesSourceOptions = {}): DiscoverySource {
   return new KubernetesSource(config, options);
@@ -167,6 +181,7 @@ class KubernetesSource implements DiscoverySource {
   readonly #coalesceMs: number;
   readonly #backoff: RestartBackoffPolicy;
   readonly #random: () => number;
+  readonly #timers: SourceTimers;
   readonly #aborter = new AbortController();
   readonly #pending = new Set<Promise<unknown>>();
   readonly #delays = new Set<() => void>();
@@ -184,6 +199,7 @@ class KubernetesSource implements DiscoverySource {
     this.#coalesceMs = options.coalesceMs ?? 100;
     this.#backoff = options.backoff ?? WATCH_RESTART_BACKOFF;
     this.#random = options.random ?? Math.random;
+    this.#timers = options.timers ?? NODE_TIMERS;
   }
 
   start(report: (result: DiscoveryResult) => void): void {
@@ -194,8 +210,8 @@ class KubernetesSource implements DiscoverySource {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#answerTimer);
-    clearTimeout(this.#restartTimer);
+    this.#timers.clearTimeout(this.#answerTimer);
+    this.#timers.clearTimeout(this.#restartTimer);
     this.#aborter.abort();
     for (const cancel of this.#delays) cancel();
     const informer = this.#informer;
@@ -276,7 +292,7 @@ class KubernetesSource implements DiscoverySource {
 
   #scheduleAnswer(): void {
     if (this.#answerTimer !== undefined || this.#stopped) return;
-    this.#answerTimer = setTimeout(() => {
+    this.#answerTimer = this.#timers.setTimeout(() => {
       this.#answerTimer = undefined;
       const informer = this.#informer;
       if (informer === undefined || !this.#synced || this.#stopped) return;
@@ -292,12 +308,12 @@ class KubernetesSource implements DiscoverySource {
     this.#report?.({ kind: 'error', message: `kubernetes endpointslices of ${namespace}/${service}: ${message}` });
     this.#informer = undefined;
     this.#synced = false;
-    clearTimeout(this.#answerTimer);
+    this.#timers.clearTimeout(this.#answerTimer);
     this.#answerTimer = undefined;
     if (informer !== undefined) void this.#track(informer.stop());
     this.#failures++;
     const delay = restartDelayMs(this.#backoff, this.#failures, this.#random);
-    this.#restartTimer = setTimeout(() => {
+    this.#restartTimer = this.#timers.setTimeout(() => {
       this.#restartTimer = undefined;
       this.#begin();
     }, delay);
@@ -307,11 +323,11 @@ class KubernetesSource implements DiscoverySource {
   #delay(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const cancel = (): void => {
-        clearTimeout(timer);
+        this.#timers.clearTimeout(timer);
         this.#delays.delete(cancel);
         resolve();
       };
-      const timer = setTimeout(cancel, ms);
+      const timer = this.#timers.setTimeout(cancel, ms);
       this.#delays.add(cancel);
     });
   }
