@@ -11,7 +11,7 @@
  *   Expired) before ending them; a later watch from an older version gets the same event.
  *   `expire('status')` compacts and ends open watches; a later watch from an older version
  *   gets HTTP 410. Both are what API servers do (watch cache vs etcd).
- * - `failNext`, `stallNext`, `endWatches` (clean end, as at `timeoutSeconds`), `cutWatches`
+ * - `failNext`, `stallNext` / `releaseStalled`, `endWatches` (clean end, as at `timeoutSeconds`), `cutWatches`
  *   (the connection dies in the middle of an event).
  * A kubeconfig pointing at it is written to a temp dir (`insecure-skip-tls-verify`, which
  * client-node requires before it talks plain http).
@@ -79,7 +79,7 @@ export class FakeKubeApiServer {
   private readonly server: http.Server;
   private readonly sockets = new Set<Socket>();
   private readonly watchers = new Set<Watcher>();
-  private readonly stalled = new Set<http.ServerResponse>();
+  private readonly stalled = new Set<() => void>();
   private readonly objects = new Map<string, EndpointSliceJson>();
   private readonly history: Change[] = [];
   private readonly failures: Record<RequestKind, number[]> = { list: [], watch: [] };
@@ -164,9 +164,20 @@ export class FakeKubeApiServer {
     for (let i = 0; i < times; i++) this.failures[kind].push(status);
   }
 
-  /** The next request of `kind` gets no answer until the server closes. */
+  /** The next request of `kind` gets no answer (not even headers) until `releaseStalled`. */
   stallNext(kind: RequestKind): void {
     this.stalls[kind]++;
+  }
+
+  /** Answer the stalled requests whose clients are still there, as if nothing had happened. */
+  releaseStalled(): void {
+    const stalled = [...this.stalled];
+    this.stalled.clear();
+    for (const answer of stalled) answer();
+  }
+
+  stalledRequests(): number {
+    return this.stalled.size;
   }
 
   /** End every open watch cleanly (the server's watch timeout). */
@@ -245,12 +256,19 @@ export class FakeKubeApiServer {
     }
     if (this.stalls[kind] > 0) {
       this.stalls[kind]--;
-      this.stalled.add(res);
-      res.on('close', () => this.stalled.delete(res));
+      const answer = (): void => {
+        if (!res.destroyed) this.answer(kind, res, namespace, selector, url.searchParams);
+      };
+      this.stalled.add(answer);
+      res.on('close', () => this.stalled.delete(answer));
       return;
     }
+    this.answer(kind, res, namespace, selector, url.searchParams);
+  }
+
+  private answer(kind: RequestKind, res: http.ServerResponse, namespace: string, selector: (labels: Record<string, string>) => boolean, query: URLSearchParams): void {
     if (kind === 'list') this.list(res, namespace, selector);
-    else this.watch(res, namespace, selector, url.searchParams);
+    else this.watch(res, namespace, selector, query);
   }
 
   private list(res: http.ServerResponse, namespace: string, selector: (labels: Record<string, string>) => boolean): void {

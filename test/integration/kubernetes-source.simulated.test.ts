@@ -289,6 +289,22 @@ describe('Kubernetes EndpointSlice discovery (simulated API server)', () => {
       expect(source.reports).toEqual([]);
     });
 
+    it('while a watch is connecting returns at once and closes the watch as soon as it connects', async () => {
+      const fake = await apiServer();
+      fake.stallNext('watch');
+      const source = run({ kubeconfig: fake.kubeconfigPath });
+      await source.answer([]);
+      await until(() => fake.stalledRequests() === 1);
+      const reports = source.reports.length;
+      await source.source.stop();
+      expect(source.liveTimers.size).toBe(0);
+      fake.releaseStalled();
+      await until(() => fake.openConnections() === 0);
+      expect(fake.openWatches()).toBe(0);
+      expect(fake.count('watch')).toBe(1);
+      expect(source.reports.length).toBe(reports);
+    });
+
     it('while waiting to restart after an error cancels the restart', async () => {
       const fake = await apiServer();
       fake.failNext('list', 500);

@@ -157,21 +157,24 @@ class SourceWatch extends Watch {
       hooks.healthy();
       callback(phase, apiObj, watchObj);
     };
-    // stop() waits for `done` too: by then the response body is closed, not just aborted.
     let finished: () => void = () => undefined;
-    hooks.track(new Promise<void>((resolve) => (finished = resolve)));
+    const finishing = new Promise<void>((resolve) => (finished = resolve));
     const onDone = (err: unknown): void => {
       finished();
       if (err === null || err === undefined || (err instanceof Error && err.name === 'TimeoutError')) hooks.healthy();
       done(err);
     };
-    const pending = super.watch(apiPath, { ...queryParams, allowWatchBookmarks: true }, onEvent, onDone).catch((error: unknown) => {
+    // Not tracked while connecting: Watch keeps its AbortController to itself until the
+    // response headers arrive, so stop() could only wait (up to Watch's 30 s timeout) for
+    // an API server that accepted the connection and says nothing. It is aborted here
+    // instead, as soon as it connects.
+    const controller = await super.watch(apiPath, { ...queryParams, allowWatchBookmarks: true }, onEvent, onDone).catch((error: unknown) => {
       onDone(error);
       return new AbortController();
     });
-    hooks.track(pending);
-    const controller = await pending;
     if (hooks.stopped()) controller.abort();
+    // stop() waits for `done`: by then the response body is closed, not just aborted.
+    else hooks.track(finishing);
     return controller;
   }
 }
