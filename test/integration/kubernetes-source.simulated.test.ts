@@ -297,6 +297,8 @@ describe('Kubernetes EndpointSlice discovery (simulated API server)', () => {
       await until(() => fake.stalledRequests() === 1);
       const reports = source.reports.length;
       await source.source.stop();
+      // stop() did not wait for the API server to answer the watch.
+      expect(fake.stalledRequests()).toBe(1);
       expect(source.liveTimers.size).toBe(0);
       fake.releaseStalled();
       await until(() => fake.openConnections() === 0);

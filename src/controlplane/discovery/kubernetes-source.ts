@@ -265,7 +265,8 @@ class KubernetesSource implements DiscoverySource {
     informer.on('error', (error: unknown) => this.#fail(informer, describeFailure(error)));
     this.#informer = informer;
     this.#synced = false;
-    void this.#track(informer.start().catch((error: unknown) => this.#fail(informer, describeFailure(error))));
+    // Not tracked: it resolves only once the first watch has connected (see SourceWatch).
+    informer.start().catch((error: unknown) => this.#fail(informer, describeFailure(error)));
   }
 
   #loadConfig(): SourceKubeConfig {
