@@ -296,8 +296,11 @@ describe('Kubernetes EndpointSlice discovery (simulated API server)', () => {
       await source.answer([]);
       await until(() => fake.stalledRequests() === 1);
       const reports = source.reports.length;
-      await source.source.stop();
-      // stop() did not wait for the API server to answer the watch.
+      // stop() does not wait for the API server to answer (client-node's Watch would give up after 30 s).
+      let stopped = false;
+      const stopping = source.source.stop().then(() => (stopped = true));
+      await until(() => stopped);
+      await stopping;
       expect(fake.stalledRequests()).toBe(1);
       expect(source.liveTimers.size).toBe(0);
       fake.releaseStalled();
