@@ -226,15 +226,16 @@ class KubernetesSource implements DiscoverySource {
   #begin(): void {
     if (this.#stopped) return;
     let kc: SourceKubeConfig;
+    let api: DiscoveryV1Api;
     try {
       kc = this.#loadConfig();
+      api = kc.makeApiClient(DiscoveryV1Api);
     } catch (error) {
       this.#fail(undefined, (error as Error).message);
       return;
     }
     const { namespace, service } = this.#config;
     const labelSelector = `${SERVICE_NAME_LABEL}=${service}`;
-    const api = kc.makeApiClient(DiscoveryV1Api);
     const apiPath = `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`;
     const list = async (): Promise<Awaited<ReturnType<DiscoveryV1Api['listNamespacedEndpointSlice']>>> => {
       try {
