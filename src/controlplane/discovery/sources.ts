@@ -5,6 +5,7 @@
  */
 import type { DiscoveryConfig } from '../../shared/config/discovery-schema.ts';
 import { DnsSource } from './dns-source.ts';
+import { createKubernetesSource } from './kubernetes-source.ts';
 import type { DiscoverySource } from './types.ts';
 
 export function createDiscoverySource(_cluster: string, config: DiscoveryConfig): DiscoverySource {
@@ -12,18 +13,8 @@ export function createDiscoverySource(_cluster: string, config: DiscoveryConfig)
     case 'dns':
       return new DnsSource(config);
     case 'kubernetes':
-      return unavailableSource('the kubernetes source is not built into this version');
+      return createKubernetesSource(config);
     default:
       throw new Error(`discovery: unknown source ${JSON.stringify(config satisfies never)}`);
   }
-}
-
-/** Reports one error and nothing else: the cluster stays empty and /readyz says why. */
-function unavailableSource(message: string): DiscoverySource {
-  return {
-    start: (report) => {
-      report({ kind: 'error', message });
-    },
-    stop: () => Promise.resolve(),
-  };
 }
