@@ -17,9 +17,17 @@ export interface Master {
   kill(): Promise<void>;
 }
 
-export async function startMaster(yaml: string): Promise<Master> {
+export interface MasterOptions {
+  /** The command line for a config file (default: the CLI on this Node, `master --config FILE`). */
+  readonly command?: (configFile: string) => string[];
+  /** Wait for the master to log its child ready (default true). */
+  readonly waitReady?: boolean;
+}
+
+export async function startMaster(yaml: string, options: MasterOptions = {}): Promise<Master> {
   const configFile = writeConfig(yaml);
-  const child = spawn(process.execPath, [CLI, 'master', '--config', configFile, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, ...args] = options.command?.(configFile) ?? [process.execPath, CLI, 'master', '--config', configFile, '--log-level', 'info'];
+  const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   const watchers = new Set<() => void>();
   let stderr = '';
@@ -80,7 +88,7 @@ export async function startMaster(yaml: string): Promise<Master> {
       await exited;
     },
   };
-  await waitForLog((l) => l['component'] === 'master' && l.msg === 'child ready');
+  if (options.waitReady !== false) await waitForLog((l) => l['component'] === 'master' && l.msg === 'child ready');
   return master;
 }
 

@@ -3,6 +3,7 @@
  * the daemon under it without a failed connection, and reload, stop and a failed upgrade
  * behave as systemd expects. Real processes: the master runs bin/sluice for each child.
  */
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
@@ -11,6 +12,7 @@ import { tcpConfig, type LogLine } from '../helpers/daemon.ts';
 import { alive, startMaster, type Master } from '../helpers/master.ts';
 import { freePorts } from '../helpers/ports.ts';
 import { enableAcceptQueueMigration } from '../helpers/sysctl.ts';
+import { UNIT_TEXT, unitCommand, unitKey } from '../helpers/unit-file.ts';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -23,10 +25,18 @@ async function echoBackends(n: number): Promise<TestBackend[]> {
   return started;
 }
 
-async function master(yaml: string): Promise<Master> {
-  const started = await startMaster(yaml);
+async function master(...args: Parameters<typeof startMaster>): Promise<Master> {
+  const started = await startMaster(...args);
   cleanups.push(async () => started.kill());
   return started;
+}
+
+function run(argv: readonly string[]): Promise<{ code: number | null; stderr: string }> {
+  const [command, ...args] = argv;
+  const child = spawn(command!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stderr })));
 }
 
 const fromMaster = (msg: string) => (l: LogLine): boolean => l['component'] === 'master' && l.msg === msg;
@@ -101,5 +111,36 @@ describe('sluice master', () => {
     const rejected = await m.waitForLog((l) => l.msg === 'reload rejected: the running config stays');
     expect(rejected.pid).toBe(oldChild);
     expect(m.child.exitCode).toBe(null);
+  }, 120_000);
+
+  it('the systemd unit\'s commands as a process tree: start, readiness wait, the documented upgrade under 8 client lanes, reload, stop', async () => {
+    cleanups.push(enableAcceptQueueMigration());
+    const [first, second] = await echoBackends(2);
+    const [port, adminPort] = await freePorts(2);
+    const yaml = tcpConfig({ listenPort: port!, adminPort: adminPort!, backends: [first!.address], workers: 1 });
+    const m = await master(yaml, { command: (config) => unitCommand(unitKey('ExecStart'), config), waitReady: false });
+    const mainPid = m.child.pid!;
+    expect(await run(unitCommand(unitKey('ExecStartPost'), m.configFile, mainPid))).toEqual({ code: 0, stderr: '' });
+    expect((await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status).toBe(200);
+
+    // `systemctl kill --kill-whom=main --signal=SIGUSR2 sluice` sends SIGUSR2 to MainPID alone.
+    expect(UNIT_TEXT).toContain('systemctl kill --kill-whom=main --signal=SIGUSR2 sluice');
+    const loop = clientLoop(port!, 8);
+    expect((await run(['/bin/kill', '-USR2', String(mainPid)])).code).toBe(0);
+    await m.waitForLog(fromMaster('upgrade: the new child is ready and in charge'));
+    const [oldChild, newChild] = m.childPids();
+    await eventually(async () => Promise.resolve(alive(oldChild!)), (a) => !a);
+    const { ok, failed } = await loop.stop();
+    console.log(`upgrade through the unit's commands: ${ok} connections succeeded, ${failed.length} failed`);
+    expect(failed).toEqual([]);
+    expect(ok).toBeGreaterThan(100);
+
+    writeFileSync(m.configFile, yaml.replace(`      - { address: ${first!.address} }\n`, `      - { address: ${first!.address} }\n      - { address: ${second!.address} }\n`));
+    expect((await run(unitCommand(unitKey('ExecReload'), m.configFile, mainPid))).code).toBe(0);
+    expect((await m.waitForLog((l) => l.msg === 'config reloaded')).pid).toBe(newChild);
+
+    m.child.kill(unitKey('KillSignal') as NodeJS.Signals);
+    expect(await m.exited).toBe(0);
+    expect(alive(newChild!)).toBe(false);
   }, 120_000);
 });
