@@ -69,8 +69,9 @@ async function run(args: string[]): Promise<void> {
   process.on('SIGHUP', () => void supervisor.reload());
   process.on('SIGUSR1', () => void supervisor.reopenAccessLog());
   await supervisor.start();
-  // Under `sluice master`: the signal that makes this process the one in charge.
-  process.send?.(READY_MESSAGE);
+  // Under `sluice master`: the signal that makes this process the one in charge. The
+  // callback keeps a master that is already gone from turning into an 'error' that ends us.
+  process.send?.(READY_MESSAGE, undefined, {}, () => undefined);
   // Whatever started the drain (a signal, POST /drain, a handover), the process ends with it.
   await supervisor.stopped;
   process.exit(0);

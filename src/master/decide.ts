@@ -21,6 +21,8 @@ export interface MasterState {
   /** Children that handed their ports over and are draining. */
   readonly retiring: readonly number[];
   readonly stopping: boolean;
+  /** The child in charge reported ready: an upgrade before that would race its start-up. */
+  readonly ready: boolean;
   /**
    * An upgrade's child exited before it was ready. It may have got as far as asking the
    * current child to hand over, so a current child that then exits 0 has not been stopped
@@ -50,7 +52,7 @@ export interface Decision {
 }
 
 export function initialState(pid: number): MasterState {
-  return { current: pid, next: undefined, retiring: [], stopping: false, upgradeFailed: false, exitCode: 0 };
+  return { current: pid, next: undefined, retiring: [], stopping: false, ready: false, upgradeFailed: false, exitCode: 0 };
 }
 
 const defined = (pids: readonly (number | undefined)[]): number[] => pids.filter((p): p is number => p !== undefined);
@@ -70,6 +72,7 @@ function onSignal(state: MasterState, signal: MasterSignal): Decision {
       if (state.next !== undefined) {
         return { state, actions: [{ type: 'log', level: 'warn', msg: 'upgrade refused: an upgrade is in progress', pid: state.next }] };
       }
+      if (!state.ready) return { state, actions: [{ type: 'log', level: 'warn', msg: 'upgrade refused: the child has not reported ready yet' }] };
       return { state, actions: [{ type: 'log', level: 'info', msg: 'upgrade: starting a new child with --takeover' }, { type: 'upgrade' }] };
     case 'SIGTERM':
     case 'SIGINT': {
@@ -132,10 +135,10 @@ export function decide(state: MasterState, event: MasterEvent): Decision {
     case 'spawned':
       return { state: { ...state, next: event.pid }, actions: [] };
     case 'ready': {
-      if (event.pid === state.current) return { state, actions: [{ type: 'log', level: 'info', msg: 'child ready', pid: event.pid }] };
+      if (event.pid === state.current) return { state: { ...state, ready: true }, actions: [{ type: 'log', level: 'info', msg: 'child ready', pid: event.pid }] };
       if (event.pid !== state.next) return { state, actions: [{ type: 'log', level: 'warn', msg: 'an unknown child reported ready', pid: event.pid }] };
       const retiring = defined([...state.retiring, state.current]);
-      const next: MasterState = { ...state, current: event.pid, next: undefined, retiring, upgradeFailed: false };
+      const next: MasterState = { ...state, current: event.pid, next: undefined, retiring, ready: true, upgradeFailed: false };
       return { state: next, actions: [{ type: 'log', level: 'info', msg: 'upgrade: the new child is ready and in charge', pid: event.pid }] };
     }
     case 'exit':

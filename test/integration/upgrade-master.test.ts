@@ -132,6 +132,9 @@ describe('sluice master', () => {
     const mainPid = m.child.pid!;
     expect(await run(unitCommand(unitKey('ExecStartPost'), m.configFile, mainPid))).toEqual({ code: 0, stderr: '' });
     expect((await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status).toBe(200);
+    // /readyz turns 200 a moment before the child's ready message reaches the master, which
+    // refuses an upgrade until then.
+    await m.waitForLog(fromMaster('child ready'));
 
     // `systemctl kill --kill-whom=main --signal=SIGUSR2 sluice` sends SIGUSR2 to MainPID alone.
     expect(UNIT_TEXT).toContain('systemctl kill --kill-whom=main --signal=SIGUSR2 sluice');

@@ -5,7 +5,8 @@ const OLD = 100;
 const NEW = 200;
 const DRAINING = 50;
 
-const running = initialState(OLD);
+const starting = initialState(OLD);
+const running: MasterState = { ...starting, ready: true };
 const upgrading: MasterState = { ...running, next: NEW };
 const handedOver: MasterState = { ...running, current: NEW, retiring: [OLD] };
 const oldGone: MasterState = { ...upgrading, current: undefined };
@@ -29,6 +30,7 @@ describe('master decisions', () => {
     ['SIGUSR2 starts an upgrade', running, signal('SIGUSR2'), [{ type: 'upgrade' }]],
     ['SIGUSR2 while an upgrade runs is refused', upgrading, signal('SIGUSR2'), []],
     ['SIGUSR2 while stopping is refused', stopping, signal('SIGUSR2'), []],
+    ['SIGUSR2 before the first child is ready is refused (it would race its start-up)', starting, signal('SIGUSR2'), []],
     ['SIGUSR2 while an old child still drains starts the next upgrade', handedOver, signal('SIGUSR2'), [{ type: 'upgrade' }]],
     ['SIGTERM drains the child in charge, not the ones already draining', handedOver, signal('SIGTERM'), [{ type: 'forward', signal: 'SIGTERM', pids: [NEW] }]],
     ['SIGTERM during an upgrade stops both children', upgrading, signal('SIGTERM'), [{ type: 'forward', signal: 'SIGTERM', pids: [OLD, NEW] }]],
@@ -56,7 +58,7 @@ describe('master decisions', () => {
     ['the new child ready: it is in charge, the old one retires', upgrading, { type: 'ready', pid: NEW }, { current: NEW, next: undefined, retiring: [OLD] }],
     ['the new child ready after the old one left', oldGone, { type: 'ready', pid: NEW }, { current: NEW, next: undefined, retiring: [] }],
     ['a ready upgrade clears an earlier failure', { ...failedUpgrade, next: NEW }, { type: 'ready', pid: NEW }, { current: NEW, upgradeFailed: false }],
-    ['the first child ready changes nothing', running, { type: 'ready', pid: OLD }, running],
+    ['the first child ready allows upgrades', starting, { type: 'ready', pid: OLD }, running],
     ['a failed upgrade is remembered', upgrading, exit(NEW, 1), { current: OLD, next: undefined, upgradeFailed: true }],
     ['SIGTERM marks the master stopping', running, signal('SIGTERM'), { stopping: true }],
   ])('%s', (_name, state, event, expected) => {
