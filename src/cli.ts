@@ -68,6 +68,9 @@ async function run(args: string[]): Promise<void> {
   process.on('SIGINT', onStopSignal);
   process.on('SIGHUP', () => void supervisor.reload());
   process.on('SIGUSR1', () => void supervisor.reopenAccessLog());
+  // Under `sluice master` (an IPC channel), SIGUSR2 means "upgrade" to the master; a
+  // `systemctl kill` without --kill-whom=main sends it here too, where by default it would kill.
+  if (process.send !== undefined) process.on('SIGUSR2', () => undefined);
   await supervisor.start();
   // Under `sluice master`: the signal that makes this process the one in charge. The
   // callback keeps a master that is already gone from turning into an 'error' that ends us.

@@ -90,13 +90,15 @@ describe('sluice master', () => {
     expect(m.logs.some((l) => l.pid === newChild && l.msg === 'drained; exiting')).toBe(true);
   }, 120_000);
 
-  it('a new child that cannot start (a broken config written before the upgrade) leaves the old child serving; once fixed, the upgrade goes through', async () => {
+  it('a new child that cannot start (a broken config written before the upgrade) leaves the old child serving; once fixed, the upgrade goes through; a child ignores a stray SIGUSR2', async () => {
     const [echo] = await echoBackends(1);
     const [port, adminPort] = await freePorts(2);
     const yaml = tcpConfig({ listenPort: port!, adminPort: adminPort!, backends: [echo!.address], workers: 1 });
     const m = await master(yaml);
     const [oldChild] = m.childPids();
 
+    // `systemctl kill -s USR2` without --kill-whom=main signals the child too: it must survive.
+    process.kill(oldChild!, 'SIGUSR2');
     writeFileSync(m.configFile, `${yaml}clusters: [this is not a cluster list\n`);
     m.child.kill('SIGUSR2');
     const failed = await m.waitForLog(fromMaster('upgrade failed: the new child exited before it was ready; the old one stays in charge'));
