@@ -1,8 +1,10 @@
 /**
- * Command-line entry: `sluice run --config FILE`, `sluice validate --config FILE` and
- * `sluice ctl …` (admin API client, src/ctl.ts).
+ * Command-line entry: `sluice run --config FILE`, `sluice master --config FILE` (a parent
+ * that keeps one PID across upgrades, src/master/master.ts), `sluice validate --config FILE`
+ * and `sluice ctl …` (admin API client, src/ctl.ts).
  * Exit codes: 0 success, 1 invalid config or startup failure, 2 usage error.
  */
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { assertConfigFits } from './controlplane/capacity.ts';
 import { peekStateFile } from './controlplane/state-file.ts';
@@ -10,12 +12,16 @@ import { loadConfig } from './shared/config/load.ts';
 import { CTL_USAGE, runCtl } from './ctl.ts';
 import { SluiceError } from './shared/errors.ts';
 import { flushLogs } from './shared/logger.ts';
+import { READY_MESSAGE, runMaster } from './master/master.ts';
 import { Supervisor, workerCount } from './supervisor.ts';
 
 const USAGE = `usage:
   sluice run --config FILE [--log-level LEVEL] [--takeover]
       run the daemon; with --takeover, take the ports over from a running Sluice
       (zero-downtime deploy: see docs/operations.md, "Rolling deploys")
+  sluice master --config FILE [--log-level LEVEL]
+      run the daemon as a child that SIGUSR2 replaces with a new one without downtime,
+      keeping this PID (systemd: see docs/operations.md, "Upgrades under systemd")
   sluice validate --config FILE
       check a config file and exit
   sluice ctl COMMAND
@@ -67,10 +73,26 @@ async function run(args: string[]): Promise<void> {
   process.on('SIGINT', onStopSignal);
   process.on('SIGHUP', () => void supervisor.reload());
   process.on('SIGUSR1', () => void supervisor.reopenAccessLog());
+  // Under `sluice master` (an IPC channel), SIGUSR2 means "upgrade" to the master; a
+  // `systemctl kill` without --kill-whom=main sends it here too, where by default it would kill.
+  if (process.send !== undefined) process.on('SIGUSR2', () => undefined);
   await supervisor.start();
+  // Under `sluice master`: the signal that makes this process the one in charge. The
+  // callback keeps a master that is already gone from turning into an 'error' that ends us.
+  process.send?.(READY_MESSAGE, undefined, {}, () => undefined);
   // Whatever started the drain (a signal, POST /drain, a handover), the process ends with it.
   await supervisor.stopped;
   process.exit(0);
+}
+
+async function master(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } }, strict: true });
+  if (values.config === undefined) throw new SluiceError('SLUICE_USAGE', `--config FILE is required\n${USAGE}`);
+  // The path this file was started from, not its real path: after a deploy that swaps a
+  // symlinked install directory, the next child runs the new files.
+  const sluiceBin = path.join(path.dirname(process.argv[1] ?? ''), '..', 'bin', 'sluice');
+  const logLevel = values['log-level'] ?? process.env['SLUICE_LOG_LEVEL'] ?? 'info';
+  process.exit(await runMaster({ configFile: path.resolve(values.config), logLevel, sluiceBin }));
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -78,6 +100,8 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'run':
       return run(rest);
+    case 'master':
+      return master(rest);
     case 'validate':
       validate(rest);
       return;
