@@ -48,6 +48,11 @@ export interface WatchLoopOptions {
   readonly retryMaxMs?: number;
   /** In [0, 1); spreads retries and re-reads so a fleet does not hit etcd in step. */
   readonly random?: () => number;
+  /**
+   * Awaited between a read and the watch that follows it: the window in which etcd can
+   * compact past the watch's start revision. Tests hold it open to make that happen.
+   */
+  readonly beforeWatch?: () => Promise<void>;
 }
 
 const DEFAULTS = { coalesceMs: 25, resyncEveryMs: 60_000, retryMinMs: 100, retryMaxMs: 2000 };
@@ -158,27 +163,37 @@ export class WatchLoop {
     if (reason === 'periodic' && step.changes.length > 0) {
       this.options.log.warn({ registry: this.options.describe, changes: step.changes.length, revision: read.revision }, 'registry re-read found changes the watch missed');
     }
-    this.watch(generation, read.revision + 1);
     this.markUp();
     this.deliver(step.changes);
     this.resolveSynced?.();
+    if (this.options.beforeWatch !== undefined) {
+      await this.options.beforeWatch();
+      if (generation !== this.generation) return;
+    }
+    this.watch(generation, read.revision + 1);
     this.schedule(resyncDelay(this.settings.resyncEveryMs, this.random()), 'periodic');
   }
 
   private watch(generation: number, fromRevision: number): void {
     const watcher = this.options.client.watch().prefix(this.options.prefix).startRevision(String(fromRevision)).withPreviousKV().watcher();
     this.watcher = watcher;
-    const failed = (error: unknown): void => {
-      if (generation !== this.generation) return;
-      this.markDown(error);
-      this.failures++;
-      this.schedule(retryDelay(this.failures, this.settings.retryMinMs, this.settings.retryMaxMs, this.random()), 'watch failed');
-    };
     watcher.on('data', (response: IWatchResponse) => {
       if (generation === this.generation) this.gather(response);
     });
-    watcher.on('disconnected', failed);
-    watcher.on('error', failed);
+    // The stream broke: etcd (or the way to it) is away until a read says otherwise.
+    watcher.on('disconnected', (error: Error) => {
+      if (generation !== this.generation) return;
+      this.markDown(error);
+      this.failures++;
+      this.schedule(retryDelay(this.failures, this.settings.retryMinMs, this.settings.retryMaxMs, this.random()), 'watch disconnected');
+    });
+    // etcd canceled this watch while answering (a compaction past its start revision, a
+    // server-side limit): etcd is up, the events since the read are not to be had; re-read now.
+    watcher.on('error', (error: Error) => {
+      if (generation !== this.generation) return;
+      this.options.log.warn({ registry: this.options.describe, error: error.message, from_revision: fromRevision }, 'registry watch canceled by etcd; re-reading');
+      this.schedule(0, 'watch canceled');
+    });
   }
 
   private gather(response: IWatchResponse): void {
