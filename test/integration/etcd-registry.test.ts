@@ -92,6 +92,13 @@ async function etcdHolds(prefix: string): Promise<Map<string, string>> {
   return new Map(Object.entries(await etcd.client().getAll().prefix(prefix).strings()));
 }
 
+/** eventually() for a value read without I/O (the loop's own state); fails the test on a timeout. */
+async function until<T>(read: () => T, done: (value: T) => boolean, timeoutMs?: number): Promise<T> {
+  const value = await eventually(() => Promise.resolve(read()), done, timeoutMs);
+  if (!done(value)) throw new Error(`condition not met in time; last value: ${JSON.stringify(value instanceof Map ? [...value] : value)}`);
+  return value;
+}
+
 const backend = (cluster: string, address: string, weight = 1): RegistryEntry => ({ key: { kind: 'backend', cluster, address }, value: { weight } });
 const summary = (changes: readonly RegistryChange[]): string[] =>
   changes.map((c) => (c.type === 'put' ? `put ${JSON.stringify(c.entry)}` : `delete ${JSON.stringify(c.key)}`));
@@ -111,7 +118,7 @@ describe('the registry watch loop against a real etcd', () => {
       const result = (await step()) as { ok: boolean; revision: number };
       expect(result.ok).toBe(true);
       // The writer's own state moves only when its watch delivers the write.
-      await eventually(async () => [a.loop.status().revision, b.loop.status().revision], (r) => r.every((rev) => rev >= result.revision));
+      await until(() => [a.loop.status().revision, b.loop.status().revision], (r) => r.every((rev) => rev >= result.revision));
     }
     const seenA = a.deliveries.flatMap((d) => summary(d.changes));
     const seenB = b.deliveries.flatMap((d) => summary(d.changes));
@@ -129,7 +136,7 @@ describe('the registry watch loop against a real etcd', () => {
       Array.from({ length: 200 }, (_, i) => client.put(formatKey(prefix, { kind: 'backend', cluster: 'bulk', address: `10.1.${i >> 8}.${i & 255}:80` })).value(JSON.stringify({ weight: (i % 7) + 1 }))),
     );
     const last = Math.max(...results.map((r) => Number(r.header.revision)));
-    await eventually(async () => w.loop.status().revision, (rev) => rev >= last);
+    await until(() => w.loop.status().revision, (rev) => rev >= last);
     const delivered = w.deliveries.reduce((n, d) => n + d.changes.length, 0);
     console.info(`200 puts -> ${w.deliveries.length} deliveries`);
     expect(delivered).toBe(200);
@@ -145,7 +152,7 @@ describe('the registry watch loop against a real etcd', () => {
     const full = formatKey(prefix, key);
     const first = await a.writer.put({ key, value: { weight: 3 } }, 0);
     if (!first.ok) throw new Error('setup write failed');
-    await eventually(async () => [a.loop.status().revision, b.loop.status().revision], (r) => r.every((rev) => rev >= first.revision));
+    await until(() => [a.loop.status().revision, b.loop.status().revision], (r) => r.every((rev) => rev >= first.revision));
     const base = a.loop.state().applied.get(full)!.modRevision;
     expect(b.loop.state().applied.get(full)!.modRevision).toBe(base);
 
@@ -181,12 +188,12 @@ describe('the registry watch loop against a real etcd', () => {
     const bad = formatKey(prefix, { kind: 'backend', cluster: 'api', address: '10.0.0.4:80' });
     const other = formatKey(prefix, { kind: 'backend', cluster: 'api', address: '10.0.0.5:80' });
     await client.put(good).value('{"weight":2}');
-    await eventually(async () => w.applied().has(good), Boolean);
+    await until(() => w.applied().has(good), Boolean);
     await client.put(good).value('{"weight":"heavy"}');
     await client.put(bad).value('not json');
     await client.put(`${prefix}clusters/api/strange/10.0.0.6:80`).value('{}');
     const last = await client.put(other).value('{"weight":4}');
-    await eventually(async () => w.loop.status().revision, (rev) => rev >= Number(last.header.revision));
+    await until(() => w.loop.status().revision, (rev) => rev >= Number(last.header.revision));
 
     expect(w.applied().get(good)).toBe('{"weight":2}');
     expect(w.applied().has(bad)).toBe(false);
@@ -220,7 +227,7 @@ describe('the registry watch loop against a real etcd', () => {
     });
     expect(w.applied().has(gone)).toBe(true);
     const firstRead = w.deliveries[0]!.revision;
-    await eventually(async () => w.applied(), (applied) => !applied.has(gone) && applied.has(added));
+    await until(() => w.applied(), (applied) => !applied.has(gone) && applied.has(added));
     expect(w.applied()).toEqual(await etcdHolds(prefix));
     const changes = w.deliveries.slice(1).flatMap((d) => d.changes);
     expect(changes.filter((c) => c.type === 'delete').map((c) => formatKey(prefix, c.key))).toEqual([gone]);
@@ -240,14 +247,14 @@ describe('the registry watch loop against a real etcd', () => {
     cleanups.push(() => stopped.stop(), () => abandoned.stop());
     const override = await w.writer.put({ key: { kind: 'override', cluster: 'api', address: '10.0.2.2:80' }, value: { drained: true } }, 0);
     expect(override.ok).toBe(true);
-    await eventually(async () => w.applied(), (a) => a.has(stopped.key) && a.has(abandoned.key) && a.size === 3);
+    await until(() => w.applied(), (a) => a.has(stopped.key) && a.has(abandoned.key) && a.size === 3);
     expect(w.applied().get(stopped.key)).toBe('{"weight":2}');
 
     await stopped.stop();
-    await eventually(async () => w.applied().has(stopped.key), (has) => !has);
+    await until(() => w.applied().has(stopped.key), (has) => !has);
     abandoned.abandon();
     // The lease outlives the last keepalive by up to the ttl; wait on the delete event itself.
-    await eventually(async () => w.applied().has(abandoned.key), (has) => !has, 10_000);
+    await until(() => w.applied().has(abandoned.key), (has) => !has, 10_000);
     const deletes = w.deliveries.flatMap((d) => d.changes).filter((c) => c.type === 'delete');
     expect(deletes.map((c) => formatKey(prefix, c.key))).toEqual([stopped.key, abandoned.key]);
     expect([...w.applied().keys()]).toEqual([formatKey(prefix, { kind: 'override', cluster: 'api', address: '10.0.2.2:80' })]);
@@ -263,14 +270,14 @@ describe('the registry watch loop against a real etcd', () => {
     );
     cleanups.push(() => member.stop());
     await member.start();
-    await eventually(async () => fleetFromState(w.loop.state(), new Date()), (f) => f.length === 1);
+    await until(() => fleetFromState(w.loop.state(), new Date()), (f) => f.length === 1);
     await member.update({ revision: 42, snapshotHash: snapshotHash({ v: 2 }) });
-    const fleet = await eventually(async () => fleetFromState(w.loop.state(), new Date()), (f) => f[0]?.revision === 42);
+    const fleet = await until(() => fleetFromState(w.loop.state(), new Date()), (f) => f[0]?.revision === 42);
     expect(fleet).toEqual([expect.objectContaining({ instance: 'lb-1', version: '0.1.0', revision: 42, snapshot_hash: snapshotHash({ v: 2 }) })]);
     expect(fleet[0]!.age_ms).toBeGreaterThanOrEqual(0);
     expect(await readFleet(conn.client, prefix, new Date())).toEqual([expect.objectContaining({ instance: 'lb-1', revision: 42 })]);
     await member.stop();
-    await eventually(async () => fleetFromState(w.loop.state(), new Date()).length, (n) => n === 0);
+    await until(() => fleetFromState(w.loop.state(), new Date()).length, (n) => n === 0);
   });
 
   // Last: it kills and restarts the shared etcd.
@@ -279,12 +286,12 @@ describe('the registry watch loop against a real etcd', () => {
     const w = await watching(prefix);
     const before = await w.writer.put(backend('api', '10.0.3.1:80'), 0);
     if (!before.ok) throw new Error('setup write failed');
-    await eventually(async () => w.loop.status().revision, (rev) => rev >= before.revision);
+    await until(() => w.loop.status().revision, (rev) => rev >= before.revision);
     const statusBefore = w.loop.status();
     expect(statusBefore.up).toBe(true);
 
     await etcd.kill();
-    await eventually(async () => w.loop.status().up, (up) => !up);
+    await until(() => w.loop.status().up, (up) => !up);
     expect(w.applied().size).toBe(1);
     expect(w.loop.status().revision).toBe(statusBefore.revision);
     const started = Date.now();
@@ -298,10 +305,10 @@ describe('the registry watch loop against a real etcd', () => {
     expect((failure as RegistryError).message).toContain(`registry etcd ${etcd.endpoint}`);
 
     await etcd.restart();
-    await eventually(async () => w.loop.status().up, Boolean, 15_000);
+    await until(() => w.loop.status().up, Boolean, 15_000);
     const after = await w.writer.put(backend('api', '10.0.3.2:80'), 0);
     expect(after.ok).toBe(true);
-    await eventually(async () => w.applied().size, (n) => n === 2);
+    await until(() => w.applied().size, (n) => n === 2);
     expect(w.applied()).toEqual(await etcdHolds(prefix));
     expect(w.log.lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['registry down; keeping the last state', 'registry up']));
   });
