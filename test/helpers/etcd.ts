@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
+import { connectEtcd } from '../../src/controlplane/registry/etcd-client.ts';
 import { freePorts } from './ports.ts';
 
 export interface EtcdServer {
@@ -84,7 +85,7 @@ export async function startEtcd(): Promise<EtcdServer> {
       rmSync(dataDir, { recursive: true, force: true });
     },
     client: () => {
-      const c = new Etcd3({ hosts: endpoint });
+      const c = connectEtcd({ endpoints: [endpoint], prefix: '/', required: false }).client;
       clients.push(c);
       return c;
     },
@@ -92,7 +93,9 @@ export async function startEtcd(): Promise<EtcdServer> {
 }
 
 async function waitReady(endpoint: string, child: ChildProcess, output: () => string): Promise<void> {
-  const probe = new Etcd3({ hosts: endpoint, defaultCallOptions: () => ({ deadline: Date.now() + 1000 }) });
+  // The registry's own fault handling: etcd3's default circuit breaker would refuse calls
+  // for 5 s after the first failed polls of a server that is still starting.
+  const probe = connectEtcd({ endpoints: [endpoint], prefix: '/', required: false }, {}, 1000).client;
   try {
     for (let i = 0; i < READY_POLLS; i++) {
       if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}: ${output()}`);

@@ -304,6 +304,20 @@ describe('the registry watch loop against a real etcd', () => {
     expect((failure as RegistryError).code).toBe('SLUICE_REGISTRY_UNAVAILABLE');
     expect((failure as RegistryError).message).toContain(`registry etcd ${etcd.endpoint}`);
 
+    // A writer that still believes etcd is up makes the call; it fails within the call
+    // deadline, and the loop is told.
+    const reported: unknown[] = [];
+    const optimist = new RegistryWriter({ client: w.conn.client, prefix, describe: w.conn.describe, health: { status: () => ({ up: true }), reportUnreachable: (e) => reported.push(e) } });
+    const calledAt = Date.now();
+    const called = await optimist.put(backend('api', '10.0.3.2:80'), 0).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    console.info(`write attempted with etcd down failed after ${Date.now() - calledAt} ms`);
+    expect((called as RegistryError).code).toBe('SLUICE_REGISTRY_UNAVAILABLE');
+    expect((called as RegistryError).message).toMatch(new RegExp(`^registry etcd ${etcd.endpoint}: cannot write ${prefix}clusters/api/backends/10.0.3.2:80: `));
+    expect(reported).toHaveLength(1);
+
     await etcd.restart();
     await until(() => w.loop.status().up, Boolean, 15_000);
     const after = await w.writer.put(backend('api', '10.0.3.2:80'), 0);
