@@ -7,7 +7,8 @@ import { connectEtcd, type EtcdConnection } from '../../src/controlplane/registr
 import { RegistryError } from '../../src/controlplane/registry/errors.ts';
 import { fleetFromState, FleetMember, readFleet, snapshotHash } from '../../src/controlplane/registry/fleet.ts';
 import { formatKey, type RegistryEntry } from '../../src/controlplane/registry/keys.ts';
-import { register } from '../../src/controlplane/registry/registration.ts';
+import { register, runRegistration } from '../../src/controlplane/registry/registration.ts';
+import { EventEmitter } from 'node:events';
 import type { RegistryChange } from '../../src/controlplane/registry/registry-state.ts';
 import { WatchLoop, type RegistryLog, type WatchLoopOptions } from '../../src/controlplane/registry/watch-loop.ts';
 import { RegistryWriter } from '../../src/controlplane/registry/writes.ts';
@@ -258,6 +259,27 @@ describe('the registry watch loop against a real etcd', () => {
     const deletes = w.deliveries.flatMap((d) => d.changes).filter((c) => c.type === 'delete');
     expect(deletes.map((c) => formatKey(prefix, c.key))).toEqual([stopped.key, abandoned.key]);
     expect([...w.applied().keys()]).toEqual([formatKey(prefix, { kind: 'override', cluster: 'api', address: '10.0.2.2:80' })]);
+  });
+
+  it('sluice ctl register: registered until SIGTERM, which deletes the key and exits 0; etcd unreachable at the start exits 1', async () => {
+    const prefix = freshPrefix();
+    const w = await watching(prefix);
+    const signals = new EventEmitter();
+    const log = recorder();
+    const key = formatKey(prefix, { kind: 'backend', cluster: 'api', address: '10.0.4.1:80' });
+    const config = { endpoints: [etcd.endpoint], prefix, required: false };
+    const exited = runRegistration(config, { cluster: 'api', address: '10.0.4.1:80', weight: 1, ttlSeconds: 5 }, { log, signals });
+    await until(() => w.applied().get(key), (text) => text === '{"weight":1}');
+    expect(signals.listenerCount('SIGTERM')).toBe(1);
+    signals.emit('SIGTERM');
+    expect(await exited).toBe(0);
+    await until(() => w.applied().has(key), (has) => !has);
+    expect(signals.listenerCount('SIGTERM')).toBe(0);
+    expect(log.lines.map((l) => l.msg)).toEqual(['registered', 'deregistered']);
+
+    const nowhere = { endpoints: ['http://127.0.0.1:1'], prefix, required: false };
+    expect(await runRegistration(nowhere, { cluster: 'api', address: '10.0.4.1:80', weight: 1, ttlSeconds: 5 }, { log, signals })).toBe(1);
+    expect(log.lines.at(-1)).toMatchObject({ msg: 'registration failed', error: expect.stringMatching(/^registry etcd http:\/\/127.0.0.1:1: cannot put /) as unknown });
   });
 
   it('fleet membership: a leased instance key with the applied revision and snapshot hash, gone on stop', async () => {

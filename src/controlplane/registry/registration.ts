@@ -7,8 +7,11 @@
  * The registration is only the backend's own claim; an operator's drain or weight lives in
  * `overrides/`, which registration never touches, so a drain survives re-registration.
  */
+import { parseArgs } from 'node:util';
 import { analyzeHostPort } from '../../shared/address.ts';
-import { connectEtcd, type EtcdRegistryConfig } from './etcd-client.ts';
+import { parseDuration } from '../../shared/duration.ts';
+import { SluiceError } from '../../shared/errors.ts';
+import { connectEtcd, etcdRegistryConfigSchema, type EtcdRegistryConfig } from './etcd-client.ts';
 import { RegistryError } from './errors.ts';
 import { formatKey, parseKey, serializeValue } from './keys.ts';
 import { LeasedKey } from './leased-key.ts';
@@ -51,6 +54,61 @@ export function registrationProblem(prefix: string, request: RegistrationRequest
   if (!Number.isInteger(request.weight) || request.weight < 0 || request.weight > 10_000) return '--weight: expected an integer from 0 to 10000';
   if (!Number.isInteger(request.ttlSeconds) || request.ttlSeconds < 1) return '--ttl: expected at least 1s';
   return undefined;
+}
+
+export const REGISTER_USAGE = `usage: sluice ctl register --cluster NAME --address HOST:PORT [--ttl 10s] [--weight 1]
+                           [--etcd URL[,URL...]] [--prefix /sluice/v1/] [--username-env NAME --password-env NAME]
+Keeps the backend registered in etcd until SIGTERM or SIGINT, which deletes the registration.`;
+
+function registerUsage(message: string): SluiceError {
+  return new SluiceError('SLUICE_USAGE', `${message}\n${REGISTER_USAGE}`);
+}
+
+function parseRegisterOptions(args: readonly string[]) {
+  try {
+    return parseArgs({
+      args: [...args],
+      options: {
+        cluster: { type: 'string' },
+        address: { type: 'string' },
+        ttl: { type: 'string', default: '10s' },
+        weight: { type: 'string', default: '1' },
+        etcd: { type: 'string' },
+        prefix: { type: 'string' },
+        'username-env': { type: 'string' },
+        'password-env': { type: 'string' },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    // node:util's own messages (an unknown option, a missing value) are usage errors too.
+    throw registerUsage((error as Error).message);
+  }
+}
+
+/** `sluice ctl register …` arguments (after `register`) -> what to register where. Pure. */
+export function parseRegisterArgs(args: readonly string[]): { readonly config: EtcdRegistryConfig; readonly request: RegistrationRequest } {
+  const { values, positionals } = parseRegisterOptions(args);
+  if (positionals.length > 0) throw registerUsage(`unexpected argument "${positionals.join(' ')}"`);
+  if (values.cluster === undefined || values.address === undefined) throw registerUsage('--cluster and --address are required');
+  const ttlMs = parseDuration(values.ttl);
+  if (ttlMs === undefined || ttlMs === 0) throw registerUsage(`--ttl: expected a duration like 10s, got "${values.ttl}"`);
+  if (!/^\d+$/.test(values.weight)) throw registerUsage('--weight: expected an integer from 0 to 10000');
+  const parsed = etcdRegistryConfigSchema.safeParse({
+    ...(values.etcd === undefined ? {} : { endpoints: values.etcd.split(',') }),
+    ...(values.prefix === undefined ? {} : { prefix: values.prefix }),
+    ...(values['username-env'] === undefined ? {} : { username_env: values['username-env'] }),
+    ...(values['password-env'] === undefined ? {} : { password_env: values['password-env'] }),
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw registerUsage(`--${String(issue?.path[0] ?? 'etcd').replace('endpoints', 'etcd').replace('_', '-')}: ${issue?.message ?? 'invalid'}`);
+  }
+  const request = { cluster: values.cluster, address: values.address, weight: Number(values.weight), ttlSeconds: leaseTtlSeconds(ttlMs) };
+  const problem = registrationProblem(parsed.data.prefix, request);
+  if (problem !== undefined) throw registerUsage(problem);
+  return { config: parsed.data, request };
 }
 
 export async function register(

@@ -10,7 +10,7 @@ import {
   type RegistryState,
 } from '../../../src/controlplane/registry/registry-state.ts';
 import { resyncDelay, retryDelay } from '../../../src/controlplane/registry/watch-loop.ts';
-import { leaseTtlSeconds, registrationProblem } from '../../../src/controlplane/registry/registration.ts';
+import { leaseTtlSeconds, parseRegisterArgs, registrationProblem } from '../../../src/controlplane/registry/registration.ts';
 
 const P = '/sluice/v1/';
 const B1 = `${P}clusters/api/backends/10.0.0.1:80`;
@@ -188,5 +188,33 @@ describe('registration requests', () => {
     [10_000, 10],
   ])('a ttl of %i ms is a lease of %i s', (ms, seconds) => {
     expect(leaseTtlSeconds(ms)).toBe(seconds);
+  });
+});
+
+describe('sluice ctl register arguments', () => {
+  it('defaults: the local etcd, /sluice/v1/, a 10 s lease, weight 1', () => {
+    expect(parseRegisterArgs(['--cluster', 'api', '--address', '10.0.0.5:8080'])).toEqual({
+      config: { endpoints: ['http://127.0.0.1:2379'], prefix: '/sluice/v1/', required: false },
+      request: { cluster: 'api', address: '10.0.0.5:8080', weight: 1, ttlSeconds: 10 },
+    });
+  });
+
+  it('all options', () => {
+    const { config, request } = parseRegisterArgs(['--cluster', 'api', '--address', '10.0.0.5:8080', '--ttl', '2500ms', '--weight', '3', '--etcd', 'http://a:2379,http://b:2379', '--prefix', '/x/', '--username-env', 'U', '--password-env', 'P']);
+    expect(config).toEqual({ endpoints: ['http://a:2379', 'http://b:2379'], prefix: '/x/', username_env: 'U', password_env: 'P', required: false });
+    expect(request).toEqual({ cluster: 'api', address: '10.0.0.5:8080', weight: 3, ttlSeconds: 3 });
+  });
+
+  it.each([
+    [['--address', '10.0.0.5:8080'], /^--cluster and --address are required\nusage: sluice ctl register/],
+    [['--cluster', 'api', '--address', '10.0.0.5'], /^--address: expected host:port/],
+    [['--cluster', 'api', '--address', '10.0.0.5:80', '--ttl', '10'], /^--ttl: expected a duration like 10s, got "10"/],
+    [['--cluster', 'api', '--address', '10.0.0.5:80', '--weight=-1'], /^--weight: expected an integer/],
+    [['--cluster', 'api', '--address', '10.0.0.5:80', '--weight', '-1'], /^Option '--weight' argument is ambiguous/],
+    [['--cluster', 'api', '--address', '10.0.0.5:80', '--colour'], /^Unknown option '--colour'/],
+    [['--cluster', 'api', '--address', '10.0.0.5:80', '--etcd', 'localhost:2379'], /^--etcd: expected an endpoint like http:\/\/127.0.0.1:2379/],
+    [['--cluster', 'api', '--address', '10.0.0.5:80', 'extra'], /^unexpected argument "extra"/],
+  ])('%j is a usage error: %s', (args, message) => {
+    expect(() => parseRegisterArgs(args)).toThrow(message);
   });
 });
