@@ -14,6 +14,7 @@ import { WatchLoop, type RegistryLog, type WatchLoopOptions } from '../../src/co
 import { RegistryWriter } from '../../src/controlplane/registry/writes.ts';
 import { eventually } from '../helpers/client.ts';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.ts';
+import { runCli } from '../helpers/daemon.ts';
 
 let etcd: EtcdServer;
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -280,6 +281,23 @@ describe('the registry watch loop against a real etcd', () => {
     const nowhere = { endpoints: ['http://127.0.0.1:1'], prefix, required: false };
     expect(await runRegistration(nowhere, { cluster: 'api', address: '10.0.4.1:80', weight: 1, ttlSeconds: 5 }, { log, signals })).toBe(1);
     expect(log.lines.at(-1)).toMatchObject({ msg: 'registration failed', error: expect.stringMatching(/^registry etcd http:\/\/127.0.0.1:1: cannot put /) as unknown });
+  });
+
+  it('the sluice ctl register process keeps the key until SIGTERM, then deletes it and exits 0', async () => {
+    const prefix = freshPrefix();
+    const w = await watching(prefix);
+    const key = formatKey(prefix, { kind: 'backend', cluster: 'api', address: '10.0.5.1:80' });
+    const child = runCli(['ctl', 'register', '--cluster', 'api', '--address', '10.0.5.1:80', '--ttl', '3s', '--weight', '4', '--etcd', etcd.endpoint, '--prefix', prefix]);
+    let output = '';
+    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    cleanups.push(() => void child.kill('SIGKILL'));
+    await until(() => w.applied().get(key), (text) => text === '{"weight":4}', 15_000);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    await until(() => w.applied().has(key), (has) => !has);
+    expect(output).toContain('"msg":"deregistered"');
   });
 
   it('fleet membership: a leased instance key with the applied revision and snapshot hash, gone on stop', async () => {
