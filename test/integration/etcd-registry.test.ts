@@ -320,7 +320,21 @@ describe('the registry watch loop against a real etcd', () => {
     await until(() => fleetFromState(w.loop.state(), new Date()).length, (n) => n === 0);
   });
 
-  // Last: it kills and restarts the shared etcd.
+  it('a watch that stalls without an error is caught by the periodic re-read', async () => {
+    const prefix = freshPrefix();
+    const w = await watching(prefix, { resyncEveryMs: 500 });
+    // A stalled etcd3 watcher (microsoft/etcd3#72) delivers nothing and reports nothing:
+    // silence this one's events by hand.
+    const watcher = (w.loop as unknown as { watcher: { removeAllListeners(event: string): void } }).watcher;
+    watcher.removeAllListeners('data');
+    const key = formatKey(prefix, { kind: 'backend', cluster: 'api', address: '10.0.6.1:80' });
+    await etcd.client().put(key).value('{"weight":1}');
+    await until(() => w.applied().has(key), Boolean);
+    expect(w.log.lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual(['registry re-read found changes the watch missed']);
+    expect(w.loop.status().up).toBe(true);
+  });
+
+  // Last: these kill and restart the shared etcd.
   it('etcd killed: up turns false, the last state stays, writes fail fast naming the registry; after a restart the loop converges', async () => {
     const prefix = freshPrefix();
     const w = await watching(prefix);
@@ -365,5 +379,29 @@ describe('the registry watch loop against a real etcd', () => {
     await until(() => w.applied().size, (n) => n === 2);
     expect(w.applied()).toEqual(await etcdHolds(prefix));
     expect(w.log.lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['registry down; keeping the last state', 'registry up']));
+  });
+
+  it('a registration whose lease etcd expired during an outage is put again under a new lease when etcd is back', async () => {
+    const prefix = freshPrefix();
+    const conn = connection(prefix);
+    const log = recorder();
+    const registration = await register(conn, { cluster: 'api', address: '10.0.7.1:80', weight: 1, ttlSeconds: 1 }, log);
+    cleanups.push(() => registration.stop());
+    const leaseOf = async (): Promise<string | undefined> => (await etcd.client().getAll().prefix(prefix).exec()).kvs[0]?.lease;
+    const oldLease = await leaseOf();
+    await etcd.kill();
+    // etcd3 gives a lease up once it has gone unrenewed for twice its ttl.
+    await until(() => log.lines.some((l) => l.msg === 'lease lost; registering again'), Boolean);
+    await etcd.restart();
+    const w = await watching(prefix);
+    const newLease = await eventually(leaseOf, (lease) => lease !== undefined && lease !== oldLease, 15_000);
+    expect(newLease).not.toBe(oldLease);
+    // A restarted etcd renews every lease once; the old one then expires unrenewed. Its
+    // expiry must not take the registration with it.
+    const ttlOf = async (): Promise<number> => Number((await etcd.client().leaseClient.leaseTimeToLive({ ID: oldLease! })).TTL);
+    expect(await eventually(ttlOf, (ttl) => ttl === -1, 15_000)).toBe(-1);
+    const marker = await etcd.client().put(`${prefix}marker`).value('x');
+    await until(() => w.loop.status().revision, (rev) => rev >= Number(marker.header.revision));
+    expect(w.applied().has(registration.key)).toBe(true);
   });
 });
