@@ -30,9 +30,18 @@ export interface EtcdServer {
 const READY_POLLS = 100;
 const READY_POLL_MS = 100;
 
-export async function startEtcd(): Promise<EtcdServer> {
+/** PEM files: the server's certificate and key, and the CA that client certificates must chain to. */
+export interface EtcdTlsFiles {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** With `tls`, clients connect over https and must present a certificate from `tls.ca`. */
+export async function startEtcd(options: { readonly tls?: EtcdTlsFiles } = {}): Promise<EtcdServer> {
+  const { tls } = options;
   const [clientPort, peerPort] = await freePorts(2);
-  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const endpoint = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sluice-etcd-'));
   const name = 'test';
@@ -53,6 +62,7 @@ export async function startEtcd(): Promise<EtcdServer> {
         `--initial-advertise-peer-urls=${peer}`,
         `--initial-cluster=${name}=${peer}`,
         '--initial-cluster-state=new',
+        ...(tls === undefined ? [] : [`--cert-file=${tls.cert}`, `--key-file=${tls.key}`, `--trusted-ca-file=${tls.ca}`, '--client-cert-auth']),
         '--logger=zap',
         '--log-level=error',
       ],
@@ -60,7 +70,7 @@ export async function startEtcd(): Promise<EtcdServer> {
     );
     started.stderr.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
     child = started;
-    await waitReady(endpoint, started, () => output);
+    await waitReady(endpoint, tls, started, () => output);
   };
 
   const exit = async (signal: NodeJS.Signals): Promise<void> => {
@@ -85,17 +95,18 @@ export async function startEtcd(): Promise<EtcdServer> {
       rmSync(dataDir, { recursive: true, force: true });
     },
     client: () => {
-      const c = connectEtcd({ endpoints: [endpoint], prefix: '/', required: false }).client;
+      const c = connectEtcd({ endpoints: [endpoint], prefix: '/', required: false, ...(tls === undefined ? {} : { tls }) }).client;
       clients.push(c);
       return c;
     },
   };
 }
 
-async function waitReady(endpoint: string, child: ChildProcess, output: () => string): Promise<void> {
+async function waitReady(endpoint: string, tls: EtcdTlsFiles | undefined, child: ChildProcess, output: () => string): Promise<void> {
   // The registry's own fault handling: etcd3's default circuit breaker would refuse calls
   // for 5 s after the first failed polls of a server that is still starting.
-  const probe = connectEtcd({ endpoints: [endpoint], prefix: '/', required: false }, {}, 1000).client;
+  // With tls, the server's own certificate doubles as the probe's client certificate.
+  const probe = connectEtcd({ endpoints: [endpoint], prefix: '/', required: false, ...(tls === undefined ? {} : { tls }) }, {}, 1000).client;
   try {
     for (let i = 0; i < READY_POLLS; i++) {
       if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}: ${output()}`);
