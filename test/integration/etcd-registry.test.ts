@@ -320,6 +320,16 @@ describe('the registry watch loop against a real etcd', () => {
     await until(() => fleetFromState(w.loop.state(), new Date()).length, (n) => n === 0);
   });
 
+  it('with several endpoints, a dead one is skipped: every read and write lands on a live one', async () => {
+    const prefix = freshPrefix();
+    const conn = connectEtcd({ endpoints: ['http://127.0.0.1:1', etcd.endpoint], prefix, required: false }, {}, 1000);
+    cleanups.push(() => conn.client.close());
+    for (let i = 0; i < 6; i++) {
+      await conn.client.put(`${prefix}k${i}`).value('x');
+      expect(await conn.client.get(`${prefix}k${i}`).string()).toBe('x');
+    }
+  });
+
   it('a watch that stalls without an error is caught by the periodic re-read', async () => {
     const prefix = freshPrefix();
     const w = await watching(prefix, { resyncEveryMs: 500 });

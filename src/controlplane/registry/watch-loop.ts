@@ -197,11 +197,15 @@ export class WatchLoop {
   }
 
   private gather(response: IWatchResponse): void {
-    for (const event of response.events) this.pending.push(rawEvent(event.type, event.kv));
-    this.pendingRevision = Math.max(this.pendingRevision, Number(response.header.revision));
-    if (this.flushTimer === undefined && this.pending.length > 0) {
-      this.flushTimer = setTimeout(() => this.flush(), this.settings.coalesceMs);
+    const revision = Number(response.header.revision);
+    if (response.events.length === 0 && this.pending.length === 0) {
+      // A progress notification: nothing changed under the prefix up to `revision`.
+      if (revision > this.registry.revision) this.registry = { ...this.registry, revision };
+      return;
     }
+    for (const event of response.events) this.pending.push(rawEvent(event.type, event.kv));
+    this.pendingRevision = Math.max(this.pendingRevision, revision);
+    this.flushTimer ??= setTimeout(() => this.flush(), this.settings.coalesceMs);
   }
 
   private flush(): void {
