@@ -11,7 +11,7 @@ import { peekStateFile } from './controlplane/state-file.ts';
 import { loadConfig } from './shared/config/load.ts';
 import { CTL_USAGE, runCtl } from './ctl.ts';
 import { SluiceError } from './shared/errors.ts';
-import { flushLogs } from './shared/logger.ts';
+import { createLogger, flushLogs } from './shared/logger.ts';
 import { READY_MESSAGE, runMaster } from './master/master.ts';
 import { Supervisor, workerCount } from './supervisor.ts';
 
@@ -106,6 +106,16 @@ async function main(argv: string[]): Promise<void> {
       validate(rest);
       return;
     case 'ctl': {
+      // Not an admin API call: it talks to etcd and runs until SIGTERM (docs/fleet.md).
+      // Imported here so that other commands do not load the etcd client (gRPC).
+      if (rest[0] === 'register') {
+        const { parseRegisterArgs, REGISTER_USAGE, runRegistration } = await import('./controlplane/registry/registration.ts');
+        if (rest.includes('--help')) return void process.stdout.write(`${REGISTER_USAGE}\n`);
+        const { config, request } = parseRegisterArgs(rest.slice(1));
+        process.exitCode = await runRegistration(config, request, { log: createLogger('info', { component: 'register' }) });
+        flushLogs();
+        return;
+      }
       if (rest.includes('--help') || rest.includes('-h')) {
         process.stdout.write(`${CTL_USAGE}\n`);
         return;

@@ -23,6 +23,9 @@ export const CTL_USAGE = `usage: sluice ctl [--admin URL] [--token-env NAME] COM
   reload [--dry-run]               re-read the config file (--dry-run: only say what would
                                    be added, restored, removed, drained, reweighted, kept,
                                    and which capacity limits it would hit)
+  register --cluster NAME --address HOST:PORT [--ttl 10s] [--weight N] [--etcd URL]
+                                   keep a backend registered in the fleet's etcd under a lease until SIGTERM
+                                   (docs/fleet.md; sluice ctl register --help)
 ID is cluster:address, e.g. web:127.0.0.1:9001. The admin URL defaults to $SLUICE_ADMIN_URL
 or http://127.0.0.1:9090; the token is read from $SLUICE_ADMIN_TOKEN (or --token-env NAME).`;
 

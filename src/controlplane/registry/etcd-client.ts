@@ -1,0 +1,104 @@
+/**
+ * `registry.etcd` config -> an Etcd3 client: endpoints, credentials from the named env vars,
+ * TLS files, and fault handling chosen so a call to an unreachable etcd fails within
+ * `callTimeoutMs` instead of queueing (writes must fail fast; the watch loop retries itself).
+ *
+ * etcd3's defaults are kept out on purpose: its per-host circuit breaker refuses every call
+ * for 5 s after three failures (too slow to notice etcd is back), and its global retry
+ * repeats a call three times on the same host. Here a call goes to each endpoint at most once.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { handleWhen, noop, retry } from 'cockatiel';
+import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
+import { z } from 'zod';
+import { RegistryError } from './errors.ts';
+import { DEFAULT_PREFIX } from './keys.ts';
+
+/** The `registry.etcd` block of config.yaml (names fixed in the design's contract). */
+export const etcdRegistryConfigSchema = z.strictObject({
+  endpoints: z.array(z.url({ protocol: /^https?$/, error: 'expected an endpoint like http://127.0.0.1:2379' })).min(1).default(['http://127.0.0.1:2379']),
+  prefix: z
+    .string()
+    .regex(/^\/(?:[^/\s]+\/)*$/, { error: 'expected a key prefix that starts and ends with /, like /sluice/v1/' })
+    .default(DEFAULT_PREFIX),
+  instance: z
+    .string()
+    .regex(/^[^/\s]{1,253}$/, { error: 'expected an instance name without / or spaces' })
+    .optional(),
+  username_env: z.string().min(1).optional(),
+  password_env: z.string().min(1).optional(),
+  tls: z.strictObject({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }).optional(),
+  required: z.boolean().default(false),
+});
+
+export type EtcdRegistryConfig = z.output<typeof etcdRegistryConfigSchema>;
+
+/** Unary calls (reads, writes, lease grants) give up after this; streams are not bounded. */
+export const DEFAULT_CALL_TIMEOUT_MS = 2000;
+
+export interface EtcdConnection {
+  readonly client: Etcd3;
+  /** How errors and logs name this registry: `etcd http://a:2379,http://b:2379`. */
+  readonly describe: string;
+  readonly prefix: string;
+  readonly instance: string;
+}
+
+/** The instance name: configured, or the host's name (unique in a fleet of one per host). */
+export function instanceName(config: EtcdRegistryConfig, host: () => string = hostname): string {
+  return config.instance ?? host();
+}
+
+export function connectEtcd(
+  config: EtcdRegistryConfig,
+  env: NodeJS.ProcessEnv = process.env,
+  callTimeoutMs = DEFAULT_CALL_TIMEOUT_MS,
+): EtcdConnection {
+  const describe = `etcd ${config.endpoints.join(',')}`;
+  const options: IOptions = {
+    hosts: config.endpoints,
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+    faultHandling: {
+      host: () => noop,
+      global: retry(handleWhen(isRecoverableError), { maxAttempts: config.endpoints.length - 1 }),
+    },
+  };
+  const auth = credentialsFrom(config, env);
+  if (auth !== undefined) options.auth = auth;
+  const credentials = tlsFrom(config);
+  if (credentials !== undefined) options.credentials = credentials;
+  return { client: new Etcd3(options), describe, prefix: config.prefix, instance: instanceName(config) };
+}
+
+function credentialsFrom(config: EtcdRegistryConfig, env: NodeJS.ProcessEnv): { username: string; password: string } | undefined {
+  if (config.username_env === undefined && config.password_env === undefined) return undefined;
+  const read = (field: string, name: string | undefined): string => {
+    if (name === undefined) throw new RegistryError('SLUICE_REGISTRY_CONFIG', `registry.etcd.${field} is required with the other credential`);
+    const value = env[name];
+    if (value === undefined || value === '') throw new RegistryError('SLUICE_REGISTRY_CONFIG', `registry.etcd.${field}: environment variable ${name} is not set`);
+    return value;
+  };
+  return { username: read('username_env', config.username_env), password: read('password_env', config.password_env) };
+}
+
+function tlsFrom(config: EtcdRegistryConfig): IOptions['credentials'] {
+  const tls = config.tls;
+  if (tls === undefined) return undefined;
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new RegistryError('SLUICE_REGISTRY_CONFIG', 'registry.etcd.tls: cert and key go together (a client certificate needs its key)');
+  }
+  const file = (field: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new RegistryError('SLUICE_REGISTRY_CONFIG', `registry.etcd.tls.${field}: cannot read ${path}: ${(error as Error).message}`);
+    }
+  };
+  if (tls.ca === undefined) throw new RegistryError('SLUICE_REGISTRY_CONFIG', 'registry.etcd.tls.ca is required to verify the etcd server');
+  return {
+    rootCertificate: file('ca', tls.ca),
+    ...(tls.cert === undefined ? {} : { certChain: file('cert', tls.cert) }),
+    ...(tls.key === undefined ? {} : { privateKey: file('key', tls.key) }),
+  };
+}
