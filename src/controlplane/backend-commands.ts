@@ -12,6 +12,8 @@ import type { SnapshotBackend } from '../shared/snapshot/types.ts';
 import { backendId, type Backend, type BackendRegistry, type Cluster } from './backend-registry.ts';
 import type { HealthEvent, HealthRecord } from './health/state-machine.ts';
 import { recordCommand, type RuntimeState } from './runtime-state.ts';
+import { addressRefusal } from './backend-address.ts';
+import type { Lookup } from './host-resolution.ts';
 import type { DiscoveryConfig } from '../shared/config/discovery-schema.ts';
 import { describeSource } from './discovery/discovery-manager.ts';
 
@@ -23,6 +25,8 @@ export interface CommandCore {
   /** Persists the runtime state (state file) and keeps it; throws when it cannot be written. */
   readonly saveRuntime: (state: RuntimeState) => Promise<void>;
   readonly now: () => number;
+  /** Host-name lookups for new addresses (the system resolver unless a test passes one). */
+  readonly lookup?: Lookup;
   /** The capacity limits adding this backend would exceed (capacity.ts); empty when it fits. */
   readonly addProblems: (cluster: string, address: string, weight: number) => readonly CapacityProblem[];
   readonly firstVerdict: (cluster: Cluster, address: string) => Promise<HealthRecord>;
@@ -91,6 +95,8 @@ async function add(core: CommandCore, clusterName: string, address: string, weig
         : `cluster ${cluster.name} already has a backend at ${address} (${same.id})`,
     );
   }
+  const refusal = await addressRefusal(cluster, address, core.lookup);
+  if (refusal !== undefined) return refuse(refusal.error, refusal.message);
   const problems = core.addProblems(cluster.name, address, weight);
   if (problems.length > 0) return refuse('NO_CAPACITY', `cannot add ${backendId(cluster.name, address)}: ${problems.map((p) => p.message).join('; ')}`);
   // Commands run one at a time and only commands add backends or drop clusters, so what was
