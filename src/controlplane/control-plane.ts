@@ -41,6 +41,7 @@ import {
 import type { SlotAllocator } from './slot-allocator.ts';
 import { readStateFile, writeStateFile } from './state-file.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
+import { stampPublish, wallClockMicros } from '../shared/snapshot/propagation.ts';
 
 /** How often passive counters, drains, ejections and slow-start ramps are looked at. */
 export const TICK_MS = 100;
@@ -514,6 +515,7 @@ export class ControlPlane {
   }
 
   #publish(content: Content): number {
+    stampPublish(this.#metrics.publishStamp, this.#deps.writer.version() + 1, wallClockMicros());
     const version = this.#deps.writer.publish(content);
     this.#deps.slots.published();
     this.#published = content;

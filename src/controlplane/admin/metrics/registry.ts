@@ -6,6 +6,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { renderFamilies } from './exposition.ts';
 import { METRIC_FAMILIES, type MetricSources } from './families.ts';
+import { PROPAGATION_FAMILIES } from './propagation-families.ts';
 
 export interface Metrics {
   readonly contentType: string;
@@ -27,7 +28,7 @@ export function createMetrics(sources: () => MetricSources, options: MetricsOpti
     contentType: registry.contentType,
     render: async () => {
       const process = options.processMetrics ? await registry.metrics() : '';
-      return process + renderFamilies(METRIC_FAMILIES, sources());
+      return process + renderFamilies([...METRIC_FAMILIES, ...PROPAGATION_FAMILIES], sources());
     },
   };
 }
