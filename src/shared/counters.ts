@@ -105,7 +105,10 @@ export const ListenerCounter = {
   udpSessionsEvicted: 15,
   /** Sessions ended by session_timeout without traffic. */
   udpSessionsExpired: 16,
-  /** Datagrams dropped after a session existed: a full send queue, or a session socket that failed. */
+  /**
+   * Datagrams dropped after a session existed: a full send queue, a session socket that
+   * failed, or a backend's reply that came after its session ended (a pooled socket's).
+   */
   udpDatagramsDropped: 17,
   udpDatagramsFromClient: 18,
   udpDatagramsToClient: 19,
