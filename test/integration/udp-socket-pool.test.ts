@@ -146,4 +146,26 @@ describe('UDP backend socket reuse (max_replies)', () => {
     expect(bGot).toEqual(['b-1']);
     expect(cGot).toEqual(['c-1']);
   });
+
+  it('closes the pooled sockets of a backend when it is removed, long before they would idle out', async () => {
+    const [kept, removed] = await Promise.all([startUdpBackend('echo'), startUdpBackend('echo')]);
+    cleanups.push(async () => kept.close(), async () => removed.close());
+    // session_timeout 5m: pooled sockets would idle out after 10 s, far beyond this test.
+    const { daemon, port } = await daemonFor([kept.address, removed.address], '{max_replies: 1, session_timeout: 5m}', 1);
+    const baseline = await udpHandles(daemon.adminUrl);
+    const c = await client();
+    // Round robin: both backends serve, and each gives its socket back to the pool.
+    for (let r = 0; r < 4; r++) await c.request(port, Buffer.from(`r${r}`), { accept: (m) => m.toString() === `r${r}` });
+    expect(removed.peers.size).toBe(1);
+    expect(await udpHandles(daemon.adminUrl)).toBe(baseline + 2);
+
+    const list = await getJson<{ id: string; address: string }[]>(`${daemon.adminUrl}/backends`);
+    const id = list.find((b) => b.address === removed.address)?.id;
+    if (id === undefined) throw new Error('removed backend not listed');
+    expect([200, 202]).toContain((await fetch(`${daemon.adminUrl}/backends/${id}?force=true`, { method: 'DELETE' })).status);
+    await eventually(
+      async () => udpHandles(daemon.adminUrl),
+      (n) => n === baseline + 1,
+    );
+  });
 });
