@@ -28,6 +28,7 @@ async function daemonFor(backends: string[], udp: string, workers: number): Prom
 
 async function client(): Promise<UdpClient> {
   const c = await udpClient();
+  c.socket.on('message', () => receivedCounts.set(c, (receivedCounts.get(c) ?? 0) + 1));
   cleanups.push(() => {
     c.close();
     return Promise.resolve();
@@ -48,6 +49,49 @@ async function sessionsTotal(adminUrl: string): Promise<number> {
 
 async function dropped(adminUrl: string): Promise<number> {
   return total(await scrape(adminUrl), 'sluice_listener_udp_datagrams_dropped_total');
+}
+
+interface HoldingBackend {
+  readonly address: string;
+  /** Source ports seen: one per backend socket Sluice created. */
+  readonly peers: Set<number>;
+  /** "slow…" requests not answered yet. */
+  readonly held: { payload: Buffer; port: number }[];
+  /** Answer the held request `payload` (from the socket it came on). */
+  release(payload: string): void;
+}
+
+/** Echoes at once, except "slow…" requests, which it answers only when released. */
+async function holdingBackend(): Promise<HoldingBackend> {
+  const socket = dgram.createSocket('udp4');
+  const held: { payload: Buffer; port: number }[] = [];
+  const peers = new Set<number>();
+  socket.on('message', (m, remote) => {
+    peers.add(remote.port);
+    if (m.toString().startsWith('slow')) held.push({ payload: m, port: remote.port });
+    else socket.send(m, remote.port, '127.0.0.1');
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+  return {
+    address: `127.0.0.1:${socket.address().port}`,
+    peers,
+    held,
+    release: (payload) => {
+      const index = held.findIndex((h) => h.payload.toString() === payload);
+      const request = held[index];
+      if (request === undefined) throw new Error(`${payload} is not held`);
+      held.splice(index, 1);
+      socket.send(request.payload, request.port, '127.0.0.1');
+    },
+  };
+}
+
+const receivedCounts = new WeakMap<UdpClient, number>();
+
+/** Datagrams a client got so far (counted from its creation). */
+function received(c: UdpClient | undefined): number {
+  return c === undefined ? 0 : (receivedCounts.get(c) ?? 0);
 }
 
 /** Every datagram a client socket receives, in order. */
@@ -100,20 +144,10 @@ describe('UDP backend socket reuse (max_replies)', () => {
   });
 
   it('drops a reply that comes after its session ended, counts it, and never passes it to the next client of that socket', async () => {
-    // Answers "slow…" only when released; echoes anything else at once.
-    const backendSocket = dgram.createSocket('udp4');
-    const held: { payload: Buffer; port: number }[] = [];
-    const peers = new Set<number>();
-    backendSocket.on('message', (m, remote) => {
-      peers.add(remote.port);
-      if (m.toString().startsWith('slow')) held.push({ payload: m, port: remote.port });
-      else backendSocket.send(m, remote.port, '127.0.0.1');
-    });
-    await new Promise<void>((resolve) => backendSocket.bind(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => backendSocket.close(() => resolve())));
-    const backend = `127.0.0.1:${backendSocket.address().port}`;
+    const backend = await holdingBackend();
     // One worker: every client lands on the same pool.
-    const { daemon, port } = await daemonFor([backend], '{max_replies: 1, session_timeout: 30s}', 1);
+    const { daemon, port } = await daemonFor([backend.address], '{max_replies: 1, session_timeout: 30s}', 1);
+    const { held, peers } = backend;
 
     const a = await client();
     const aGot = recorder(a);
@@ -129,9 +163,7 @@ describe('UDP backend socket reuse (max_replies)', () => {
     expect(peers.size).toBe(2);
 
     const before = await dropped(daemon.adminUrl);
-    const late = held[0];
-    if (late === undefined) throw new Error('no held request');
-    backendSocket.send(late.payload, late.port, '127.0.0.1');
+    backend.release('slow-a');
     await eventually(
       async () => dropped(daemon.adminUrl),
       (n) => n === before + 1,
@@ -147,25 +179,40 @@ describe('UDP backend socket reuse (max_replies)', () => {
     expect(cGot).toEqual(['c-1']);
   });
 
-  it('closes the pooled sockets of a backend when it is removed, long before they would idle out', async () => {
-    const [kept, removed] = await Promise.all([startUdpBackend('echo'), startUdpBackend('echo')]);
-    cleanups.push(async () => kept.close(), async () => removed.close());
-    // session_timeout 5m: pooled sockets would idle out after 10 s, far beyond this test.
-    const { daemon, port } = await daemonFor([kept.address, removed.address], '{max_replies: 1, session_timeout: 5m}', 1);
+  it('closes the pooled sockets of a backend in the same turn that ends its sessions when it is removed', async () => {
+    const backends = await Promise.all([holdingBackend(), holdingBackend()]);
+    // session_timeout 5m: nothing idles out during the test.
+    const { daemon, port } = await daemonFor(backends.map((b) => b.address), '{max_replies: 1, session_timeout: 5m}', 1);
     const baseline = await udpHandles(daemon.adminUrl);
-    const c = await client();
-    // Round robin: both backends serve, and each gives its socket back to the pool.
-    for (let r = 0; r < 4; r++) await c.request(port, Buffer.from(`r${r}`), { accept: (m) => m.toString() === `r${r}` });
-    expect(removed.peers.size).toBe(1);
-    expect(await udpHandles(daemon.adminUrl)).toBe(baseline + 2);
+    // Round robin over two backends: slow-1 and slow-3 on one, slow-2 and slow-4 on the other,
+    // each on a socket of its own (all four sessions are open at once).
+    const clients = await Promise.all([client(), client(), client(), client()]);
+    for (const [i, c] of clients.entries()) {
+      c.socket.send(`slow-${i + 1}`, port, '127.0.0.1');
+      await eventually(
+        () => Promise.resolve(backends.reduce((n, b) => n + b.held.length, 0)),
+        (n) => n === i + 1,
+      );
+    }
+    const removed = backends.find((b) => b.held.some((h) => h.payload.toString() === 'slow-2'));
+    const kept = backends.find((b) => b !== removed);
+    if (removed === undefined || kept === undefined) throw new Error('slow-2 not held');
+    // Sessions 3 and 4 get their one reply and give their sockets to the pool; 1 and 2 stay open.
+    kept.release('slow-3');
+    removed.release('slow-4');
+    await Promise.all([
+      eventually(() => Promise.resolve(received(clients[2])), (n) => n === 1),
+      eventually(() => Promise.resolve(received(clients[3])), (n) => n === 1),
+    ]);
+    expect(await udpHandles(daemon.adminUrl)).toBe(baseline + 4);
 
     const list = await getJson<{ id: string; address: string }[]>(`${daemon.adminUrl}/backends`);
     const id = list.find((b) => b.address === removed.address)?.id;
     if (id === undefined) throw new Error('removed backend not listed');
     expect([200, 202]).toContain((await fetch(`${daemon.adminUrl}/backends/${id}?force=true`, { method: 'DELETE' })).status);
-    await eventually(
-      async () => udpHandles(daemon.adminUrl),
-      (n) => n === baseline + 1,
-    );
+    // The worker ends session 2 and empties the backend's pool in one synchronous turn, then logs.
+    await daemon.waitForLog((l) => l.msg === 'closed connections to drained or removed backends');
+    // Left: session 1 and the kept backend's pooled socket.
+    expect(await udpHandles(daemon.adminUrl)).toBe(baseline + 2);
   });
 });
