@@ -26,6 +26,7 @@ describe('snapshot propagation histogram', () => {
     const countNow = async (): Promise<number> => total(await scrape(daemon.adminUrl), `${FAMILY}_count`);
     // Both workers have taken the start-up versions in (each wakes on every publish).
     const before = await eventually(countNow, (n) => n >= 2);
+    expect(before).toBeGreaterThanOrEqual(2);
 
     for (let weight = 2; weight <= 4; weight++) {
       const res = await fetch(`${daemon.adminUrl}/backends/${id}`, {
@@ -38,6 +39,7 @@ describe('snapshot propagation histogram', () => {
     // Three publishes, two workers: six observations, unless a worker slept through one
     // publish and took two versions in at once (then it observes the later one only).
     const after = await eventually(countNow, (n) => n >= before + 3 * 2 - 2);
+    expect(after).toBeGreaterThanOrEqual(before + 3 * 2 - 2);
     expect(after).toBeLessThanOrEqual(before + 3 * 2);
     const samples = await scrape(daemon.adminUrl);
     const inf = select(samples, `${FAMILY}_bucket`, { le: '+Inf' });

@@ -137,10 +137,12 @@ describe('UDP backend socket reuse (max_replies)', () => {
     console.log(`udp socket reuse: ${sessions} sessions, ${created} backend sockets created`);
     expect(created).toBeLessThan(sessions / 3);
     // Pooled sockets close after the pool's idle time: back to the listeners' sockets only.
-    await eventually(
-      async () => udpHandles(daemon.adminUrl),
-      (n) => n === baseline,
-    );
+    expect(
+      await eventually(
+        async () => udpHandles(daemon.adminUrl),
+        (n) => n === baseline,
+      ),
+    ).toBe(baseline);
   });
 
   it('drops a reply that comes after its session ended, counts it, and never passes it to the next client of that socket', async () => {
@@ -152,7 +154,7 @@ describe('UDP backend socket reuse (max_replies)', () => {
     const a = await client();
     const aGot = recorder(a);
     a.socket.send('slow-a', port, '127.0.0.1');
-    await eventually(() => Promise.resolve(held.length), (n) => n === 1);
+    expect(await eventually(() => Promise.resolve(held.length), (n) => n === 1)).toBe(1);
     // The fast answer is the session's one reply: it ends, owing the slow one.
     await a.request(port, Buffer.from('fast-a'), { accept: (m) => m.toString() === 'fast-a' });
 
@@ -164,10 +166,12 @@ describe('UDP backend socket reuse (max_replies)', () => {
 
     const before = await dropped(daemon.adminUrl);
     backend.release('slow-a');
-    await eventually(
-      async () => dropped(daemon.adminUrl),
-      (n) => n === before + 1,
-    );
+    expect(
+      await eventually(
+        async () => dropped(daemon.adminUrl),
+        (n) => n === before + 1,
+      ),
+    ).toBe(before + 1);
 
     // Settled: the next client reuses a pooled socket (no third source port at the backend).
     const c = await client();
@@ -189,10 +193,12 @@ describe('UDP backend socket reuse (max_replies)', () => {
     const clients = await Promise.all([client(), client(), client(), client()]);
     for (const [i, c] of clients.entries()) {
       c.socket.send(`slow-${i + 1}`, port, '127.0.0.1');
-      await eventually(
-        () => Promise.resolve(backends.reduce((n, b) => n + b.held.length, 0)),
-        (n) => n === i + 1,
-      );
+      expect(
+        await eventually(
+          () => Promise.resolve(backends.reduce((n, b) => n + b.held.length, 0)),
+          (n) => n === i + 1,
+        ),
+      ).toBe(i + 1);
     }
     const removed = backends.find((b) => b.held.some((h) => h.payload.toString() === 'slow-2'));
     const kept = backends.find((b) => b !== removed);
@@ -200,10 +206,12 @@ describe('UDP backend socket reuse (max_replies)', () => {
     // Sessions 3 and 4 get their one reply and give their sockets to the pool; 1 and 2 stay open.
     kept.release('slow-3');
     removed.release('slow-4');
-    await Promise.all([
-      eventually(() => Promise.resolve(received(clients[2])), (n) => n === 1),
-      eventually(() => Promise.resolve(received(clients[3])), (n) => n === 1),
-    ]);
+    expect(
+      await Promise.all([
+        eventually(() => Promise.resolve(received(clients[2])), (n) => n === 1),
+        eventually(() => Promise.resolve(received(clients[3])), (n) => n === 1),
+      ]),
+    ).toEqual([1, 1]);
     expect(await udpHandles(daemon.adminUrl)).toBe(baseline + 4);
 
     const list = await getJson<{ id: string; address: string }[]>(`${daemon.adminUrl}/backends`);
