@@ -4,9 +4,9 @@
  * port) to one worker; datagrams never cross threads.
  *
  * A client's first datagram creates a session: a backend picked once (round robin) and a
- * socket connected to it (udp-backend-socket.ts). The client's datagrams go out on that socket; the backend's
- * replies come back to the client from the listener's socket (so from the address the
- * client sent to). A session ends after `sessionTimeoutMs` without traffic either way,
+ * socket connected to it (udp-backend-socket.ts). The client's datagrams go out on that
+ * socket; the backend's replies come back to the client from the listener's socket (so
+ * from the address the client sent to). A session ends after `sessionTimeoutMs` without traffic either way,
  * after `maxReplies` replies, when evicted (least recently active first) to stay within
  * the worker's share of `maxSessions`, or when the listener closes.
  *
@@ -107,8 +107,6 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
   private readonly deps: UdpProxyDeps;
   private readonly table: SessionTable<UdpSession>;
   private readonly pool = new SocketPool<BackendSocket>(POOL_PER_BACKEND);
-  /** Backend sockets created (a pooled one lent again is not counted): how well reuse works. */
-  socketsCreated = 0;
   private socket: dgram.Socket | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private accepting = true;
@@ -125,11 +123,6 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
 
   get sessions(): number {
     return this.table.size;
-  }
-
-  /** Backend sockets waiting in the pool (ready or settling). */
-  get pooledSockets(): number {
-    return this.pool.size;
   }
 
   /** Bind the listener's address; resolves with the failure, if any, in the TCP listeners' shape. */
@@ -315,10 +308,7 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
     const pooled = this.pool.take(backend.slot, backend.id);
     const socket = pooled ?? new BackendSocket(backend, this);
     session.attach(socket);
-    if (pooled === undefined) {
-      this.socketsCreated++;
-      socket.open(this.settings);
-    }
+    if (pooled === undefined) socket.open(this.settings);
     if (session.closed) return undefined;
     if (this.sweepTimer === undefined) this.armSweep();
     return session;
