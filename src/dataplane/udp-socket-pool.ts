@@ -14,7 +14,8 @@
  *
  * What must stay true:
  * - a socket is in at most one place (a backend's stack or `settling`), and in none while lent;
- * - a stack never holds more than `perBackend` sockets; a socket that does not fit is closed;
+ * - a backend never has more than `perBackend` sockets here, ready and settling together; a
+ *   socket that does not fit is closed;
  * - `take` never returns a broken socket, nor one of another backend that reused the slot.
  *
  * Cost: take, give and settle are O(1) (amortised); sweep is O(closed + backends pooled).
@@ -41,6 +42,8 @@ export class SocketPool<S extends Poolable> {
   readonly perBackend: number;
   private readonly ready = new Map<number, Idle<S>[]>();
   private readonly waiting = new Map<S, number>();
+  /** Settling sockets per backend slot (they count against `perBackend` too). */
+  private readonly waitingBySlot = new Map<number, number>();
   private count = 0;
 
   constructor(perBackend: number) {
@@ -77,8 +80,13 @@ export class SocketPool<S extends Poolable> {
       return 'closed';
     }
     if (socket.outstanding > 0) {
+      if (this.held(socket.slot) >= this.perBackend) {
+        socket.close();
+        return 'closed';
+      }
       socket.settling = true;
       this.waiting.set(socket, now);
+      this.waitingBySlot.set(socket.slot, (this.waitingBySlot.get(socket.slot) ?? 0) + 1);
       return 'settling';
     }
     return this.shelve(socket, now);
@@ -86,7 +94,7 @@ export class SocketPool<S extends Poolable> {
 
   /** A settling socket got every reply it was owed at `now`. */
   settle(socket: S, now: number): GiveOutcome {
-    if (!this.waiting.delete(socket)) return 'closed';
+    if (!this.unwait(socket)) return 'closed';
     socket.settling = false;
     if (socket.broken) {
       socket.close();
@@ -109,7 +117,7 @@ export class SocketPool<S extends Poolable> {
     }
     for (const [socket, since] of this.waiting) {
       if (since + idleMs > now && !socket.broken) continue;
-      this.waiting.delete(socket);
+      this.unwait(socket);
       socket.close();
       closed++;
     }
@@ -141,7 +149,7 @@ export class SocketPool<S extends Poolable> {
     }
     for (const socket of this.waiting.keys()) {
       if (keep.get(socket.slot) === socket.backendId) continue;
-      this.waiting.delete(socket);
+      this.unwait(socket);
       socket.close();
       closed++;
     }
@@ -153,7 +161,21 @@ export class SocketPool<S extends Poolable> {
     for (const socket of this.waiting.keys()) socket.close();
     this.ready.clear();
     this.waiting.clear();
+    this.waitingBySlot.clear();
     this.count = 0;
+  }
+
+  /** Sockets of the backend in `slot` here, ready and settling. */
+  private held(slot: number): number {
+    return (this.ready.get(slot)?.length ?? 0) + (this.waitingBySlot.get(slot) ?? 0);
+  }
+
+  private unwait(socket: S): boolean {
+    if (!this.waiting.delete(socket)) return false;
+    const left = (this.waitingBySlot.get(socket.slot) ?? 1) - 1;
+    if (left === 0) this.waitingBySlot.delete(socket.slot);
+    else this.waitingBySlot.set(socket.slot, left);
+    return true;
   }
 
   private shelve(socket: S, now: number): GiveOutcome {
@@ -162,7 +184,7 @@ export class SocketPool<S extends Poolable> {
       stack = [];
       this.ready.set(socket.slot, stack);
     }
-    if (stack.length >= this.perBackend) {
+    if (this.held(socket.slot) >= this.perBackend) {
       if (stack.length === 0) this.ready.delete(socket.slot);
       socket.close();
       return 'closed';

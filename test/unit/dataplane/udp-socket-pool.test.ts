@@ -64,6 +64,28 @@ describe('SocketPool', () => {
     expect(pool.size).toBe(3);
   });
 
+  it('counts settling sockets against the bound per backend', () => {
+    const pool = new SocketPool<FakeSocket>(2);
+    const owed = [new FakeSocket(1), new FakeSocket(1), new FakeSocket(1)];
+    for (const s of owed) s.outstanding = 1;
+    const ready = new FakeSocket(1);
+    expect([...owed.map((s) => pool.give(s, 0)), pool.give(ready, 0), pool.give(new FakeSocket(2), 0)]).toEqual([
+      'settling',
+      'settling',
+      'closed',
+      'closed',
+      'pooled',
+    ]);
+    const first = owed[0] as FakeSocket;
+    first.outstanding = 0;
+    // Settling made no room: it moves to ready within the same bound.
+    expect(pool.settle(first, 1)).toBe('pooled');
+    expect(pool.size).toBe(3);
+    expect(pool.take(1, 'b1')).toBe(first);
+    // One settling socket of backend 1 left: room for one ready socket.
+    expect([pool.give(new FakeSocket(1), 2), pool.give(new FakeSocket(1), 2)]).toEqual(['pooled', 'closed']);
+  });
+
   it('skips and closes a socket of a backend that no longer holds its slot, or that broke while pooled', () => {
     const pool = new SocketPool<FakeSocket>(4);
     const old = new FakeSocket(1, 'old');
