@@ -54,6 +54,7 @@ import { capacityProblems, encodedBytes, FIXED_LIMITS, placeholderBackend, type 
 import { planReload, type ReloadPlan } from './reload-plan.ts';
 import { readStateFile, unknownEntries, writeStateFile } from './state-file.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
+import { stampPublish, wallClockMicros } from '../shared/snapshot/propagation.ts';
 
 /** How often passive counters, drains, ejections and slow-start ramps are looked at. */
 export const TICK_MS = 100;
@@ -665,6 +666,7 @@ export class ControlPlane {
   }
 
   #publish(content: Content): number {
+    stampPublish(this.#metrics.publishStamp, this.#deps.writer.version() + 1, wallClockMicros());
     const version = this.#deps.writer.publish(content);
     if (this.#outgrown) this.#controlLog.info({ version }, 'snapshot fits its slot again: published');
     this.#outgrown = false;
