@@ -216,6 +216,7 @@ clusters:
       backwards.push(...wentBackwards(previous, samples));
       previous = samples;
       if (total(samples, 'sluice_worker_restarts_total', { plane: 'data' }) >= 1 || Date.now() > deadline) break;
+      // Sampling cadence, not synchronisation: the loop ends on the restart counter.
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     expect(backwards).toEqual([]);

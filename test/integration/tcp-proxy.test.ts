@@ -82,8 +82,9 @@ describe('TCP proxy through the real daemon', () => {
     const reply = await roundTrip(port, Buffer.from('hi'));
     const elapsed = Date.now() - started;
     expect(reply.toString()).toBe(alive!.address);
+    // Not before connect_timeout; that it was the timeout (and not the kernel's own, minutes
+    // later) the failure count and the test's time limit say, so no upper bound here.
     expect(elapsed).toBeGreaterThanOrEqual(290);
-    expect(elapsed).toBeLessThan(5000);
     const list = await getJson<BackendJson[]>(`${daemon.adminUrl}/backends`);
     expect(list.find((b) => b.address === blackhole.address)?.connect_failures_total).toBe(1);
   });
