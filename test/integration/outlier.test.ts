@@ -27,7 +27,7 @@ function steadyLoad(port: number, lanes: number): { stop: () => Promise<{ ok: nu
   const lane = async (): Promise<void> => {
     while (running) {
       try {
-        await readAll(port, 5_000);
+        await readAll(port);
         ok++;
       } catch (error) {
         failures.push(String(error));

@@ -375,6 +375,8 @@ describe('UDP load balancing through the real daemon', () => {
     // The workers' first progress report: they are draining (and the session is still open).
     await daemon.waitForLog((l) => l.msg === 'draining' && l['connections'] === 1);
     await open!.request(port, Buffer.from('during'), tagged('during'));
+    // A window, not an event: a datagram to a closed listener leaves no trace to wait for.
+    // A slow machine can only make this pass more easily, never fail it.
     await expect(late!.request(port, Buffer.from('new'), { ...tagged('new'), retryMs: 200, tries: 2 })).rejects.toThrow(/no reply/);
     expect(await exited).toBe(0);
     // It waited for the session's idle timeout (3 s after the last datagram, 'during').
@@ -475,6 +477,8 @@ describe('UDP listeners across a config reload', () => {
     await daemon.waitForLog((l) => l.msg === 'config reloaded');
 
     expect(servedBy(await open!.request(port, Buffer.from('after'), tagged('after')))).toBe(echo!.address);
+    // A window, not an event: a datagram to a closed listener leaves no trace to wait for.
+    // A slow machine can only make this pass more easily, never fail it.
     await expect(late!.request(port, Buffer.from('new'), { ...tagged('new'), retryMs: 200, tries: 2 })).rejects.toThrow(/no reply/);
     // Once the session went idle, every worker released the port: a plain socket can bind it.
     const released = await eventually(async () => canBind(port), (ok) => ok, 10_000);
