@@ -76,7 +76,7 @@ export async function openEcho(port: number): Promise<EchoConnection> {
   socket.on('close', () => waiter?.());
   return {
     socket,
-    exchange: (text, timeoutMs = 5000) =>
+    exchange: (text, timeoutMs = 10_000) =>
       new Promise((resolve, reject) => {
         buffered = '';
         const timer = setTimeout(() => {
