@@ -79,6 +79,10 @@ export async function openEcho(port: number): Promise<EchoConnection> {
     exchange: (text, timeoutMs = 10_000) =>
       new Promise((resolve, reject) => {
         buffered = '';
+        if (socket.destroyed) {
+          reject(new Error(`connection closed before the echo of "${text}"`));
+          return;
+        }
         const timer = setTimeout(() => {
           waiter = undefined;
           reject(new Error(`no echo of "${text}" within ${timeoutMs} ms (got "${buffered}")`));
