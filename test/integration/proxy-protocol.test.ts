@@ -275,17 +275,15 @@ function tempFile(): string {
   return path.join(mkdtempSync(path.join(tmpdir(), 'sluice-edge-')), 'access.log');
 }
 
-/** The first access log line `match` accepts, polling the file until it appears (10 s). */
+/** The first access log line `match` accepts, once it has been written (10 s hang bound). */
 async function accessLine(file: string, match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown> | undefined> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-    const found = text
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find(match);
-    if (found !== undefined || Date.now() > deadline) return found;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const find = async (): Promise<Record<string, unknown> | undefined> =>
+    Promise.resolve(
+      (existsSync(file) ? readFileSync(file, 'utf8') : '')
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find(match),
+    );
+  return eventually(find, (found) => found !== undefined, 10_000, 100);
 }
