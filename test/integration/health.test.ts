@@ -243,7 +243,7 @@ describe('active and passive health checks', () => {
 
     const after = await stateOf(setup, target.address, 'unhealthy');
     const unhealthyAt = await transitionTime(setup, target.address, 'unhealthy');
-    await eventually(() => Promise.resolve(held.closed), (closed) => closed, 5_000);
+    await eventually(() => Promise.resolve(held.closed), (closed) => closed);
     expect(held.closed).toBe(true);
     expect(after?.state).toBe('unhealthy');
     expect(unhealthyAt - drainingAt).toBeGreaterThanOrEqual(1_000);

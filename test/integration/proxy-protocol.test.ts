@@ -84,7 +84,7 @@ describe('accept_proxy', () => {
     cleanups.push(() => Promise.resolve(client.destroy()));
     await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
     // Accepted and waiting for its header while the only backend is replaced.
-    await eventually(async () => listenerStats(daemon.adminUrl, 'edge'), (l) => l.accepted_total === 1, 5_000);
+    await eventually(async () => listenerStats(daemon.adminUrl, 'edge'), (l) => l.accepted_total === 1);
     const api = async (method: string, url: string, body?: unknown): Promise<number> => {
       const init: RequestInit = body === undefined ? { method } : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
       const response = await fetch(`${daemon.adminUrl}${url}`, init);
@@ -203,7 +203,7 @@ clusters:
     await new Promise<void>((resolve) => client.once('connect', resolve));
     // Half a header, then nothing: the 3 s header deadline is later than the drain's.
     client.write('PROXY TCP4 203.0.113.7');
-    await eventually(async () => listenerStats(daemon.adminUrl, 'edge'), (l) => l.accepted_total === 1, 5_000);
+    await eventually(async () => listenerStats(daemon.adminUrl, 'edge'), (l) => l.accepted_total === 1);
     expect(await daemon.stop('SIGTERM')).toBe(0);
     expect(await accessLine(accessLog, (l) => l['listener'] === 'edge')).toMatchObject({ reason: 'drain', backend: null });
     expect(backend.accepted).toBe(0);
