@@ -71,12 +71,18 @@ export async function openEcho(port: number): Promise<EchoConnection> {
     buffered += chunk.toString();
     waiter?.();
   });
+  // A connection the proxy closes fails the exchange at once, not at its timeout.
   socket.on('error', () => waiter?.());
+  socket.on('close', () => waiter?.());
   return {
     socket,
-    exchange: (text, timeoutMs = 5000) =>
+    exchange: (text, timeoutMs = 10_000) =>
       new Promise((resolve, reject) => {
         buffered = '';
+        if (socket.destroyed) {
+          reject(new Error(`connection closed before the echo of "${text}"`));
+          return;
+        }
         const timer = setTimeout(() => {
           waiter = undefined;
           reject(new Error(`no echo of "${text}" within ${timeoutMs} ms (got "${buffered}")`));
@@ -132,14 +138,31 @@ export function readAll(port: number, timeoutMs = 10_000): Promise<string> {
   });
 }
 
+/** A running client loop (see clientLoop). */
+export interface ClientLoop {
+  /** Resolves once `n` more round trips (successful or failed) have finished from now. */
+  after(n: number): Promise<void>;
+  stop(): Promise<{ ok: number; failed: string[] }>;
+}
+
 /**
  * Keep `concurrency` request/response connections going until stopped; counts successes
- * and failures (with their error messages) so a test can assert none failed.
+ * and failures (with their error messages) so a test can assert none failed. A test that
+ * needs traffic flowing across a change waits for `after(n)` round trips before and after
+ * it, not for a span of time.
  */
-export function clientLoop(port: number, concurrency: number): { stop: () => Promise<{ ok: number; failed: string[] }> } {
+export function clientLoop(port: number, concurrency: number): ClientLoop {
   let running = true;
   let ok = 0;
   const failed: string[] = [];
+  const waiters = new Set<{ target: number; resolve: () => void }>();
+  const finished = (): void => {
+    for (const waiter of waiters) {
+      if (ok + failed.length < waiter.target) continue;
+      waiters.delete(waiter);
+      waiter.resolve();
+    }
+  };
   const lane = async (): Promise<void> => {
     while (running) {
       try {
@@ -149,13 +172,21 @@ export function clientLoop(port: number, concurrency: number): { stop: () => Pro
       } catch (error) {
         failed.push((error as Error).message);
       }
+      finished();
     }
   };
   const lanes = Array.from({ length: concurrency }, lane);
   return {
+    after: async (n) =>
+      new Promise((resolve) => {
+        waiters.add({ target: ok + failed.length + n, resolve });
+      }),
     stop: async () => {
       running = false;
       await Promise.all(lanes);
+      // A waiter left over would keep a test's promise pending for ever; release it.
+      for (const waiter of waiters) waiter.resolve();
+      waiters.clear();
       return { ok, failed };
     },
   };
