@@ -256,12 +256,26 @@ export class HeldHttpConnection {
   }
 }
 
-/** Poll `read` until `done` holds or the deadline passes; returns the last value read. */
+/**
+ * Reads until `done` accepts the value and returns that value. Throws when `timeoutMs`
+ * passes first, with the last value read, so a test that waits on a condition fails when the
+ * condition never held, whether or not it checks the value afterwards.
+ */
 export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000, everyMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`eventually: not done within ${timeoutMs} ms; last value: ${preview(value)}`);
     await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+function preview(value: unknown): string {
+  try {
+    const text = JSON.stringify(value) as string | undefined; // undefined for undefined and functions
+    return (text ?? String(value)).slice(0, 500);
+  } catch {
+    return String(value);
   }
 }
