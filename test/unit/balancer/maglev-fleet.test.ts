@@ -120,7 +120,7 @@ describe('Maglev across a fleet', () => {
         get(t, property) {
           if (typeof property === 'string' && /^\d+$/.test(property)) read.push(Number(property));
           const value: unknown = Reflect.get(t, property);
-          return typeof value === 'function' ? value.bind(t) : value;
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(t) : value;
         },
       });
       pickMaglevEligible(spy, target, fallback, KEY);
