@@ -5,11 +5,12 @@
  * agree on every key they can.
  */
 import { describe, expect, it } from 'vitest';
-import { MaglevBalancer } from '../../../src/dataplane/balancer/cluster-balancer.ts';
+import { createBalancer, MaglevBalancer } from '../../../src/dataplane/balancer/cluster-balancer.ts';
+import { seededRandom } from '../../../src/dataplane/balancer/random.ts';
 import { fmix32 } from '../../../src/shared/balancer/hash.ts';
 import { buildMaglevTable, MAGLEV_WALK_LIMIT, pickMaglevEligible } from '../../../src/shared/balancer/maglev.ts';
 import type { SnapshotBackend } from '../../../src/shared/snapshot/types.ts';
-import { testBackend } from '../../helpers/snapshot.ts';
+import { testBackend, testCluster } from '../../helpers/snapshot.ts';
 
 const M = 65_537;
 const KEYS = 100_000;
@@ -28,7 +29,9 @@ function isUp(b: SnapshotBackend): boolean {
  */
 function route(list: readonly SnapshotBackend[], previous?: MaglevBalancer): { ids: string[]; balancer: MaglevBalancer } {
   const eligible = list.filter(isUp);
-  const balancer = MaglevBalancer.create(list, eligible, M, previous);
+  const cluster = testCluster({ algorithm: 'consistent_hash', maglevTableSize: M, backends: list });
+  const balancer = createBalancer(cluster, eligible, previous, { activeTotal: new Int32Array(list.length), random: seededRandom(1) });
+  if (!(balancer instanceof MaglevBalancer)) throw new Error('expected a Maglev balancer');
   const ids = Array.from({ length: KEYS }, (_, k) => eligible[balancer.pick(fmix32(k))]?.id ?? '');
   return { ids, balancer };
 }
