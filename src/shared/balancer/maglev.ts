@@ -13,18 +13,19 @@
  *   not on their order, the thread, the process or the instance — so every worker, restart
  *   and fleet instance maps a client to the same backend for the same backend set.
  * - Health is not an input: the table is built from every backend, and a lookup that lands on
- *   an ineligible one probes on to an eligible entry (`pickMaglevEligible`). A
- *   backend going down moves only its own keys, spread over the others by their shares, and
- *   two instances that agree on the set and on who is eligible agree on every key.
+ *   an ineligible one probes on to an eligible entry (`pickMaglevEligible`). A backend going
+ *   down moves only its own keys, spread over the others by their shares, and two instances
+ *   that agree on the set and on who is eligible agree on every key.
  * - Balance: each backend owns ≈ w_i / Σw of the M positions (exact up to rounding when M ≫ n;
  *   keep M ≥ 100 × backends).
  * - Minimal disruption, approximately: adding or removing one of n equal backends moves the
  *   1/n of the positions it gains or loses plus a little churn among the others, not most of
  *   them. Measured at M = 65,537: 1.03 × the minimum at n = 10, 1.2 × at n = 50, 1.5 × at n = 100.
- * Cost per pick: O(1) — one modulo and one array read, plus a walk of expected 1/(1 − f)
- * probes when a fraction f of the table is ineligible, capped at MAGLEV_WALK_LIMIT. Build: O(M log M) expected (a few ms
- * for M = 65,537), once per snapshot version in each worker, and only when the set of
- * backends or their weights changed (not on health changes). Memory: M Int32 entries (256 KB at the default size) plus 3 numbers per backend.
+ * Cost per pick: O(1) — one modulo and two array reads, plus a walk of expected 1/(1 − f)
+ * probes when a fraction f of the table is ineligible, capped at MAGLEV_WALK_LIMIT. Build:
+ * O(M log M) expected (a few ms for M = 65,537), once per snapshot version in each worker, and
+ * only when the set of backends or their weights changed (not on health changes). Memory: M
+ * Int32 entries (256 KB at the default size) plus 3 numbers per backend.
  */
 import { fmix32, hashString } from './hash.ts';
 
@@ -45,7 +46,7 @@ export const DEFAULT_MAGLEV_SEED = 0;
 export const MAGLEV_WALK_LIMIT = 32;
 
 export interface MaglevBackend {
-  /** Stable identity of the backend (its address): its permutation follows from it alone. */
+  /** Stable identity of the backend (its id, the same on every instance): its permutation follows from it alone. */
   readonly key: string;
   readonly weight: number;
 }
