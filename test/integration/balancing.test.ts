@@ -267,9 +267,9 @@ describe('consistent hashing on the source address', () => {
     const perWorker = await sessionsByWorker(first);
     expect(perWorker.every((n) => n > 0)).toBe(true);
 
-    // The mapping is the Maglev table any process builds for this backend set.
+    // The mapping is the Maglev table any process builds for this backend set (keyed by id).
     const table = buildMaglevTable(
-      named.map((b) => ({ key: b.address, weight: 1 })),
+      named.map((b) => ({ key: `web:${b.address}`, weight: 1 })),
       DEFAULT_MAGLEV_TABLE_SIZE,
     );
     for (const [address, landed] of run1.landed) {
