@@ -192,7 +192,7 @@ export class Supervisor {
       this.listeners = this.listenerBindings(config);
       const taken = this.options.takeover === true ? [] : await probeListenAddresses(this.listeners);
       if (taken.length > 0) throw new SluiceError('SLUICE_LISTEN_FAILED', describeListenFailures(taken).join('\n'));
-      const failures = await this.dataPlane.start(this.listeners);
+      const failures = await this.dataPlane.start(this.listeners, { holdUdp: this.options.takeover === true });
       if (failures.length > 0) throw new SluiceError('SLUICE_LISTEN_FAILED', describeListenFailures(failures).join('\n'));
       if (this.options.takeover === true) await this.takeOver();
       this.readiness.met('listeners');
@@ -374,7 +374,10 @@ export class Supervisor {
   private async takeOver(): Promise<void> {
     const { listen, token_env: tokenEnv } = this.config.admin;
     const token = tokenEnv === undefined ? undefined : process.env[tokenEnv];
-    const outcome = await requestHandover(listen, token);
+    const { outcome, udpSessions } = await requestHandover(listen, token);
+    this.dataPlane.seedUdp(udpSessions);
+    const sessions = udpSessions.reduce((n, t) => n + t.sessions.length, 0);
+    this.log.info({ sessions }, 'handover: seeded UDP sessions from the old process');
     if (outcome === 'handed-over') warnUnlessMigrating(this.log);
     this.log.info({ outcome }, outcome === 'handed-over' ? 'handover: the old process is draining' : 'handover: no process to take over from');
     await this.startAdmin(ADMIN_TAKEOVER_WAIT_MS);
@@ -421,6 +424,7 @@ export class Supervisor {
       lifecycle: {
         drain: (options) => void this.drain(options),
         reload: async (options) => this.reload(options),
+        handOverUdp: async () => this.dataPlane.handOverUdp(),
       },
       faults:
         process.env['SLUICE_FAULT_INJECTION'] === '1'

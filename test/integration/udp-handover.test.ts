@@ -91,7 +91,7 @@ async function longSessions(port: number): Promise<{ clients: LongClient[]; stop
     socket.on('message', (message) => {
       const [backend, seq] = message.toString().split('|');
       client.replies.add(Number(seq));
-      if (client.backend !== undefined && client.backend !== backend) client.changes++;
+      if (client.backend !== undefined && client.backend !== backend) { client.changes++; console.log(`DEBUG change client ${i} seq ${seq} sent ${client.sent} ${client.backend} -> ${backend} at ${Date.now()}`); }
       client.backend = backend;
     });
     clients.push(client);
@@ -157,7 +157,10 @@ describe('UDP sessions across a handover', () => {
       (clients) => clients.every((c) => c.replies.size >= 3),
     );
     const beforeDns = dns.stats.ok;
+    console.log(`DEBUG takeover start ${Date.now()}`);
     const successor = await daemon('', adminPort!, { configFile: old.configFile, args: ['--takeover'] });
+    console.log(`DEBUG successor started ${Date.now()} ${JSON.stringify(successor.logs.map((l) => [l.msg, l['time'], l['worker']]))}`);
+    console.log(`DEBUG old ${JSON.stringify(old.logs.filter((l) => /drain/.test(l.msg)).map((l) => [l.msg, l['time']]))}`);
     expect(await old.exited).toBe(0);
     // Traffic goes on through the successor alone: every client gets 10 more replies.
     const atExit = long.clients.map((c) => c.replies.size);
