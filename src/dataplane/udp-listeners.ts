@@ -44,13 +44,22 @@ export class UdpListenerSet {
   }
 
   /**
-   * Handover, old side: every UDP listener stops starting sessions and exports the ones it
-   * has; `closeAll` follows once every worker did (see UdpProxy.handOver). No listener opens after.
+   * Handover, old side: every UDP listener exports its sessions. With `stop`, it starts none
+   * from now on and `closeAll` follows once every worker did (see UdpProxy.handOver); no
+   * listener opens after.
    */
-  handOver(): UdpHandoverTable[] {
-    this.draining = true;
-    for (const proxy of this.retiring) proxy.retire();
-    return [...this.proxies].map(([listener, proxy]) => ({ listener, sessions: proxy.handOver() }));
+  handOver(stop: boolean): UdpHandoverTable[] {
+    if (stop) {
+      this.draining = true;
+      for (const proxy of this.retiring) proxy.retire();
+    }
+    return [...this.proxies].map(([listener, proxy]) => ({ listener, sessions: proxy.handOver(stop) }));
+  }
+
+  /** Handover, old side: every worker's sessions, so a client moved between workers keeps its backend. */
+  share(tables: readonly UdpHandoverTable[]): void {
+    const byListener = new Map(tables.map((t) => [t.listener, t.sessions]));
+    for (const [name, proxy] of this.proxies) proxy.learn(byListener.get(name) ?? []);
   }
 
   /**

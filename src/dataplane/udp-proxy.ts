@@ -174,12 +174,18 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
     this.held ??= new HeldDatagrams(HELD_DATAGRAMS_MAX, this.settings.recvBufferBytes);
   }
 
+  /**
+   * Sessions of this listener elsewhere (the old process's, or on the old side the other
+   * workers'): a client among them starts its next session here on the same backend.
+   */
+  learn(sessions: readonly UdpHandoverSession[]): void {
+    const affinities = new HandedOverAffinities(sessions, this.deps.now(), this.settings.sessionTimeoutMs, this.settings.maxSessions);
+    this.affinities = affinities.size > 0 ? affinities : undefined;
+  }
+
   /** Handover, new side: take the old process's sessions for this listener, then serve what was held. */
   seed(sessions: readonly UdpHandoverSession[]): void {
-    const now = this.deps.now();
-    const capacity = this.settings.maxSessions;
-    const affinities = new HandedOverAffinities(sessions, now, this.settings.sessionTimeoutMs, capacity);
-    this.affinities = affinities.size > 0 ? affinities : undefined;
+    this.learn(sessions);
     const held = this.held;
     this.held = undefined;
     if (held === undefined) return;
@@ -192,8 +198,8 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
    * socket of the port's SO_REUSEPORT group rehashes clients over the others, and a client
    * moved to another old worker must not start a session there on a new backend.
    */
-  handOver(): UdpHandoverSession[] {
-    this.accepting = false;
+  handOver(stop: boolean): UdpHandoverSession[] {
+    if (stop) this.accepting = false;
     return handoverSessions(this.table.sessions(), this.deps.now(), this.settings.maxSessions);
   }
 

@@ -232,7 +232,10 @@ function onCommand(command: DataPlaneCommand): void {
       return;
     }
     case 'udp.handover.export':
-      send({ type: 'udp.handover.sessions', requestId: command.requestId, tables: udpListeners.handOver() });
+      send({ type: 'udp.handover.sessions', requestId: command.requestId, tables: udpListeners.handOver(command.stop) });
+      return;
+    case 'udp.handover.share':
+      udpListeners.share(command.tables);
       return;
     case 'udp.handover.close':
       // The successor has the sessions: its sockets get all of the port's traffic from now on.

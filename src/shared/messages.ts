@@ -49,10 +49,13 @@ export type DataPlaneCommand =
   /** Fault injection (SLUICE_FAULT_INJECTION=1 only): throw an uncaught error. */
   | { readonly type: 'fault.crash' }
   /**
-   * Handover, old side: UDP listeners start no session from now on and report the ones they
-   * have (`udp.handover.sessions`); `udp.handover.close` follows once every worker answered.
+   * Handover, old side: UDP listeners report their sessions (`udp.handover.sessions`). With
+   * `stop` they start none from now on, and `udp.handover.close` follows once every worker
+   * answered; without, `udp.handover.share` follows.
    */
-  | { readonly type: 'udp.handover.export'; readonly requestId: number }
+  | { readonly type: 'udp.handover.export'; readonly requestId: number; readonly stop: boolean }
+  /** Handover, old side, before the successor binds: every worker's sessions, so a client the kernel moves between workers keeps its backend. */
+  | { readonly type: 'udp.handover.share'; readonly tables: readonly UdpHandoverTable[] }
   | { readonly type: 'udp.handover.close' }
   /** Handover, new side: the old process's sessions; held UDP datagrams are served from now on. */
   | { readonly type: 'udp.handover.seed'; readonly tables: readonly UdpHandoverTable[] };

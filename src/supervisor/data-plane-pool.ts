@@ -182,10 +182,29 @@ export class DataPlanePool {
    * worker closes its UDP listeners.
    */
   async handOverUdp(): Promise<UdpHandoverTable[]> {
-    const answers = await Promise.all(this.slots.map(async (_slot, index) => this.queryHandover(index)));
+    const tables = await this.exportUdp(true);
     this.slots.forEach((_slot, index) => {
       this.send(index, { type: 'udp.handover.close' });
     });
+    return tables;
+  }
+
+  /**
+   * Handover, old side, before the successor binds: its sockets joining the port's
+   * SO_REUSEPORT group rehash clients over all sockets, old ones included, so every worker
+   * learns every other worker's sessions (a moved client keeps its backend). Resolves with
+   * how many sessions were shared.
+   */
+  async shareUdp(): Promise<number> {
+    const tables = await this.exportUdp(false);
+    this.slots.forEach((_slot, index) => {
+      this.send(index, { type: 'udp.handover.share', tables });
+    });
+    return tables.reduce((n, t) => n + t.sessions.length, 0);
+  }
+
+  private async exportUdp(stop: boolean): Promise<UdpHandoverTable[]> {
+    const answers = await Promise.all(this.slots.map(async (_slot, index) => this.queryHandover(index, stop)));
     const merged = new Map<string, UdpHandoverTable['sessions'][number][]>();
     for (const table of answers.flat()) {
       const sessions = merged.get(table.listener) ?? [];
@@ -335,7 +354,7 @@ export class DataPlanePool {
     });
   }
 
-  private queryHandover(index: number): Promise<readonly UdpHandoverTable[]> {
+  private queryHandover(index: number, stop: boolean): Promise<readonly UdpHandoverTable[]> {
     if (this.slots[index]?.worker === undefined) return Promise.resolve([]);
     const requestId = this.nextRequestId++;
     return new Promise((resolve) => {
@@ -347,7 +366,7 @@ export class DataPlanePool {
         clearTimeout(timer);
         resolve(tables);
       });
-      this.send(index, { type: 'udp.handover.export', requestId });
+      this.send(index, { type: 'udp.handover.export', requestId, stop });
     });
   }
 

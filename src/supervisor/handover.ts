@@ -134,3 +134,38 @@ export function requestHandover(adminListen: string, token: string | undefined):
     req.end(body);
   });
 }
+
+export type PrepareOutcome = 'prepared' | 'no-peer' | 'unsupported';
+
+/**
+ * Before binding: ask the process serving `adminListen` to share its UDP sessions among its
+ * own workers (POST /handover/prepare), because our sockets joining the port's SO_REUSEPORT
+ * group make the kernel move some clients from one of its workers to another. Best effort:
+ * an older Sluice (404), no process, or any failure only costs those clients their backend.
+ */
+export function prepareUdpHandover(adminListen: string, token: string | undefined): Promise<PrepareOutcome> {
+  const address = parseHostPort(adminListen);
+  if (address === undefined) return Promise.resolve('no-peer');
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host: address.host,
+        port: address.port,
+        method: 'POST',
+        path: '/handover/prepare',
+        timeout: HANDOVER_REQUEST_TIMEOUT_MS,
+        headers: { 'content-length': 0, ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+      },
+      (response) => {
+        response.resume();
+        const status = response.statusCode ?? 0;
+        resolve(status >= 200 && status < 300 ? 'prepared' : 'unsupported');
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      resolve(error.code === 'ECONNREFUSED' ? 'no-peer' : 'unsupported');
+    });
+    req.end();
+  });
+}

@@ -35,6 +35,8 @@ export interface LifecycleControl {
   reload(options: { dryRun: boolean }): Promise<ReloadResult>;
   /** Handover: close the UDP listeners at once and answer with their sessions (for the successor). */
   handOverUdp?(): Promise<readonly UdpHandoverTable[]>;
+  /** Handover, before the successor binds: share the UDP sessions among this process's workers; resolves with how many. */
+  prepareHandover?(): Promise<number>;
 }
 
 const drainBody = z.strictObject({ handover: z.boolean().optional() }).optional();
@@ -56,6 +58,12 @@ export function registerLifecycleRoutes(app: FastifyInstance, lifecycle: Lifecyc
       lifecycle.drain({ handover });
     });
     return reply.code(202).send({ status: 'draining', handover, ...(udpSessions === undefined ? {} : { udp_sessions: udpSessions }) });
+  });
+
+  // A successor about to bind beside this process (see supervisor/handover.ts).
+  app.post('/handover/prepare', async (_request, reply) => {
+    const shared = (await lifecycle.prepareHandover?.()) ?? 0;
+    return reply.code(202).send({ status: 'prepared', udp_sessions: shared });
   });
 
   app.post('/config/reload', async (request, reply) => {
