@@ -123,6 +123,8 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
   private held: HeldDatagrams | undefined;
   /** Handover, new side: the old process's client -> backend, each used once. */
   private affinities: HandedOverAffinities | undefined;
+  /** Handover, old side: sessions are exported; the socket closes once every worker's are. */
+  private handingOver = false;
 
   constructor(binding: ListenerBinding, settings: UdpListenerSettings, deps: UdpProxyDeps) {
     this.binding = binding;
@@ -199,7 +201,10 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
    * moved to another old worker must not start a session there on a new backend.
    */
   handOver(stop: boolean): UdpHandoverSession[] {
-    if (stop) this.accepting = false;
+    if (stop) {
+      this.accepting = false;
+      this.handingOver = true;
+    }
     return handoverSessions(this.table.sessions(), this.deps.now(), this.settings.maxSessions);
   }
 
@@ -328,11 +333,11 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
   ): UdpSession | undefined {
     const counters = this.deps.counters;
     const listenerSlot = this.binding.slot;
-    if (!this.accepting) {
+    const handed = listener === undefined ? undefined : this.handedOver(key, listener, now, avoidSlot);
+    if (!this.accepting && handed === undefined && !this.oneReplyHandover()) {
       counters.bumpListener(listenerSlot, ListenerCounter.refusedDraining);
       return undefined;
     }
-    const handed = listener === undefined ? undefined : this.handedOver(key, listener, now, avoidSlot);
     const route = handed?.route ?? (listener === undefined ? undefined : chooseCluster(listener));
     if (route === undefined || route.eligible.length === 0) {
       counters.bumpListener(listenerSlot, ListenerCounter.refusedNoBackend);
@@ -362,6 +367,15 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
     if (session.closed) return undefined;
     if (this.sweepTimer === undefined) this.armSweep();
     return session;
+  }
+
+  /**
+   * Handing over, sessions that end at their first reply still start: such a session has no
+   * backend to keep (the client's next query is a new session anyway), so it need not be
+   * exported, and refusing it would lose the query.
+   */
+  private oneReplyHandover(): boolean {
+    return this.handingOver && this.settings.maxReplies === 1;
   }
 
   /** The client's backend in the previous process, if it was handed over and is still eligible. */
