@@ -372,7 +372,7 @@ export class Supervisor {
   }
 
   /** Workers first, then the old process shares its UDP sessions, then the binds (see handover.ts). */
-  private async bindForTakeover(): Promise<Awaited<ReturnType<DataPlanePool['start']>>> {
+  private async bindForTakeover(): Promise<ListenFailure[]> {
     await this.dataPlane.start([], { holdUdp: true });
     const { listen, token_env: tokenEnv } = this.config.admin;
     const outcome = await prepareUdpHandover(listen, tokenEnv === undefined ? undefined : process.env[tokenEnv]);
