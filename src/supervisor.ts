@@ -34,7 +34,7 @@ import { ClusterStates } from './supervisor/cluster-states.ts';
 import { ControlPlaneHost } from './supervisor/control-plane-host.ts';
 import { DataPlanePool, type ListenFailure } from './supervisor/data-plane-pool.ts';
 import { probeListenAddresses } from './supervisor/port-probe.ts';
-import { requestHandover, warnUnlessMigrating } from './supervisor/handover.ts';
+import { prepareUdpHandover, requestHandover, warnUnlessMigrating } from './supervisor/handover.ts';
 import { proxyTrustWarnings } from './supervisor/proxy-trust-warning.ts';
 import { ListenerSlots } from './supervisor/listener-slots.ts';
 import { diffConfigs, restartOnlyChanges } from './supervisor/config-changes.ts';
@@ -192,7 +192,7 @@ export class Supervisor {
       this.listeners = this.listenerBindings(config);
       const taken = this.options.takeover === true ? [] : await probeListenAddresses(this.listeners);
       if (taken.length > 0) throw new SluiceError('SLUICE_LISTEN_FAILED', describeListenFailures(taken).join('\n'));
-      const failures = await this.dataPlane.start(this.listeners);
+      const failures = this.options.takeover === true ? await this.bindForTakeover() : await this.dataPlane.start(this.listeners);
       if (failures.length > 0) throw new SluiceError('SLUICE_LISTEN_FAILED', describeListenFailures(failures).join('\n'));
       if (this.options.takeover === true) await this.takeOver();
       this.readiness.met('listeners');
@@ -371,10 +371,22 @@ export class Supervisor {
     });
   }
 
+  /** Workers first, then the old process shares its UDP sessions, then the binds (see handover.ts). */
+  private async bindForTakeover(): Promise<ListenFailure[]> {
+    await this.dataPlane.start([], { holdUdp: true });
+    const { listen, token_env: tokenEnv } = this.config.admin;
+    const outcome = await prepareUdpHandover(listen, tokenEnv === undefined ? undefined : process.env[tokenEnv]);
+    if (outcome === 'unsupported') this.log.warn('handover: the old process could not share its UDP sessions; some UDP clients may change backend');
+    return this.dataPlane.setListeners(this.listeners);
+  }
+
   private async takeOver(): Promise<void> {
     const { listen, token_env: tokenEnv } = this.config.admin;
     const token = tokenEnv === undefined ? undefined : process.env[tokenEnv];
-    const outcome = await requestHandover(listen, token);
+    const { outcome, udpSessions } = await requestHandover(listen, token);
+    this.dataPlane.seedUdp(udpSessions);
+    const sessions = udpSessions.reduce((n, t) => n + t.sessions.length, 0);
+    this.log.info({ sessions }, 'handover: seeded UDP sessions from the old process');
     if (outcome === 'handed-over') warnUnlessMigrating(this.log);
     this.log.info({ outcome }, outcome === 'handed-over' ? 'handover: the old process is draining' : 'handover: no process to take over from');
     await this.startAdmin(ADMIN_TAKEOVER_WAIT_MS);
@@ -421,6 +433,8 @@ export class Supervisor {
       lifecycle: {
         drain: (options) => void this.drain(options),
         reload: async (options) => this.reload(options),
+        handOverUdp: async () => this.dataPlane.handOverUdp(),
+        prepareHandover: async () => this.dataPlane.shareUdp(),
       },
       faults:
         process.env['SLUICE_FAULT_INJECTION'] === '1'

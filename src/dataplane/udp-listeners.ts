@@ -4,7 +4,7 @@
  * listener (removed or moved by a reload) keeps serving its open sessions and closes when
  * the last one ended, as a removed TCP listener lets its connections finish.
  */
-import type { ListenerBinding } from '../shared/messages.ts';
+import type { ListenerBinding, UdpHandoverTable } from '../shared/messages.ts';
 import type { ListenFailure } from './listeners.ts';
 import { UdpProxy, type UdpProxyDeps, type UdpSessionEnd } from './udp-proxy.ts';
 
@@ -18,9 +18,48 @@ export class UdpListenerSet {
   private readonly retiring = new Set<UdpProxy>();
   private readonly deps: UdpProxyDeps;
   private draining = false;
+  /** Handover, new side: listeners opened now hold their datagrams until `seed`. */
+  private holding: boolean;
 
-  constructor(deps: UdpProxyDeps) {
+  constructor(deps: UdpProxyDeps, options: { holdForHandover?: boolean } = {}) {
     this.deps = deps;
+    this.holding = options.holdForHandover === true;
+  }
+
+  get holdingForHandover(): boolean {
+    return this.holding;
+  }
+
+  /** Handover, new side: seed each listener with the old process's sessions and serve what was held. */
+  seed(tables: readonly UdpHandoverTable[]): number {
+    this.holding = false;
+    const byListener = new Map(tables.map((t) => [t.listener, t.sessions]));
+    let seeded = 0;
+    for (const [name, proxy] of this.proxies) {
+      const sessions = byListener.get(name) ?? [];
+      proxy.seed(sessions);
+      seeded += sessions.length;
+    }
+    return seeded;
+  }
+
+  /**
+   * Handover, old side: every UDP listener exports its sessions. With `stop`, it starts none
+   * from now on and `closeAll` follows once every worker did (see UdpProxy.handOver); no
+   * listener opens after.
+   */
+  handOver(stop: boolean): UdpHandoverTable[] {
+    if (stop) {
+      this.draining = true;
+      for (const proxy of this.retiring) proxy.retire();
+    }
+    return [...this.proxies].map(([listener, proxy]) => ({ listener, sessions: proxy.handOver(stop) }));
+  }
+
+  /** Handover, old side: every worker's sessions, so a client moved between workers keeps its backend. */
+  share(tables: readonly UdpHandoverTable[]): void {
+    const byListener = new Map(tables.map((t) => [t.listener, t.sessions]));
+    for (const [name, proxy] of this.proxies) proxy.learn(byListener.get(name) ?? []);
   }
 
   /**
@@ -104,6 +143,9 @@ export class UdpListenerSet {
       proxy.close();
       return undefined;
     }
+    // Set before any datagram is read (this runs in the bind's own turn), and only while the
+    // seed has not come: a listener bound after it must serve at once.
+    if (this.holding) proxy.hold();
     this.proxies.set(binding.name, proxy);
     return undefined;
   }

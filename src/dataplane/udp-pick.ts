@@ -3,7 +3,8 @@
  * client's remembered backend while it is eligible (sticky), else the cluster's balancer
  * (consistent_hash hashes the client's address, and its port with source_ip_port); from
  * there, the first eligible backend with room under its max_connections, whose place is
- * reserved for the session's lifetime. A backend that just refused this client (ICMP port
+ * reserved for the session's lifetime. A `preferred` index (a session handed over by the
+ * previous process, udp-handover.ts) replaces the sticky and balancer picks. A backend that just refused this client (ICMP port
  * unreachable) is passed over when there is another. There is no queue: a datagram does not
  * wait for room, it is dropped and counted by the caller.
  *
@@ -24,14 +25,20 @@ export function reserveSessionBackend(
   avoidSlot: number,
   counters: WorkerCounters,
   nowMs: number,
+  preferred = -1,
 ): SnapshotBackend | undefined {
   const { eligible, limits, sticky } = route;
   const n = eligible.length;
   if (n === 0) return undefined;
   let ipHash = 0;
   let stickyHash = 0;
-  let first = -1;
-  if (route.hashKey !== undefined || sticky !== undefined) {
+  let first = preferred;
+  if (first >= 0) {
+    if (sticky !== undefined) {
+      ipHash = hashAddress(address);
+      stickyHash = hashAddress(address, AFFINITY_SEED) || 1;
+    }
+  } else if (route.hashKey !== undefined || sticky !== undefined) {
     ipHash = hashAddress(address);
     stickyHash = hashAddress(address, AFFINITY_SEED) || 1;
     if (sticky !== undefined) {

@@ -26,6 +26,10 @@
  * connected socket) counts as a connect failure of that backend (the passive health
  * signal), and the session's next datagram goes to another backend.
  *
+ * Handover (udp-handover.ts): the old process exports its sessions (client -> backend) and
+ * closes at once (`handOver`); the new one holds the datagrams it receives until it has them
+ * (`hold`, `seed`), and a handed-over client's next session starts on the same backend.
+ *
  * Per datagram: no message passing, no logging, no timer; counters are plain stores into
  * this worker's row. Every socket buffer is bounded: kernel buffers by recv/send buffer
  * settings, Node's user-space send queue by the send buffer size (over it, drop).
@@ -46,6 +50,8 @@ import type { ListenFailure } from './listeners.ts';
 import { chooseCluster, type ClusterRoute, type ListenerRoute } from './routing-table.ts';
 import { BackendSocket, type IdleSocketEvents } from './udp-backend-socket.ts';
 import { literalLookup, socketType } from './udp-lookup.ts';
+import { HandedOverAffinities, handoverSessions, HELD_DATAGRAMS_MAX, HeldDatagrams } from './udp-handover.ts';
+import type { UdpHandoverSession } from '../shared/messages.ts';
 import { reserveSessionBackend } from './udp-pick.ts';
 import { UdpSession, type SessionOwner } from './udp-session.ts';
 import { SessionTable } from './udp-session-table.ts';
@@ -113,6 +119,12 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
   /** Retiring (drain, or removed by a reload): the address is released once the last session ended. */
   private closeWhenIdle = false;
   private idleWaiters: (() => void)[] = [];
+  /** Handover, new side: datagrams wait here until the old process's sessions arrived. */
+  private held: HeldDatagrams | undefined;
+  /** Handover, new side: the old process's client -> backend, each used once. */
+  private affinities: HandedOverAffinities | undefined;
+  /** Handover, old side: sessions are exported; the socket closes once every worker's are. */
+  private handingOver = false;
 
   constructor(binding: ListenerBinding, settings: UdpListenerSettings, deps: UdpProxyDeps) {
     this.binding = binding;
@@ -157,6 +169,43 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
         resolve(undefined);
       });
     });
+  }
+
+  /** Handover, new side: hold client datagrams until `seed` (bounded by the receive buffer size). */
+  hold(): void {
+    this.held ??= new HeldDatagrams(HELD_DATAGRAMS_MAX, this.settings.recvBufferBytes);
+  }
+
+  /**
+   * Sessions of this listener elsewhere (the old process's, or on the old side the other
+   * workers'): a client among them starts its next session here on the same backend.
+   */
+  learn(sessions: readonly UdpHandoverSession[]): void {
+    const affinities = new HandedOverAffinities(sessions, this.deps.now(), this.settings.sessionTimeoutMs, this.settings.maxSessions);
+    this.affinities = affinities.size > 0 ? affinities : undefined;
+  }
+
+  /** Handover, new side: take the old process's sessions for this listener, then serve what was held. */
+  seed(sessions: readonly UdpHandoverSession[]): void {
+    this.learn(sessions);
+    const held = this.held;
+    this.held = undefined;
+    if (held === undefined) return;
+    for (const { datagram, client } of held.take()) this.onClientDatagram(datagram, client);
+  }
+
+  /**
+   * Handover, old side: start no session from now on and export the ones there are (most
+   * recent first). The caller closes the listener once every worker has exported: closing one
+   * socket of the port's SO_REUSEPORT group rehashes clients over the others, and a client
+   * moved to another old worker must not start a session there on a new backend.
+   */
+  handOver(stop: boolean): UdpHandoverSession[] {
+    if (stop) {
+      this.accepting = false;
+      this.handingOver = true;
+    }
+    return handoverSessions(this.table.sessions(), this.deps.now(), this.settings.maxSessions);
   }
 
   /** Apply changed limits to the running listener (a reload that kept its address). */
@@ -226,6 +275,7 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
     this.accepting = false;
     const socket = this.socket;
     this.socket = undefined;
+    this.held = undefined;
     this.endAll('closed');
     this.pool.closeAll();
     if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
@@ -236,6 +286,10 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
   // ── client side ────────────────────────────────────────────────────────────────
 
   private readonly onClientDatagram = (datagram: Buffer, client: dgram.RemoteInfo): void => {
+    if (this.held !== undefined) {
+      if (!this.held.push(datagram, client)) this.deps.counters.bumpListener(this.binding.slot, ListenerCounter.udpDatagramsDropped);
+      return;
+    }
     const listener = this.deps.routeFor(this.binding.name);
     const now = this.deps.now();
     const key = `${client.address}:${client.port}`;
@@ -279,18 +333,19 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
   ): UdpSession | undefined {
     const counters = this.deps.counters;
     const listenerSlot = this.binding.slot;
-    if (!this.accepting) {
+    const handed = listener === undefined ? undefined : this.handedOver(key, listener, now, avoidSlot);
+    if (!this.accepting && handed === undefined && !this.oneReplyHandover()) {
       counters.bumpListener(listenerSlot, ListenerCounter.refusedDraining);
       return undefined;
     }
-    const route = listener === undefined ? undefined : chooseCluster(listener);
+    const route = handed?.route ?? (listener === undefined ? undefined : chooseCluster(listener));
     if (route === undefined || route.eligible.length === 0) {
       counters.bumpListener(listenerSlot, ListenerCounter.refusedNoBackend);
       this.deps.onRefused?.(listenerSlot, route);
       return undefined;
     }
     // Holds a place under the backend's max_connections until the session ends.
-    const backend = reserveSessionBackend(route, client.address, client.port, avoidSlot, counters, Date.now());
+    const backend = reserveSessionBackend(route, client.address, client.port, avoidSlot, counters, Date.now(), handed?.index ?? -1);
     if (backend === undefined) {
       counters.bumpListener(listenerSlot, ListenerCounter.refusedAtLimit);
       return undefined;
@@ -312,6 +367,26 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
     if (session.closed) return undefined;
     if (this.sweepTimer === undefined) this.armSweep();
     return session;
+  }
+
+  /**
+   * Handing over, sessions that end at their first reply still start: such a session has no
+   * backend to keep (the client's next query is a new session anyway), so it need not be
+   * exported, and refusing it would lose the query.
+   */
+  private oneReplyHandover(): boolean {
+    return this.handingOver && this.settings.maxReplies === 1;
+  }
+
+  /** The client's backend in the previous process, if it was handed over and is still eligible. */
+  private handedOver(key: string, listener: ListenerRoute, now: number, avoidSlot: number): { route: ClusterRoute; index: number } | undefined {
+    const affinity = this.affinities?.take(key, now);
+    if (affinity === undefined) return undefined;
+    // Only a cluster this listener still routes to (a new config may have moved it).
+    const route = listener.clusters.find((c) => c.name === affinity.cluster);
+    const index = route?.eligible.findIndex((b) => b.id === affinity.backend) ?? -1;
+    if (route === undefined || index < 0 || route.eligible[index]?.slot === avoidSlot) return undefined;
+    return { route, index };
   }
 
   private forward(session: UdpSession, datagram: Buffer): void {

@@ -32,6 +32,8 @@ import { UdpListenerSet } from './udp-listeners.ts';
 import { countResources } from '../shared/resources.ts';
 
 const DRAIN_PROGRESS_INTERVAL_MS = 1000;
+/** A takeover whose seed never comes (the supervisor failed) must not hold datagrams for ever. */
+const HANDOVER_HOLD_MAX_MS = 15_000;
 
 const data = workerData as DataPlaneWorkerData;
 const port = parentPort;
@@ -101,7 +103,13 @@ const udpListeners = new UdpListenerSet({
   onRefused: (slot, route) => {
     logRefusal(slot, route);
   },
-});
+}, { holdForHandover: data.holdUdpForHandover === true });
+const holdTimer = udpListeners.holdingForHandover
+  ? setTimeout(() => {
+      log.warn({ heldForMs: HANDOVER_HOLD_MAX_MS }, 'handover: no UDP sessions came from the old process; serving UDP without them');
+      udpListeners.seed([]);
+    }, HANDOVER_HOLD_MAX_MS).unref()
+  : undefined;
 const listeners = new ListenerSet(
   (socket: net.Socket, binding: ListenerBinding) => {
     const table = router.current();
@@ -223,6 +231,20 @@ function onCommand(command: DataPlaneCommand): void {
       });
       return;
     }
+    case 'udp.handover.export':
+      send({ type: 'udp.handover.sessions', requestId: command.requestId, tables: udpListeners.handOver(command.stop) });
+      return;
+    case 'udp.handover.share':
+      udpListeners.share(command.tables);
+      return;
+    case 'udp.handover.close':
+      // The successor has the sessions: its sockets get all of the port's traffic from now on.
+      udpListeners.closeAll();
+      return;
+    case 'udp.handover.seed':
+      clearTimeout(holdTimer);
+      udpListeners.seed(command.tables);
+      return;
     case 'resources.query':
       send({
         type: 'resources',

@@ -47,7 +47,18 @@ export type DataPlaneCommand =
   /** Log rotation: later access-log lines go to `fd`; answered with `access-log.reopened`. */
   | { readonly type: 'access-log.reopen'; readonly fd: number }
   /** Fault injection (SLUICE_FAULT_INJECTION=1 only): throw an uncaught error. */
-  | { readonly type: 'fault.crash' };
+  | { readonly type: 'fault.crash' }
+  /**
+   * Handover, old side: UDP listeners report their sessions (`udp.handover.sessions`). With
+   * `stop` they start none from now on, and `udp.handover.close` follows once every worker
+   * answered; without, `udp.handover.share` follows.
+   */
+  | { readonly type: 'udp.handover.export'; readonly requestId: number; readonly stop: boolean }
+  /** Handover, old side, before the successor binds: every worker's sessions, so a client the kernel moves between workers keeps its backend. */
+  | { readonly type: 'udp.handover.share'; readonly tables: readonly UdpHandoverTable[] }
+  | { readonly type: 'udp.handover.close' }
+  /** Handover, new side: the old process's sessions; held UDP datagrams are served from now on. */
+  | { readonly type: 'udp.handover.seed'; readonly tables: readonly UdpHandoverTable[] };
 
 // ── data-plane worker → supervisor ─────────────────────────────────────────────
 export type DataPlaneEvent =
@@ -63,7 +74,27 @@ export type DataPlaneEvent =
   | { readonly type: 'drained'; readonly cut: number }
   | { readonly type: 'resources'; readonly requestId: number; readonly report: ResourceReport }
   /** Every line meant for the previous access-log descriptor has been written to it. */
-  | { readonly type: 'access-log.reopened'; readonly fd: number };
+  | { readonly type: 'access-log.reopened'; readonly fd: number }
+  | { readonly type: 'udp.handover.sessions'; readonly requestId: number; readonly tables: readonly UdpHandoverTable[] };
+
+/**
+ * One UDP session handed over from an old process to its successor: which backend the
+ * client was on. `idleMs` (not a time: the processes' monotonic clocks differ) lets the new
+ * side forget it when the session would have timed out anyway.
+ */
+export interface UdpHandoverSession {
+  /** Client address:port, as the session table keys it. */
+  readonly client: string;
+  readonly cluster: string;
+  /** Backend id (`cluster:address`), stable across processes on the same config. */
+  readonly backend: string;
+  readonly idleMs: number;
+}
+
+export interface UdpHandoverTable {
+  readonly listener: string;
+  readonly sessions: readonly UdpHandoverSession[];
+}
 
 export interface ResourceReport {
   readonly worker: number;
@@ -98,6 +129,11 @@ export interface DataPlaneWorkerData {
   readonly ipLimitBuffer: SharedArrayBuffer;
   readonly logLevel: string;
   readonly accessLog: AccessLogSettings;
+  /**
+   * Handover, new side: UDP datagrams wait (bounded) until `udp.handover.seed` brings the old
+   * process's sessions, so no client is given a new backend meanwhile.
+   */
+  readonly holdUdpForHandover?: boolean;
 }
 
 // ── supervisor → control-plane worker ──────────────────────────────────────────

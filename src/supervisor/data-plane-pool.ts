@@ -13,6 +13,7 @@ import type {
   DataPlaneWorkerData,
   ListenerBinding,
   ResourceReport,
+  UdpHandoverTable,
 } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
 import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
@@ -62,6 +63,9 @@ export class DataPlanePool {
   private restartCount = 0;
   private nextRequestId = 1;
   private readonly pendingQueries = new Map<number, (report: ResourceReport) => void>();
+  private readonly pendingHandovers = new Map<number, (tables: readonly UdpHandoverTable[]) => void>();
+  /** Handover, new side: workers started now hold UDP datagrams until `seedUdp`. */
+  private holdingUdp = false;
   private readonly readyWaiters = new Map<number, (failures: ListenFailure[]) => void>();
   private readonly failuresByWorker = new Map<number, ListenFailure[]>();
   private readonly drainWaiters = new Map<number, () => void>();
@@ -93,8 +97,9 @@ export class DataPlanePool {
   }
 
   /** Start every worker with these listeners; resolves with every bind failure. */
-  async start(listeners: readonly ListenerBinding[]): Promise<ListenFailure[]> {
+  async start(listeners: readonly ListenerBinding[], options: { holdUdp?: boolean } = {}): Promise<ListenFailure[]> {
     this.listeners = listeners;
+    this.holdingUdp = options.holdUdp === true;
     const results = await Promise.all(this.slots.map(async (_slot, index) => this.spawn(index)));
     return results.flat();
   }
@@ -171,6 +176,52 @@ export class DataPlanePool {
     return true;
   }
 
+  /**
+   * Handover, old side: every worker stops starting UDP sessions and answers with the ones it
+   * has, merged per listener (a worker that does not answer in time adds none); then every
+   * worker closes its UDP listeners.
+   */
+  async handOverUdp(): Promise<UdpHandoverTable[]> {
+    const tables = await this.exportUdp(true);
+    this.slots.forEach((_slot, index) => {
+      this.send(index, { type: 'udp.handover.close' });
+    });
+    return tables;
+  }
+
+  /**
+   * Handover, old side, before the successor binds: its sockets joining the port's
+   * SO_REUSEPORT group rehash clients over all sockets, old ones included, so every worker
+   * learns every other worker's sessions (a moved client keeps its backend). Resolves with
+   * how many sessions were shared.
+   */
+  async shareUdp(): Promise<number> {
+    const tables = await this.exportUdp(false);
+    this.slots.forEach((_slot, index) => {
+      this.send(index, { type: 'udp.handover.share', tables });
+    });
+    return tables.reduce((n, t) => n + t.sessions.length, 0);
+  }
+
+  private async exportUdp(stop: boolean): Promise<UdpHandoverTable[]> {
+    const answers = await Promise.all(this.slots.map(async (_slot, index) => this.queryHandover(index, stop)));
+    const merged = new Map<string, UdpHandoverTable['sessions'][number][]>();
+    for (const table of answers.flat()) {
+      const sessions = merged.get(table.listener) ?? [];
+      sessions.push(...table.sessions);
+      merged.set(table.listener, sessions);
+    }
+    return [...merged].map(([listener, sessions]) => ({ listener, sessions }));
+  }
+
+  /** Handover, new side: give every worker the old process's sessions; held datagrams are served. */
+  seedUdp(tables: readonly UdpHandoverTable[]): void {
+    this.holdingUdp = false;
+    this.slots.forEach((_slot, index) => {
+      this.send(index, { type: 'udp.handover.seed', tables });
+    });
+  }
+
   async resources(): Promise<ResourceReport[]> {
     const reports = await Promise.all(this.slots.map(async (_slot, index) => this.queryResources(index)));
     return reports.filter((r): r is ResourceReport => r !== undefined);
@@ -189,6 +240,7 @@ export class DataPlanePool {
       ipLimitBuffer: o.ipLimitBuffer,
       logLevel: o.logLevel,
       accessLog: this.accessLog,
+      holdUdpForHandover: this.holdingUdp,
     };
     const worker = new Worker(WORKER_ENTRY, { workerData, name: `sluice-dataplane-${index}` });
     slot.worker = worker;
@@ -273,6 +325,10 @@ export class DataPlanePool {
         this.reopenWaiters.get(index)?.(true);
         this.reopenWaiters.delete(index);
         return;
+      case 'udp.handover.sessions':
+        this.pendingHandovers.get(event.requestId)?.(event.tables);
+        this.pendingHandovers.delete(event.requestId);
+        return;
       case 'resources':
         this.pendingQueries.get(event.requestId)?.(event.report);
         this.pendingQueries.delete(event.requestId);
@@ -295,6 +351,22 @@ export class DataPlanePool {
         resolve(report);
       });
       this.send(index, { type: 'resources.query', requestId });
+    });
+  }
+
+  private queryHandover(index: number, stop: boolean): Promise<readonly UdpHandoverTable[]> {
+    if (this.slots[index]?.worker === undefined) return Promise.resolve([]);
+    const requestId = this.nextRequestId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingHandovers.delete(requestId);
+        resolve([]);
+      }, QUERY_TIMEOUT_MS);
+      this.pendingHandovers.set(requestId, (tables) => {
+        clearTimeout(timer);
+        resolve(tables);
+      });
+      this.send(index, { type: 'udp.handover.export', requestId, stop });
     });
   }
 

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { BackendPlan, CapacityProblem } from '../../shared/messages.ts';
+import type { BackendPlan, CapacityProblem, UdpHandoverTable } from '../../shared/messages.ts';
 import type { ConfigChanges } from '../../supervisor/config-changes.ts';
 
 export type ReloadResult =
@@ -33,6 +33,10 @@ export type ReloadResult =
 export interface LifecycleControl {
   drain(options: { handover: boolean }): void;
   reload(options: { dryRun: boolean }): Promise<ReloadResult>;
+  /** Handover: close the UDP listeners at once and answer with their sessions (for the successor). */
+  handOverUdp?(): Promise<readonly UdpHandoverTable[]>;
+  /** Handover, before the successor binds: share the UDP sessions among this process's workers; resolves with how many. */
+  prepareHandover?(): Promise<number>;
 }
 
 const drainBody = z.strictObject({ handover: z.boolean().optional() }).optional();
@@ -47,11 +51,19 @@ export function registerLifecycleRoutes(app: FastifyInstance, lifecycle: Lifecyc
       return reply.code(400).send({ error: 'BAD_REQUEST', message: 'body must be empty or {"handover": true|false}' });
     }
     const handover = body.data?.handover === true;
+    // The successor holds its UDP datagrams until it has these: no client gets a new backend.
+    const udpSessions = handover ? await lifecycle.handOverUdp?.() : undefined;
     // Start draining only once this answer is on the wire: a handover closes this server.
     reply.raw.once('finish', () => {
       lifecycle.drain({ handover });
     });
-    return reply.code(202).send({ status: 'draining', handover });
+    return reply.code(202).send({ status: 'draining', handover, ...(udpSessions === undefined ? {} : { udp_sessions: udpSessions }) });
+  });
+
+  // A successor about to bind beside this process (see supervisor/handover.ts).
+  app.post('/handover/prepare', async (_request, reply) => {
+    const shared = (await lifecycle.prepareHandover?.()) ?? 0;
+    return reply.code(202).send({ status: 'prepared', udp_sessions: shared });
   });
 
   app.post('/config/reload', async (request, reply) => {

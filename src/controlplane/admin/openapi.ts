@@ -216,7 +216,14 @@ const OPERATIONS: Readonly<Record<string, Json>> = {
   'GET /snapshot': { summary: 'The published routing snapshot (version and content)', responses: { 200: json({ type: 'object' }, 'snapshot'), ...errors(401) } },
   'GET /healthz': { summary: 'Alive (no token needed)', responses: { 200: json({ type: 'object' }, 'alive') } },
   'GET /readyz': { summary: 'Ready, or 503 once draining (no token needed)', responses: { 200: json({ type: 'object' }, 'ready'), 503: json({ type: 'object' }, 'draining') } },
-  'POST /drain': { summary: 'Stop accepting and drain the whole process (what SIGTERM does)', responses: { 202: json({ type: 'object' }, 'draining'), ...errors(400, 401) } },
+  'POST /drain': {
+    summary: 'Stop accepting and drain the whole process (what SIGTERM does); with {"handover": true} the answer carries udp_sessions for the successor',
+    responses: { 202: json({ type: 'object' }, 'draining'), ...errors(400, 401) },
+  },
+  'POST /handover/prepare': {
+    summary: 'A successor is about to bind beside this process (--takeover): share the UDP sessions among its workers',
+    responses: { 202: json({ type: 'object', properties: { status: { type: 'string' }, udp_sessions: { type: 'integer' } } }, 'prepared'), ...errors(401) },
+  },
   'POST /config/reload': {
     summary: 'Reload config.yaml (what SIGHUP does); docs/reload.md',
     parameters: [{ name: 'dry_run', in: 'query', schema: { enum: ['true', 'false'] }, description: 'true: answer the plan and the limits it would hit; apply nothing' }],
