@@ -170,13 +170,14 @@ describe('UDP sessions across a handover', () => {
     );
     long.stop();
     await dns.stop();
-    // Late replies: whatever is still on its way arrives within a round trip.
+    // Late replies: whatever is still on its way arrives within a round trip. Some may never
+    // come (the kernel window asserted below), so this wait may end without all of them.
     const sent = long.clients.reduce((n, c) => n + c.sent, 0);
     await eventually(
       () => Promise.resolve(long.clients.reduce((n, c) => n + c.replies.size, 0)),
       (received) => received === sent,
       REPLY_WAIT_MS,
-    );
+    ).catch(() => undefined);
     const received = long.clients.reduce((n, c) => n + c.replies.size, 0);
     const lostPerClient = long.clients.map((c) => c.sent - c.replies.size);
     const changes = long.clients.reduce((n, c) => n + c.changes, 0);
