@@ -60,19 +60,16 @@ export async function runToExit(args: string[], env: Record<string, string> = {}
   return { code, stdout, stderr };
 }
 
-export interface DaemonOptions {
-  /** Extra environment variables (e.g. SLUICE_FAULT_INJECTION=1). */
-  readonly env?: Record<string, string>;
-  /** Extra arguments after `run --config FILE` (e.g. --takeover). */
-  readonly args?: readonly string[];
-  /** Run on this existing config file instead of writing `yaml` to a new one. */
-  readonly configFile?: string;
+/** What a test reads of a Sluice process: its JSON log lines (as they arrive) and stderr. */
+export interface FollowedProcess {
+  readonly logs: LogLine[];
+  readonly stderr: () => string;
+  readonly exited: Promise<number | null>;
+  /** Resolves with the first line `predicate` accepts; rejects if the process exits first or on the bound. */
+  readonly waitForLog: (predicate: (line: LogLine) => boolean, timeoutMs?: number) => Promise<LogLine>;
 }
 
-/** Start the daemon and wait for its start-up line (or its exit). */
-export async function startDaemon(yaml: string, adminPort: number, options: DaemonOptions = {}): Promise<Daemon> {
-  const configFile = options.configFile ?? writeConfig(yaml);
-  const child = runCli(['run', '--config', configFile, '--log-level', 'info', ...(options.args ?? [])], options.env);
+export function followLogs(child: ChildProcess, name: string, defaultTimeoutMs: number): FollowedProcess {
   const logs: LogLine[] = [];
   let stderr = '';
   const watchers = new Set<() => void>();
@@ -95,8 +92,7 @@ export async function startDaemon(yaml: string, adminPort: number, options: Daem
     stderr += chunk.toString();
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-
-  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> =>
+  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = defaultTimeoutMs): Promise<LogLine> =>
     new Promise((resolve, reject) => {
       const check = (): void => {
         const found = logs.find(predicate);
@@ -109,8 +105,9 @@ export async function startDaemon(yaml: string, adminPort: number, options: Daem
         reject(new Error(`log line not seen in ${timeoutMs} ms; stderr: ${stderr}`));
       }, timeoutMs);
       const onExit = (): void => {
+        check();
         cleanup();
-        reject(new Error(`daemon exited before the log line; stderr: ${stderr}`));
+        reject(new Error(`the ${name} exited before the log line; stderr: ${stderr}`));
       };
       const cleanup = (): void => {
         clearTimeout(timer);
@@ -118,16 +115,34 @@ export async function startDaemon(yaml: string, adminPort: number, options: Daem
         child.removeListener('exit', onExit);
       };
       watchers.add(check);
-      child.once('exit', onExit);
+      if (child.exitCode !== null || child.signalCode !== null) onExit();
+      else child.once('exit', onExit);
       check();
     });
+  return { logs, stderr: () => stderr, exited, waitForLog };
+}
+
+export interface DaemonOptions {
+  /** Extra environment variables (e.g. SLUICE_FAULT_INJECTION=1). */
+  readonly env?: Record<string, string>;
+  /** Extra arguments after `run --config FILE` (e.g. --takeover). */
+  readonly args?: readonly string[];
+  /** Run on this existing config file instead of writing `yaml` to a new one. */
+  readonly configFile?: string;
+}
+
+/** Start the daemon and wait for its start-up line (or its exit). */
+export async function startDaemon(yaml: string, adminPort: number, options: DaemonOptions = {}): Promise<Daemon> {
+  const configFile = options.configFile ?? writeConfig(yaml);
+  const child = runCli(['run', '--config', configFile, '--log-level', 'info', ...(options.args ?? [])], options.env);
+  const { logs, stderr, waitForLog, exited } = followLogs(child, 'daemon', 15_000);
 
   const daemon: Daemon = {
     child,
     configFile,
     adminUrl: `http://127.0.0.1:${adminPort}`,
     logs,
-    stderr: () => stderr,
+    stderr,
     waitForLog,
     exited,
     stop: async (signal = 'SIGTERM') => {

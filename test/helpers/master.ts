@@ -3,7 +3,7 @@
  * the JSON log lines of the master and its children (they share its stdout).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { CLI, writeConfig, type LogLine } from './daemon.ts';
+import { CLI, followLogs, writeConfig, type LogLine } from './daemon.ts';
 
 export interface Master {
   readonly child: ChildProcess;
@@ -28,46 +28,7 @@ export async function startMaster(yaml: string, options: MasterOptions = {}): Pr
   const configFile = writeConfig(yaml);
   const [command, ...args] = options.command?.(configFile) ?? [process.execPath, CLI, 'master', '--config', configFile, '--log-level', 'info'];
   const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: LogLine[] = [];
-  const watchers = new Set<() => void>();
-  let stderr = '';
-  let pending = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    const lines = (pending + chunk.toString()).split('\n');
-    pending = lines.pop() ?? '';
-    for (const line of lines) if (line.startsWith('{')) logs.push(JSON.parse(line) as LogLine);
-    for (const watcher of watchers) watcher();
-  });
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-
-  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 60_000): Promise<LogLine> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const found = logs.find(predicate);
-        if (found === undefined) return;
-        cleanup();
-        resolve(found);
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`log line not seen in ${timeoutMs} ms; stderr: ${stderr}`));
-      }, timeoutMs);
-      const onExit = (): void => {
-        check();
-        cleanup();
-        reject(new Error(`the master exited before the log line; stderr: ${stderr}`));
-      };
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        watchers.delete(check);
-        child.removeListener('exit', onExit);
-      };
-      watchers.add(check);
-      if (child.exitCode !== null) onExit();
-      else child.once('exit', onExit);
-      check();
-    });
+  const { logs, waitForLog, exited } = followLogs(child, 'master', 60_000);
 
   const childPids = (): number[] => logs.filter((l) => l['component'] === 'master' && l.msg === 'child started').map((l) => l['child'] as number);
   const master: Master = {
