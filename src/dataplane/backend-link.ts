@@ -15,7 +15,7 @@
 import net from 'node:net';
 import type { DataPath } from './data-path.ts';
 import { relayRead, takeNextReadBuffer, type ReadBufferHolder } from './read-buffers.ts';
-import { TcpStream, WriteResult, type StreamOwner } from './stream-handle.ts';
+import { sharedBuffer, TcpStream, WriteResult, type StreamOwner } from './stream-handle.ts';
 
 /** What a backend connection tells its session. */
 export interface LinkOwner {
@@ -176,11 +176,30 @@ function onNetRead(this: net.Socket, bytes: number, buffer: Uint8Array): boolean
 // ---------------------------------------------------------------------------------------
 // libuv stream handle
 
+/**
+ * Read buffers of a handle backend, as on the net path (read-buffers.ts) but with the
+ * brief's rule instead of a fresh buffer per pending write: reads land in the worker's shared
+ * buffer and are written to the client as copies; a read that fills it (a bulk transfer)
+ * moves the stream to a buffer of its own, written without a copy, and reading stops while
+ * such a write is pending (`written` restarts it), so no read overwrites bytes still queued.
+ * A read that no longer fills it moves the stream back, so idle connections own no buffer.
+ * Each move leaves a small native object on the handle (stream-handle.ts), so a stream moves
+ * at most MAX_BUFFER_SWITCHES times and then stays where it is.
+ */
+const MAX_BUFFER_SWITCHES = 16;
+
 class HandleBackend implements BackendLink, StreamOwner {
   private readonly owner: LinkOwner;
   private readonly stream: TcpStream;
   private connectTimer: NodeJS.Timeout | undefined;
   private abandoned = false;
+  private ownBuffer: Buffer | undefined;
+  /** A write of `ownBuffer`'s bytes is pending: reading waits for it. */
+  private writing = false;
+  /** The client is full: reading waits for its drain. */
+  private clientFull = false;
+  /** Created on the first bulk read only: one closure per bulk connection, none per chunk. */
+  private onWritten: (() => void) | undefined;
 
   constructor(host: string, port: number, connectTimeoutMs: number, owner: LinkOwner) {
     this.owner = owner;
@@ -206,9 +225,36 @@ class HandleBackend implements BackendLink, StreamOwner {
     this.owner.backendFailed(code);
   }
 
-  read(_stream: TcpStream, buffer: Buffer, bytes: number): void {
-    // The read buffer is shared by every stream of the worker: the client's write gets a copy.
-    if (!this.owner.client.write(Buffer.copyBytesFrom(buffer, 0, bytes))) this.stream.readStop();
+  read(stream: TcpStream, buffer: Buffer, bytes: number): void {
+    const client = this.owner.client;
+    const full = bytes === buffer.length;
+    if (buffer !== this.ownBuffer) {
+      this.clientFull = !client.write(Buffer.copyBytesFrom(buffer, 0, bytes));
+      if (full && stream.bufferSwitches < MAX_BUFFER_SWITCHES) {
+        this.ownBuffer ??= Buffer.allocUnsafeSlow(buffer.length);
+        stream.setReadBuffer(this.ownBuffer);
+      }
+    } else {
+      this.onWritten ??= (): void => {
+        this.written();
+      };
+      this.clientFull = !client.write(buffer.subarray(0, bytes), this.onWritten);
+      this.writing = client.writableLength > 0;
+      if (!full && stream.bufferSwitches < MAX_BUFFER_SWITCHES) {
+        stream.setReadBuffer(sharedBuffer());
+        // The pending write (if any) keeps the old buffer; the next bulk read gets a new one.
+        if (this.writing) this.ownBuffer = undefined;
+        this.writing = false;
+      }
+    }
+    if (this.clientFull || this.writing) stream.readStop();
+  }
+
+  /** A client write of the own buffer's bytes completed. */
+  private written(): void {
+    if (!this.writing) return;
+    this.writing = false;
+    if (!this.clientFull) this.stream.readStart();
   }
 
   ended(): void {
@@ -241,7 +287,8 @@ class HandleBackend implements BackendLink, StreamOwner {
   }
 
   resumeReading(): void {
-    this.stream.readStart();
+    this.clientFull = false;
+    if (!this.writing) this.stream.readStart();
   }
 
   destroy(): void {

@@ -13,7 +13,10 @@
  * - a write whose bytes are still pending keeps a reference to them (its WriteWrap) until
  *   libuv calls back; the owner stops feeding the stream until `writeDone`;
  * - reads land in one buffer per worker (`useUserBuffer`), valid only during the `read`
- *   callback: the owner copies or writes them before it returns;
+ *   callback: the owner copies them before it returns; an owner may give a stream a buffer
+ *   of its own (`setReadBuffer`), and must then stop reading (`readStop`) while a write of
+ *   that buffer's bytes is pending. Each switch of buffer leaves a small native listener
+ *   object on the handle until it closes, so owners bound the number of switches;
  * - every callback reaches the owner through a module-level function and a field on the
  *   handle, so a stream allocates no closures; after `close`/`reset` no callback but `closed`
  *   reaches the owner.
@@ -127,8 +130,14 @@ function bindings(): { tcp: TcpWrapBinding; stream: StreamWrapBinding } {
   return { tcp: tcpWrap, stream: streamWrap };
 }
 
-/** Every stream of a worker reads into this buffer; see the invariants above. */
-let readBuffer: Buffer<ArrayBuffer> | undefined;
+/** Every stream of a worker reads into this buffer unless given its own; see the invariants above. */
+let sharedReadBuffer: Buffer<ArrayBuffer> | undefined;
+
+/** The buffer streams share (allocated on first use). */
+export function sharedBuffer(): Buffer<ArrayBuffer> {
+  sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  return sharedReadBuffer;
+}
 
 /** Outcome of `write`: done (the kernel took every byte), pending (wait for writeDone), or failed. */
 export const WriteResult = { done: 0, pending: 1, failed: 2 } as const;
@@ -143,6 +152,10 @@ export class TcpStream {
   private shutdownStarted = false;
   private shutdownDone = false;
   private pendingWrites = 0;
+  /** Where reads land: the shared buffer until the owner sets another (undefined until the first readStart). */
+  private buffer: Buffer | undefined;
+  /** How many times the read buffer was replaced (see the invariants). */
+  bufferSwitches = 0;
 
   private constructor(handle: TcpHandle, owner: StreamOwner) {
     this.handle = handle;
@@ -194,12 +207,20 @@ export class TcpStream {
   /** Start (or resume) reading into the shared read buffer. */
   readStart(): void {
     if (this.closing || this.readEnded) return;
-    if (readBuffer === undefined) readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-    if (this.handle.onread === undefined) {
-      this.handle.useUserBuffer(readBuffer);
+    if (this.buffer === undefined) {
+      this.buffer = sharedBuffer();
+      this.handle.useUserBuffer(this.buffer);
       this.handle.onread = onHandleRead;
     }
     this.handle.readStart();
+  }
+
+  /** Read into `buffer` from the next read on (see the invariants: readStop while its bytes are written). */
+  setReadBuffer(buffer: Buffer): void {
+    if (this.closing || buffer === this.buffer) return;
+    this.buffer = buffer;
+    this.bufferSwitches++;
+    this.handle.useUserBuffer(buffer);
   }
 
   readStop(): void {
@@ -259,7 +280,7 @@ export class TcpStream {
     const { stream } = bindings();
     const nread = stream.streamBaseState[stream.kReadBytesOrError] ?? 0;
     if (nread > 0) {
-      this.owner.read(this, readBuffer as Buffer, nread);
+      this.owner.read(this, this.buffer ?? sharedBuffer(), nread);
       return;
     }
     if (nread === 0) return;
