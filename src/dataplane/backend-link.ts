@@ -14,8 +14,8 @@
  */
 import net from 'node:net';
 import type { DataPath } from './data-path.ts';
-import { relayRead, takeNextReadBuffer, type ReadBufferHolder } from './read-buffers.ts';
-import { sharedBuffer, TcpStream, WriteResult, type StreamOwner } from './stream-handle.ts';
+import { nextBufferFor, relayRead, sharedReadBuffer, takeNextReadBuffer, writeRead, type ReadBufferHolder } from './read-buffers.ts';
+import { TcpStream, WriteResult, type StreamOwner } from './stream-handle.ts';
 
 /** What a backend connection tells its session. */
 export interface LinkOwner {
@@ -176,30 +176,14 @@ function onNetRead(this: net.Socket, bytes: number, buffer: Uint8Array): boolean
 // ---------------------------------------------------------------------------------------
 // libuv stream handle
 
-/**
- * Read buffers of a handle backend, as on the net path (read-buffers.ts) but with the
- * brief's rule instead of a fresh buffer per pending write: reads land in the worker's shared
- * buffer and are written to the client as copies; a read that fills it (a bulk transfer)
- * moves the stream to a buffer of its own, written without a copy, and reading stops while
- * such a write is pending (`written` restarts it), so no read overwrites bytes still queued.
- * A read that no longer fills it moves the stream back, so idle connections own no buffer.
- * Each move leaves a small native object on the handle (stream-handle.ts), so a stream moves
- * at most MAX_BUFFER_SWITCHES times and then stays where it is.
- */
-const MAX_BUFFER_SWITCHES = 16;
-
-class HandleBackend implements BackendLink, StreamOwner {
+/** Reads land in the buffers of read-buffers.ts, chosen by the same rules as on the net path. */
+class HandleBackend implements BackendLink, StreamOwner, ReadBufferHolder {
   private readonly owner: LinkOwner;
   private readonly stream: TcpStream;
   private connectTimer: NodeJS.Timeout | undefined;
   private abandoned = false;
-  private ownBuffer: Buffer | undefined;
-  /** A write of `ownBuffer`'s bytes is pending: reading waits for it. */
-  private writing = false;
-  /** The client is full: reading waits for its drain. */
-  private clientFull = false;
-  /** Created on the first bulk read only: one closure per bulk connection, none per chunk. */
-  private onWritten: (() => void) | undefined;
+  /** The stream's own read buffer while it streams in bulk (read-buffers.ts). */
+  ownReadBuffer: Buffer<ArrayBuffer> | undefined;
 
   constructor(host: string, port: number, connectTimeoutMs: number, owner: LinkOwner) {
     this.owner = owner;
@@ -217,7 +201,7 @@ class HandleBackend implements BackendLink, StreamOwner {
   connected(): void {
     this.clearConnectTimer();
     this.owner.backendConnected();
-    this.stream.readStart();
+    this.stream.readStart(sharedReadBuffer);
   }
 
   connectFailed(_stream: TcpStream, code: string): void {
@@ -225,36 +209,9 @@ class HandleBackend implements BackendLink, StreamOwner {
     this.owner.backendFailed(code);
   }
 
-  read(stream: TcpStream, buffer: Buffer, bytes: number): void {
-    const client = this.owner.client;
-    const full = bytes === buffer.length;
-    if (buffer !== this.ownBuffer) {
-      this.clientFull = !client.write(Buffer.copyBytesFrom(buffer, 0, bytes));
-      if (full && stream.bufferSwitches < MAX_BUFFER_SWITCHES) {
-        this.ownBuffer ??= Buffer.allocUnsafeSlow(buffer.length);
-        stream.setReadBuffer(this.ownBuffer);
-      }
-    } else {
-      this.onWritten ??= (): void => {
-        this.written();
-      };
-      this.clientFull = !client.write(buffer.subarray(0, bytes), this.onWritten);
-      this.writing = client.writableLength > 0;
-      if (!full && stream.bufferSwitches < MAX_BUFFER_SWITCHES) {
-        stream.setReadBuffer(sharedBuffer());
-        // The pending write (if any) keeps the old buffer; the next bulk read gets a new one.
-        if (this.writing) this.ownBuffer = undefined;
-        this.writing = false;
-      }
-    }
-    if (this.clientFull || this.writing) stream.readStop();
-  }
-
-  /** A client write of the own buffer's bytes completed. */
-  private written(): void {
-    if (!this.writing) return;
-    this.writing = false;
-    if (!this.clientFull) this.stream.readStart();
+  read(stream: TcpStream, buffer: Buffer, bytes: number): Buffer {
+    if (!writeRead(this, this.owner.client, buffer, bytes)) stream.readStop();
+    return nextBufferFor(this, buffer, bytes);
   }
 
   ended(): void {
@@ -287,8 +244,7 @@ class HandleBackend implements BackendLink, StreamOwner {
   }
 
   resumeReading(): void {
-    this.clientFull = false;
-    if (!this.writing) this.stream.readStart();
+    this.stream.readStart(sharedReadBuffer);
   }
 
   destroy(): void {

@@ -1,6 +1,6 @@
 /**
- * Backend sockets of the net.Socket path read into buffers the proxy owns (net.connect's
- * `onread`) instead of a fresh 64 KiB allocation per read that the stream layer would make,
+ * Backend sockets read into buffers the proxy owns (net.connect's `onread` on the net path;
+ * the handle's user buffer, stream-handle.ts, on the handles path) instead of a fresh 64 KiB allocation per read that the stream layer would make,
  * shrink and leave to the garbage collector.
  *
  * - Every backend socket of a worker reads into one shared buffer, which is never handed
@@ -14,13 +14,14 @@
  *   buffer stays with the write and the socket gets a new one; once a read no longer
  *   fills it, the socket goes back to the shared buffer, so idle connections own none.
  *
- * The read callback picks the buffer for its socket's next read with `useNextReadBuffer`;
- * Node asks for it (calls `takeNextReadBuffer`) right after the callback, on the same socket.
+ * On the net path the read callback picks the buffer for its socket's next read in
+ * `nextReadBuffer`; Node asks for it (calls `takeNextReadBuffer`) right after the callback,
+ * on the same socket. On the handles path the read callback returns it.
  */
 import type net from 'node:net';
 
 export const READ_BUFFER_BYTES = 64 * 1024;
-const sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+export const sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
 let nextReadBuffer: Buffer<ArrayBuffer> = sharedReadBuffer;
 
 export function takeNextReadBuffer(): Buffer<ArrayBuffer> {
@@ -39,6 +40,13 @@ export interface ReadBufferHolder {
  * socket's next read. Returns false when `to` is full (pause the reader until it drains).
  */
 export function relayRead(holder: ReadBufferHolder, to: net.Socket, buffer: Uint8Array, bytes: number): boolean {
+  const flowing = writeRead(holder, to, buffer, bytes);
+  nextReadBuffer = nextBufferFor(holder, buffer, bytes);
+  return flowing;
+}
+
+/** Write the `bytes` read into `buffer` to `to`: a copy from the shared buffer, else the bytes themselves. */
+export function writeRead(holder: ReadBufferHolder, to: net.Socket, buffer: Uint8Array, bytes: number): boolean {
   let flowing: boolean;
   if (buffer === sharedReadBuffer) {
     flowing = to.write(Buffer.copyBytesFrom(buffer, 0, bytes));
@@ -47,11 +55,15 @@ export function relayRead(holder: ReadBufferHolder, to: net.Socket, buffer: Uint
     // The write holds on to the buffer until the kernel took every byte of it.
     if (to.writableLength > 0) holder.ownReadBuffer = undefined;
   }
+  return flowing;
+}
+
+/** The buffer of the next read: the holder's own while reads fill their buffer, else the shared one. */
+export function nextBufferFor(holder: ReadBufferHolder, buffer: Uint8Array, bytes: number): Buffer<ArrayBuffer> {
   if (bytes === buffer.length) {
     holder.ownReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-    nextReadBuffer = holder.ownReadBuffer;
-  } else {
-    holder.ownReadBuffer = undefined;
+    return holder.ownReadBuffer;
   }
-  return flowing;
+  holder.ownReadBuffer = undefined;
+  return sharedReadBuffer;
 }

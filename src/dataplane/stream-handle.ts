@@ -12,11 +12,10 @@
  *   nothing is missing (the bindings are internal and may change in any Node release);
  * - a write whose bytes are still pending keeps a reference to them (its WriteWrap) until
  *   libuv calls back; the owner stops feeding the stream until `writeDone`;
- * - reads land in one buffer per worker (`useUserBuffer`), valid only during the `read`
- *   callback: the owner copies them before it returns; an owner may give a stream a buffer
- *   of its own (`setReadBuffer`), and must then stop reading (`readStop`) while a write of
- *   that buffer's bytes is pending. Each switch of buffer leaves a small native listener
- *   object on the handle until it closes, so owners bound the number of switches;
+ * - reads land in a buffer the owner gives (`useUserBuffer` at the first readStart, then
+ *   what `read` returns: the handle's read listener takes a returned buffer as the next
+ *   read's, as net's `onread.buffer` does); the stream keeps a reference to it, since the
+ *   native side holds only its address;
  * - every callback reaches the owner through a module-level function and a field on the
  *   handle, so a stream allocates no closures; after `close`/`reset` no callback but `closed`
  *   reaches the owner.
@@ -29,8 +28,11 @@ export interface StreamOwner {
   connected(stream: TcpStream): void;
   /** The connect failed (errno name, e.g. ECONNREFUSED). */
   connectFailed(stream: TcpStream, code: string): void;
-  /** `bytes` (> 0) arrived in `buffer`, valid only until this call returns. */
-  read(stream: TcpStream, buffer: Buffer, bytes: number): void;
+  /**
+   * `bytes` (> 0) arrived in `buffer`; returns the buffer of the next read (which may be
+   * `buffer` again if its bytes were copied or written).
+   */
+  read(stream: TcpStream, buffer: Buffer, bytes: number): Buffer;
   /** The peer sent its FIN. */
   ended(stream: TcpStream): void;
   /** A read, write or shutdown failed (errno name). */
@@ -64,7 +66,7 @@ interface TcpHandle {
   setNoDelay(enable: boolean): number;
   close(callback: (this: TcpHandle) => void): void;
   reset(callback: (this: TcpHandle) => void): number;
-  onread: ((this: TcpHandle) => void) | undefined;
+  onread: ((this: TcpHandle) => Buffer | undefined) | undefined;
   [kStream]?: TcpStream | undefined;
 }
 interface TcpWrapBinding {
@@ -83,7 +85,6 @@ interface StreamWrapBinding {
 const kStream = Symbol('sluice.stream');
 /** libuv's UV_EOF. */
 const UV_EOF = -4095;
-const READ_BUFFER_BYTES = 64 * 1024;
 
 const HANDLE_METHODS = ['connect', 'connect6', 'readStart', 'readStop', 'writeBuffer', 'shutdown', 'useUserBuffer', 'setNoDelay', 'close', 'reset'] as const;
 
@@ -130,14 +131,7 @@ function bindings(): { tcp: TcpWrapBinding; stream: StreamWrapBinding } {
   return { tcp: tcpWrap, stream: streamWrap };
 }
 
-/** Every stream of a worker reads into this buffer unless given its own; see the invariants above. */
-let sharedReadBuffer: Buffer<ArrayBuffer> | undefined;
 
-/** The buffer streams share (allocated on first use). */
-export function sharedBuffer(): Buffer<ArrayBuffer> {
-  sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-  return sharedReadBuffer;
-}
 
 /** Outcome of `write`: done (the kernel took every byte), pending (wait for writeDone), or failed. */
 export const WriteResult = { done: 0, pending: 1, failed: 2 } as const;
@@ -152,10 +146,8 @@ export class TcpStream {
   private shutdownStarted = false;
   private shutdownDone = false;
   private pendingWrites = 0;
-  /** Where reads land: the shared buffer until the owner sets another (undefined until the first readStart). */
+  /** Where the next read lands (undefined until the first readStart); kept alive here. */
   private buffer: Buffer | undefined;
-  /** How many times the read buffer was replaced (see the invariants). */
-  bufferSwitches = 0;
 
   private constructor(handle: TcpHandle, owner: StreamOwner) {
     this.handle = handle;
@@ -205,22 +197,15 @@ export class TcpStream {
   }
 
   /** Start (or resume) reading into the shared read buffer. */
-  readStart(): void {
+  /** Start (or resume) reading; the first call sets the buffer of the first read. */
+  readStart(firstBuffer: Buffer): void {
     if (this.closing || this.readEnded) return;
     if (this.buffer === undefined) {
-      this.buffer = sharedBuffer();
-      this.handle.useUserBuffer(this.buffer);
+      this.buffer = firstBuffer;
+      this.handle.useUserBuffer(firstBuffer);
       this.handle.onread = onHandleRead;
     }
     this.handle.readStart();
-  }
-
-  /** Read into `buffer` from the next read on (see the invariants: readStop while its bytes are written). */
-  setReadBuffer(buffer: Buffer): void {
-    if (this.closing || buffer === this.buffer) return;
-    this.buffer = buffer;
-    this.bufferSwitches++;
-    this.handle.useUserBuffer(buffer);
   }
 
   readStop(): void {
@@ -274,24 +259,28 @@ export class TcpStream {
     if (this.handle.reset(onHandleClosed) !== 0) this.handle.close(onHandleClosed);
   }
 
-  /** @internal */
-  onRead(): void {
-    if (this.closing) return;
+  /** @internal returns the next read's buffer when it changed. */
+  onRead(): Buffer | undefined {
+    const buffer = this.buffer;
+    if (this.closing || buffer === undefined) return undefined;
     const { stream } = bindings();
     const nread = stream.streamBaseState[stream.kReadBytesOrError] ?? 0;
     if (nread > 0) {
-      this.owner.read(this, this.buffer ?? sharedBuffer(), nread);
-      return;
+      const next = this.owner.read(this, buffer, nread);
+      if (next === buffer) return undefined;
+      this.buffer = next;
+      return next;
     }
-    if (nread === 0) return;
+    if (nread === 0) return undefined;
     if (nread !== UV_EOF) {
       this.fail(nread);
-      return;
+      return undefined;
     }
     this.readEnded = true;
     this.handle.readStop();
     this.owner.ended(this);
     this.closeIfDone();
+    return undefined;
   }
 
   /** @internal */
@@ -361,8 +350,8 @@ function connectFailedLater(stream: TcpStream, status: number): void {
   stream.onConnected(status);
 }
 
-function onHandleRead(this: TcpHandle): void {
-  streamOf(this)?.onRead();
+function onHandleRead(this: TcpHandle): Buffer | undefined {
+  return streamOf(this)?.onRead();
 }
 
 function onWriteComplete(this: WriteReq, status: number): void {
