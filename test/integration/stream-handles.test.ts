@@ -126,6 +126,66 @@ describe.each(['handles', 'net'])('the %s data path', (path) => {
   });
 });
 
+/**
+ * A backend that sends `data` in pieces of 100 B to 16 KiB, one piece per turn of its event
+ * loop, so the proxy's reads are mostly partial (they land in the worker's shared read buffer)
+ * while its writes to a slow client wait: a read written without a copy would be overwritten
+ * by the next one before the kernel took it.
+ */
+async function dribblingBackend(data: Buffer): Promise<{ address: string; close: () => Promise<void> }> {
+  const open = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+    socket.on('error', () => socket.destroy());
+    let offset = 0;
+    let size = 100;
+    const next = (): void => {
+      if (offset >= data.length) {
+        socket.end();
+        return;
+      }
+      size = (size * 7 + 1237) % (16 * 1024) || 100;
+      const piece = data.subarray(offset, offset + size);
+      offset += piece.length;
+      if (socket.write(piece)) setImmediate(next);
+      else socket.once('drain', next);
+    };
+    next();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    address: `127.0.0.1:${port}`,
+    close: async () => {
+      for (const socket of open) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe.each(['handles', 'net'])('partial reads on the %s data path', (path) => {
+  it('reach two slow clients of one worker intact while their writes wait', async () => {
+    const data = randomBytes(16 * MIB);
+    const backend = await dribblingBackend(data);
+    cleanups.push(async () => backend.close());
+    const { port } = await daemonOn(path, backend.address);
+    const replies = await Promise.all(
+      [0, 1].map(async () => {
+        const client = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+        cleanups.push(async () => Promise.resolve(client.destroy()));
+        const reply = hashUntilEnd(client, true);
+        client.end();
+        return reply;
+      }),
+    );
+    for (const reply of replies) {
+      expect(reply.bytes).toBe(data.length);
+      expect(reply.hash).toBe(sha256(data));
+    }
+  });
+});
+
 /** Open, exchange one short message, and close `count` connections, `concurrency` at a time. */
 async function shortConnections(port: number, count: number, concurrency: number): Promise<number> {
   let started = 0;
