@@ -27,6 +27,8 @@ import { ListenerSet } from './listeners.ts';
 import { Router } from './router.ts';
 import { closesConnections, type ClusterRoute } from './routing-table.ts';
 import { TcpProxy } from './tcp-proxy.ts';
+import { chooseDataPath } from './data-path.ts';
+import { bindingProblem } from './stream-handle.ts';
 import type { Endpoint, ProxyHeader } from './proxy-protocol.ts';
 import { UdpListenerSet } from './udp-listeners.ts';
 import { countResources } from '../shared/resources.ts';
@@ -69,7 +71,11 @@ const accessLog = new AccessLog(data.accessLog, {
 });
 /** Listener slot → the snapshot version whose refusals were already logged (one line per version). */
 const refusalLogged = new Map<number, number>();
+const dataPath = chooseDataPath(process.env.SLUICE_DATA_PATH, bindingProblem);
+if (dataPath.warning !== undefined) log.warn({ dataPath: dataPath.path }, dataPath.warning);
+else log.debug({ dataPath: dataPath.path }, 'tcp data path');
 const proxy = new TcpProxy({
+  dataPath: dataPath.path,
   counters,
   worker: data.worker,
   accessLog,

@@ -1,0 +1,25 @@
+/**
+ * Which TCP data path a worker runs: `handles` (libuv stream handles, stream-handle.ts) where
+ * this Node has the bindings it uses, else `net` (net.Socket). SLUICE_DATA_PATH=net|handles
+ * chooses; unset means handles where available. Asking for handles on a Node without them
+ * runs net, with a warning (logged once per worker).
+ */
+export type DataPath = 'net' | 'handles';
+
+export interface DataPathChoice {
+  readonly path: DataPath;
+  /** Set when the choice differs from what was asked, or the setting was not understood. */
+  readonly warning: string | undefined;
+}
+
+/** `problem` is stream-handle.ts's bindingProblem, asked only when handles are wanted. */
+export function chooseDataPath(setting: string | undefined, problem: () => string | undefined): DataPathChoice {
+  const wanted = setting === undefined || setting === '' ? 'handles' : setting;
+  if (wanted === 'net') return { path: 'net', warning: undefined };
+  if (wanted !== 'handles') {
+    return { path: 'net', warning: `SLUICE_DATA_PATH=${wanted} is neither net nor handles; running the net.Socket data path` };
+  }
+  const missing = problem();
+  if (missing === undefined) return { path: 'handles', warning: undefined };
+  return { path: 'net', warning: `stream handles unavailable (${missing}); running the net.Socket data path` };
+}
