@@ -71,9 +71,11 @@ export class BackendWalk {
 
   /**
    * Start a walk at the preferred backend of `route`. `avoidSlot` (UDP: the backend that just
-   * refused this client) is passed over when there is another backend; -1 = none.
+   * refused this client) is passed over when there is another backend; -1 = none. `preferred`
+   * (UDP: the backend of a session handed over by the previous process) replaces the sticky
+   * and balancer picks; -1 = none.
    */
-  begin(route: ClusterRoute, nowMs: number, avoidSlot = -1): void {
+  begin(route: ClusterRoute, nowMs: number, avoidSlot = -1, preferred = -1): void {
     this.visited = 0;
     this.sawFull = false;
     const n = route.eligible.length;
@@ -81,7 +83,7 @@ export class BackendWalk {
       this.firstIndex = -1;
       return;
     }
-    let first = Math.max(0, this.preferredIndex(route, nowMs));
+    let first = Math.max(0, preferred >= 0 && preferred < n ? preferred : this.preferredIndex(route, nowMs));
     if (n > 1 && route.eligible[first]?.slot === avoidSlot) first = (first + 1) % n;
     this.firstIndex = first;
   }
@@ -136,8 +138,10 @@ const scratchWalk = new BackendWalk();
 
 /**
  * The reserved backend of a new UDP session (or any one-shot choice), or undefined when every
- * eligible backend is at its limit (or none is eligible). Same signature as udp-pick.ts's
- * `reserveSessionBackend`, so UDP can switch to this module unchanged.
+ * eligible backend is at its limit (or none is eligible): a datagram does not wait for room,
+ * the caller drops and counts it. `avoidSlot`: a backend that just refused this client (ICMP
+ * port unreachable), passed over when there is another; `preferred`: the eligible index of a
+ * session handed over by the previous process (udp-handover.ts).
  */
 export function reserveSessionBackend(
   route: ClusterRoute,
@@ -146,11 +150,12 @@ export function reserveSessionBackend(
   avoidSlot: number,
   counters: WorkerCounters,
   nowMs: number,
+  preferred = -1,
 ): SnapshotBackend | undefined {
   const walk = scratchWalk;
   walk.clear();
   if (route.hashKey !== undefined || route.sticky !== undefined) walk.setClient(address, port);
-  walk.begin(route, nowMs, avoidSlot);
+  walk.begin(route, nowMs, avoidSlot, preferred);
   const backend = walk.next(route, counters);
   if (backend !== undefined) walk.remember(route, backend, nowMs);
   return backend;

@@ -52,7 +52,7 @@ import { BackendSocket, type IdleSocketEvents } from './udp-backend-socket.ts';
 import { literalLookup, socketType } from './udp-lookup.ts';
 import { HandedOverAffinities, handoverSessions, HELD_DATAGRAMS_MAX, HeldDatagrams } from './udp-handover.ts';
 import type { UdpHandoverSession } from '../shared/messages.ts';
-import { reserveSessionBackend } from './udp-pick.ts';
+import { reserveSessionBackend } from './backend-choice.ts';
 import { UdpSession, type SessionOwner } from './udp-session.ts';
 import { SessionTable } from './udp-session-table.ts';
 import { SocketPool } from './udp-socket-pool.ts';

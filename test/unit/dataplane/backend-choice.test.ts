@@ -3,7 +3,6 @@ import { seededRandom } from '../../../src/dataplane/balancer/random.ts';
 import { BackendWalk, reserveSessionBackend } from '../../../src/dataplane/backend-choice.ts';
 import { chooseDataPath } from '../../../src/dataplane/data-path.ts';
 import { buildRoutingTable, type ClusterRoute } from '../../../src/dataplane/routing-table.ts';
-import { reserveSessionBackend as udpReserve } from '../../../src/dataplane/udp-pick.ts';
 import type { WorkerCounters } from '../../../src/shared/counters.ts';
 import type { Algorithm, HashKey } from '../../../src/shared/snapshot/types.ts';
 import { testBackend, testCluster, testListener, testSnapshot } from '../../helpers/snapshot.ts';
@@ -22,12 +21,23 @@ function room(full: number[] = []): WorkerCounters & { reserved: number[] } {
 }
 
 describe('backend choice', () => {
-  it.each<[HashKey]>([['source_ip'], ['source_ip_port']])('chooses what udp-pick chose for 200 clients under consistent_hash on %s', (hashKey) => {
+  it.each<[HashKey]>([['source_ip'], ['source_ip_port']])('under consistent_hash on %s, a client keeps its backend; the port counts only with source_ip_port', (hashKey) => {
     const r = route('consistent_hash', 5, hashKey);
-    for (let i = 0; i < 200; i++) {
+    const moved = Array.from({ length: 200 }, (_, i) => {
       const address = `192.0.2.${i}`;
-      expect(reserveSessionBackend(r, address, 1000 + i, -1, room(), 0)?.slot).toBe(udpReserve(r, address, 1000 + i, -1, room(), 0)?.slot);
-    }
+      const a = reserveSessionBackend(r, address, 1000, -1, room(), 0)?.slot;
+      expect(reserveSessionBackend(r, address, 1000, -1, room(), 0)?.slot).toBe(a);
+      return reserveSessionBackend(r, address, 2000, -1, room(), 0)?.slot !== a;
+    }).filter(Boolean).length;
+    if (hashKey === 'source_ip') expect(moved).toBe(0);
+    else expect(moved).toBeGreaterThan(100);
+  });
+
+  it('a session handed over from the previous process starts at its backend', () => {
+    const r = route('consistent_hash', 3, 'source_ip');
+    const own = reserveSessionBackend(r, '192.0.2.7', 1, -1, room(), 0)!;
+    const other = r.eligible.findIndex((b) => b.slot !== own.slot);
+    expect(reserveSessionBackend(r, '192.0.2.7', 1, -1, room(), 0, other)?.slot).toBe(r.eligible[other]?.slot);
   });
 
   it.each([
