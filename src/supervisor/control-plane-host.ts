@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { BackendHistory } from '../shared/backend-history.ts';
 import type { DiscoveryStatus } from '../shared/discovery-status.ts';
+import type { RegistryStatusReport } from '../shared/registry-status.ts';
 import type { AclConfig, Config } from '../shared/config/schema.ts';
 import type { CounterDimensions } from '../shared/counters.ts';
 import type {
@@ -43,6 +44,8 @@ export interface ControlPlaneOptions {
   readonly logger: Logger;
   /** Called after every refresh of a discovered cluster (readiness waits for the first answer). */
   readonly onDiscoveryStatus?: (status: DiscoveryStatus) => void;
+  /** Called with each registry status (the supervisor logs flips and tracks fleet mismatches). */
+  readonly onRegistryStatus?: (status: RegistryStatusReport) => void;
 }
 
 export class ControlPlaneHost {
@@ -69,6 +72,8 @@ export class ControlPlaneHost {
   readonly history = new BackendHistory();
   /** The latest status of each discovered cluster, by name. */
   readonly discovery = new Map<string, DiscoveryStatus>();
+  /** The registry as the control plane last reported it (undefined without `registry:` or before its first report). */
+  registry: RegistryStatusReport | undefined;
 
   constructor(options: ControlPlaneOptions) {
     this.options = options;
@@ -269,6 +274,10 @@ export class ControlPlaneHost {
       case 'discovery.status':
         this.discovery.set(event.status.cluster, event.status);
         this.options.onDiscoveryStatus?.(event.status);
+        return;
+      case 'registry.status':
+        this.registry = event.status;
+        this.options.onRegistryStatus?.(event.status);
         return;
       case 'stats':
         this.pendingStats.get(event.requestId)?.(event.stats);

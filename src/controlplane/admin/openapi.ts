@@ -214,6 +214,11 @@ const OPERATIONS: Readonly<Record<string, Json>> = {
     },
   },
   'GET /snapshot': { summary: 'The published routing snapshot (version and content)', responses: { 200: json({ type: 'object' }, 'snapshot'), ...errors(401) } },
+  'GET /fleet': {
+    summary:
+      'With a registry: the instances sharing it, each with the registry revision of the operator intent it applied, its routing snapshot hash and the age of its report (equal revisions and hashes: converged)',
+    responses: { 200: json({ type: 'object' }, 'the fleet'), ...errors(401, 404) },
+  },
   'GET /healthz': { summary: 'Alive (no token needed)', responses: { 200: json({ type: 'object' }, 'alive') } },
   'GET /readyz': { summary: 'Ready, or 503 once draining (no token needed)', responses: { 200: json({ type: 'object' }, 'ready'), 503: json({ type: 'object' }, 'draining') } },
   'POST /drain': { summary: 'Stop accepting and drain the whole process (what SIGTERM does)', responses: { 202: json({ type: 'object' }, 'draining'), ...errors(400, 401) } },

@@ -7,6 +7,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { renderFamilies } from './exposition.ts';
 import { DISCOVERY_FAMILIES } from './discovery-families.ts';
 import { METRIC_FAMILIES, type MetricSources } from './families.ts';
+import { REGISTRY_FAMILIES } from './registry-families.ts';
 
 export interface Metrics {
   readonly contentType: string;
@@ -21,7 +22,7 @@ export interface MetricsOptions {
   readonly processMetrics: boolean;
 }
 
-const ALL_FAMILIES = [...METRIC_FAMILIES, ...DISCOVERY_FAMILIES];
+const ALL_FAMILIES = [...METRIC_FAMILIES, ...DISCOVERY_FAMILIES, ...REGISTRY_FAMILIES];
 
 export function createMetrics(sources: () => MetricSources, options: MetricsOptions): Metrics {
   const registry = new Registry();
