@@ -47,6 +47,9 @@ function now<T>(value: T): Deferred<T> {
 /** Writes `mutation`, then waits for it here; `applied(revision)` builds the answer. */
 async function writeThenWait<T>(link: CommandLink, mutation: Mutation | NoMutation, applied: (revision: number) => T): Promise<Deferred<T | Refusal>> {
   const written = await link.write(mutation);
+  // The 409 waits until this instance applied the value that won, so the operator's retry is
+  // decided from it (and does not conflict with the same write again).
+  if (!written.ok && written.error === 'CONFLICT') return { answer: link.applied(written.currentRevision).then(() => ({ ok: false, error: 'CONFLICT', message: written.message })) };
   if (!written.ok) return now(written);
   const { revision } = written;
   return {

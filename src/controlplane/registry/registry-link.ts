@@ -45,7 +45,9 @@ export interface RegistryLinkDeps {
 /** What a write came to: written at `revision`, refused by its guard, or etcd unreachable. */
 export type LinkWrite =
   | { readonly ok: true; readonly revision: number }
-  | { readonly ok: false; readonly error: 'CONFLICT' | 'UNAVAILABLE'; readonly message: string };
+  | { readonly ok: false; readonly error: 'UNAVAILABLE'; readonly message: string }
+  /** `currentRevision`: etcd's revision when the guard failed (applied up to it, this instance holds the winner). */
+  | { readonly ok: false; readonly error: 'CONFLICT'; readonly message: string; readonly currentRevision: number };
 
 export class RegistryLink {
   readonly #deps: RegistryLinkDeps;
@@ -127,7 +129,12 @@ export class RegistryLink {
     }
     if (result.ok) return result;
     const current = result.current.text === null ? 'absent' : result.current.text;
-    return { ok: false, error: 'CONFLICT', message: `${result.message}; current value: ${current} (another operator changed it: look and retry)` };
+    return {
+      ok: false,
+      error: 'CONFLICT',
+      message: `${result.message}; current value: ${current} (another operator changed it: look and retry)`,
+      currentRevision: result.revision,
+    };
   }
 
   /** Resolves true once this instance applied `revision`, false after `APPLY_WAIT_MS` (or on stop). */
