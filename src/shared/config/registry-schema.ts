@@ -4,11 +4,12 @@
  * checks it with the rest of the file; the control plane's registry client reads it.
  */
 import { z } from 'zod';
+import { strictObject } from './schema-kit.ts';
 
 export const DEFAULT_PREFIX = '/sluice/v1/';
 
 /** The `registry.etcd` block. */
-export const etcdRegistryConfigSchema = z.strictObject({
+export const etcdRegistryConfigSchema = strictObject({
   endpoints: z.array(z.url({ protocol: /^https?$/, error: 'expected an endpoint like http://127.0.0.1:2379' })).min(1).default(['http://127.0.0.1:2379']),
   prefix: z
     .string()
@@ -20,11 +21,11 @@ export const etcdRegistryConfigSchema = z.strictObject({
     .optional(),
   username_env: z.string().min(1).optional(),
   password_env: z.string().min(1).optional(),
-  tls: z.strictObject({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }).optional(),
+  tls: strictObject({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }).optional(),
   required: z.boolean().default(false),
 });
 
-export const registrySchema = z.strictObject({ etcd: etcdRegistryConfigSchema });
+export const registrySchema = strictObject({ etcd: etcdRegistryConfigSchema });
 
 export type EtcdRegistryConfig = z.output<typeof etcdRegistryConfigSchema>;
 export type RegistryConfig = z.output<typeof registrySchema>;
