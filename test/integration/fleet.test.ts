@@ -124,6 +124,11 @@ describe('a fleet of three instances sharing one registry', () => {
       expect(listed.map((i) => i.instance)).toEqual(['lb-1', 'lb-2', 'lb-3']);
       expect(new Set(listed.map((i) => i.snapshot_hash)).size).toBe(1);
     }
+    const metrics = await (await fetch(`${(instances[0] as Instance).admin}/metrics`)).text();
+    expect(metrics).toMatch(/^sluice_registry_up\{registry="etcd http:\/\/127\.0\.0\.1:\d+"\} 1$/m);
+    expect(metrics).toMatch(/^sluice_registry_revision [1-9]\d*$/m);
+    expect(metrics).toMatch(/^sluice_fleet_instances 3$/m);
+    expect(metrics).toMatch(/^sluice_fleet_snapshot_mismatch 0$/m);
   });
 
   it('an add, a drain, a weight, routes and an acl made on one instance are applied by all three', async () => {
