@@ -4,6 +4,7 @@
  * going away leaves routing alone and makes writes answer 503; registrations come and go.
  * Each test works on backends of its own so the fleet can be shared.
  */
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
 import { clientLoop, eventually, roundTrip } from '../helpers/client.ts';
@@ -32,7 +33,7 @@ let base: TestBackend;
 let instances: Instance[] = [];
 const spares: TestBackend[] = [];
 
-function config(options: { admin: number; listen: number; instance: string; endpoints: readonly string[]; required?: boolean }): string {
+function config(options: { admin: number; listen: number; instance: string; endpoints: readonly string[]; required?: boolean; baseWeight?: number }): string {
   return `workers: 1
 admin: {listen: 127.0.0.1:${options.admin}}
 registry:
@@ -47,7 +48,7 @@ clusters:
   - name: web
     algorithm: round_robin
     health_check: {type: none}
-    backends: [{address: ${base.address}}]
+    backends: [{address: ${base.address}, weight: ${options.baseWeight ?? 1}}]
   - name: spare
     algorithm: round_robin
     health_check: {type: none}
@@ -76,7 +77,9 @@ async function onEvery(id: string, check: (row: BackendRow | undefined) => boole
         (list) => check(list.find((b) => b.id === id)),
         20_000,
       );
-      return rows.find((b) => b.id === id);
+      const row = rows.find((b) => b.id === id);
+      expect(check(row), `${instance.name}: ${id} is ${JSON.stringify(row)}`).toBe(true);
+      return row;
     }),
   );
 }
@@ -223,6 +226,26 @@ describe('a fleet of three instances sharing one registry', () => {
     expect(conflicts).toBe(1);
     expect((await request(a, 'DELETE', `/backends/${id}`)).status).toBeLessThan(300);
     await onEvery(id, (row) => row === undefined);
+  }, 60_000);
+
+  it('a reload keeps the registry in charge: a weight the file changes stays the registry\'s on that instance', async () => {
+    const [a, , c] = instances as [Instance, Instance, Instance];
+    const id = `web:${base.address}`;
+    expect((await request(a, 'PATCH', `/backends/${id}`, { weight: 7 })).status).toBe(200);
+    await onEvery(id, (row) => row?.weight === 7);
+    const reload = async (baseWeight: number): Promise<void> => {
+      const admin = Number(new URL(c.admin).port);
+      writeFileSync(c.daemon.configFile, config({ admin, listen: c.listenPort, instance: c.name, endpoints: [etcd.endpoint], baseWeight }));
+      const before = c.daemon.logs.filter((l) => l.msg === 'config reloaded').length;
+      c.daemon.child.kill('SIGHUP');
+      await c.daemon.waitForLog(() => c.daemon.logs.filter((l) => l.msg === 'config reloaded').length > before, 20_000);
+    };
+    await reload(4);
+    expect((await backends(c)).find((b) => b.id === id)?.weight).toBe(7);
+    // The file back as the others have it, and the override lifted: weight 1 everywhere.
+    await reload(1);
+    expect((await request(a, 'PATCH', `/backends/${id}`, { weight: 1 })).status).toBe(200);
+    await onEvery(id, (row) => row?.weight === 1);
   }, 60_000);
 
   it('a value another tool wrote that does not parse is logged with its key and ignored', async () => {
