@@ -132,6 +132,25 @@ for (const algorithm of ALGORITHMS) {
   rows.push({ name: algorithm, cells });
 }
 
+// consistent_hash with every 10th backend down: a tenth of the picks probe on past an
+// ineligible entry. The build is a health change: the table is reused, only eligibility is redone.
+{
+  const cells: string[] = [];
+  for (const n of SIZES) {
+    const list = backends(n);
+    const env = { activeTotal: new Int32Array(new SharedArrayBuffer(4 * n)), random: seededRandom(42) };
+    const healthy = createBalancer(cluster('consistent_hash', list), list, undefined, env);
+    const someDown = list.map((b, i) => (i % 10 === 9 ? { ...b, state: 'unhealthy' as const } : b));
+    const eligible = someDown.filter((b) => b.state === 'healthy');
+    const build = (): Balancer => createBalancer(cluster('consistent_hash', someDown), eligible, healthy, env);
+    const buildMs = msPerBuild(build);
+    const balancer = build();
+    const ns = nsPerCall((i) => balancer.pick(Math.imul(i, 2654435761) >>> 0));
+    cells.push(`${format(ns)} ns (build ${buildMs < 1 ? buildMs.toFixed(2) : buildMs.toFixed(1)} ms)`);
+  }
+  rows.push({ name: 'consistent_hash, every 10th backend down (build: a health change)', cells });
+}
+
 // Sticky sessions add a lookup in the shared affinity table before the algorithm's pick.
 {
   const cells: string[] = [];

@@ -12,6 +12,8 @@ import type { SnapshotBackend } from '../shared/snapshot/types.ts';
 import { backendId, type Backend, type BackendRegistry, type Cluster } from './backend-registry.ts';
 import type { HealthEvent, HealthRecord } from './health/state-machine.ts';
 import { recordCommand, type RuntimeState } from './runtime-state.ts';
+import { addressRefusal } from './backend-address.ts';
+import type { Lookup } from './host-resolution.ts';
 import type { DiscoveryConfig } from '../shared/config/discovery-schema.ts';
 import { describeSource } from './discovery/discovery-manager.ts';
 
@@ -23,6 +25,8 @@ export interface CommandCore {
   /** Persists the runtime state (state file) and keeps it; throws when it cannot be written. */
   readonly saveRuntime: (state: RuntimeState) => Promise<void>;
   readonly now: () => number;
+  /** Host-name lookups for new addresses (the system resolver unless a test passes one). */
+  readonly lookup?: Lookup;
   /** The capacity limits adding this backend would exceed (capacity.ts); empty when it fits. */
   readonly addProblems: (cluster: string, address: string, weight: number) => readonly CapacityProblem[];
   readonly firstVerdict: (cluster: Cluster, address: string) => Promise<HealthRecord>;
@@ -75,7 +79,7 @@ export async function runBackendCommand(core: CommandCore, command: BackendComma
  * Why `command` cannot be applied to what runs now, or undefined when it can. With a registry
  * these checks run before the write (registry-commands.ts), so a refused command writes nothing.
  */
-export function checkBackendCommand(core: Pick<CommandCore, 'registry' | 'addProblems'>, command: BackendCommand): Refusal | undefined {
+export async function checkBackendCommand(core: CheckCore, command: BackendCommand): Promise<Refusal | undefined> {
   if (command.op === 'add') return checkAdd(core, command.cluster, command.address, command.weight);
   return checkExisting(core, command, core.registry.get(command.id));
 }
@@ -88,7 +92,10 @@ function checkExisting(core: Pick<CommandCore, 'registry'>, command: Exclude<Bac
   return undefined;
 }
 
-function checkAdd(core: Pick<CommandCore, 'registry' | 'addProblems'>, clusterName: string, address: string, weight: number): Refusal | undefined {
+/** What the checks read of the control plane. */
+export type CheckCore = Pick<CommandCore, 'registry' | 'addProblems' | 'lookup'>;
+
+async function checkAdd(core: CheckCore, clusterName: string, address: string, weight: number): Promise<Refusal | undefined> {
   const cluster = core.registry.cluster(clusterName);
   if (cluster === undefined) {
     const known = [...core.registry.clusters()].map((c) => c.name).join(', ');
@@ -105,13 +112,15 @@ function checkAdd(core: Pick<CommandCore, 'registry' | 'addProblems'>, clusterNa
         : `cluster ${cluster.name} already has a backend at ${address} (${same.id})`,
     );
   }
+  const refusal = await addressRefusal(cluster, address, core.lookup);
+  if (refusal !== undefined) return refuse(refusal.error, refusal.message);
   const problems = core.addProblems(cluster.name, address, weight);
   if (problems.length > 0) return refuse('NO_CAPACITY', `cannot add ${backendId(cluster.name, address)}: ${problems.map((p) => p.message).join('; ')}`);
   return undefined;
 }
 
 async function add(core: CommandCore, clusterName: string, address: string, weight: number): Promise<BackendCommandResult> {
-  const refusal = checkAdd(core, clusterName, address, weight);
+  const refusal = await checkAdd(core, clusterName, address, weight);
   if (refusal !== undefined) return refusal;
   const cluster = core.registry.cluster(clusterName);
   if (cluster === undefined) return refuse('NOT_FOUND', `unknown cluster "${clusterName}"`);

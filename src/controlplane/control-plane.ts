@@ -31,6 +31,7 @@ import type {
 import { listenerRoutes } from '../shared/config/schema.ts';
 import { runBackendCommand, type CommandCore } from './backend-commands.ts';
 import { runRoutesCommand } from './route-commands.ts';
+import { resolveHost } from './host-resolution.ts';
 import { DiscoveryManager, type DiscoveryCore, type DiscoveryManagerDeps, type DiscoveryStatus } from './discovery/discovery-manager.ts';
 import { createDiscoverySource } from './discovery/sources.ts';
 import { BackendRegistry, backendId, contentChanged, type Backend, type Cluster } from './backend-registry.ts';
@@ -53,6 +54,7 @@ import { capacityProblems, encodedBytes, FIXED_LIMITS, placeholderBackend, type 
 import { planReload, type ReloadPlan } from './reload-plan.ts';
 import { readStateFile, unknownEntries, writeStateFile } from './state-file.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
+import { stampPublish, wallClockMicros } from '../shared/snapshot/propagation.ts';
 import type { RegistryStatusReport } from '../shared/registry-status.ts';
 import { snapshotHash } from './registry/fleet.ts';
 import { intentFromRegistry } from './registry/intent.ts';
@@ -405,8 +407,16 @@ export class ControlPlane {
   /** The health a backend enters with: healthy without active checks, else its first probe decides. */
   async #firstVerdict(cluster: Cluster, address: string): Promise<HealthRecord> {
     const check = cluster.config.health_check;
-    if (check.type === 'none') return initialRecord(true, 'no active check', this.#now());
     const target = targetOf(address);
+    if (check.type === 'none') {
+      // No probe will tell: a host name that does not resolve starts out, and is tried again
+      // after an ejection time like a backend the data plane could not reach.
+      const resolved = await resolveHost(target.host);
+      if (resolved.ok) return initialRecord(true, 'no active check', this.#now());
+      const now = this.#now();
+      this.#log.warn({ backend: backendId(cluster.name, address), reason: resolved.reason }, 'backend host name does not resolve: not routed to until it does');
+      return { ...initialRecord(false, `host name does not resolve (${resolved.reason})`, now), ejectedAt: now, ejections: 1 };
+    }
     const result = await this.#scheduler.probeOnce(target, check);
     const id = backendId(cluster.name, address);
     if (!result.ok) this.#log.warn({ backend: id, detail: result.detail }, 'backend failed its first probe: not routed to until it passes');
@@ -820,6 +830,7 @@ export class ControlPlane {
   }
 
   #publish(content: Content): number {
+    stampPublish(this.#metrics.publishStamp, this.#deps.writer.version() + 1, wallClockMicros());
     const version = this.#deps.writer.publish(content);
     if (this.#outgrown) this.#controlLog.info({ version }, 'snapshot fits its slot again: published');
     this.#outgrown = false;

@@ -4,11 +4,20 @@
  * port) to one worker; datagrams never cross threads.
  *
  * A client's first datagram creates a session: a backend picked once (round robin) and a
- * socket connected to it. The client's datagrams go out on that socket; the backend's
- * replies come back to the client from the listener's socket (so from the address the
- * client sent to). A session ends after `sessionTimeoutMs` without traffic either way,
+ * socket connected to it (udp-backend-socket.ts). The client's datagrams go out on that
+ * socket; the backend's replies come back to the client from the listener's socket (so
+ * from the address the client sent to). A session ends after `sessionTimeoutMs` without traffic either way,
  * after `maxReplies` replies, when evicted (least recently active first) to stay within
  * the worker's share of `maxSessions`, or when the listener closes.
+ *
+ * Socket reuse: a session that ends at its `maxReplies`-th reply gives its socket to the
+ * listener's pool (udp-socket-pool.ts, at most POOL_PER_BACKEND per backend), and the next
+ * session to that backend takes it instead of creating one. A socket whose client sent more
+ * than was answered waits in the pool until the owed replies arrived (they are dropped and
+ * counted in udp_datagrams_dropped, never passed on) or it idled out. Pooled sockets close
+ * after POOL_IDLE_MAX_MS (or session_timeout, if shorter) unused, when their backend leaves
+ * the snapshot's keep set, and when the listener retires or closes. Every other end closes
+ * the session's socket: a long session has one socket for its life.
  *
  * Routing: one Atomics.load of the snapshot version per client datagram (through the
  * router), which is what lets a session whose backend left the routable set (its drain
@@ -22,10 +31,11 @@
  * settings, Node's user-space send queue by the send buffer size (over it, drop).
  *
  * What must stay true:
- * - a session's socket exists exactly while the session is in the table;
+ * - a session holds a socket exactly while it is in the table; a socket is held by at most
+ *   one session, and a datagram reaches only the session holding it;
  * - every open session counts once in the active and UDP-session gauges, and its end
  *   subtracts it once;
- * - the idle-sweep timer is armed exactly while the table is not empty.
+ * - the idle-sweep timer is armed exactly while the table or the pool is not empty.
  */
 import dgram from 'node:dgram';
 import { formatHostPort } from '../shared/address.ts';
@@ -34,10 +44,12 @@ import { BackendCounter, ListenerCounter, type WorkerCounters } from '../shared/
 import type { ListenerBinding, UdpListenerSettings } from '../shared/messages.ts';
 import type { ListenFailure } from './listeners.ts';
 import { chooseCluster, type ClusterRoute, type ListenerRoute } from './routing-table.ts';
+import { BackendSocket, type IdleSocketEvents } from './udp-backend-socket.ts';
 import { literalLookup, socketType } from './udp-lookup.ts';
 import { reserveSessionBackend } from './udp-pick.ts';
 import { UdpSession, type SessionOwner } from './udp-session.ts';
 import { SessionTable } from './udp-session-table.ts';
+import { SocketPool } from './udp-socket-pool.ts';
 
 export type UdpSessionEnd = 'idle_timeout' | 'max_replies' | 'evicted' | 'backend_gone' | 'refused' | 'socket_error' | 'drain' | 'closed';
 
@@ -76,15 +88,25 @@ const ACCESS_REASON: Record<UdpSessionEnd, TerminationReason> = {
 const MIN_SWEEP_STEP_MS = 5;
 const MAX_SWEEP_STEP_MS = 1000;
 
+/**
+ * Sockets kept per backend for reuse, per listener and worker: enough for the concurrency of
+ * one-reply traffic a worker sustains (each lent socket serves one request at a time), few
+ * enough that idle ones cost little (one fd and its kernel buffers each).
+ */
+export const POOL_PER_BACKEND = 64;
+/** An unused pooled socket closes after this long (or session_timeout, if shorter). */
+export const POOL_IDLE_MAX_MS = 10_000;
+
 export function workerShare(maxSessions: number, workers: number): number {
   return Math.max(1, Math.floor(maxSessions / Math.max(1, workers)));
 }
 
-export class UdpProxy implements SessionOwner {
+export class UdpProxy implements SessionOwner, IdleSocketEvents {
   readonly binding: ListenerBinding;
   private settings: UdpListenerSettings;
   private readonly deps: UdpProxyDeps;
   private readonly table: SessionTable<UdpSession>;
+  private readonly pool = new SocketPool<BackendSocket>(POOL_PER_BACKEND);
   private socket: dgram.Socket | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private accepting = true;
@@ -160,6 +182,7 @@ export class UdpProxy implements SessionOwner {
   retire(): void {
     this.accepting = false;
     this.closeWhenIdle = true;
+    this.pool.closeAll();
     if (this.table.size === 0) this.close();
   }
 
@@ -181,6 +204,7 @@ export class UdpProxy implements SessionOwner {
 
   /** End the sessions whose backend is not in `keep` (drained or removed); returns how many. O(table), per such snapshot. */
   endUnkept(keep: ReadonlyMap<number, string>): number {
+    this.pool.closeUnkept(keep);
     let ended = 0;
     for (const session of this.table.sessions()) {
       if (keep.get(session.backend.slot) === session.backend.id) continue;
@@ -203,6 +227,9 @@ export class UdpProxy implements SessionOwner {
     const socket = this.socket;
     this.socket = undefined;
     this.endAll('closed');
+    this.pool.closeAll();
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
     socket?.close();
   }
 
@@ -278,7 +305,10 @@ export class UdpProxy implements SessionOwner {
     session.logged = this.deps.accessLog?.sample() === true;
     this.table.add(session, now);
     counters.udpSessionOpened(backend.slot, listenerSlot);
-    session.connect(this.settings);
+    const pooled = this.pool.take(backend.slot, backend.id);
+    const socket = pooled ?? new BackendSocket(backend, this);
+    session.attach(socket);
+    if (pooled === undefined) socket.open(this.settings);
     if (session.closed) return undefined;
     if (this.sweepTimer === undefined) this.armSweep();
     return session;
@@ -354,8 +384,34 @@ export class UdpProxy implements SessionOwner {
     const durationMs = this.deps.now() - session.createdAt;
     counters.observeConnectionDuration(session.backend.slot, durationMs);
     if (session.logged) this.writeAccessLog(session, reason, durationMs);
-    session.closeSocket();
+    this.recycle(session, reason);
     if (this.table.size === 0) this.becameIdle();
+  }
+
+  /** Only a session that ended at its last reply leaves a socket fit for another client. */
+  private recycle(session: UdpSession, reason: UdpSessionEnd): void {
+    const socket = session.detach();
+    if (socket === undefined) return;
+    if (reason !== 'max_replies' || !this.accepting || !socket.ready || socket.broken) {
+      socket.close();
+      return;
+    }
+    this.pool.give(socket, this.deps.now());
+  }
+
+  // ── pooled sockets (called by the sockets) ─────────────────────────────────────
+
+  /** A datagram for a session that had ended: never passed on. */
+  stray(): void {
+    this.deps.counters.bumpListener(this.binding.slot, ListenerCounter.udpDatagramsDropped);
+  }
+
+  settled(socket: BackendSocket): void {
+    this.pool.settle(socket, this.deps.now());
+  }
+
+  private poolIdleMs(): number {
+    return Math.min(POOL_IDLE_MAX_MS, this.settings.sessionTimeoutMs);
   }
 
   private writeAccessLog(session: UdpSession, reason: UdpSessionEnd, durationMs: number): void {
@@ -378,7 +434,9 @@ export class UdpProxy implements SessionOwner {
 
   private armSweep(): void {
     const timeoutMs = this.settings.sessionTimeoutMs;
-    const at = this.table.nextExpiry(timeoutMs);
+    const sessionAt = this.table.nextExpiry(timeoutMs);
+    const poolAt = this.pool.nextExpiry(this.poolIdleMs());
+    const at = sessionAt === undefined ? poolAt : poolAt === undefined ? sessionAt : Math.min(sessionAt, poolAt);
     if (at === undefined) return;
     const step = Math.min(MAX_SWEEP_STEP_MS, Math.max(MIN_SWEEP_STEP_MS, timeoutMs / 20));
     this.sweepTimer = setTimeout(this.sweep, Math.max(step, at - this.deps.now()));
@@ -399,6 +457,7 @@ export class UdpProxy implements SessionOwner {
     for (let s = this.table.expired(now, timeoutMs); s !== undefined; s = this.table.expired(now, timeoutMs)) {
       this.end(s, 'idle_timeout');
     }
+    this.pool.sweep(now, this.poolIdleMs());
     this.armSweep();
   };
 
@@ -409,6 +468,7 @@ export class UdpProxy implements SessionOwner {
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
     if (this.closeWhenIdle && this.socket !== undefined) this.close();
+    else if (this.pool.size > 0) this.armSweep();
   }
 
   private overCapacity(): UdpSession | undefined {

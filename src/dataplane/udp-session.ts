@@ -1,22 +1,13 @@
 /**
- * One client's UDP session: its backend, and the socket connected to that backend that
- * carries the client's datagrams out and the backend's replies back (to the owning proxy,
- * which sends them to the client from the listener's address).
- *
- * A connected socket only receives from its backend's address, and reports an ICMP
- * port-unreachable from it as ECONNREFUSED, which is what makes per-session sockets the
- * way to tell replies apart by client and to see a backend go away.
+ * One client's UDP session: its backend, and the backend socket it holds for its lifetime
+ * (udp-backend-socket.ts), which carries the client's datagrams out and the backend's replies
+ * back to the owning proxy, which sends them to the client from the listener's address.
+ * The socket is new, or lent by the listener's pool; at the end the proxy takes it back.
  */
-import dgram from 'node:dgram';
-import { isIP } from 'node:net';
-import type { UdpListenerSettings } from '../shared/messages.ts';
 import type { SnapshotBackend } from '../shared/snapshot/types.ts';
+import type { BackendSocket, SocketHolder } from './udp-backend-socket.ts';
 import type { ClusterRoute, ListenerRoute } from './routing-table.ts';
-import { literalLookup } from './udp-lookup.ts';
 import type { SessionNode } from './udp-session-table.ts';
-
-/** Datagrams held while a backend host name resolves (IP literals never wait). */
-const MAX_PENDING_DATAGRAMS = 16;
 
 /** What a session reports to the proxy that owns it. */
 export interface SessionOwner {
@@ -29,7 +20,7 @@ export interface SessionOwner {
 }
 
 /** One client's session: its backend and the connected socket that reaches it. */
-export class UdpSession implements SessionNode {
+export class UdpSession implements SessionNode, SocketHolder {
   readonly key: string;
   lastActive = 0;
   older: SessionNode | undefined = undefined;
@@ -54,9 +45,7 @@ export class UdpSession implements SessionNode {
   refused = false;
   closed = false;
   private readonly proxy: SessionOwner;
-  private socket: dgram.Socket | undefined;
-  /** Datagrams waiting for a backend host name to resolve; undefined once connected. */
-  private pending: Buffer[] | undefined;
+  private socket: BackendSocket | undefined;
 
   constructor(proxy: SessionOwner, key: string, clientAddress: string, clientPort: number, route: ClusterRoute, backend: SnapshotBackend) {
     this.proxy = proxy;
@@ -67,82 +56,36 @@ export class UdpSession implements SessionNode {
     this.backend = backend;
   }
 
-  connect(settings: UdpListenerSettings): void {
-    const { host, port } = this.backend;
-    const family = isIP(host);
-    const socket = dgram.createSocket({
-      type: family === 6 ? 'udp6' : 'udp4',
-      lookup: literalLookup,
-      recvBufferSize: settings.recvBufferBytes,
-      sendBufferSize: settings.sendBufferBytes,
-    });
+  /** Take `socket` for this session's lifetime: its datagrams come here from now on. */
+  attach(socket: BackendSocket): void {
     this.socket = socket;
-    socket.on('message', this.onBackendDatagram);
-    socket.on('error', this.onError);
-    // An IP literal connects synchronously (see literalLookup); a host name resolves first.
-    if (family === 0) {
-      this.pending = [];
-      socket.once('connect', this.onConnect);
-    }
-    try {
-      socket.connect(port, host);
-    } catch {
-      // Setting the configured buffer sizes (done by dgram at the implicit bind) can throw.
-      this.proxy.failed(this, false);
-    }
+    socket.hold(this);
+  }
+
+  /** Let go of the socket (its datagrams no longer reach this session) and hand it to the caller. */
+  detach(): BackendSocket | undefined {
+    const socket = this.socket;
+    this.socket = undefined;
+    socket?.release();
+    return socket;
   }
 
   /** False when the datagram had to be dropped (bounded queue full, or the session is gone). */
   send(datagram: Buffer, queueLimitBytes: number): boolean {
     const socket = this.socket;
     if (socket === undefined || this.closed) return false;
-    const pending = this.pending;
-    if (pending !== undefined) {
-      if (pending.length >= MAX_PENDING_DATAGRAMS) return false;
-      pending.push(datagram);
-      return true;
-    }
-    if (socket.getSendQueueSize() + datagram.length > queueLimitBytes) return false;
-    socket.send(datagram);
-    return true;
+    return socket.send(datagram, queueLimitBytes);
   }
 
-  closeSocket(): void {
-    const socket = this.socket;
-    this.socket = undefined;
-    this.pending = undefined;
-    if (socket === undefined) return;
-    socket.removeAllListeners();
-    socket.on('error', ignoreError);
-    try {
-      socket.close();
-    } catch {
-      // Already closed by a failed bind: nothing left to release.
-    }
-  }
-
-  private readonly onConnect = (): void => {
-    const pending = this.pending;
-    this.pending = undefined;
-    if (pending === undefined || this.closed) return;
-    for (const datagram of pending) this.socket?.send(datagram);
-  };
-
-  private readonly onBackendDatagram = (datagram: Buffer): void => {
+  backendDatagram(datagram: Buffer): void {
     this.proxy.reply(this, datagram);
-  };
+  }
 
-  private readonly onError = (error: NodeJS.ErrnoException): void => {
-    if (this.closed) return;
-    if (error.code === 'ECONNREFUSED') {
-      this.proxy.refused(this);
-      return;
-    }
-    // bind (EMFILE, ENOBUFS) is ours; connect and name resolution failures are the backend's.
-    this.proxy.failed(this, error.syscall !== 'bind');
-  };
-}
+  backendRefused(): void {
+    if (!this.closed) this.proxy.refused(this);
+  }
 
-function ignoreError(): void {
-  // The socket is being torn down; its error has nowhere useful to go.
+  backendFailed(backendAtFault: boolean): void {
+    if (!this.closed) this.proxy.failed(this, backendAtFault);
+  }
 }

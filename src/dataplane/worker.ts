@@ -19,6 +19,7 @@ import type {
   ListenerBinding,
 } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
+import { recordPropagation, wallClockMicros } from '../shared/snapshot/propagation.ts';
 import { SnapshotReader } from '../shared/snapshot/reader.ts';
 import { AccessLog } from './access-log.ts';
 import { seededRandom } from './balancer/random.ts';
@@ -40,7 +41,13 @@ const log = createLogger(data.logLevel, { component: 'dataplane', worker: data.w
 const counters = new CounterTables(data.counterBuffer, data.counterDims).forWorker(data.worker);
 const clusterStates = new Map<string, ClusterState>();
 setClusterStates(data.clusterStates);
-const reader = new SnapshotReader(data.snapshotBuffer);
+const reader = new SnapshotReader(data.snapshotBuffer, {
+  onTakenIn: (version) => {
+    recordPropagation(counters.publishStamp, version, wallClockMicros(), (ms) => {
+      counters.observeSnapshotPropagation(ms);
+    });
+  },
+});
 const router = new Router(reader, {
   activeTotal: counters.activeTotal,
   // mulberry32 costs ~4 ns a draw against ~11 ns for Math.random (measured); seeded per worker.

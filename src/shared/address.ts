@@ -43,6 +43,19 @@ export function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/**
+ * Why `text` cannot be a backend's address, or undefined when it can: the one rule config.yaml,
+ * the admin API and discovery share. Beyond the `host:port` shape, a wildcard host (0.0.0.0,
+ * ::) is refused: it names every interface for a listener, and connecting to it reaches
+ * whatever listens on this host, which is never what a backend entry means.
+ */
+export function backendAddressProblem(text: string): string | undefined {
+  const analysis = analyzeHostPort(text);
+  if (!analysis.ok) return analysis.problem === 'port_range' ? 'port must be 1-65535' : 'expected host:port';
+  if (isWildcardHost(analysis.host)) return `${analysis.host} means every interface, not a host to connect to: give the backend's own address`;
+  return undefined;
+}
+
 /** True for the hosts that bind every interface. */
 export function isWildcardHost(host: string): boolean {
   return host === '0.0.0.0' || canonicalHost(host) === '::';

@@ -31,11 +31,16 @@
  * - health: Float64, [backendSlot][HealthCounter] — active probe results.
  * - healthDuration: shared histogram, [0][backendSlot] — active probe durations.
  * - control: Float64, [ControlCounter] — process-wide control-plane totals.
+ * - publishStamp: BigInt64, [PublishStamp] — the version being published and when (wall-clock
+ *            µs), written with Atomics before the version becomes visible; each worker reads it
+ *            when it takes that version in (shared/snapshot/propagation.ts).
+ * - snapshotPropagation: shared histogram, [worker][0] — each worker's publish-to-take-in delay.
  */
 import {
   CONNECT_LATENCY_BOUNDS_MS,
   CONNECTION_DURATION_BOUNDS_MS,
   HEALTH_CHECK_DURATION_BOUNDS_MS,
+  SNAPSHOT_PROPAGATION_BOUNDS_MS,
   SharedHistogram,
   histogramByteLength,
   type HistogramShape,
@@ -100,7 +105,10 @@ export const ListenerCounter = {
   udpSessionsEvicted: 15,
   /** Sessions ended by session_timeout without traffic. */
   udpSessionsExpired: 16,
-  /** Datagrams dropped after a session existed: a full send queue, or a session socket that failed. */
+  /**
+   * Datagrams dropped after a session existed: a full send queue, a session socket that
+   * failed, or a backend's reply that came after its session ended (a pooled socket's).
+   */
   udpDatagramsDropped: 17,
   udpDatagramsFromClient: 18,
   udpDatagramsToClient: 19,
@@ -132,6 +140,15 @@ export const ControlCounter = {
 export type ControlCounter = (typeof ControlCounter)[keyof typeof ControlCounter];
 const CONTROL_FIELDS = rowWidth(ControlCounter);
 
+/** Cells of the publish stamp (BigInt64; see shared/snapshot/propagation.ts for the protocol). */
+export const PublishStamp = {
+  /** The version about to be published; 0 while the stamp is being rewritten. */
+  version: 0,
+  /** When its publish began: wall-clock µs (performance.timeOrigin + now(), comparable across threads). */
+  atMicros: 1,
+} as const;
+const STAMP_FIELDS = rowWidth(PublishStamp);
+
 export interface CounterDimensions {
   readonly workers: number;
   readonly backendSlots: number;
@@ -154,11 +171,19 @@ interface Regions {
   readonly healthOffset: number;
   readonly healthDurationOffset: number;
   readonly controlOffset: number;
+  readonly publishStampOffset: number;
+  readonly snapshotPropagationOffset: number;
   readonly byteLength: number;
 }
 
-function histogramShapes(d: CounterDimensions): { connectLatency: HistogramShape; connectionDuration: HistogramShape; healthDuration: HistogramShape } {
+function histogramShapes(d: CounterDimensions): {
+  connectLatency: HistogramShape;
+  connectionDuration: HistogramShape;
+  healthDuration: HistogramShape;
+  snapshotPropagation: HistogramShape;
+} {
   return {
+    snapshotPropagation: { rows: d.workers, keys: 1, bounds: SNAPSHOT_PROPAGATION_BOUNDS_MS },
     connectLatency: { rows: d.workers, keys: d.backendSlots, bounds: CONNECT_LATENCY_BOUNDS_MS },
     connectionDuration: { rows: d.workers, keys: d.backendSlots, bounds: CONNECTION_DURATION_BOUNDS_MS },
     healthDuration: { rows: 1, keys: d.backendSlots, bounds: HEALTH_CHECK_DURATION_BOUNDS_MS },
@@ -183,6 +208,8 @@ function regions(d: CounterDimensions): Regions {
   const healthOffset = workerOffset + d.workers * WORKER_FIELDS * 8;
   const healthDurationOffset = healthOffset + d.backendSlots * HEALTH_FIELDS * 8;
   const controlOffset = healthDurationOffset + histogramByteLength(shapes.healthDuration);
+  const publishStampOffset = controlOffset + CONTROL_FIELDS * 8;
+  const snapshotPropagationOffset = publishStampOffset + STAMP_FIELDS * 8;
   return {
     activeOffset: 0,
     activeTotalOffset,
@@ -196,7 +223,9 @@ function regions(d: CounterDimensions): Regions {
     healthOffset,
     healthDurationOffset,
     controlOffset,
-    byteLength: controlOffset + CONTROL_FIELDS * 8,
+    publishStampOffset,
+    snapshotPropagationOffset,
+    byteLength: snapshotPropagationOffset + histogramByteLength(shapes.snapshotPropagation),
   };
 }
 
@@ -219,6 +248,8 @@ export class CounterTables {
   readonly health: Float64Array;
   readonly healthDuration: SharedHistogram;
   readonly control: Float64Array;
+  readonly publishStamp: BigInt64Array;
+  readonly snapshotPropagation: SharedHistogram;
 
   constructor(buffer: SharedArrayBuffer, dims: CounterDimensions) {
     const r = regions(dims);
@@ -239,6 +270,8 @@ export class CounterTables {
     this.health = new Float64Array(buffer, r.healthOffset, dims.backendSlots * HEALTH_FIELDS);
     this.healthDuration = new SharedHistogram(buffer, r.healthDurationOffset, shapes.healthDuration);
     this.control = new Float64Array(buffer, r.controlOffset, CONTROL_FIELDS);
+    this.publishStamp = new BigInt64Array(buffer, r.publishStampOffset, STAMP_FIELDS);
+    this.snapshotPropagation = new SharedHistogram(buffer, r.snapshotPropagationOffset, shapes.snapshotPropagation);
   }
 
   /** Connections assigned to a backend over every worker (the global row: one atomic load). */
@@ -363,9 +396,14 @@ export class WorkerCounters {
   private readonly connectionDuration: SharedHistogram;
   private readonly workerCells: Float64Array;
   private readonly workerBase: number;
+  private readonly snapshotPropagation: SharedHistogram;
+  /** Read-only here: the control plane writes it. */
+  readonly publishStamp: BigInt64Array;
 
   constructor(tables: CounterTables, worker: number) {
     this.worker = worker;
+    this.snapshotPropagation = tables.snapshotPropagation;
+    this.publishStamp = tables.publishStamp;
     this.workerCells = tables.worker;
     this.workerBase = worker * WORKER_FIELDS;
     this.active = tables.active;
@@ -458,6 +496,11 @@ export class WorkerCounters {
   observeConnectionDuration(slot: number, ms: number): void {
     this.connectionDuration.observe(this.worker, slot, ms);
   }
+
+  /** This worker took a snapshot version in `ms` after its publish began. */
+  observeSnapshotPropagation(ms: number): void {
+    this.snapshotPropagation.observe(this.worker, 0, ms);
+  }
 }
 
 /** Control-plane counter updates (health probes, snapshot publishes); O(1), allocation-free. */
@@ -465,8 +508,10 @@ export class ControlPlaneCounters {
   private readonly health: Float64Array;
   private readonly healthDuration: SharedHistogram;
   private readonly control: Float64Array;
+  readonly publishStamp: BigInt64Array;
 
   constructor(tables: CounterTables) {
+    this.publishStamp = tables.publishStamp;
     this.health = tables.health;
     this.healthDuration = tables.healthDuration;
     this.control = tables.control;

@@ -32,6 +32,13 @@ export const CONNECTION_DURATION_BOUNDS_MS: readonly number[] = [
 /** Duration of one active health probe, in milliseconds. */
 export const HEALTH_CHECK_DURATION_BOUNDS_MS: readonly number[] = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
 
+/**
+ * From the control plane starting a publish to one data-plane worker taking that version in,
+ * in milliseconds. A publish normally reaches a waiting worker within a wake-up (tens of µs);
+ * the upper buckets catch a worker busy in a long turn of its event loop.
+ */
+export const SNAPSHOT_PROPAGATION_BOUNDS_MS: readonly number[] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000];
+
 export interface HistogramShape {
   readonly rows: number;
   readonly keys: number;

@@ -152,7 +152,7 @@ export type BackendCommand =
   | { readonly op: 'weight'; readonly id: string; readonly weight: number };
 
 /** Why a backend command was refused; the admin API maps each to an HTTP status. */
-export type BackendCommandError = 'NOT_FOUND' | 'CONFLICT' | 'NO_CAPACITY' | 'UNAVAILABLE';
+export type BackendCommandError = 'BAD_REQUEST' | 'NOT_FOUND' | 'CONFLICT' | 'NO_CAPACITY' | 'UNAVAILABLE';
 
 export type BackendCommandResult =
   | {

@@ -71,12 +71,18 @@ export async function openEcho(port: number): Promise<EchoConnection> {
     buffered += chunk.toString();
     waiter?.();
   });
+  // A connection the proxy closes fails the exchange at once, not at its timeout.
   socket.on('error', () => waiter?.());
+  socket.on('close', () => waiter?.());
   return {
     socket,
-    exchange: (text, timeoutMs = 5000) =>
+    exchange: (text, timeoutMs = 10_000) =>
       new Promise((resolve, reject) => {
         buffered = '';
+        if (socket.destroyed) {
+          reject(new Error(`connection closed before the echo of "${text}"`));
+          return;
+        }
         const timer = setTimeout(() => {
           waiter = undefined;
           reject(new Error(`no echo of "${text}" within ${timeoutMs} ms (got "${buffered}")`));
@@ -132,14 +138,31 @@ export function readAll(port: number, timeoutMs = 10_000): Promise<string> {
   });
 }
 
+/** A running client loop (see clientLoop). */
+export interface ClientLoop {
+  /** Resolves once `n` more round trips (successful or failed) have finished from now. */
+  after(n: number): Promise<void>;
+  stop(): Promise<{ ok: number; failed: string[] }>;
+}
+
 /**
  * Keep `concurrency` request/response connections going until stopped; counts successes
- * and failures (with their error messages) so a test can assert none failed.
+ * and failures (with their error messages) so a test can assert none failed. A test that
+ * needs traffic flowing across a change waits for `after(n)` round trips before and after
+ * it, not for a span of time.
  */
-export function clientLoop(port: number, concurrency: number): { stop: () => Promise<{ ok: number; failed: string[] }> } {
+export function clientLoop(port: number, concurrency: number): ClientLoop {
   let running = true;
   let ok = 0;
   const failed: string[] = [];
+  const waiters = new Set<{ target: number; resolve: () => void }>();
+  const finished = (): void => {
+    for (const waiter of waiters) {
+      if (ok + failed.length < waiter.target) continue;
+      waiters.delete(waiter);
+      waiter.resolve();
+    }
+  };
   const lane = async (): Promise<void> => {
     while (running) {
       try {
@@ -149,13 +172,21 @@ export function clientLoop(port: number, concurrency: number): { stop: () => Pro
       } catch (error) {
         failed.push((error as Error).message);
       }
+      finished();
     }
   };
   const lanes = Array.from({ length: concurrency }, lane);
   return {
+    after: async (n) =>
+      new Promise((resolve) => {
+        waiters.add({ target: ok + failed.length + n, resolve });
+      }),
     stop: async () => {
       running = false;
       await Promise.all(lanes);
+      // A waiter left over would keep a test's promise pending for ever; release it.
+      for (const waiter of waiters) waiter.resolve();
+      waiters.clear();
       return { ok, failed };
     },
   };
@@ -225,12 +256,26 @@ export class HeldHttpConnection {
   }
 }
 
-/** Poll `read` until `done` holds or the deadline passes; returns the last value read. */
+/**
+ * Reads until `done` accepts the value and returns that value. Throws when `timeoutMs`
+ * passes first, with the last value read, so a test that waits on a condition fails when the
+ * condition never held, whether or not it checks the value afterwards.
+ */
 export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000, everyMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`eventually: not done within ${timeoutMs} ms; last value: ${preview(value)}`);
     await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+function preview(value: unknown): string {
+  try {
+    const text = JSON.stringify(value) as string | undefined; // undefined for undefined and functions
+    return (text ?? String(value)).slice(0, 500);
+  } catch {
+    return String(value);
   }
 }

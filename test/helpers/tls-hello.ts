@@ -87,7 +87,7 @@ export function clientHello(options: HelloOptions = {}, sizes: readonly number[]
 export async function captureClientHello(servername: string | undefined, enough: (bytes: Buffer) => boolean): Promise<Buffer> {
   const server = net.createServer();
   const captured = new Promise<Buffer>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no ClientHello within 5 s')), 5000);
+    const timer = setTimeout(() => reject(new Error('no ClientHello within 20 s')), 20_000);
     server.once('connection', (socket) => {
       let bytes = Buffer.alloc(0);
       socket.on('data', (chunk: Buffer) => {

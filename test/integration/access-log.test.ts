@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend } from '../helpers/backends.ts';
-import { connect, roundTrip } from '../helpers/client.ts';
+import { connect, eventually, roundTrip } from '../helpers/client.ts';
 import { runCli, startDaemon, tcpConfig, writeConfig, type Daemon } from '../helpers/daemon.ts';
 import { scrape, total } from '../helpers/metrics.ts';
 import { freePorts } from '../helpers/ports.ts';
@@ -42,13 +42,8 @@ function readLines(file: string): AccessLine[] {
     .map((line) => JSON.parse(line) as AccessLine);
 }
 
-async function waitForLines(file: string, count: number, timeoutMs = 10_000): Promise<AccessLine[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const lines = readLines(file);
-    if (lines.length >= count || Date.now() > deadline) return lines;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+async function waitForLines(file: string, count: number): Promise<AccessLine[]> {
+  return eventually(async () => Promise.resolve(readLines(file)), (lines) => lines.length >= count);
 }
 
 async function start(yaml: string): Promise<Daemon> {

@@ -87,8 +87,6 @@ async function daemonWith(
   };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe('backend writes while traffic flows', () => {
   it('routes new connections to a backend added under load from the snapshot the POST answered with', async () => {
     const named = await backends(2, 'name');
@@ -107,10 +105,15 @@ describe('backend writes while traffic flows', () => {
 
     let running = true;
     let failed = 0;
+    let finished = 0;
     const lanes = Array.from({ length: 6 }, async () => {
-      while (running) await readAll(setup.port, 5_000).catch(() => failed++);
+      while (running) {
+        await readAll(setup.port).catch(() => failed++);
+        finished++;
+      }
     });
-    await sleep(300);
+    // The POST lands while connections are in flight.
+    await eventually(async () => Promise.resolve(finished), (n) => n >= 30, 20_000, 10);
     const postedAt = performance.now();
     const added = await setup.api('POST', '/backends', { cluster: 'web', address });
     const answeredAt = performance.now();

@@ -267,9 +267,9 @@ describe('consistent hashing on the source address', () => {
     const perWorker = await sessionsByWorker(first);
     expect(perWorker.every((n) => n > 0)).toBe(true);
 
-    // The mapping is the Maglev table any process builds for this backend set.
+    // The mapping is the Maglev table any process builds for this backend set (keyed by id).
     const table = buildMaglevTable(
-      named.map((b) => ({ key: b.address, weight: 1 })),
+      named.map((b) => ({ key: `web:${b.address}`, weight: 1 })),
       DEFAULT_MAGLEV_TABLE_SIZE,
     );
     for (const [address, landed] of run1.landed) {
@@ -388,10 +388,11 @@ describe('canary split', () => {
     expect(shareOf(replies, stable!.address) + canaryShare).toBe(1);
     expect(Math.abs(canaryShare - 0.1)).toBeLessThanOrEqual(0.02);
 
+    // Connections in flight before, during and after the change.
     const traffic = clientLoop(port!, 10);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await traffic.after(50);
     await reload(d, yaml(50, 50));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await traffic.after(50);
     const { ok, failed } = await traffic.stop();
     expect(failed).toEqual([]);
     expect(ok).toBeGreaterThan(0);
@@ -401,7 +402,7 @@ describe('canary split', () => {
 
     // The admin API moves it too, while traffic flows: PATCH /listeners/web/routes.
     const more = clientLoop(port!, 10);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await more.after(50);
     const response = await fetch(`${d.adminUrl}/listeners/web/routes`, {
       method: 'PATCH',
       headers: { 'content-type': 'application/json' },
@@ -409,7 +410,7 @@ describe('canary split', () => {
     });
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ name: 'web', routes: [{ cluster: 'web', weight: 20 }, { cluster: 'canary', weight: 80 }] });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await more.after(50);
     const during = await more.stop();
     expect(during.failed).toEqual([]);
     const patched = await manyRoundTrips(port!, 1_000, 40);

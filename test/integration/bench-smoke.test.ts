@@ -70,5 +70,5 @@ describe.skipIf(missing.length > 0 && !required)(`bench harness smoke run${missi
     expect(readFileSync(out, 'utf8')).toContain('## Against the targets');
     expect(record.processes.length).toBeGreaterThanOrEqual(7);
     expect(record.processes.filter((p) => alive(p.pid))).toEqual([]);
-  }, 180_000);
+  }, 180_000); // starts HAProxy, nginx and several Sluice daemons in turn and runs every workload once
 });

@@ -27,6 +27,8 @@ function slowRoundTrip(port: number, payload: Buffer): Promise<Buffer> {
     cleanups.push(() => Promise.resolve(socket.destroy()));
     const chunks: Buffer[] = [];
     socket.on('connect', () => socket.end(payload));
+    // Pacing, not synchronisation: the pauses shape the load (writes to this client wait),
+    // and the bytes are compared whatever they turn out to be; no pass/fail hangs on them.
     socket.pause();
     setTimeout(() => socket.resume(), 300);
     socket.on('data', (chunk: Buffer) => {

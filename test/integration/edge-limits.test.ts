@@ -81,30 +81,34 @@ describe('per_ip_connections', () => {
 });
 
 describe('per_ip_rate', () => {
-  it('accepts about 20 + 20×3 connections from one client over 3 seconds at 20/s with burst 20, and counts the rest', async () => {
+  it('accepts 20 + 20/s connections from one client at 20/s with burst 20, refuses and counts the rest', async () => {
     const { daemon, port, backend } = await setup(['limits: {per_ip_rate: 20/s, burst: 20}']);
     const started = Date.now();
     let served = 0;
     let refused = 0;
+    // At least 3 s, and on until the rate was clearly exceeded: a slow machine makes fewer
+    // attempts per second, so it attempts for longer instead of failing for want of them.
     const lane = async (): Promise<void> => {
-      while (Date.now() - started < 3000) {
+      while ((Date.now() - started < 3000 || refused < 40) && Date.now() - started < 20_000) {
         if ((await probe(port, '127.0.0.2')) === 'served') served++;
         else refused++;
       }
     };
     await Promise.all([lane(), lane()]);
     const seconds = (Date.now() - started) / 1000;
-    expect(served).toBeGreaterThanOrEqual(72);
-    expect(served).toBeLessThanOrEqual(88);
-    // Well over the rate was attempted, or the limit proved nothing.
-    expect(served + refused).toBeGreaterThan(150);
+    console.log(`per_ip_rate 20/s, burst 20: ${served} served, ${refused} refused in ${seconds.toFixed(2)} s`);
+    expect(refused).toBeGreaterThanOrEqual(40);
+    // The bucket holds 20 and gains 20 a second from the first attempt on: never more than
+    // that, however slow the machine. While attempts outpace the rate each new token is
+    // taken within one attempt's latency, so at most the last half second's go unused.
+    expect(served).toBeLessThanOrEqual(20 + 20 * seconds + 1);
+    expect(served).toBeGreaterThanOrEqual(20 + 20 * (seconds - 0.5) - 1);
     expect(backend.accepted).toBe(served);
     const stats = await listenerStats(daemon.adminUrl, 'edge');
     expect(stats.refused_total['per_ip_rate']).toBe(refused);
     expect(stats.accepted_total).toBe(served + refused);
     // Another client has its own bucket.
     expect(await probe(port, '127.0.0.3')).toBe('served');
-    expect(seconds).toBeLessThan(30);
   });
 });
 

@@ -35,15 +35,16 @@ describe('zero-downtime handover', () => {
     const old = await daemon(yaml, adminPort!);
 
     const loop = clientLoop(port!, 8);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Traffic flows through the old process before, and through the new one after.
+    await loop.after(200);
     const successor = await daemon('', adminPort!, { configFile: old.configFile, args: ['--takeover'] });
     expect(await old.exited).toBe(0);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await loop.after(200);
     const { ok, failed } = await loop.stop();
 
     console.log(`handover: ${ok} connections succeeded, ${failed.length} failed, from before the new instance started to after the old one exited`);
     expect(failed).toEqual([]);
-    expect(ok).toBeGreaterThan(1000);
+    expect(ok).toBeGreaterThanOrEqual(400);
     expect(old.logs.some((l) => l.msg === 'drained; exiting')).toBe(true);
     expect((await fetch(`${successor.adminUrl}/readyz`)).status).toBe(200);
   });
@@ -67,15 +68,17 @@ describe('worker faults', () => {
     expect((await fetch(`${d.adminUrl}/debug/workers/0/crash`, { method: 'POST' })).status).toBe(202);
     await d.waitForLog((l) => l.msg === 'data-plane worker restarted' && l['worker'] === 0);
 
-    const survived = await Promise.all(held.map(async (c) => c.exchange('still there?', 2000).then(() => true, () => false)));
+    // The dead worker's connections fail on their close (an event); the bound is for a hang.
+    const survived = await Promise.all(held.map(async (c) => c.exchange('still there?', 20_000).then(() => true, () => false)));
     expect(survived.filter(Boolean).length).toBe(onSurvivor);
     expect(d.logs.some((l) => l.msg === 'data-plane worker crashed')).toBe(true);
 
     const loop = clientLoop(port!, 4);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // Enough connections that both workers, the restarted one included, take some.
+    await loop.after(100);
     const { ok, failed } = await loop.stop();
     expect(failed).toEqual([]);
-    expect(ok).toBeGreaterThan(50);
+    expect(ok).toBeGreaterThanOrEqual(100);
     const after = await getJson<ResourcesJson>(`${d.adminUrl}/debug/resources`);
     expect(after.workers.map((w) => w.worker).sort()).toEqual([0, 1]);
     for (const c of held) c.socket.destroy();

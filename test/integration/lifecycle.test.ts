@@ -60,7 +60,8 @@ describe('graceful drain', () => {
 
     const signalled = Date.now();
     d.child.kill('SIGTERM');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Logged once the daemon has taken the signal, 300 ms before its listeners close.
+    await d.waitForLog((l) => l.msg === 'draining: not ready; listeners close after the shutdown delay');
     const ready = await fetch(`${d.adminUrl}/readyz`);
     expect(ready.status).toBe(503);
     console.log(`readyz answered 503 ${Date.now() - signalled} ms after SIGTERM`);

@@ -6,7 +6,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
-import { getJson, openEcho, type EchoConnection } from '../helpers/client.ts';
+import { eventually, getJson, openEcho, type EchoConnection } from '../helpers/client.ts';
 import { startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
 
@@ -54,7 +54,10 @@ interface ClusterJson {
   queue?: Record<string, number>;
 }
 
-/** Whether an echo arrives within `ms` (a queued client gets none until it is served). */
+/**
+ * Whether an echo arrives: false as soon as the proxy closes the connection, or after `ms`
+ * (a bound for a hang only; a queued client is told apart by the queue's statistics).
+ */
 async function echoes(connection: EchoConnection, text: string, ms: number): Promise<boolean> {
   try {
     return (await connection.exchange(text, ms)) === text;
@@ -79,14 +82,9 @@ function connectRaw(port: number): Promise<net.Socket> {
   });
 }
 
-/** Poll a condition every 10 ms, for at most `timeoutMs`. */
-async function until(done: () => boolean, timeoutMs = 3_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done() && Date.now() < deadline) await settle(10);
-}
-
-async function settle(ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms));
+/** Wait until `done` holds (the assertion after it says what failed if it never does). */
+async function until(done: () => boolean): Promise<void> {
+  await eventually(async () => Promise.resolve(done()), (d) => d, 20_000, 10);
 }
 
 describe('max_connections with a queue', () => {
@@ -132,12 +130,13 @@ describe('max_connections with a queue', () => {
     const late = await openEcho(port);
     destroyAfter([late]);
     const startedAt = Date.now();
-    const gotEcho = echoes(late, 'anyone?', 5_000);
+    const gotEcho = echoes(late, 'anyone?', 20_000);
     const openFor = await closedAfter(late.socket, startedAt);
     expect(await gotEcho).toBe(false);
     console.log(`queued client closed ${openFor} ms after it asked`);
+    // Not before the queue timeout; that the timeout (not something else) closed it, the
+    // statistics below say (timed_out_total), so no upper bound on a loaded machine.
     expect(openFor).toBeGreaterThanOrEqual(900);
-    expect(openFor).toBeLessThan(5_000);
     expect(backend.accepted).toBe(15);
 
     // The queue's statistics, over both workers.
@@ -156,20 +155,32 @@ describe('max_connections with a queue', () => {
 
   it('closes at once a client that finds the queue full', async () => {
     const backend = await echoBackend();
-    const { d, port } = await daemon({ backend: backend.address, maxConnections: 2, queue: '{size: 1, timeout: 10s}' });
+    // A queue timeout far beyond the test's: a client closed here was not timed out.
+    const { d, port } = await daemon({ backend: backend.address, maxConnections: 2, queue: '{size: 1, timeout: 10m}' });
     const clients = await Promise.all(Array.from({ length: 3 }, async () => openEcho(port)));
     destroyAfter(clients);
-    const answers = await Promise.all(clients.map(async (c) => echoes(c, 'x', 600)));
-    expect(answers.filter(Boolean)).toHaveLength(2);
-    // Two hold the slots, one waits (up to 10 s); a fourth finds the queue full.
+    let echoed = 0;
+    const answers = clients.map(async (c) => {
+      const ok = await echoes(c, 'x', 60_000);
+      if (ok) echoed++;
+      return ok;
+    });
+    // Two hold the slots, one waits in the queue; a fourth finds the queue full.
+    await until(() => echoed === 2);
+    const queued = await eventually(
+      async () => (await getJson<ClusterJson[]>(`${d.adminUrl}/clusters`))[0]?.queue,
+      (q) => q?.['length'] === 1,
+    );
+    expect(queued).toMatchObject({ length: 1, queued_total: 1 });
     const extra = await openEcho(port);
     destroyAfter([extra]);
-    const startedAt = Date.now();
-    const openFor = await closedAfter(extra.socket, startedAt);
-    expect(openFor).toBeLessThan(3_000);
+    await closedAfter(extra.socket, Date.now());
     expect(backend.accepted).toBe(2);
     const [cluster] = await getJson<ClusterJson[]>(`${d.adminUrl}/clusters`);
     expect(cluster?.queue).toMatchObject({ length: 1, queued_total: 1, overflow_total: 1, timed_out_total: 0 });
+    // The queued client never got an echo; it is let go here, which settles its exchange.
+    for (const c of clients) c.socket.destroy();
+    expect((await Promise.all(answers)).filter(Boolean)).toHaveLength(2);
   });
 });
 
@@ -179,11 +190,12 @@ describe('max_connections without a queue', () => {
     const { port } = await daemon({ backend: backend.address, maxConnections: 4 });
     const clients = await Promise.all(Array.from({ length: 12 }, async () => openEcho(port)));
     destroyAfter(clients);
-    const answers = await Promise.all(clients.map(async (c) => echoes(c, 'x', 1_000)));
+    // Each answer is an event: the echo, or the proxy closing a refused connection.
+    const answers = await Promise.all(clients.map(async (c) => echoes(c, 'x', 20_000)));
     expect(answers.filter(Boolean)).toHaveLength(4);
-    await settle(100);
-    expect(backend.open.size).toBe(4);
     expect(clients.filter((c) => c.socket.destroyed)).toHaveLength(8);
+    expect(backend.open.size).toBe(4);
+    expect(backend.accepted).toBe(4);
   });
 });
 
@@ -193,7 +205,7 @@ describe('a crashed worker’s connections', () => {
     const { d, port } = await daemon({ backend: backend.address, maxConnections: 4, faults: true });
     const held = await Promise.all(Array.from({ length: 4 }, async () => openEcho(port)));
     destroyAfter(held);
-    for (const c of held) expect(await echoes(c, 'x', 2_000)).toBe(true);
+    for (const c of held) expect(await echoes(c, 'x', 20_000)).toBe(true);
     const { workers } = await getJson<{ workers: { worker: number; connections: number }[] }>(`${d.adminUrl}/debug/resources`);
     // Crash the worker that holds the most of the four (one of them holds at least two).
     const victim = workers.reduce((a, b) => (b.connections > a.connections ? b : a));
@@ -205,17 +217,12 @@ describe('a crashed worker’s connections', () => {
     // The survivors' connections still count; the dead worker's do not.
     await until(() => held.filter((c) => c.socket.destroyed).length === lost);
     const readBack = async (): Promise<number> => (await getJson<BackendJson[]>(`${d.adminUrl}/backends`))[0]?.active_connections ?? -1;
-    let active = await readBack();
-    for (let i = 0; i < 100 && active !== 4 - lost; i++) {
-      await settle(50);
-      active = await readBack();
-    }
-    expect(active).toBe(4 - lost);
+    expect(await eventually(readBack, (active) => active === 4 - lost)).toBe(4 - lost);
 
     // Their places are free again: as many new clients are served, and no more.
     const fresh = await Promise.all(Array.from({ length: lost + 1 }, async () => openEcho(port)));
     destroyAfter(fresh);
-    const answers = await Promise.all(fresh.map(async (c) => echoes(c, 'y', 2_000)));
+    const answers = await Promise.all(fresh.map(async (c) => echoes(c, 'y', 20_000)));
     expect(answers.filter(Boolean)).toHaveLength(lost);
   });
 });

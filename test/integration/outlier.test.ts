@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend } from '../helpers/backends.ts';
-import { getJson, readAll } from '../helpers/client.ts';
+import { eventually, getJson, readAll } from '../helpers/client.ts';
 import { startDaemon, type Daemon, type LogLine } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
 
@@ -27,7 +27,7 @@ function steadyLoad(port: number, lanes: number): { stop: () => Promise<{ ok: nu
   const lane = async (): Promise<void> => {
     while (running) {
       try {
-        await readAll(port, 5_000);
+        await readAll(port);
         ok++;
       } catch (error) {
         failures.push(String(error));
@@ -71,8 +71,7 @@ clusters:
     cleanups.push(async () => daemon.stop('SIGKILL'));
 
     const load = steadyLoad(port!, 4);
-    const deadline = Date.now() + 15_000;
-    while (readmissions(daemon, flapping).length < 5 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    await eventually(async () => Promise.resolve(readmissions(daemon, flapping).length), (n) => n >= 5, 20_000);
     const { ok, failures } = await load.stop();
 
     // Every re-admission is followed at once by failures and a new, longer ejection.

@@ -84,7 +84,7 @@ describe('accept_proxy', () => {
     cleanups.push(() => Promise.resolve(client.destroy()));
     await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
     // Accepted and waiting for its header while the only backend is replaced.
-    await eventually(async () => listenerStats(daemon.adminUrl, 'edge'), (l) => l.accepted_total === 1, 5_000);
+    await eventually(async () => listenerStats(daemon.adminUrl, 'edge'), (l) => l.accepted_total === 1);
     const api = async (method: string, url: string, body?: unknown): Promise<number> => {
       const init: RequestInit = body === undefined ? { method } : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
       const response = await fetch(`${daemon.adminUrl}${url}`, init);
@@ -203,7 +203,7 @@ clusters:
     await new Promise<void>((resolve) => client.once('connect', resolve));
     // Half a header, then nothing: the 3 s header deadline is later than the drain's.
     client.write('PROXY TCP4 203.0.113.7');
-    await eventually(async () => listenerStats(daemon.adminUrl, 'edge'), (l) => l.accepted_total === 1, 5_000);
+    await eventually(async () => listenerStats(daemon.adminUrl, 'edge'), (l) => l.accepted_total === 1);
     expect(await daemon.stop('SIGTERM')).toBe(0);
     expect(await accessLine(accessLog, (l) => l['listener'] === 'edge')).toMatchObject({ reason: 'drain', backend: null });
     expect(backend.accepted).toBe(0);
@@ -247,9 +247,10 @@ clusters:
     });
     const elapsed = Date.now() - started;
     expect(slow.outcome).toBe('closed');
+    // Not before the deadline, and with the header still incomplete: the deadline (counted
+    // as proxy_header_timeout below) closed it, whatever the machine's load.
     expect(elapsed).toBeGreaterThanOrEqual(2900);
-    expect(elapsed).toBeLessThan(20_000);
-    expect(slow.sent).toBeLessThan(10);
+    expect(slow.sent).toBeLessThan(43);
 
     expect(backend.accepted).toBe(0);
     const stats = await listenerStats(daemon.adminUrl, 'edge');
@@ -274,17 +275,15 @@ function tempFile(): string {
   return path.join(mkdtempSync(path.join(tmpdir(), 'sluice-edge-')), 'access.log');
 }
 
-/** The first access log line `match` accepts, polling the file until it appears (10 s). */
+/** The first access log line `match` accepts, once it has been written (10 s hang bound). */
 async function accessLine(file: string, match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown> | undefined> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-    const found = text
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find(match);
-    if (found !== undefined || Date.now() > deadline) return found;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const find = async (): Promise<Record<string, unknown> | undefined> =>
+    Promise.resolve(
+      (existsSync(file) ? readFileSync(file, 'utf8') : '')
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find(match),
+    );
+  return eventually(find, (found) => found !== undefined, 10_000, 100);
 }

@@ -120,6 +120,8 @@ describe('SNI routing without terminating TLS', () => {
           const piece = chunk.subarray(at, at + 50);
           chain = chain.then(async () => {
             upstream.write(piece);
+            // Pacing, not synchronisation: a gap so each piece leaves in its own segment
+            // (should two merge, the test proves a little less, it does not fail).
             await new Promise((resolve) => setTimeout(resolve, 5));
           });
         }
@@ -169,8 +171,8 @@ describe('SNI routing without terminating TLS', () => {
     });
     const elapsed = Date.now() - started;
     expect(outcome).toBe('closed');
+    // Not before the 5 s deadline; the refusal reason below says the deadline closed it.
     expect(elapsed).toBeGreaterThanOrEqual(4900);
-    expect(elapsed).toBeLessThan(30_000);
     expect(Object.values(backends).map((b) => b.tcpConnections())).toEqual([0, 0, 0]);
     expect((await listenerStats(daemon.adminUrl, 'tls')).refused_total['tls_hello_timeout']).toBe(1);
   });

@@ -35,9 +35,11 @@ function timers(): number {
 }
 
 describe('the UDP health probe', () => {
+  // Probes that get an answer have a timeout far above any loaded machine's round trip: it
+  // only bounds a hang, and they resolve at the reply.
   it('passes when the reply contains the expected text', async () => {
     const backend = await server((d) => Buffer.from(`+${d.toString()} pong`));
-    const result = await probeUdp({ host: '127.0.0.1', port: backend.port }, { send: 'ping', expect: 'pong', timeout: 1000 });
+    const result = await probeUdp({ host: '127.0.0.1', port: backend.port }, { send: 'ping', expect: 'pong', timeout: 10_000 });
     expect(result).toEqual({ ok: true, detail: 'expected reply', timedOut: false });
     expect(backend.received.map((d) => d.toString())).toEqual(['ping']);
   });
@@ -47,7 +49,7 @@ describe('the UDP health probe', () => {
     const backend = await server((d) => Buffer.from([d[0] ?? 0, d[1] ?? 0, 0x81, 0x80]));
     const result = await probeUdp(
       { host: '127.0.0.1', port: backend.port },
-      { send: 'hex:ab cd 01 00', expect: 'hex:abcd8180', timeout: 1000 },
+      { send: 'hex:ab cd 01 00', expect: 'hex:abcd8180', timeout: 10_000 },
     );
     expect(result.ok).toBe(true);
     expect([...(backend.received[0] ?? [])]).toEqual([0xab, 0xcd, 0x01, 0x00]);
@@ -55,22 +57,20 @@ describe('the UDP health probe', () => {
 
   it('passes on any reply when nothing is expected', async () => {
     const backend = await server(() => Buffer.from('whatever'));
-    expect(await probeUdp({ host: '127.0.0.1', port: backend.port }, { send: 'ping', timeout: 1000 })).toEqual({ ok: true, detail: 'reply', timedOut: false });
+    expect(await probeUdp({ host: '127.0.0.1', port: backend.port }, { send: 'ping', timeout: 10_000 })).toEqual({ ok: true, detail: 'reply', timedOut: false });
   });
 
   it('fails on a reply without the expected text, quoting what came back', async () => {
     const backend = await server(() => Buffer.from('busy'));
-    const result = await probeUdp({ host: '127.0.0.1', port: backend.port }, { send: 'ping', expect: 'pong', timeout: 1000 });
+    const result = await probeUdp({ host: '127.0.0.1', port: backend.port }, { send: 'ping', expect: 'pong', timeout: 10_000 });
     expect(result).toEqual({ ok: false, detail: 'unexpected reply "busy"', timedOut: false });
   });
 
   it('fails fast on ICMP port unreachable when nothing listens', async () => {
     const port = await freeUdpPort();
-    const started = Date.now();
-    const result = await probeUdp({ host: '127.0.0.1', port }, { send: 'ping', expect: 'pong', timeout: 5000 });
+    // Refused, not timed out: the result says which, so no clock is needed to tell.
+    const result = await probeUdp({ host: '127.0.0.1', port }, { send: 'ping', expect: 'pong', timeout: 60_000 });
     expect(result).toEqual({ ok: false, detail: 'port unreachable (ECONNREFUSED)', timedOut: false });
-    // Refused, not timed out: a generous guard only.
-    expect(Date.now() - started).toBeLessThan(4000);
   });
 
   it('fails at the timeout when the backend stays silent', async () => {
@@ -91,9 +91,9 @@ describe('the UDP health probe', () => {
     const before = { udp: udpHandles(), timers: timers() };
     await Promise.all([
       probeUdp({ host: '127.0.0.1', port: silent.port }, { send: 'ping', timeout: 100 }),
-      probeUdp({ host: '127.0.0.1', port: answering.port }, { send: 'ping', expect: 'pong', timeout: 1000 }),
-      probeUdp({ host: '127.0.0.1', port: answering.port }, { send: 'ping', expect: 'nope', timeout: 1000 }),
-      probeUdp({ host: '127.0.0.1', port: refused }, { send: 'ping', timeout: 1000 }),
+      probeUdp({ host: '127.0.0.1', port: answering.port }, { send: 'ping', expect: 'pong', timeout: 10_000 }),
+      probeUdp({ host: '127.0.0.1', port: answering.port }, { send: 'ping', expect: 'nope', timeout: 10_000 }),
+      probeUdp({ host: '127.0.0.1', port: refused }, { send: 'ping', timeout: 10_000 }),
     ]);
     await settle();
     // Not more than before (the runner's own timers may come and go meanwhile).

@@ -85,6 +85,14 @@ function tagged(payload: string): { accept: (reply: Buffer) => boolean } {
   return { accept: (reply) => reply.toString().endsWith(`|${payload}`) };
 }
 
+/**
+ * For a test that counts datagrams, sessions or bytes exactly: one datagram and no resend.
+ * A resend behind the test's back (the helper's default, after 1 s) is one more datagram,
+ * and after max_replies one more session, whenever a loaded machine answers late; loopback
+ * does not drop these few datagrams, so the long wait only bounds a hang.
+ */
+const ONCE = { retryMs: 20_000, tries: 1 } as const;
+
 function servedBy(reply: Buffer): string {
   return reply.toString().split('|')[0] ?? '';
 }
@@ -133,7 +141,7 @@ describe('UDP load balancing through the real daemon', () => {
     // Long enough that a slow admin read still finds the sessions open.
     const { daemon, port } = await daemonFor([echo!.address], { udp: '{session_timeout: 2s}' });
     const twenty = await clients(20);
-    await Promise.all(twenty.map(async (c) => c.request(port, Buffer.from('hi'), tagged('hi'))));
+    await Promise.all(twenty.map(async (c) => c.request(port, Buffer.from('hi'), { ...tagged('hi'), ...ONCE })));
     const lastDatagramAt = Date.now();
     expect((await listenerOf(daemon)).udp.sessions).toBe(20);
 
@@ -165,12 +173,14 @@ describe('UDP load balancing through the real daemon', () => {
     const [echo] = await backends(1, 'tagged');
     const { daemon, port } = await daemonFor([echo!.address], { udp: '{session_timeout: 1s}' });
     const [client] = await clients(1);
-    for (let i = 0; i < 8; i++) {
+    // Pacing, not synchronisation: requests 100 ms apart for more than two timeouts, yet one
+    // session carries them all. Each gap leaves 900 ms for a round trip on a loaded machine,
+    // and gaps that add up to more than the timeout catch a timeout judged on their sum.
+    const until = Date.now() + 2_500;
+    for (let i = 0; Date.now() < until && i < 100; i++) {
       await client!.request(port, Buffer.from(`ping-${i}`), tagged(`ping-${i}`));
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    // 8 × 300 ms is more than two timeouts long, yet one session carried it all (each gap
-    // leaves 700 ms for a slow round trip).
     const listener = await listenerOf(daemon);
     expect(listener.accepted_total).toBe(1);
     expect(listener.udp.sessions_expired).toBe(0);
@@ -180,15 +190,15 @@ describe('UDP load balancing through the real daemon', () => {
     const [echo] = await backends(1, 'tagged');
     const { daemon, port } = await daemonFor([echo!.address], { udp: '{session_timeout: 1m, max_replies: 1}' });
     const ten = await clients(10);
-    await Promise.all(ten.map(async (c) => c.request(port, Buffer.from('q1'), tagged('q1'))));
+    await Promise.all(ten.map(async (c) => c.request(port, Buffer.from('q1'), { ...tagged('q1'), ...ONCE })));
     // Long before the one-minute idle timeout:
-    const ended = await eventually(async () => listenerOf(daemon), (l) => l.udp.sessions === 0, 5000);
+    const ended = await eventually(async () => listenerOf(daemon), (l) => l.udp.sessions === 0);
     expect(ended.udp.sessions).toBe(0);
     expect(ended.accepted_total).toBe(10);
     expect(ended.udp.sessions_expired).toBe(0);
 
-    await Promise.all(ten.map(async (c) => c.request(port, Buffer.from('q2'), tagged('q2'))));
-    const again = await eventually(async () => listenerOf(daemon), (l) => l.udp.sessions === 0, 5000);
+    await Promise.all(ten.map(async (c) => c.request(port, Buffer.from('q2'), { ...tagged('q2'), ...ONCE })));
+    const again = await eventually(async () => listenerOf(daemon), (l) => l.udp.sessions === 0);
     expect(again.accepted_total).toBe(20);
     expect(again.udp.datagrams_to_client).toBe(20);
   });
@@ -198,7 +208,7 @@ describe('UDP load balancing through the real daemon', () => {
     const logFile = path.join(mkdtempSync(path.join(tmpdir(), 'sluice-udp-access-')), 'access.log');
     const { port } = await daemonFor([echo!.address], { udp: '{max_replies: 1}', accessLogPath: logFile });
     const two = await clients(2);
-    await Promise.all(two.map(async (c, i) => c.request(port, Buffer.from(`query-${i}`), tagged(`query-${i}`))));
+    await Promise.all(two.map(async (c, i) => c.request(port, Buffer.from(`query-${i}`), { ...tagged(`query-${i}`), ...ONCE })));
     // Lines reach the file at most a second after their session ended.
     const lines = await eventually(
       () => Promise.resolve(existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter((l) => l !== '') : []),
@@ -260,7 +270,7 @@ describe('UDP load balancing through the real daemon', () => {
     for (const s of samples) expect(s.handles).toBeLessThanOrEqual(1000 + 2);
     const heaps = samples.slice(1).map((s) => s.heap);
     expect(Math.max(...heaps) - Math.min(...heaps)).toBeLessThan(24 * 1024 * 1024);
-  }, 180_000);
+  }, 180_000); // 5 s measured on an idle machine; 200 batches of 250 sockets in sequence: 10x slower is 50 s
 
   it('moves the clients of a stopped backend to the other one, counts its ICMP refusals, and the UDP check takes it out', async () => {
     const [kept, stopped] = await backends(2, 'tagged');
@@ -364,7 +374,8 @@ describe('UDP load balancing through the real daemon', () => {
 
   it('drains on SIGTERM: open sessions keep their replies, new clients get none, and it exits 0 once they went idle', async () => {
     const [echo] = await backends(1, 'tagged');
-    const { daemon, port } = await daemonFor([echo!.address], { udp: '{session_timeout: 3s}', drainTimeout: '20s' });
+    // A drain timeout far beyond the test's: exiting at all shows it did not wait for it.
+    const { daemon, port } = await daemonFor([echo!.address], { udp: '{session_timeout: 3s}', drainTimeout: '10m' });
     const [open, late] = await clients(2);
     await open!.request(port, Buffer.from('before'), tagged('before'));
     const stoppedAt = Date.now();
@@ -372,10 +383,12 @@ describe('UDP load balancing through the real daemon', () => {
     // The workers' first progress report: they are draining (and the session is still open).
     await daemon.waitForLog((l) => l.msg === 'draining' && l['connections'] === 1);
     await open!.request(port, Buffer.from('during'), tagged('during'));
+    // A window, not an event: a datagram to a closed listener leaves no trace to wait for.
+    // A slow machine can only make this pass more easily, never fail it.
     await expect(late!.request(port, Buffer.from('new'), { ...tagged('new'), retryMs: 200, tries: 2 })).rejects.toThrow(/no reply/);
     expect(await exited).toBe(0);
-    // It waited for the session's idle timeout, not for the 20 s drain timeout.
-    expect(Date.now() - stoppedAt).toBeLessThan(15_000);
+    // It waited for the session's idle timeout (3 s after the last datagram, 'during').
+    expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(2_900);
   });
 });
 
@@ -416,12 +429,12 @@ describe('UDP listeners across a config reload', () => {
     const daemon = await startDaemon(config('{session_timeout: 1m}'), adminPort!);
     cleanups.push(async () => daemon.stop('SIGKILL'));
     const [c] = await clients(1);
-    await c!.request(port, Buffer.from('one'), tagged('one'));
+    await c!.request(port, Buffer.from('one'), { ...tagged('one'), ...ONCE });
 
     await reload(daemon, config('{session_timeout: 1m, max_replies: 2}'));
-    await c!.request(port, Buffer.from('two'), tagged('two'));
+    await c!.request(port, Buffer.from('two'), { ...tagged('two'), ...ONCE });
     // The same session answered (no new one), and the new limit ended it at its second reply.
-    const after = await eventually(async () => listenerOf(daemon), (l) => l.udp.sessions === 0, 5000);
+    const after = await eventually(async () => listenerOf(daemon), (l) => l.udp.sessions === 0);
     expect(after.accepted_total).toBe(1);
     expect(after.udp.sessions).toBe(0);
   });
@@ -472,6 +485,8 @@ describe('UDP listeners across a config reload', () => {
     await daemon.waitForLog((l) => l.msg === 'config reloaded');
 
     expect(servedBy(await open!.request(port, Buffer.from('after'), tagged('after')))).toBe(echo!.address);
+    // A window, not an event: a datagram to a closed listener leaves no trace to wait for.
+    // A slow machine can only make this pass more easily, never fail it.
     await expect(late!.request(port, Buffer.from('new'), { ...tagged('new'), retryMs: 200, tries: 2 })).rejects.toThrow(/no reply/);
     // Once the session went idle, every worker released the port: a plain socket can bind it.
     const released = await eventually(async () => canBind(port), (ok) => ok, 10_000);
@@ -512,11 +527,15 @@ async function openBatch(sources: Generator<[string, number]>, n: number): Promi
   return opened;
 }
 
-/** Each socket sends one datagram; resolves with how many got their echo (waits up to 2 s), then closes them. */
+/**
+ * Each socket sends one datagram; resolves with how many got their echo, then closes them.
+ * It resolves at the last echo; the 5 s wait is only for a batch that lost some (UDP may
+ * drop under load, and the test allows 10%): long enough for a loaded machine's replies.
+ */
 async function sendOneEach(sockets: dgram.Socket[], port: number): Promise<number> {
   let answered = 0;
   await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, 2000);
+    const timer = setTimeout(resolve, 5000);
     for (const socket of sockets) {
       socket.once('message', () => {
         answered++;

@@ -6,7 +6,7 @@
  * here on request and cached until the eligible set changes.
  */
 import { AffinityTable } from '../../shared/balancer/affinity.ts';
-import { buildMaglevTable, maglevShares } from '../../shared/balancer/maglev.ts';
+import { buildMaglevTable, DEFAULT_MAGLEV_SEED, maglevShares } from '../../shared/balancer/maglev.ts';
 import type { ClusterState, QueueStatistics } from '../../shared/cluster-state.ts';
 import type { CounterTables } from '../../shared/counters.ts';
 import type { Algorithm, HashKey, Snapshot, SnapshotBackend, SnapshotCluster } from '../../shared/snapshot/types.ts';
@@ -78,22 +78,32 @@ export class ClusterViews {
     };
   }
 
+  /**
+   * Each eligible backend's positions in the cluster's Maglev table, built as the data plane
+   * builds it (every backend, in id order, keyed by id), and its expected share of clients:
+   * its own positions plus an even part of the ineligible backends' (spread at lookup).
+   */
   private shares(cluster: SnapshotCluster, eligible: readonly SnapshotBackend[]): TableShare[] {
     const size = cluster.maglevTableSize;
-    const identity = `${size}|${eligible.map((b) => `${b.id}*${b.weight}`).join(',')}`;
+    const members = [...cluster.backends].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const identity = `${size}|${members.map((b) => `${b.id}*${b.weight}`).join(',')}|${eligible.map((b) => b.id).join(',')}`;
     const cached = this.tables.get(cluster.name);
     if (cached?.identity === identity) return cached.shares;
     const table = buildMaglevTable(
-      eligible.map((b) => ({ key: b.address, weight: b.weight })),
+      members.map((b) => ({ key: b.id, weight: b.weight })),
       size,
+      DEFAULT_MAGLEV_SEED,
     );
-    const owned = maglevShares(table, eligible.length);
-    const shares = eligible.map((b, i) => ({
-      id: b.id,
-      address: b.address,
-      positions: owned[i] ?? 0,
-      share: Math.round(((owned[i] ?? 0) / size) * 1e6) / 1e6,
-    }));
+    const owned = maglevShares(table, members.length);
+    const position = new Map(members.map((b, i) => [b.id, i]));
+    const positionsOf = (b: SnapshotBackend): number => owned[position.get(b.id) ?? -1] ?? 0;
+    // The keys of ineligible backends are spread evenly over the eligible ones (a second hash).
+    const orphaned = size - eligible.reduce((sum, b) => sum + positionsOf(b), 0);
+    const shares = eligible.map((b) => {
+      const positions = positionsOf(b);
+      const share = (positions + orphaned / eligible.length) / size;
+      return { id: b.id, address: b.address, positions, share: Math.round(share * 1e6) / 1e6 };
+    });
     this.tables.set(cluster.name, { identity, shares });
     return shares;
   }

@@ -39,6 +39,7 @@ export function sendError(reply: FastifyReply, status: number, error: ApiErrorCo
 }
 
 export const COMMAND_ERROR_STATUS: Record<BackendCommandError, number> = {
+  BAD_REQUEST: 400,
   NOT_FOUND: 404,
   CONFLICT: 409,
   // Insufficient Storage: a fixed capacity limit (capacity.ts), named in the message.

@@ -4,7 +4,7 @@
  * schemas (openapi.ts), so the two cannot drift apart.
  */
 import { z } from 'zod';
-import { analyzeHostPort } from '../../shared/address.ts';
+import { backendAddressProblem } from '../../shared/address.ts';
 import { MAX_ACL_ENTRIES } from '../../shared/config/schema.ts';
 
 /** Request bodies are small JSON documents; anything larger is refused with 413. */
@@ -38,10 +38,10 @@ const clusterName = z
 const address = z
   .string({ error: expected('expected host:port') })
   .superRefine((value, ctx) => {
-    const analysis = analyzeHostPort(value);
-    if (!analysis.ok) ctx.addIssue({ code: 'custom', message: analysis.problem === 'port_range' ? 'port must be 1-65535' : 'expected host:port' });
+    const problem = backendAddressProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
   })
-  .meta({ description: 'host:port of the backend; IPv6 in brackets', example: '127.0.0.1:9001' });
+  .meta({ description: 'host:port of the backend; IPv6 in brackets; a host name must resolve', example: '127.0.0.1:9001' });
 
 const weight = z
   .int({ error: expected(WEIGHT_MESSAGE) })

@@ -137,6 +137,20 @@ export async function runRegistration(
 ): Promise<number> {
   const connection = connectEtcd(config, deps.env);
   const signals: SignalSource = deps.signals ?? process;
+  // Listening before the key is put: a SIGTERM that arrives while registering must still
+  // deregister, not kill the process with the key left behind until its lease expires.
+  let received: string | undefined;
+  let wake: (() => void) | undefined;
+  const onTerm = (): void => {
+    received ??= 'SIGTERM';
+    wake?.();
+  };
+  const onInt = (): void => {
+    received ??= 'SIGINT';
+    wake?.();
+  };
+  signals.on('SIGTERM', onTerm);
+  signals.on('SIGINT', onInt);
   try {
     let registration: Registration;
     try {
@@ -145,21 +159,13 @@ export async function runRegistration(
       deps.log.warn({ registry: connection.describe, error: (error as Error).message }, 'registration failed');
       return 1;
     }
-    const signal = await new Promise<string>((resolve) => {
-      const stop = (name: string): void => {
-        signals.off('SIGTERM', onTerm);
-        signals.off('SIGINT', onInt);
-        resolve(name);
-      };
-      const onTerm = (): void => stop('SIGTERM');
-      const onInt = (): void => stop('SIGINT');
-      signals.on('SIGTERM', onTerm);
-      signals.on('SIGINT', onInt);
-    });
+    const signal = received ?? (await new Promise<string>((resolve) => (wake = () => resolve(received ?? 'SIGTERM'))));
     await registration.stop();
     deps.log.info({ registry: connection.describe, key: registration.key, signal }, 'deregistered');
     return 0;
   } finally {
+    signals.off('SIGTERM', onTerm);
+    signals.off('SIGINT', onInt);
     connection.client.close();
   }
 }

@@ -11,7 +11,7 @@
 import type { AclConfig, Config } from '../../shared/config/schema.ts';
 import type { BackendCommand, BackendCommandResult, ListenerAclResult, RoutesCommand, RoutesCommandResult } from '../../shared/messages.ts';
 import type { SnapshotBackend } from '../../shared/snapshot/types.ts';
-import { checkBackendCommand, type CommandCore } from '../backend-commands.ts';
+import { checkBackendCommand, type CheckCore } from '../backend-commands.ts';
 import { checkRoutesCommand } from '../route-commands.ts';
 import { mutationForAcl, mutationForBackend, mutationForRoutes, type Mutation, type NoMutation } from './intent.ts';
 import type { LinkWrite } from './registry-link.ts';
@@ -58,12 +58,12 @@ async function writeThenWait<T>(link: CommandLink, mutation: Mutation | NoMutati
 }
 
 export async function registryBackendCommand(
-  core: Pick<CommandCore, 'registry' | 'addProblems'>,
+  core: CheckCore,
   view: AppliedView,
   link: CommandLink,
   command: BackendCommand,
 ): Promise<Deferred<BackendCommandResult>> {
-  const refusal = checkBackendCommand(core, command);
+  const refusal = await checkBackendCommand(core, command);
   if (refusal !== undefined) return now(refusal);
   const mutation = mutationForBackend(link.state(), view.config(), command);
   const cluster = command.op === 'add' ? command.cluster : command.id.slice(0, command.id.indexOf(':'));

@@ -5,13 +5,14 @@
  *
  * Per-version state carried from the previous version's balancer of the same cluster:
  * - round_robin continues its rotation at the virtual time where it stopped;
- * - consistent_hash reuses its Maglev table when the eligible set and table size are unchanged
- *   (a 65,537-entry table costs a few milliseconds to build; most versions change other things).
+ * - consistent_hash reuses its Maglev table while the cluster's backends, their weights and the
+ *   table size are unchanged (a 65,537-entry table costs milliseconds to build; health and
+ *   drains are applied at lookup, so they never rebuild it).
  */
 import type { Algorithm, SnapshotBackend, SnapshotCluster } from '../../shared/snapshot/types.ts';
 import { pickLeastConnections } from './least-connections.ts';
 import type { LoadView } from './load.ts';
-import { buildMaglevTable, pickMaglev } from '../../shared/balancer/maglev.ts';
+import { buildMaglevTable, DEFAULT_MAGLEV_SEED, pickMaglevEligible } from '../../shared/balancer/maglev.ts';
 import { pickPowerOfTwo } from './power-of-two.ts';
 import type { Random } from './random.ts';
 import { createSmoothWeighted, pickSmoothWeighted, type SmoothWeightedState } from './smooth-weighted.ts';
@@ -49,7 +50,7 @@ export function createBalancer(
     case 'power_of_two':
       return new PowerOfTwoBalancer(loadView(eligible, weights, env), buildAliasTable(weights), env.random);
     case 'consistent_hash':
-      return MaglevBalancer.create(eligible, cluster.maglevTableSize, previous instanceof MaglevBalancer ? previous : undefined);
+      return MaglevBalancer.create(cluster.backends, eligible, cluster.maglevTableSize, previous instanceof MaglevBalancer ? previous : undefined);
     default:
       throw new Error(`unknown algorithm ${String(cluster.algorithm satisfies never)}`);
   }
@@ -123,28 +124,53 @@ class PowerOfTwoBalancer implements Balancer {
   }
 }
 
+/**
+ * consistent_hash: a Maglev table over every backend of the cluster in id order (any state;
+ * a backend of weight 0 owns no entry), with eligibility applied at lookup. A health change
+ * therefore costs a sort of the backends by id (O(n log n): 2.7 ms at 10,000), not a table
+ * build, and moves only the keys of the backends whose eligibility changed; every instance with
+ * the same backends, weights and table size builds the same table, whatever order the
+ * backends were added in.
+ */
 export class MaglevBalancer implements Balancer {
   readonly algorithm = 'consistent_hash';
-  /** Identifies the eligible list (order, addresses, weights) and size the table was built for. */
+  /** Identifies what the table was built from: size, then each backend's id and weight in id order. */
   readonly identity: string;
   readonly table: Int32Array;
+  /** Table backend (id order) → index in this version's eligible list, or -1. */
+  private readonly target: Int32Array;
+  /** The eligible backends' indices in id order: the fallback of a walk that found none. */
+  private readonly fallback: Int32Array;
 
-  private constructor(identity: string, table: Int32Array) {
+  private constructor(identity: string, table: Int32Array, target: Int32Array, fallback: Int32Array) {
     this.identity = identity;
     this.table = table;
+    this.target = target;
+    this.fallback = fallback;
   }
 
-  static create(eligible: readonly SnapshotBackend[], size: number, previous: MaglevBalancer | undefined): MaglevBalancer {
-    const identity = `${size}|${eligible.map((b) => `${b.address}*${b.weight}`).join(',')}`;
-    if (previous?.identity === identity) return previous;
-    const table = buildMaglevTable(
-      eligible.map((b) => ({ key: b.address, weight: b.weight })),
-      size,
-    );
-    return new MaglevBalancer(identity, table);
+  static create(
+    backends: readonly SnapshotBackend[],
+    eligible: readonly SnapshotBackend[],
+    size: number,
+    previous: MaglevBalancer | undefined,
+  ): MaglevBalancer {
+    const members = [...backends].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const identity = `${size}|${members.map((b) => `${b.id}*${b.weight}`).join(',')}`;
+    const table =
+      previous?.identity === identity
+        ? previous.table
+        : buildMaglevTable(
+            members.map((b) => ({ key: b.id, weight: b.weight })),
+            size,
+            DEFAULT_MAGLEV_SEED,
+          );
+    const eligibleIndex = new Map(eligible.map((b, index) => [b.slot, index]));
+    const target = Int32Array.from(members, (b) => eligibleIndex.get(b.slot) ?? -1);
+    return new MaglevBalancer(identity, table, target, target.filter((index) => index >= 0));
   }
 
   pick(clientHash: number): number {
-    return pickMaglev(this.table, clientHash);
+    return pickMaglevEligible(this.table, this.target, this.fallback, clientHash);
   }
 }

@@ -3,7 +3,7 @@
  * kept in their own files (discovery-schema.ts), so every part words its errors alike.
  */
 import { z } from 'zod';
-import { analyzeHostPort } from '../address.ts';
+import { analyzeHostPort, backendAddressProblem } from '../address.ts';
 import { parseDuration } from '../duration.ts';
 
 export const MISSING = 'missing required key';
@@ -91,6 +91,14 @@ export function duration(options: { readonly positive?: boolean } = {}) {
       return z.NEVER;
     }
     return ms;
+  });
+}
+
+/** A backend's `host:port`, kept as written (shared/address.ts `backendAddressProblem`). */
+export function backendAddress() {
+  return z.string({ error: expected(ADDRESS_MESSAGE) }).superRefine((value, ctx) => {
+    const problem = backendAddressProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
   });
 }
 

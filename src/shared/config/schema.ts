@@ -15,7 +15,7 @@ import { formatCidr, parseCidr } from '../cidr.ts';
 import { payloadProblem } from '../payload.ts';
 import { discoverySchema } from './discovery-schema.ts';
 import { registrySchema } from './registry-schema.ts';
-import { MISSING, address, duration, expected, integer, list, name, strictObject, text } from './schema-kit.ts';
+import { MISSING, address, backendAddress, duration, expected, integer, list, name, strictObject, text } from './schema-kit.ts';
 
 /** Values the contract names for later releases: refused with "not supported yet", not "invalid". */
 const LATER_HEALTH_CHECKS: readonly string[] = [];
@@ -363,7 +363,7 @@ const panicModeSchema = z
   .default('refuse');
 
 const backendSchema = strictObject({
-  address: address(),
+  address: backendAddress(),
   weight: integer(0, 10_000).default(1),
   max_connections: maxConnections(),
 });

@@ -36,6 +36,11 @@ export interface SnapshotReaderOptions {
    * cache contention, and a writer merely preempted inside its window must not trip it.
    */
   readonly stuckAfterMs?: number;
+  /**
+   * Called once per version this reader takes in (decodes and caches), right after it did:
+   * the data plane times snapshot propagation with it. Must not throw; off the hot path.
+   */
+  readonly onTakenIn?: (version: number) => void;
 }
 
 const DEFAULT_STUCK_AFTER_MS = 1000;
@@ -49,6 +54,7 @@ export class SnapshotReader {
   readonly #view: SnapshotBufferView;
   readonly #header: Int32Array;
   readonly #stuckAfterMs: number;
+  readonly #onTakenIn: ((version: number) => void) | undefined;
   /** The header VERSION that #cached answers for (can be below #cached.version, see #refresh). */
   #seenVersion = 0;
   #cached: Snapshot = EMPTY_SNAPSHOT;
@@ -58,6 +64,7 @@ export class SnapshotReader {
     this.#view = openSnapshotBuffer(sab);
     this.#header = this.#view.header;
     this.#stuckAfterMs = options.stuckAfterMs ?? DEFAULT_STUCK_AFTER_MS;
+    this.#onTakenIn = options.onTakenIn;
   }
 
   /** The current snapshot. Hot path: keep it one atomic load and a compare. */
@@ -96,6 +103,7 @@ export class SnapshotReader {
         throw corrupt(`header version ${read.version} but the active slot holds version ${snapshot.version}`);
       }
       this.#cached = snapshot;
+      this.#onTakenIn?.(snapshot.version);
     }
     // Remember the header version even when it went backwards (kept the newer cache), so
     // the hot path stays a compare instead of re-reading that old snapshot on every call.

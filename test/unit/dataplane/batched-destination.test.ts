@@ -35,7 +35,7 @@ function setup(options: Partial<BatchedDestinationOptions> = {}): { destination:
   return { destination, read: () => readFileSync(file, 'utf8'), drops: () => drops };
 }
 
-async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
+async function until(check: () => boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
 }

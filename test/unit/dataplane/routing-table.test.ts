@@ -97,13 +97,14 @@ describe('routing table', () => {
     expect(picks).toEqual([0, 1, 2, 0]);
   });
 
-  it('reuses the Maglev table while the eligible set is unchanged, and rebuilds it when it changes', () => {
+  it('reuses the Maglev table across health changes, and rebuilds it when a weight or the set changes', () => {
     const routes = [{ cluster: 'web', weight: 1 }];
     const e = env();
     const hashed = (backends: SnapshotBackend[]): SnapshotCluster => cluster('web', backends, { algorithm: 'consistent_hash' });
     const v1 = buildRoutingTable(snapshot(1, [hashed([backend('web', 1), backend('web', 2)])], routes), e);
-    const v2 = buildRoutingTable(snapshot(2, [hashed([backend('web', 1), backend('web', 2)])], routes), e, v1);
-    const v3 = buildRoutingTable(snapshot(3, [hashed([backend('web', 1), backend('web', 2, { state: 'draining' })])], routes), e, v2);
+    const v2 = buildRoutingTable(snapshot(2, [hashed([backend('web', 1), backend('web', 2, { state: 'draining' })])], routes), e, v1);
+    const v3 = buildRoutingTable(snapshot(3, [hashed([backend('web', 1), backend('web', 2, { weight: 2 })])], routes), e, v2);
+    const v4 = buildRoutingTable(snapshot(4, [hashed([backend('web', 1)])], routes), e, v3);
     const table = (t: typeof v1): Int32Array => {
       const balancer = t.byCluster.get('web')!.balancer;
       if (!(balancer instanceof MaglevBalancer)) throw new Error('expected a Maglev balancer');
@@ -111,7 +112,8 @@ describe('routing table', () => {
     };
     expect(table(v2)).toBe(table(v1));
     expect(table(v3)).not.toBe(table(v2));
-    expect(new Set(table(v3))).toEqual(new Set([0]));
+    expect(table(v4)).not.toBe(table(v3));
+    expect(new Set(table(v4))).toEqual(new Set([0]));
   });
 
   it('turns affinity on only where the cluster has a shared table', () => {

@@ -309,7 +309,7 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
   },
   {
     name: 'sluice_listener_udp_datagrams_dropped_total',
-    help: 'Datagrams of open UDP sessions that were dropped: a full send queue, or a session socket that failed.',
+    help: 'Datagrams dropped after a session existed: a full send queue, a session socket that failed, or a late reply to a session that had ended (its socket was pooled).',
     type: 'counter',
     collect: (s) => udpListeners(s).map((l) => single(s.counters.listenerTotal(l.slot, ListenerCounter.udpDatagramsDropped), label('listener', l.name))),
   },
