@@ -4,7 +4,9 @@
  * going away leaves routing alone and makes writes answer 503; registrations come and go.
  * Each test works on backends of its own so the fleet can be shared.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
 import { clientLoop, eventually, roundTrip } from '../helpers/client.ts';
@@ -33,16 +35,25 @@ let base: TestBackend;
 let instances: Instance[] = [];
 const spares: TestBackend[] = [];
 
-function config(options: { admin: number; listen: number; instance: string; endpoints: readonly string[]; required?: boolean; baseWeight?: number }): string {
+function config(options: {
+  admin: number;
+  listen: number;
+  instance: string;
+  endpoints: readonly string[];
+  required?: boolean;
+  baseWeight?: number;
+  prefix?: string;
+  stateFile?: string;
+}): string {
   return `workers: 1
 admin: {listen: 127.0.0.1:${options.admin}}
 registry:
   etcd:
     endpoints: [${options.endpoints.join(', ')}]
-    prefix: ${PREFIX}
+    prefix: ${options.prefix ?? PREFIX}
     instance: ${options.instance}
     required: ${options.required === true ? 'true' : 'false'}
-listeners:
+${options.stateFile === undefined ? '' : `state_file: ${options.stateFile}\n`}listeners:
   - {name: web, protocol: tcp, listen: 127.0.0.1:${options.listen}, cluster: web}
 clusters:
   - name: web
@@ -361,5 +372,29 @@ describe('start-up with the registry unreachable', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(closed);
     expect(run.stderr).toMatch(/required/);
+  }, 60_000);
+
+  it('starts from the state file, the last-known copy of the registry\'s intent, when etcd is unreachable', async () => {
+    const prefix = `${PREFIX}copy/`;
+    const stateFile = path.join(mkdtempSync(path.join(tmpdir(), 'sluice-fleet-')), 'state.json');
+    const [admin, listen] = (await freePorts(2)) as [number, number];
+    const id = `web:${base.address}`;
+    const first = await startDaemon(config({ admin, listen, instance: 'copy', endpoints: [etcd.endpoint], prefix, stateFile }), admin);
+    try {
+      const drained = await fetch(`${first.adminUrl}/backends/${id}/drain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      expect(drained.status).toBe(200);
+    } finally {
+      await first.stop();
+    }
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const second = await startDaemon(config({ admin, listen, instance: 'copy', endpoints: [closed], prefix, stateFile }), admin);
+    try {
+      expect(second.logs.some((l) => typeof l.msg === 'string' && l.msg.includes('unreachable at start') && l.msg.includes('state file'))).toBe(true);
+      const rows = (await (await fetch(`${second.adminUrl}/backends`)).json()) as BackendRow[];
+      expect(rows.find((b) => b.id === id)?.admin).toBe('drain');
+    } finally {
+      await second.stop();
+      await etcd.client().delete().prefix(prefix);
+    }
   }, 60_000);
 });
