@@ -334,6 +334,7 @@ export class ControlPlane {
     await this.#addDesired(plan.backends.add);
     this.#runtime = plan.runtime;
     this.#syncDrains(plan.runtime);
+    this.#syncDiscoveredWeights(plan.runtime);
     this.#syncAcls(previous, plan.runtime);
     // The state file, when set, keeps the last-known copy to start from while etcd is away.
     await this.#saveRuntimeOrWarn(plan.runtime);
@@ -349,6 +350,20 @@ export class ControlPlane {
       if (admin === 'remove') continue;
       if (drained.has(backend.id) && admin === 'none') this.#apply(backend, this.#clusterOf(backend), { type: 'drain', now });
       else if (!drained.has(backend.id) && admin === 'drain') this.#apply(backend, this.#clusterOf(backend), { type: 'undrain', now });
+    }
+  }
+
+  /**
+   * A discovered cluster's set is its source's (the plan leaves it alone), but an operator's
+   * weight for one of its backends is the registry's. Once that weight is lifted, the
+   * source's own weight returns at its next refresh (the discovery core's setWeight).
+   */
+  #syncDiscoveredWeights(runtime: RuntimeState): void {
+    for (const backend of this.#registry.all()) {
+      const want = runtime.weights[backend.id];
+      if (want === undefined || backend.weight === want || this.#clusterOf(backend).config.discovery === undefined) continue;
+      backend.weight = want;
+      this.#dirty = true;
     }
   }
 

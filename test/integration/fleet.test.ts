@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
 import { clientLoop, eventually, roundTrip } from '../helpers/client.ts';
 import { runToExit, startDaemon, writeConfig, type Daemon } from '../helpers/daemon.ts';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.ts';
 import { freePort, freePorts } from '../helpers/ports.ts';
 
@@ -32,6 +33,9 @@ interface BackendRow {
 
 let etcd: EtcdServer;
 let base: TestBackend;
+/** The backend a DNS-discovered cluster finds (an A record for 127.0.0.1, its port in config). */
+let found: TestBackend;
+let dns: TestDnsServer;
 let instances: Instance[] = [];
 const spares: TestBackend[] = [];
 
@@ -64,6 +68,10 @@ clusters:
     algorithm: round_robin
     health_check: {type: none}
     backends: []
+  - name: found
+    algorithm: round_robin
+    health_check: {type: none}
+    discovery: {type: dns, name: found.fleet.test, record: a, port: ${found.port}, resolvers: ['${dns.address}']}
 `;
 }
 
@@ -104,6 +112,8 @@ async function spare(): Promise<TestBackend> {
 beforeAll(async () => {
   etcd = await startEtcd();
   base = await startBackend('echo');
+  found = await startBackend('name');
+  dns = await startDnsServer((question) => (question.type === 'A' ? { answers: [{ type: 'A', name: question.name, ttl: 1, data: '127.0.0.1' }] } : {}));
   const ports = await freePorts(6);
   instances = await Promise.all(
     [0, 1, 2].map(async (i) => {
@@ -118,7 +128,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(instances.map(async (i) => i.daemon.stop()));
-  for (const b of [base, ...spares]) await b.close();
+  for (const b of [base, found, ...spares]) await b.close();
+  await dns.close();
   await etcd.stop();
 });
 
@@ -257,6 +268,17 @@ describe('a fleet of three instances sharing one registry', () => {
     await reload(1);
     expect((await request(a, 'PATCH', `/backends/${id}`, { weight: 1 })).status).toBe(200);
     await onEvery(id, (row) => row?.weight === 1);
+  }, 60_000);
+
+  it('a weight set on a discovered backend is applied by every instance (the set stays the source\'s)', async () => {
+    const [a] = instances as [Instance];
+    const id = `found:${found.address}`;
+    await onEvery(id, (row) => row?.state === 'healthy' && row.weight === 1);
+    const reweighted = await request(a, 'PATCH', `/backends/${id}`, { weight: 9 });
+    expect(reweighted.status).toBe(200);
+    expect(reweighted.json['weight']).toBe(9);
+    await onEvery(id, (row) => row?.weight === 9);
+    expect((await request(a, 'PATCH', `/backends/${id}`, { weight: 1 })).status).toBe(200);
   }, 60_000);
 
   it('a value another tool wrote that does not parse is logged with its key and ignored', async () => {
