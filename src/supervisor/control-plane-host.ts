@@ -24,6 +24,7 @@ import type {
   RoutesCommandResult,
 } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
+import { SluiceError } from '../shared/errors.ts';
 import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
 
 const WORKER_ENTRY = new URL('../controlplane/worker.ts', import.meta.url);
@@ -216,7 +217,9 @@ export class ControlPlaneHost {
     });
     worker.on('error', (error: Error) => {
       this.log.error({ err: error }, 'control-plane worker crashed');
-      this.onStartFailure?.(error);
+      // A start-up refusal the operator can act on (a `required` registry that does not
+      // answer) is told as its message alone, not as a crash with a stack.
+      this.onStartFailure?.(error.name === 'RegistryError' ? new SluiceError('SLUICE_WORKER_FAILED', error.message) : error);
       this.onStartFailure = undefined;
       this.onReady = undefined;
     });
