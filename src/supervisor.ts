@@ -38,6 +38,7 @@ import { prepareUdpHandover, requestHandover, warnUnlessMigrating } from './supe
 import { proxyTrustWarnings } from './supervisor/proxy-trust-warning.ts';
 import { ListenerSlots } from './supervisor/listener-slots.ts';
 import { diffConfigs, restartOnlyChanges } from './supervisor/config-changes.ts';
+import { FleetMismatch } from './shared/fleet-mismatch.ts';
 
 export interface SupervisorOptions {
   readonly config: Config;
@@ -127,6 +128,8 @@ export class Supervisor {
   private readonly readiness = new Readiness(['listeners']);
   private reloading: Promise<unknown> = Promise.resolve();
   private readonly reloads = { success: 0, failure: 0 };
+  /** Fleet instances routing differently from this one, and since when (with `registry:`). */
+  private readonly fleetMismatch = new FleetMismatch();
   private resolveStopped: () => void = () => undefined;
   /** Resolves once a drain has finished and every thread is stopped. */
   readonly stopped: Promise<void>;
@@ -152,6 +155,7 @@ export class Supervisor {
         restarts: { dataPlane: this.dataPlane.restarts, controlPlane: this.controlPlane.restarts },
         discovery: [...this.controlPlane.discovery.values()],
         reloads: this.reloads,
+        ...(this.controlPlane.registry === undefined ? {} : { registry: { status: this.controlPlane.registry, mismatched: this.fleetMismatch.count(Date.now()) } }),
       }),
       { processMetrics: true },
     );
@@ -168,6 +172,7 @@ export class Supervisor {
       onDiscoveryStatus: (status) => {
         if (status.synced) this.readiness.met(`discovery:${status.cluster}`);
       },
+      onRegistryStatus: (status) => this.fleetMismatch.update(status, Date.now()),
     });
     this.clusterStates = new ClusterStates(options.config);
     this.dataPlane = new DataPlanePool({
@@ -448,6 +453,7 @@ export class Supervisor {
       backendHistory: this.controlPlane.history,
       listen: this.config.admin.listen,
       discovery: this.controlPlane.discovery,
+      ...(this.config.registry === undefined ? {} : { registry: () => this.controlPlane.registry }),
     });
   }
 

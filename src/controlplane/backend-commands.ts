@@ -49,13 +49,10 @@ function refuse(error: Refusal['error'], message: string): Refusal {
 export async function runBackendCommand(core: CommandCore, command: BackendCommand): Promise<BackendCommandResult> {
   if (command.op === 'add') return add(core, command.cluster, command.address, command.weight);
   const backend = core.registry.get(command.id);
-  if (backend === undefined || backend.health.state === 'removed') return refuse('NOT_FOUND', `no backend ${command.id}`);
-  const discovery = core.registry.cluster(backend.cluster)?.config.discovery;
-  if (command.op === 'remove' && discovery !== undefined) return refuse('CONFLICT', ownedByDiscovery(backend.cluster, discovery));
-  if (backend.health.admin === 'remove' && !(command.op === 'remove' && command.force)) {
-    if (command.op === 'remove') return done(core, backend.cluster, backend.id);
-    return refuse('CONFLICT', `backend ${backend.id} is being removed`);
-  }
+  const refusal = checkExisting(core, command, backend);
+  if (refusal !== undefined) return refusal;
+  if (backend === undefined) return refuse('NOT_FOUND', `no backend ${command.id}`);
+  if (backend.health.admin === 'remove' && command.op === 'remove' && !command.force) return done(core, backend.cluster, backend.id);
   const unsaved = await record(core, command);
   if (unsaved !== undefined) return unsaved;
   switch (command.op) {
@@ -78,7 +75,27 @@ export async function runBackendCommand(core: CommandCore, command: BackendComma
   return done(core, backend.cluster, backend.id);
 }
 
-async function add(core: CommandCore, clusterName: string, address: string, weight: number): Promise<BackendCommandResult> {
+/**
+ * Why `command` cannot be applied to what runs now, or undefined when it can. With a registry
+ * these checks run before the write (registry-commands.ts), so a refused command writes nothing.
+ */
+export async function checkBackendCommand(core: CheckCore, command: BackendCommand): Promise<Refusal | undefined> {
+  if (command.op === 'add') return checkAdd(core, command.cluster, command.address, command.weight);
+  return checkExisting(core, command, core.registry.get(command.id));
+}
+
+function checkExisting(core: Pick<CommandCore, 'registry'>, command: Exclude<BackendCommand, { op: 'add' }>, backend: Backend | undefined): Refusal | undefined {
+  if (backend === undefined || backend.health.state === 'removed') return refuse('NOT_FOUND', `no backend ${command.id}`);
+  const discovery = core.registry.cluster(backend.cluster)?.config.discovery;
+  if (command.op === 'remove' && discovery !== undefined) return refuse('CONFLICT', ownedByDiscovery(backend.cluster, discovery));
+  if (backend.health.admin === 'remove' && command.op !== 'remove') return refuse('CONFLICT', `backend ${backend.id} is being removed`);
+  return undefined;
+}
+
+/** What the checks read of the control plane. */
+export type CheckCore = Pick<CommandCore, 'registry' | 'addProblems' | 'lookup'>;
+
+async function checkAdd(core: CheckCore, clusterName: string, address: string, weight: number): Promise<Refusal | undefined> {
   const cluster = core.registry.cluster(clusterName);
   if (cluster === undefined) {
     const known = [...core.registry.clusters()].map((c) => c.name).join(', ');
@@ -99,6 +116,14 @@ async function add(core: CommandCore, clusterName: string, address: string, weig
   if (refusal !== undefined) return refuse(refusal.error, refusal.message);
   const problems = core.addProblems(cluster.name, address, weight);
   if (problems.length > 0) return refuse('NO_CAPACITY', `cannot add ${backendId(cluster.name, address)}: ${problems.map((p) => p.message).join('; ')}`);
+  return undefined;
+}
+
+async function add(core: CommandCore, clusterName: string, address: string, weight: number): Promise<BackendCommandResult> {
+  const refusal = await checkAdd(core, clusterName, address, weight);
+  if (refusal !== undefined) return refusal;
+  const cluster = core.registry.cluster(clusterName);
+  if (cluster === undefined) return refuse('NOT_FOUND', `unknown cluster "${clusterName}"`);
   // Commands run one at a time and only commands add backends or drop clusters, so what was
   // checked above still holds after the probe.
   const health = await core.firstVerdict(cluster, address);
@@ -138,7 +163,7 @@ async function record(core: CommandCore, command: BackendCommand): Promise<Refus
   }
 }
 
-function done(core: CommandCore, cluster: string, id: string): BackendCommandResult {
+export function done(core: Pick<CommandCore, 'publish' | 'published'>, cluster: string, id: string): BackendCommandResult {
   const version = core.publish();
   return { ok: true, version, cluster, backend: core.published(id) };
 }

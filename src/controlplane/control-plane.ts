@@ -55,6 +55,12 @@ import { planReload, type ReloadPlan } from './reload-plan.ts';
 import { readStateFile, unknownEntries, writeStateFile } from './state-file.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
 import { stampPublish, wallClockMicros } from '../shared/snapshot/propagation.ts';
+import type { RegistryStatusReport } from '../shared/registry-status.ts';
+import { snapshotHash } from './registry/fleet.ts';
+import { intentFromRegistry } from './registry/intent.ts';
+import { registryAclCommand, registryBackendCommand, registryRoutesCommand, type AppliedView, type Deferred } from './registry/registry-commands.ts';
+import { RegistryLink, type RegistryLinkDeps } from './registry/registry-link.ts';
+import type { RegistryState } from './registry/registry-state.ts';
 
 /** How often passive counters, drains, ejections and slow-start ramps are looked at. */
 export const TICK_MS = 100;
@@ -88,6 +94,10 @@ export interface ControlPlaneDeps {
    * queue), so discovery and operators' commands never interleave; default: a queue of its own.
    */
   readonly serially?: (step: () => Promise<void>) => void;
+  /** Receives the registry's status after every applied revision and every up/down flip (with `registry:`). */
+  readonly onRegistryStatus?: (status: RegistryStatusReport) => void;
+  /** Connects to etcd (tests pass a short start wait or a fake); default: registry.etcd of the config. */
+  readonly registryLink?: Partial<Pick<RegistryLinkDeps, 'connect' | 'startWaitMs'>>;
 }
 
 export function monotonicNow(): number {
@@ -113,6 +123,8 @@ export class ControlPlane {
   #runtime: RuntimeState = EMPTY_RUNTIME_STATE;
   readonly #commandCore: CommandCore;
   readonly #discovery: DiscoveryManager;
+  /** With `registry:` in the config: the source of operator intent, in place of the state file. */
+  readonly #link: RegistryLink | undefined;
   #published: Content | undefined;
   #dirty = false;
   #tickTimer: NodeJS.Timeout | undefined;
@@ -150,10 +162,24 @@ export class ControlPlane {
     };
     this.#scheduler = new ProbeScheduler(deps.random === undefined ? scheduler : { ...scheduler, random: deps.random });
     this.#commandCore = this.#makeCommandCore();
+    const serially = deps.serially ?? ownQueue();
+    const registry = deps.config.registry;
+    this.#link =
+      registry === undefined
+        ? undefined
+        : new RegistryLink({
+            config: registry.etcd,
+            log: deps.log.child({ component: 'registry' }),
+            serially,
+            applyState: async (state) => this.#applyRegistryState(state),
+            snapshotHash: () => this.#fleetHash(),
+            onStatus: deps.onRegistryStatus ?? (() => undefined),
+            ...deps.registryLink,
+          });
     this.#discovery = new DiscoveryManager({
       core: this.#makeDiscoveryCore(),
       createSource: deps.createSource ?? createDiscoverySource,
-      serially: deps.serially ?? ownQueue(),
+      serially,
       onStatus: deps.onDiscoveryStatus ?? (() => undefined),
       log: deps.log.child({ component: 'discovery' }),
     });
@@ -170,7 +196,7 @@ export class ControlPlane {
 
   /** Builds the initial state (probing first where checks are active), publishes it, starts checks. */
   async start(): Promise<number> {
-    await this.#loadRuntimeState();
+    if (!(await this.#startRegistry())) await this.#loadRuntimeState();
     const recovered = this.#deps.recovered;
     if (recovered !== undefined) this.#recover(recovered);
     this.#registry.setRouteOverrides(this.#runtime.routes);
@@ -187,9 +213,15 @@ export class ControlPlane {
   }
 
   stop(): void {
+    void this.close();
+  }
+
+  /** Stops checks and sources; resolves once the registry link closed (this instance left the fleet). */
+  async close(): Promise<void> {
     clearInterval(this.#tickTimer);
     this.#scheduler.stop();
     void this.#discovery.stop();
+    await this.#link?.stop();
   }
 
   stats(): ControlPlaneStats {
@@ -257,6 +289,104 @@ export class ControlPlane {
       const backend = this.#addBackend(cluster, want.address, want.weight, verdicts[i] as HealthRecord);
       if (want.drained) this.#apply(backend, cluster, { type: 'drain', now: this.#now() });
       if (this.#tickTimer !== undefined) this.#schedule(backend);
+    });
+  }
+
+  /**
+   * With a registry: waits a bounded time for its first read and starts on the intent it holds
+   * (true). When it does not answer, start-up goes on from config.yaml and the state file's
+   * last-known copy (false), and the registry's intent is applied once it answers; a
+   * `required` registry throws instead.
+   */
+  async #startRegistry(): Promise<boolean> {
+    const link = this.#link;
+    if (link === undefined) return false;
+    if (await link.start()) {
+      this.#runtime = intentFromRegistry(link.state(), this.#config);
+      this.#controlLog.info({ registry: link.describe, revision: link.state().revision }, 'registry read: starting on the operator intent it holds');
+      return true;
+    }
+    this.#controlLog.warn(
+      { registry: link.describe, stateFile: this.#config.state_file ?? null },
+      `registry ${link.describe} unreachable at start: starting on config.yaml${this.#config.state_file === undefined ? '' : ' and the state file (its last-known copy)'}; its intent is applied once it answers`,
+    );
+    return false;
+  }
+
+  /** A watch delivery (on the serial queue): the registry's intent becomes the running state. */
+  async #applyRegistryState(state: RegistryState): Promise<void> {
+    await this.#applyIntent(intentFromRegistry(state, this.#config));
+    this.#controlLog.info({ revision: state.revision, version: this.#deps.writer.version() }, 'registry intent applied');
+  }
+
+  /**
+   * Makes what runs equal `next` by difference, like a reload to the same file (planReload
+   * compares the desired set with the running one), then drains, undrains and acls, which a
+   * reload leaves alone. Backends that stay keep their health, slot and connections.
+   */
+  async #applyIntent(next: RuntimeState): Promise<void> {
+    const previous = this.#runtime;
+    this.#runtime = next;
+    const { plan, problems } = this.planConfig(this.#config);
+    if (problems.length > 0) this.#controlLog.warn({ problems: problems.map((p) => p.message) }, 'registry intent exceeds a capacity limit: applying what fits');
+    this.#registry.setRouteOverrides(plan.runtime.routes);
+    this.#applyBackendChanges(plan.backends, this.#now());
+    await this.#addDesired(plan.backends.add);
+    this.#runtime = plan.runtime;
+    this.#syncDrains(plan.runtime);
+    this.#syncDiscoveredWeights(plan.runtime);
+    this.#syncAcls(previous, plan.runtime);
+    // The state file, when set, keeps the last-known copy to start from while etcd is away.
+    await this.#saveRuntimeOrWarn(plan.runtime);
+    this.#dirty = true;
+    this.#publishIfChanged(this.#now());
+  }
+
+  #syncDrains(runtime: RuntimeState): void {
+    const drained = new Set(runtime.drained);
+    const now = this.#now();
+    for (const backend of [...this.#registry.all()]) {
+      const admin = backend.health.admin;
+      if (admin === 'remove') continue;
+      if (drained.has(backend.id) && admin === 'none') this.#apply(backend, this.#clusterOf(backend), { type: 'drain', now });
+      else if (!drained.has(backend.id) && admin === 'drain') this.#apply(backend, this.#clusterOf(backend), { type: 'undrain', now });
+    }
+  }
+
+  /**
+   * A discovered cluster's set is its source's (the plan leaves it alone), but an operator's
+   * weight for one of its backends is the registry's. Once that weight is lifted, the
+   * source's own weight returns at its next refresh (the discovery core's setWeight).
+   */
+  #syncDiscoveredWeights(runtime: RuntimeState): void {
+    for (const backend of this.#registry.all()) {
+      const want = runtime.weights[backend.id];
+      if (want === undefined || backend.weight === want || this.#clusterOf(backend).config.discovery === undefined) continue;
+      backend.weight = want;
+      this.#dirty = true;
+    }
+  }
+
+  #syncAcls(previous: RuntimeState, next: RuntimeState): void {
+    for (const listener of this.#config.listeners) {
+      const want = next.acls?.[listener.name]?.acl;
+      if (JSON.stringify(want) === JSON.stringify(previous.acls?.[listener.name]?.acl)) continue;
+      this.#registry.setListenerAcl(listener.name, want ?? listener.acl ?? { allow: [], deny: [] });
+    }
+  }
+
+  /**
+   * A hash of what this instance routes by operator intent, equal across a converged fleet:
+   * backends (weight, admin intent) and listeners (routes, acl), without local health.
+   */
+  #fleetHash(): string {
+    const content = this.#published;
+    if (content === undefined) return '';
+    return snapshotHash({
+      clusters: content.clusters
+        .map((c) => ({ name: c.name, backends: c.backends.filter((b) => b.admin !== 'remove').map((b) => [b.id, b.configuredWeight, b.admin]).sort() }))
+        .sort((a, b) => a.name.localeCompare(b.name)),
+      listeners: content.listeners.map((l) => ({ name: l.name, routes: l.routes, acl: l.acl ?? null })).sort((a, b) => a.name.localeCompare(b.name)),
     });
   }
 
@@ -411,22 +541,8 @@ export class ControlPlane {
     this.#registry.setRouteOverrides(plan.runtime.routes);
     this.#discovery.configure(next.clusters);
     const now = this.#now();
-    const { add, restore, remove, drain, reweight, keep } = plan.backends;
-    for (const id of [...remove, ...drain]) {
-      const backend = this.#registry.get(id);
-      if (backend !== undefined) this.#apply(backend, this.#clusterOf(backend), { type: 'remove', force: false, now });
-    }
-    for (const want of restore) {
-      const backend = this.#registry.get(backendId(want.cluster, want.address));
-      if (backend === undefined) continue;
-      backend.weight = want.weight;
-      this.#apply(backend, this.#clusterOf(backend), { type: 'restore', now });
-      if (want.drained) this.#apply(backend, this.#clusterOf(backend), { type: 'drain', now });
-    }
-    for (const { id, to } of reweight) {
-      const backend = this.#registry.get(id);
-      if (backend !== undefined) backend.weight = to;
-    }
+    const { add, restore, reweight, keep } = plan.backends;
+    this.#applyBackendChanges(plan.backends, now);
     const staying = [...keep, ...reweight.map((r) => r.id), ...restore.map((r) => backendId(r.cluster, r.address))];
     for (const id of staying) {
       const backend = this.#registry.get(id);
@@ -442,9 +558,32 @@ export class ControlPlane {
     }
     await this.#addDesired(add);
     if (plan.runtime !== this.#runtime) await this.#saveRuntimeOrWarn(plan.runtime);
+    // With a registry, its intent is read again against the new file (what no longer fits is dropped).
+    if (this.#link !== undefined) await this.#applyIntent(intentFromRegistry(this.#link.state(), next));
     this.#dirty = true;
     const version = this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version();
     return { ok: true, version, plan: plan.backends, dryRun: false };
+  }
+
+  /** A plan's removals, restores and reweights (adds need probes: #addDesired). */
+  #applyBackendChanges(plan: ReloadPlan['backends'], now: number): void {
+    for (const id of [...plan.remove, ...plan.drain]) {
+      const backend = this.#registry.get(id);
+      if (backend !== undefined) this.#apply(backend, this.#clusterOf(backend), { type: 'remove', force: false, now });
+    }
+    for (const want of plan.restore) {
+      const backend = this.#registry.get(backendId(want.cluster, want.address));
+      if (backend === undefined) continue;
+      backend.weight = want.weight;
+      this.#apply(backend, this.#clusterOf(backend), { type: 'restore', now });
+      if (want.drained) this.#apply(backend, this.#clusterOf(backend), { type: 'drain', now });
+    }
+    for (const { id, to } of plan.reweight) {
+      const backend = this.#registry.get(id);
+      if (backend === undefined || backend.weight === to) continue;
+      backend.weight = to;
+      this.#dirty = true;
+    }
   }
 
   /** The capacity limits the running config plus `change` would exceed (capacity.ts). */
@@ -485,11 +624,10 @@ export class ControlPlane {
    * cannot be written), then published; the answer names the version that holds it.
    */
   async setListenerAcl(name: string, acl: AclConfig): Promise<ListenerAclResult> {
+    const refusal = this.#aclRefusal(name, acl);
+    if (refusal !== undefined) return refusal;
     const listener = this.#config.listeners.find((l) => l.name === name);
     if (listener === undefined) return { ok: false, error: 'NOT_FOUND', message: `no listener named "${name}"` };
-    if (listener.protocol === 'udp') return { ok: false, error: 'BAD_REQUEST', message: `listener "${name}" is udp: an acl applies only to TCP listeners` };
-    const problems = this.#changeProblems({ acl: { listener: name, acl } });
-    if (problems.length > 0) return { ok: false, error: 'NO_CAPACITY', message: problems.map((p) => p.message).join('; ') };
     try {
       await this.#saveRuntime(recordListenerAcl(this.#runtime, listener, acl));
     } catch (error) {
@@ -499,6 +637,47 @@ export class ControlPlane {
     const version = this.#publishIfChanged(this.#now()) ?? this.#deps.writer.version();
     this.#controlLog.info({ listener: name, allow: acl.allow.length, deny: acl.deny.length, version }, 'operator changed a listener acl');
     return { ok: true, version, acl };
+  }
+
+  #aclRefusal(name: string, acl: AclConfig): Extract<ListenerAclResult, { ok: false }> | undefined {
+    const listener = this.#config.listeners.find((l) => l.name === name);
+    if (listener === undefined) return { ok: false, error: 'NOT_FOUND', message: `no listener named "${name}"` };
+    if (listener.protocol === 'udp') return { ok: false, error: 'BAD_REQUEST', message: `listener "${name}" is udp: an acl applies only to TCP listeners` };
+    const problems = this.#changeProblems({ acl: { listener: name, acl } });
+    if (problems.length > 0) return { ok: false, error: 'NO_CAPACITY', message: problems.map((p) => p.message).join('; ') };
+    return undefined;
+  }
+
+  // With a registry, a write's answer waits for this instance's watch, whose step runs on the
+  // same serial queue as commands: `submit*` settle once the write is done, their `answer` later.
+
+  /** An admin backend write: applied here, or with a registry written to etcd and applied from the watch. */
+  async submit(command: BackendCommand): Promise<Deferred<BackendCommandResult>> {
+    if (this.#link === undefined) return { answer: Promise.resolve(await this.command(command)) };
+    return registryBackendCommand(this.#commandCore, this.#appliedView(), this.#link, command);
+  }
+
+  async submitRoutes(command: RoutesCommand): Promise<Deferred<RoutesCommandResult>> {
+    if (this.#link === undefined) return { answer: Promise.resolve(await this.routesCommand(command)) };
+    return registryRoutesCommand(this.#appliedView(), this.#link, command);
+  }
+
+  async submitAcl(name: string, acl: AclConfig): Promise<Deferred<ListenerAclResult>> {
+    if (this.#link === undefined) return { answer: Promise.resolve(await this.setListenerAcl(name, acl)) };
+    return registryAclCommand(this.#appliedView(), this.#link, name, acl, this.#aclRefusal(name, acl));
+  }
+
+  #appliedView(): AppliedView {
+    return {
+      config: () => this.#config,
+      version: () => this.#deps.writer.version(),
+      published: (id) => this.#commandCore.published(id),
+      listenerRoutes: (listener) => this.#registry.listenerRoutes(listener),
+      listenerAcl: (listener) => {
+        const acl = this.#published?.listeners.find((l) => l.name === listener)?.acl;
+        return acl === undefined ? undefined : { allow: [...acl.allow], deny: [...acl.deny] };
+      },
+    };
   }
 
   /** Applies one listener-routes change (route-commands.ts). Callers run commands one at a time. */

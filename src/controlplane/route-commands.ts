@@ -31,14 +31,8 @@ function refuse(error: Refusal['error'], message: string): Refusal {
 
 export async function runRoutesCommand(core: RoutesCore, command: RoutesCommand): Promise<RoutesCommandResult> {
   const config = core.config();
-  const listener = config.listeners.find((l) => l.name === command.listener);
-  if (listener === undefined) {
-    return refuse('NOT_FOUND', `no listener "${command.listener}"; known: ${config.listeners.map((l) => l.name).join(', ')}`);
-  }
-  const problem =
-    routesProblem(command.routes, new Set(config.clusters.map((c) => c.name))) ??
-    (listener.protocol === 'udp' ? udpRoutesProblem(command.routes, config) : undefined);
-  if (problem !== undefined) return refuse(problem.error, problem.message);
+  const problem = checkRoutesCommand(config, command);
+  if (problem !== undefined) return problem;
 
   const before = core.runtime();
   const after = recordRoutes(before, command.listener, command.routes, config);
@@ -50,6 +44,18 @@ export async function runRoutesCommand(core: RoutesCore, command: RoutesCommand)
   core.registry.setRouteOverrides(after.routes);
   const version = core.publish();
   return { ok: true, version, listener: command.listener, routes: core.registry.listenerRoutes(command.listener) ?? [] };
+}
+
+/** Why `command` cannot be applied under `config`, or undefined (run before a registry write too). */
+export function checkRoutesCommand(config: Config, command: RoutesCommand): Refusal | undefined {
+  const listener = config.listeners.find((l) => l.name === command.listener);
+  if (listener === undefined) {
+    return refuse('NOT_FOUND', `no listener "${command.listener}"; known: ${config.listeners.map((l) => l.name).join(', ')}`);
+  }
+  const problem =
+    routesProblem(command.routes, new Set(config.clusters.map((c) => c.name))) ??
+    (listener.protocol === 'udp' ? udpRoutesProblem(command.routes, config) : undefined);
+  return problem === undefined ? undefined : refuse(problem.error, problem.message);
 }
 
 /** What makes a set of routes unusable, checked here too: commands may come from anything. */

@@ -35,6 +35,7 @@ const controlPlane = new ControlPlane({
   recovered: existing.version > 0 ? existing : undefined,
   onTransitions: (reports) => send({ type: 'transitions', reports }),
   onDiscoveryStatus: (status) => send({ type: 'discovery.status', status }),
+  onRegistryStatus: (status) => send({ type: 'registry.status', status }),
   serially: (step) => serially(step),
 });
 
@@ -59,21 +60,23 @@ function onCommand(command: ControlPlaneCommand): void {
       });
       return;
     case 'backend.command':
+      // The queue moves on once the change is written; with a registry the answer waits for
+      // this instance's watch to apply it, a step that needs the queue.
       serially(async () => {
-        const result = await controlPlane.command(command.command);
-        send({ type: 'backend.result', requestId: command.requestId, result });
+        const { answer } = await controlPlane.submit(command.command);
+        void answer.then((result) => send({ type: 'backend.result', requestId: command.requestId, result }));
       });
       return;
     case 'listener.acl':
       serially(async () => {
-        const result = await controlPlane.setListenerAcl(command.listener, command.acl);
-        send({ type: 'listener.acl.result', requestId: command.requestId, result });
+        const { answer } = await controlPlane.submitAcl(command.listener, command.acl);
+        void answer.then((result) => send({ type: 'listener.acl.result', requestId: command.requestId, result }));
       });
       return;
     case 'routes.command':
       serially(async () => {
-        const result = await controlPlane.routesCommand(command.command);
-        send({ type: 'routes.result', requestId: command.requestId, result });
+        const { answer } = await controlPlane.submitRoutes(command.command);
+        void answer.then((result) => send({ type: 'routes.result', requestId: command.requestId, result }));
       });
       return;
     case 'stats.query':
@@ -85,9 +88,11 @@ function onCommand(command: ControlPlaneCommand): void {
       });
       return;
     case 'shutdown':
-      controlPlane.stop();
-      flushLogs();
-      port?.close();
+      // With a registry, closing leaves the fleet (revokes the instance's lease) first.
+      void controlPlane.close().finally(() => {
+        flushLogs();
+        port?.close();
+      });
       return;
     default:
       throw unknownMessage('controlplane', command satisfies never);

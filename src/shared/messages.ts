@@ -7,6 +7,7 @@ import type { AclConfig, Config } from './config/schema.ts';
 import type { CounterDimensions } from './counters.ts';
 import type { TransitionReport } from './backend-history.ts';
 import type { DiscoveryStatus } from './discovery-status.ts';
+import type { RegistryStatusReport } from './registry-status.ts';
 import type { SnapshotBackend } from './snapshot/types.ts';
 
 export interface ListenerBinding {
@@ -160,7 +161,7 @@ export interface RoutesCommand {
   readonly routes: readonly { readonly cluster: string; readonly weight: number }[];
 }
 
-export type RoutesCommandError = 'NOT_FOUND' | 'BAD_REQUEST' | 'UNAVAILABLE';
+export type RoutesCommandError = 'NOT_FOUND' | 'BAD_REQUEST' | 'UNAVAILABLE' | 'CONFLICT';
 
 export type RoutesCommandResult =
   | {
@@ -169,6 +170,8 @@ export type RoutesCommandResult =
       readonly version: number;
       readonly listener: string;
       readonly routes: readonly { readonly cluster: string; readonly weight: number }[];
+      /** With a registry: the etcd revision of the write, applied here before the answer. */
+      readonly revision?: number;
     }
   | { readonly ok: false; readonly error: RoutesCommandError; readonly message: string };
 
@@ -195,6 +198,8 @@ export type BackendCommandResult =
       readonly cluster: string;
       /** The backend as that version publishes it; undefined once it left the snapshot. */
       readonly backend: SnapshotBackend | undefined;
+      /** With a registry: the etcd revision of the write, applied here before the answer. */
+      readonly revision?: number;
     }
   | { readonly ok: false; readonly error: BackendCommandError; readonly message: string };
 
@@ -241,6 +246,8 @@ export type ControlPlaneEvent =
   | { readonly type: 'published'; readonly version: number }
   | { readonly type: 'transitions'; readonly reports: readonly TransitionReport[] }
   | { readonly type: 'discovery.status'; readonly status: DiscoveryStatus }
+  /** The registry's state as this instance sees it: after every applied revision and every up/down flip. */
+  | { readonly type: 'registry.status'; readonly status: RegistryStatusReport }
   | { readonly type: 'config.applied'; readonly requestId: number; readonly result: ConfigApplyResult }
   | { readonly type: 'stats'; readonly requestId: number; readonly stats: ControlPlaneStats }
   | { readonly type: 'backend.result'; readonly requestId: number; readonly result: BackendCommandResult }
@@ -249,8 +256,8 @@ export type ControlPlaneEvent =
 
 /** The answer to `listener.acl`: the published version whose snapshot holds the new acl. */
 export type ListenerAclResult =
-  | { readonly ok: true; readonly version: number; readonly acl: AclConfig }
-  | { readonly ok: false; readonly error: 'NOT_FOUND' | 'BAD_REQUEST' | 'UNAVAILABLE' | 'NO_CAPACITY'; readonly message: string };
+  | { readonly ok: true; readonly version: number; readonly acl: AclConfig; readonly revision?: number }
+  | { readonly ok: false; readonly error: 'NOT_FOUND' | 'BAD_REQUEST' | 'UNAVAILABLE' | 'NO_CAPACITY' | 'CONFLICT'; readonly message: string };
 
 /** Counters of the control plane's own work, ready to become metrics. */
 export interface ControlPlaneStats {

@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { BackendHistory } from '../shared/backend-history.ts';
 import type { DiscoveryStatus } from '../shared/discovery-status.ts';
+import type { RegistryStatusReport } from '../shared/registry-status.ts';
 import type { AclConfig, Config } from '../shared/config/schema.ts';
 import type { CounterDimensions } from '../shared/counters.ts';
 import type {
@@ -23,6 +24,7 @@ import type {
   RoutesCommandResult,
 } from '../shared/messages.ts';
 import { unknownMessage } from '../shared/messages.ts';
+import { SluiceError } from '../shared/errors.ts';
 import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
 
 const WORKER_ENTRY = new URL('../controlplane/worker.ts', import.meta.url);
@@ -43,6 +45,8 @@ export interface ControlPlaneOptions {
   readonly logger: Logger;
   /** Called after every refresh of a discovered cluster (readiness waits for the first answer). */
   readonly onDiscoveryStatus?: (status: DiscoveryStatus) => void;
+  /** Called with each registry status (the supervisor logs flips and tracks fleet mismatches). */
+  readonly onRegistryStatus?: (status: RegistryStatusReport) => void;
 }
 
 export class ControlPlaneHost {
@@ -69,6 +73,8 @@ export class ControlPlaneHost {
   readonly history = new BackendHistory();
   /** The latest status of each discovered cluster, by name. */
   readonly discovery = new Map<string, DiscoveryStatus>();
+  /** The registry as the control plane last reported it (undefined without `registry:` or before its first report). */
+  registry: RegistryStatusReport | undefined;
 
   constructor(options: ControlPlaneOptions) {
     this.options = options;
@@ -211,7 +217,9 @@ export class ControlPlaneHost {
     });
     worker.on('error', (error: Error) => {
       this.log.error({ err: error }, 'control-plane worker crashed');
-      this.onStartFailure?.(error);
+      // A start-up refusal the operator can act on (a `required` registry that does not
+      // answer) is told as its message alone, not as a crash with a stack.
+      this.onStartFailure?.(error.name === 'RegistryError' ? new SluiceError('SLUICE_WORKER_FAILED', error.message) : error);
       this.onStartFailure = undefined;
       this.onReady = undefined;
     });
@@ -269,6 +277,10 @@ export class ControlPlaneHost {
       case 'discovery.status':
         this.discovery.set(event.status.cluster, event.status);
         this.options.onDiscoveryStatus?.(event.status);
+        return;
+      case 'registry.status':
+        this.registry = event.status;
+        this.options.onRegistryStatus?.(event.status);
         return;
       case 'stats':
         this.pendingStats.get(event.requestId)?.(event.stats);

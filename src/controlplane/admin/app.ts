@@ -13,6 +13,8 @@ import { registerBackendRoutes, type BackendCommands } from './backend-routes.ts
 import { registerHistoryRoutes } from './history-routes.ts';
 import type { BackendTransition } from '../../shared/backend-history.ts';
 import type { DiscoveryStatus } from '../../shared/discovery-status.ts';
+import type { RegistryStatusReport } from '../../shared/registry-status.ts';
+import { registerFleetRoutes } from './fleet-routes.ts';
 import { registerClusterRoutes } from './cluster-routes.ts';
 import { DASHBOARD_PUBLIC_PATHS, registerDashboardRoutes } from './dashboard-routes.ts';
 import { registerCrossSiteGuard } from './cross-site-guard.ts';
@@ -59,6 +61,8 @@ export interface AdminDeps {
   readonly listen?: string;
   /** The latest status of each discovered cluster (GET /clusters, /metrics). */
   readonly discovery?: ReadonlyMap<string, DiscoveryStatus>;
+  /** With `registry:`: the control plane's last registry report (GET /fleet, /healthz details). */
+  readonly registry?: () => RegistryStatusReport | undefined;
 }
 
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -86,7 +90,12 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
   registerCrossSiteGuard(app, { tokenConfigured: deps.token !== undefined, listen: deps.listen, anyHost: OPEN_ROUTES });
   registerAuth(app, deps.token, open);
 
-  app.get('/healthz', () => ({ status: 'ok' }));
+  // Alive whatever the registry does (routing goes on without it); its state is a detail here.
+  app.get('/healthz', () => {
+    const registry = deps.registry?.();
+    if (registry === undefined) return { status: 'ok' };
+    return { status: 'ok', registry: { registry: registry.registry, up: registry.up, revision: registry.revision, ...(registry.lastError === undefined ? {} : { error: registry.lastError }) } };
+  });
 
   app.get('/readyz', async (_request, reply) => {
     const view = deps.readiness();
@@ -96,6 +105,7 @@ export function buildAdminApp(deps: AdminDeps): AdminApp {
 
   registerBackendRoutes(app, deps);
   registerHistoryRoutes(app, deps);
+  registerFleetRoutes(app, deps.registry === undefined ? {} : { registry: deps.registry });
   registerClusterRoutes(app, deps);
 
   registerLifecycleRoutes(app, deps.lifecycle);

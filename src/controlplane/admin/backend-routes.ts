@@ -10,7 +10,7 @@ import type { CounterTables } from '../../shared/counters.ts';
 import type { BackendCommand, BackendCommandResult } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
 import { backendView, backendViews, findBackend } from './backend-view.ts';
-import { COMMAND_ERROR_STATUS, sendError } from './errors.ts';
+import { COMMAND_ERROR_STATUS, sendError, withRevision } from './errors.ts';
 import { addBackendBody, backendParams, deleteQuery, describeIssues, emptyBody, patchBackendBody } from './schemas.ts';
 
 /** The control plane's side of backend writes (ControlPlaneHost in the daemon, a fake in tests). */
@@ -42,7 +42,7 @@ export function registerBackendRoutes(app: FastifyInstance, deps: BackendRouteDe
     if (!result.ok) return sendError(reply, COMMAND_ERROR_STATUS[result.error], result.error, result.message);
     const view = result.backend === undefined ? undefined : backendView(result.cluster, result.backend, counters);
     const id = 'id' in command ? command.id : `${command.cluster}:${command.address}`;
-    const body = view === undefined ? { id, state: 'removed', snapshot_version: result.version } : { ...view, snapshot_version: result.version };
+    const body = view === undefined ? { id, state: 'removed', snapshot_version: result.version, ...withRevision(result.revision) } : { ...view, snapshot_version: result.version, ...withRevision(result.revision) };
     return reply.code(okStatus(result)).send(body);
   }
 

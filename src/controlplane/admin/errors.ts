@@ -47,6 +47,11 @@ export const COMMAND_ERROR_STATUS: Record<BackendCommandError, number> = {
   UNAVAILABLE: 503,
 };
 
+/** With a registry a write's answer carries the etcd revision it was written at (absent without one). */
+export function withRevision(revision: number | undefined): { revision?: number } {
+  return revision === undefined ? {} : { revision };
+}
+
 export function registerErrorHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, 'NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`));
 

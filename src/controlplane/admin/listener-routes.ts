@@ -16,7 +16,7 @@ import type { AclConfig } from '../../shared/config/schema.ts';
 import type { CounterTables } from '../../shared/counters.ts';
 import type { ListenerAclResult, RoutesCommand, RoutesCommandError, RoutesCommandResult } from '../../shared/messages.ts';
 import type { SnapshotReader } from '../../shared/snapshot/reader.ts';
-import { sendError } from './errors.ts';
+import { sendError, withRevision } from './errors.ts';
 import { listenerView, type BoundListener } from './listener-view.ts';
 import { ACL_BODY_LIMIT_BYTES, describeIssues, listenerParams, patchRoutesBody } from './schemas.ts';
 
@@ -46,6 +46,7 @@ export const putAclBody = aclSchema;
 const ROUTES_ERROR_STATUS: Record<RoutesCommandError, number> = {
   BAD_REQUEST: 400,
   NOT_FOUND: 404,
+  CONFLICT: 409,
   UNAVAILABLE: 503,
 };
 
@@ -53,6 +54,7 @@ const ACL_ERROR_STATUS: Record<ListenerAclError, number> = {
   BAD_REQUEST: 400,
   NO_CAPACITY: 507,
   NOT_FOUND: 404,
+  CONFLICT: 409,
   UNAVAILABLE: 503,
 };
 
@@ -85,7 +87,7 @@ export function registerListenerRoutes(app: FastifyInstance, deps: ListenerRoute
     if (params === undefined || body === undefined) return reply;
     const result = await deps.routes.run({ listener: params.value.name, routes: body.value.routes });
     if (!result.ok) return sendError(reply, ROUTES_ERROR_STATUS[result.error], result.error, result.message);
-    return { name: result.listener, routes: result.routes, snapshot_version: result.version };
+    return { name: result.listener, routes: result.routes, snapshot_version: result.version, ...withRevision(result.revision) };
   });
 
   app.get('/listeners/:name/acl', async (request, reply) => {
@@ -108,6 +110,6 @@ export function registerListenerRoutes(app: FastifyInstance, deps: ListenerRoute
     if (deps.acls === undefined) return sendError(reply, 503, 'UNAVAILABLE', 'acl changes are not available');
     const result = await deps.acls.set(params.value.name, body.value);
     if (!result.ok) return sendError(reply, ACL_ERROR_STATUS[result.error], result.error, result.message);
-    return { listener: params.value.name, allow: result.acl.allow, deny: result.acl.deny, snapshot_version: result.version };
+    return { listener: params.value.name, allow: result.acl.allow, deny: result.acl.deny, snapshot_version: result.version, ...withRevision(result.revision) };
   });
 }

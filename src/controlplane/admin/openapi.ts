@@ -88,7 +88,7 @@ const aclView: Json = {
 };
 
 const written: Json = {
-  allOf: [ref('Backend'), { type: 'object', required: ['snapshot_version'], properties: { snapshot_version: { type: 'integer' } } }],
+  allOf: [ref('Backend'), { type: 'object', required: ['snapshot_version'], properties: { snapshot_version: { type: 'integer' }, revision: { type: 'integer', description: 'with a registry: the etcd revision of the write' } } }],
 };
 
 const error: Json = {
@@ -153,7 +153,7 @@ const OPERATIONS: Readonly<Record<string, Json>> = {
     summary: 'Drain, then remove at 0 connections or the drain timeout',
     parameters: [{ name: 'force', in: 'query', schema: { enum: ['true', 'false'] }, description: 'true: close its connections and remove it at once' }],
     responses: {
-      200: json({ type: 'object', properties: { id: { type: 'string' }, state: { const: 'removed' }, snapshot_version: { type: 'integer' } } }, 'removed'),
+      200: json({ type: 'object', properties: { id: { type: 'string' }, state: { const: 'removed' }, snapshot_version: { type: 'integer' }, revision: { type: 'integer', description: 'with a registry: the etcd revision of the write' } } }, 'removed'),
       202: json(ref('WrittenBackend'), 'draining; removed when its last connection closes'),
       ...errors(400, 401, 404, 503),
     },
@@ -201,19 +201,24 @@ const OPERATIONS: Readonly<Record<string, Json>> = {
     summary: 'Replace the acl (a missing list is empty); the next accepted connection is checked against it. The body may carry the maximum of 10,000 blocks',
     requestBody: requestBody('PutAcl'),
     responses: {
-      200: json({ allOf: [ref('AclView'), { type: 'object', properties: { listener: { type: 'string' }, snapshot_version: { type: 'integer' } } }] }, 'replaced'),
-      ...errors(400, 401, 404, 413, 503, 507),
+      200: json({ allOf: [ref('AclView'), { type: 'object', properties: { listener: { type: 'string' }, snapshot_version: { type: 'integer' }, revision: { type: 'integer', description: 'with a registry: the etcd revision of the write' } } }] }, 'replaced'),
+      ...errors(400, 401, 404, 409, 413, 503, 507),
     },
   },
   'PATCH /listeners/{name}/routes': {
     summary: 'Re-split new connections between clusters (canary); answered once the snapshot holding it is published',
     requestBody: requestBody('PatchRoutes'),
     responses: {
-      200: json({ allOf: [ref('Listener'), { type: 'object', properties: { snapshot_version: { type: 'integer' } } }] }, 'new routes in force'),
-      ...errors(400, 401, 404, 413, 503),
+      200: json({ allOf: [ref('Listener'), { type: 'object', properties: { snapshot_version: { type: 'integer' }, revision: { type: 'integer', description: 'with a registry: the etcd revision of the write' } } }] }, 'new routes in force'),
+      ...errors(400, 401, 404, 409, 413, 503),
     },
   },
   'GET /snapshot': { summary: 'The published routing snapshot (version and content)', responses: { 200: json({ type: 'object' }, 'snapshot'), ...errors(401) } },
+  'GET /fleet': {
+    summary:
+      'With a registry: the instances sharing it, each with the registry revision of the operator intent it applied, its routing snapshot hash and the age of its report (equal revisions and hashes: converged)',
+    responses: { 200: json({ type: 'object' }, 'the fleet'), ...errors(401, 404) },
+  },
   'GET /healthz': { summary: 'Alive (no token needed)', responses: { 200: json({ type: 'object' }, 'alive') } },
   'GET /readyz': { summary: 'Ready, or 503 once draining (no token needed)', responses: { 200: json({ type: 'object' }, 'ready'), 503: json({ type: 'object' }, 'draining') } },
   'POST /drain': {

@@ -11,28 +11,11 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
-import { z } from 'zod';
+import type { EtcdRegistryConfig } from '../../shared/config/registry-schema.ts';
 import { RegistryError } from './errors.ts';
-import { DEFAULT_PREFIX } from './keys.ts';
 
-/** The `registry.etcd` block of config.yaml (names fixed in the design's contract). */
-export const etcdRegistryConfigSchema = z.strictObject({
-  endpoints: z.array(z.url({ protocol: /^https?$/, error: 'expected an endpoint like http://127.0.0.1:2379' })).min(1).default(['http://127.0.0.1:2379']),
-  prefix: z
-    .string()
-    .regex(/^\/(?:[^/\s]+\/)*$/, { error: 'expected a key prefix that starts and ends with /, like /sluice/v1/' })
-    .default(DEFAULT_PREFIX),
-  instance: z
-    .string()
-    .regex(/^[^/\s]{1,253}$/, { error: 'expected an instance name without / or spaces' })
-    .optional(),
-  username_env: z.string().min(1).optional(),
-  password_env: z.string().min(1).optional(),
-  tls: z.strictObject({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }).optional(),
-  required: z.boolean().default(false),
-});
-
-export type EtcdRegistryConfig = z.output<typeof etcdRegistryConfigSchema>;
+// The schema lives with the config's (shared/config/registry-schema.ts) so `sluice validate` checks it.
+export { etcdRegistryConfigSchema, type EtcdRegistryConfig } from '../../shared/config/registry-schema.ts';
 
 /** Unary calls (reads, writes, lease grants) give up after this; streams are not bounded. */
 export const DEFAULT_CALL_TIMEOUT_MS = 2000;

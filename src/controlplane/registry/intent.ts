@@ -67,8 +67,11 @@ export function intentFromRegistry(state: RegistryState, config: Config): Runtim
   const removed: string[] = [];
   const drained: string[] = [];
   const weights: Record<string, number> = {};
+  const discovered = new Set(config.clusters.filter((c) => c.discovery !== undefined).map((c) => c.name));
   for (const [id, override] of overrides) {
     if (override.drained === true) drained.push(id);
+    // A discovered backend's weight is an operator's like a declared one's (its source owns the set, not the weight).
+    if (override.weight !== undefined && discovered.has(id.slice(0, id.indexOf(':')))) weights[id] = override.weight;
     if (!declared.has(id)) continue;
     if (override.removed === true) removed.push(id);
     if (override.weight !== undefined) weights[id] = override.weight;

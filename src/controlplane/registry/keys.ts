@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { analyzeHostPort } from '../../shared/address.ts';
 import { aclSchema } from '../../shared/config/schema.ts';
 
-export const DEFAULT_PREFIX = '/sluice/v1/';
+export { DEFAULT_PREFIX } from '../../shared/config/registry-schema.ts';
 
 /** A path segment: what config names and host:port addresses are made of, never a `/`. */
 const SEGMENT = /^[^/\s]{1,253}$/;

@@ -40,6 +40,12 @@ export interface WatchLoopOptions {
   readonly log: RegistryLog;
   /** Called with each non-empty batch of changes; it must not throw (a throw is logged). */
   readonly onChanges: (changes: readonly RegistryChange[], revision: number) => void;
+  /**
+   * Called after every read and every delivered batch, changes or not, with the revision the
+   * applied state now reflects: a writer waits for its write's revision here, since a put
+   * that leaves a value as it was delivers no change.
+   */
+  readonly onRevision?: (revision: number) => void;
   /** Called when `up` flips (for the `sluice_registry_up` gauge and logs). */
   readonly onStatus?: (status: RegistryStatus) => void;
   readonly coalesceMs?: number;
@@ -165,6 +171,7 @@ export class WatchLoop {
     }
     this.markUp();
     this.deliver(step.changes);
+    this.options.onRevision?.(this.registry.revision);
     this.resolveSynced?.();
     if (this.options.beforeWatch !== undefined) {
       await this.options.beforeWatch();
@@ -200,7 +207,10 @@ export class WatchLoop {
     const revision = Number(response.header.revision);
     if (response.events.length === 0 && this.pending.length === 0) {
       // A progress notification: nothing changed under the prefix up to `revision`.
-      if (revision > this.registry.revision) this.registry = { ...this.registry, revision };
+      if (revision > this.registry.revision) {
+        this.registry = { ...this.registry, revision };
+        this.options.onRevision?.(revision);
+      }
       return;
     }
     for (const event of response.events) this.pending.push(rawEvent(event.type, event.kv));
@@ -216,6 +226,7 @@ export class WatchLoop {
     this.registry = step.state;
     this.report(step.problems);
     this.deliver(step.changes);
+    this.options.onRevision?.(this.registry.revision);
   }
 
   private deliver(changes: readonly RegistryChange[]): void {

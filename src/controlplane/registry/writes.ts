@@ -32,7 +32,14 @@ export interface CurrentValue {
 
 export type WriteResult =
   | { readonly ok: true; readonly revision: number }
-  | { readonly ok: false; readonly error: 'SLUICE_REGISTRY_CONFLICT'; readonly message: string; readonly current: CurrentValue };
+  | {
+      readonly ok: false;
+      readonly error: 'SLUICE_REGISTRY_CONFLICT';
+      readonly message: string;
+      readonly current: CurrentValue;
+      /** etcd's revision when the guard failed: a state applied up to it holds the current value. */
+      readonly revision: number;
+    };
 
 export interface RegistryWriterOptions {
   readonly client: Etcd3;
@@ -81,6 +88,7 @@ export class RegistryWriter {
       error: 'SLUICE_REGISTRY_CONFLICT',
       message: `${key} changed since revision ${expectedModRevision}: it is now ${current.text === null ? 'absent' : `at revision ${current.modRevision}`}`,
       current,
+      revision: Number(response.header.revision),
     };
   }
 }

@@ -14,6 +14,7 @@ import { formatDuration } from '../duration.ts';
 import { formatCidr, parseCidr } from '../cidr.ts';
 import { payloadProblem } from '../payload.ts';
 import { discoverySchema } from './discovery-schema.ts';
+import { registrySchema } from './registry-schema.ts';
 import { MISSING, address, backendAddress, duration, expected, integer, list, name, strictObject, text } from './schema-kit.ts';
 
 /** Values the contract names for later releases: refused with "not supported yet", not "invalid". */
@@ -472,6 +473,7 @@ export const configSchema = strictObject({
   access_log: accessLogSchema.prefault({}),
   listeners: list(listenerSchema, 'expected a list of listeners').min(1, { error: AT_LEAST_ONE_LISTENER }),
   clusters: list(clusterSchema, 'expected a list of clusters').min(1, { error: AT_LEAST_ONE_CLUSTER }),
+  registry: registrySchema.optional(),
 })
   // Cross-references run even when some fields are invalid, so one pass reports every error.
   .superRefine(checkReferences, { when: () => true });

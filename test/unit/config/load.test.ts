@@ -346,7 +346,7 @@ describe('parseConfig on a broken config', () => {
     [
       'an unknown top-level key',
       yaml('sluice: {}', ...LISTENERS, ...CLUSTERS),
-      ['config.yaml:1:1 (root): unknown key "sluice"; allowed: workers, admin, state_file, shutdown, access_log, listeners, clusters'],
+      ['config.yaml:1:1 (root): unknown key "sluice"; allowed: workers, admin, state_file, shutdown, access_log, listeners, clusters, registry'],
     ],
     [
       'a reference to an unknown cluster',

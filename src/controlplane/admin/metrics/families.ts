@@ -17,6 +17,7 @@ import type { CounterTables } from '../../../shared/counters.ts';
 import { BackendCounter, ControlCounter, HealthCounter, ListenerCounter, WorkerCounter } from '../../../shared/counters.ts';
 import type { HistogramReading } from '../../../shared/histogram.ts';
 import type { DiscoveryStatus } from '../../../shared/discovery-status.ts';
+import type { RegistryStatusReport } from '../../../shared/registry-status.ts';
 import type { ListenerBinding } from '../../../shared/messages.ts';
 import { BACKEND_STATES, type Snapshot, type SnapshotBackend } from '../../../shared/snapshot/types.ts';
 
@@ -41,6 +42,8 @@ export interface MetricSources {
   readonly discovery?: readonly DiscoveryStatus[];
   /** Config reloads (SIGHUP, POST /config/reload) since start, by outcome; absent reads as 0. */
   readonly reloads?: { readonly success: number; readonly failure: number };
+  /** With `registry:`: the last registry report and the fleet instances out of step for a while. */
+  readonly registry?: { readonly status: RegistryStatusReport; readonly mismatched: number };
 }
 
 export interface MetricFamily {

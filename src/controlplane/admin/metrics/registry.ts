@@ -7,6 +7,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { renderFamilies } from './exposition.ts';
 import { DISCOVERY_FAMILIES } from './discovery-families.ts';
 import { METRIC_FAMILIES, type MetricSources } from './families.ts';
+import { REGISTRY_FAMILIES } from './registry-families.ts';
 import { PROPAGATION_FAMILIES } from './propagation-families.ts';
 
 export interface Metrics {
@@ -23,7 +24,7 @@ export interface MetricsOptions {
 }
 
 /** Every family, declared in one file per area. */
-const ALL_FAMILIES = [...METRIC_FAMILIES, ...DISCOVERY_FAMILIES, ...PROPAGATION_FAMILIES];
+const ALL_FAMILIES = [...METRIC_FAMILIES, ...DISCOVERY_FAMILIES, ...PROPAGATION_FAMILIES, ...REGISTRY_FAMILIES];
 
 export function createMetrics(sources: () => MetricSources, options: MetricsOptions): Metrics {
   const registry = new Registry();
