@@ -1,5 +1,5 @@
 /**
- * The two TCP data paths (SLUICE_DATA_PATH=handles, the default where available, and net)
+ * The two TCP data paths (SLUICE_DATA_PATH=net, the default, and handles where available)
  * carry the same bytes: 64 MiB of random bytes each way, checked by sha256 at both ends,
  * with a slow reader on either side and the client half-closing after its upload. This file
  * is what CI runs on the non-default path; the full TCP suites run on either path with
