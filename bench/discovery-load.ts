@@ -272,22 +272,35 @@ async function routeTo(port: number, wanted: number): Promise<void> {
 const hostsFor = (i: number): string[] => [...targetLines, `${changeAddress(i)} ${SVC_NAME}`];
 
 /** DNS change → first connection routed to the new address, `CHANGES` times (after one untimed). */
-async function dnsChanges(daemon: Daemon, dns: Dnsmasq): Promise<number[]> {
-  await dns.setHosts(hostsFor(0));
-  await routeTo(daemon.listenPort, 0);
+async function dnsChanges(daemon: Daemon, dns: Dnsmasq): Promise<{ samples: number[]; failure?: string }> {
   const samples: number[] = [];
-  for (let i = 1; i <= CHANGES; i++) {
-    const startedAt = performance.now();
-    // Probing starts with the edit: routing can follow the re-read before setHosts notices it.
-    await Promise.all([dns.setHosts(hostsFor(i)), routeTo(daemon.listenPort, i)]);
-    samples.push(performance.now() - startedAt);
+  try {
+    await dns.setHosts(hostsFor(0));
+    await routeTo(daemon.listenPort, 0);
+    for (let i = 1; i <= CHANGES; i++) {
+      const startedAt = performance.now();
+      // Probing starts with the edit: routing can follow the re-read before setHosts notices it.
+      await Promise.all([dns.setHosts(hostsFor(i)), routeTo(daemon.listenPort, i)]);
+      samples.push(performance.now() - startedAt);
+    }
+    return { samples };
+  } catch (error) {
+    // The table still reports the rest; the failure is printed under it.
+    return { samples, failure: `${daemon.kind}: ${error instanceof Error ? error.message : String(error)}` };
   }
-  return samples;
+}
+
+/** Discovered backends the control plane could not add (no counter slot left), from its log. */
+function slotRefusals(group: ProcessGroup, daemon: Daemon): number {
+  return group.tail(daemon.started, Number.MAX_SAFE_INTEGER).split('no counter slot left').length - 1;
 }
 
 interface Result {
   readonly window: Window;
   readonly changes: number[];
+  readonly changeFailure?: string;
+  readonly slotRefusals: number;
+  readonly backends: number;
 }
 
 const f = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : '–');
@@ -303,6 +316,8 @@ function table(a: Result, b: Result): string {
     ['of which errors', (r) => r.window.refreshErrors, 0],
     ['daemon CPU s per s (user+sys)', (r) => r.window.cpuSeconds / r.window.seconds, 3],
     ['daemon RSS MiB (end)', (r) => r.window.rssMiB, 0],
+    ['backends held (GET /backends)', (r) => r.backends, 0],
+    ['adds refused: no counter slot (log lines)', (r) => r.slotRefusals, 0],
     ['DNS change → routed p50 ms', (r) => median(r.changes), 1],
     ['DNS change → routed p99 ms', (r) => percentile(r.changes, 99), 1],
   ];
@@ -336,8 +351,10 @@ async function main(): Promise<void> {
     for (const kind of ['baseline', 'discovery'] as const) {
       const daemon = await startDaemon(group, work, kind, dns, backendPort);
       const window = await adminWindow(daemon);
+      const backends = ((await (await fetch(`${daemon.admin}/backends`)).json()) as unknown[]).length;
       const changes = await dnsChanges(daemon, dns);
-      results.set(kind, { window, changes });
+      const result = { window, changes: changes.samples, slotRefusals: slotRefusals(group, daemon), backends };
+      results.set(kind, changes.failure === undefined ? result : { ...result, changeFailure: changes.failure });
       loads.push(loadAverage());
       await group.stop(daemon.started);
     }
@@ -350,6 +367,7 @@ async function main(): Promise<void> {
         `${WORKERS} data-plane worker(s); node ${process.version}; 1-min load average ${loads.map((l) => f(l, 1)).join(' → ')}\n`,
     );
     console.log(table(a, b));
+    for (const r of [a, b]) if (r.changeFailure !== undefined) console.log(`\nDNS changes stopped: ${r.changeFailure} (after ${r.changes.length} timed)`);
     if (CPU_PROF !== undefined) console.log(`\nCPU profiles of (b): ${CPU_PROF}`);
   } finally {
     await group.stopAll();
