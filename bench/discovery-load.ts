@@ -19,9 +19,10 @@
  * through the listener reaches the backend at the new address.
  *
  *   node bench/discovery-load.ts [--seconds 20] [--clusters 100] [--records 1000]
- *        [--requests 300] [--changes 20] [--workers 1] [--cpu-prof DIR]
+ *        [--requests 300] [--changes 20] [--workers 1] [--cpu-prof DIR] [--keep]
  *
- * `--cpu-prof DIR` runs daemon (b) under `--cpu-prof` (one .cpuprofile per thread in DIR).
+ * `--cpu-prof DIR` runs daemon (b) under `--cpu-prof` (one .cpuprofile per thread in DIR);
+ * `--keep` keeps the daemons' logs and configs.
  * Loopback only; every process is started by this script and stopped by its pid.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -46,6 +47,7 @@ const { values } = parseArgs({
     changes: { type: 'string', default: '20' },
     workers: { type: 'string', default: '1' },
     'cpu-prof': { type: 'string' },
+    keep: { type: 'boolean', default: false },
   },
 });
 
@@ -62,6 +64,7 @@ const REQUESTS = positive('requests', values.requests);
 const CHANGES = positive('changes', values.changes);
 const WORKERS = positive('workers', values.workers);
 const CPU_PROF = values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof']);
+const KEEP = values.keep;
 
 const SRV_NAME = '_api._tcp.test';
 const SVC_NAME = 'svc.test';
@@ -121,6 +124,7 @@ async function metrics(admin: string): Promise<string> {
 
 interface Counts {
   readonly publishes: number;
+  readonly restarts: number;
   readonly refreshes: number;
   readonly errors: number;
 }
@@ -129,6 +133,7 @@ async function counts(admin: string): Promise<Counts> {
   const text = await metrics(admin);
   return {
     publishes: sumSamples(text, 'sluice_snapshot_publishes_total'),
+    restarts: sumSamples(text, 'sluice_worker_restarts_total'),
     refreshes: sumSamples(text, 'sluice_discovery_refreshes_total'),
     errors: sumSamples(text, 'sluice_discovery_refreshes_total', ['result="error"']),
   };
@@ -178,6 +183,8 @@ interface Window {
   readonly extraPublishes: number;
   readonly refreshes: number;
   readonly refreshErrors: number;
+  /** Crashed worker threads restarted since the daemon started (counted at the window's end). */
+  readonly restarts: number;
   readonly cpuSeconds: number;
   readonly userSeconds: number;
   readonly rssMiB: number;
@@ -215,6 +222,7 @@ async function adminWindow(daemon: Daemon): Promise<Window> {
     extraPublishes: after.publishes - before.publishes - patch.length,
     refreshes: after.refreshes - before.refreshes,
     refreshErrors: after.errors - before.errors,
+    restarts: after.restarts,
     cpuSeconds: cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system,
     userSeconds: cpuAfter.user - cpuBefore.user,
     rssMiB: rssKiB(daemon.started.pid) / 1024,
@@ -314,6 +322,7 @@ function table(a: Result, b: Result): string {
     ['publishes beyond the PATCHes', (r) => r.window.extraPublishes, 0],
     ['discovery refreshes', (r) => r.window.refreshes, 0],
     ['of which errors', (r) => r.window.refreshErrors, 0],
+    ['worker threads restarted (since start)', (r) => r.window.restarts, 0],
     ['daemon CPU s per s (user+sys)', (r) => r.window.cpuSeconds / r.window.seconds, 3],
     ['daemon RSS MiB (end)', (r) => r.window.rssMiB, 0],
     ['backends held (GET /backends)', (r) => r.backends, 0],
@@ -373,7 +382,8 @@ async function main(): Promise<void> {
     await group.stopAll();
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
     await dns?.stop();
-    rmSync(work, { recursive: true, force: true });
+    if (KEEP) console.log(`\nlogs and configs kept in ${work}`);
+    else rmSync(work, { recursive: true, force: true });
   }
 }
 
