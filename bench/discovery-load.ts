@@ -1,8 +1,10 @@
 /**
  * What DNS discovery costs a running daemon (issue #16): the same admin requests timed against
- * two real daemons, one after the other on the same machine and the same dnsmasq:
+ * three real daemons, one after the other on the same machine and the same dnsmasq:
  *
  *   (a) baseline   `--clusters` static clusters of 3 backends each;
+ *   (a') same size `--clusters` static clusters listing the `--records` addresses (b) discovers
+ *                  in each: the same snapshot size as (b), without refreshes;
  *   (b) discovery  `--clusters` clusters that all discover the same SRV name of `--records`
  *                  records, refreshed every second (refresh min = max = default = 1s), so the
  *                  control plane looks up and reconciles clusters × records endpoints a second.
@@ -78,10 +80,12 @@ const WARM_REFRESHES = 3;
 
 const targetLines = Array.from({ length: HOSTS }, (_, h) => `127.0.1.${h + 1} n${h}.test`);
 const srvArgs = Array.from({ length: RECORDS }, (_, i) => `${SRV_NAME},n${i % HOSTS}.test,${20_000 + i},${i % 2},${(i % 5) + 1}`);
+/** What (b) discovers in each cluster, listed statically in (a'): the same snapshot size. */
+const discoveredAddresses = Array.from({ length: RECORDS }, (_, i) => `127.0.1.${(i % HOSTS) + 1}:${20_000 + i}`);
 /** Where svc.test points for change `i`; a backend listens on each of these. */
 const changeAddress = (i: number): string => `127.0.10.${i + 1}`;
 
-type Kind = 'baseline' | 'discovery';
+type Kind = 'baseline' | 'same-size' | 'discovery';
 
 interface Daemon {
   readonly kind: Kind;
@@ -96,7 +100,9 @@ function config(kind: Kind, adminPort: number, listenPort: number, backendPort: 
     clusters.push(
       kind === 'baseline'
         ? `  - name: c${c}\n    health_check: {type: none}\n    backends: [${[1, 2, 3].map((b) => `{address: "127.0.2.${b}:${30_000 + c}"}`).join(', ')}]`
-        : `  - name: c${c}\n    health_check: {type: none}\n    discovery: {type: dns, record: srv, name: ${SRV_NAME}, resolvers: ["${resolver}"], refresh: {min: 1s, max: 1s, default: 1s}}`,
+        : kind === 'same-size'
+          ? `  - name: c${c}\n    health_check: {type: none}\n    backends: [${discoveredAddresses.map((a) => `{address: "${a}"}`).join(', ')}]`
+          : `  - name: c${c}\n    health_check: {type: none}\n    discovery: {type: dns, record: srv, name: ${SRV_NAME}, resolvers: ["${resolver}"], refresh: {min: 1s, max: 1s, default: 1s}}`,
     );
   }
   return `workers: ${WORKERS}
@@ -313,7 +319,7 @@ interface Result {
 
 const f = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 
-function table(a: Result, b: Result): string {
+function table(a: Result, same: Result, b: Result): string {
   const rows: [string, (r: Result) => number, number][] = [
     ['GET /healthz p50 ms', (r) => median(r.window.healthz), 2],
     ['GET /healthz p99 ms', (r) => percentile(r.window.healthz, 99), 2],
@@ -330,11 +336,11 @@ function table(a: Result, b: Result): string {
     ['DNS change → routed p50 ms', (r) => median(r.changes), 1],
     ['DNS change → routed p99 ms', (r) => percentile(r.changes, 99), 1],
   ];
-  const lines = ['| measure | (a) baseline | (b) discovery | b/a |', '|---|---|---|---|'];
+  const lines = ["| measure | (a) baseline | (a') static, same size | (b) discovery | b/a | b/a' |", '|---|---|---|---|---|---|'];
+  const ratio = (x: number, y: number): string => (y > 0 && Number.isFinite(x) ? `${f(x / y)}×` : '–');
   for (const [label, get, digits] of rows) {
-    const va = get(a);
-    const vb = get(b);
-    lines.push(`| ${label} | ${f(va, digits)} | ${f(vb, digits)} | ${va > 0 ? `${f(vb / va)}×` : '–'} |`);
+    const [va, vs, vb] = [get(a), get(same), get(b)];
+    lines.push(`| ${label} | ${f(va, digits)} | ${f(vs, digits)} | ${f(vb, digits)} | ${ratio(vb, va)} | ${ratio(vb, vs)} |`);
   }
   return lines.join('\n');
 }
@@ -357,7 +363,7 @@ async function main(): Promise<void> {
     servers.push(...(await startBackends(backendPort)));
     const results = new Map<Kind, Result>();
     const loads: number[] = [loadAverage()];
-    for (const kind of ['baseline', 'discovery'] as const) {
+    for (const kind of ['baseline', 'same-size', 'discovery'] as const) {
       const daemon = await startDaemon(group, work, kind, dns, backendPort);
       const window = await adminWindow(daemon);
       const backends = ((await (await fetch(`${daemon.admin}/backends`)).json()) as unknown[]).length;
@@ -368,15 +374,16 @@ async function main(): Promise<void> {
       await group.stop(daemon.started);
     }
     const a = results.get('baseline');
+    const same = results.get('same-size');
     const b = results.get('discovery');
-    if (a === undefined || b === undefined) throw new Error('a daemon gave no result');
+    if (a === undefined || same === undefined || b === undefined) throw new Error('a daemon gave no result');
     console.log(
       `DNS discovery load: ${CLUSTERS} clusters; (b) refreshes ${SRV_NAME} (${RECORDS} SRV records on ${HOSTS} hosts, dnsmasq) every 1s in each; ` +
         `${REQUESTS} GET /healthz + ${REQUESTS} PATCH over ${SECONDS}s per daemon; ${CHANGES} DNS changes (A record, refresh 200ms); ` +
         `${WORKERS} data-plane worker(s); node ${process.version}; 1-min load average ${loads.map((l) => f(l, 1)).join(' → ')}\n`,
     );
-    console.log(table(a, b));
-    for (const r of [a, b]) if (r.changeFailure !== undefined) console.log(`\nDNS changes stopped: ${r.changeFailure} (after ${r.changes.length} timed)`);
+    console.log(table(a, same, b));
+    for (const r of [a, same, b]) if (r.changeFailure !== undefined) console.log(`\nDNS changes stopped: ${r.changeFailure} (after ${r.changes.length} timed)`);
     if (CPU_PROF !== undefined) console.log(`\nCPU profiles of (b): ${CPU_PROF}`);
   } finally {
     await group.stopAll();
