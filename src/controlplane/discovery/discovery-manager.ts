@@ -204,21 +204,21 @@ export class DiscoveryManager {
     const { core } = this.#deps;
     const { cluster } = entry;
     const serve = desired.filter((d) => d.action === 'serve');
-    const added = await Promise.all(
-      serve.map(async (d) => {
-        if (core.health(cluster, d.address) !== undefined) return true;
-        const ok = await core.add(cluster, d.address, d.weight);
-        if (!ok) this.#deps.log.error({ cluster, address: d.address }, 'discovery: no counter slot left for a discovered backend; it is not routed');
-        return ok;
-      }),
-    );
+    const added = await Promise.all(serve.map(async (d) => core.health(cluster, d.address) !== undefined || (await core.add(cluster, d.address, d.weight))));
+    const refused = serve.filter((_, i) => added[i] !== true).map((d) => d.address);
+    // Said once per shortage: the adds are retried at every refresh, and one line per address
+    // per refresh was 1,000 error lines a second per cluster at 1,000 records.
+    if (refused.length > 0 && !entry.retry) {
+      this.#deps.log.error({ cluster, refused: refused.length, first: refused.slice(0, 5) }, 'discovery: no counter slot left for discovered backends; they are not routed (retried at every refresh, logged again after it clears)');
+    }
+    if (refused.length === 0 && entry.retry) this.#deps.log.info({ cluster }, 'discovery: every discovered backend has a counter slot again');
     for (const d of serve) core.setWeight(cluster, d.address, d.weight);
     const hold = formatDuration(holdPolicy(entry.config).holdObsolete);
     for (const d of desired) {
       if (d.action === 'drain') core.setListed(cluster, d.address, false, `gone from the ${entry.status.source} answer; removed after ${hold}`);
       if (d.action === 'remove') core.remove(cluster, d.address, `gone from the ${entry.status.source} answer for ${hold}`);
     }
-    return added.every(Boolean);
+    return refused.length === 0;
   }
 
   #relist(entry: Entry): void {
