@@ -7,12 +7,14 @@
  * thread's V8 heap through GET /debug/resources. Prints one table.
  *
  *   node bench/idle-rss.ts [--workers 2] [--connections 20000] [--concurrency 64] [--idle 10s]
- *                          [--env K=V ...] [--cli PATH] [--trace-modules] [--rounds 1]
+ *                          [--env K=V ...] [--cli PATH] [--trace-modules] [--mappings] [--rounds 1]
  *
  * --env runs the daemon with extra environment variables (a lever under evaluation);
  * --cli runs another checkout's src/cli.ts (before/after on one machine);
  * --trace-modules prints, per thread, the project and package modules it loaded (a
  * resolve hook preloaded with --import, which worker threads inherit).
+ * --mappings prints the largest resident mappings at idle (/proc/PID/smaps), to tell
+ * V8 heaps, shared buffers and malloc arenas apart.
  * --rounds N repeats the whole measurement with a fresh daemon and prints the medians.
  *
  * Not a test: RSS depends on the machine, the Node build and on what glibc keeps in its
@@ -40,6 +42,7 @@ const { values } = parseArgs({
     cli: { type: 'string', default: fileURLToPath(new URL('../src/cli.ts', import.meta.url)) },
     'trace-modules': { type: 'boolean', default: false },
     rounds: { type: 'string', default: '1' },
+    mappings: { type: 'boolean', default: false },
   },
 });
 const WORKERS = Number(values.workers);
@@ -186,19 +189,14 @@ interface Row {
 }
 
 async function measureOnce(): Promise<Row[]> {
-  const [web, udp, admin, b1, b2, b3, u1, u2] = await freePorts(8);
-  const ports = new Map<number, number>([
-    [8080, web!],
-    [8053, udp!],
-    [9090, admin!],
-    [9001, b1!],
-    [9002, b2!],
-    [9003, b3!],
-    [9101, u1!],
-    [9102, u2!],
-  ]);
-  const servers = await Promise.all([b1!, b2!, b3!].map(startHttpBackend));
-  const echoes = await Promise.all([u1!, u2!].map(startUdpEcho));
+  // Every address of the shipped config, in order of first mention, moved to a free port.
+  const shipped = [...new Set([...readFileSync(SHIPPED_CONFIG, 'utf8').matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1])))];
+  const free = await freePorts(shipped.length);
+  const ports = new Map(shipped.map((port, i) => [port, free[i] ?? 0]));
+  const moved = (port: number): number => ports.get(port) ?? 0;
+  const [web, admin] = [moved(8080), moved(9090)];
+  const servers = await Promise.all([9001, 9002, 9003].map((p) => startHttpBackend(moved(p))));
+  const echoes = await Promise.all([9101, 9102].map((p) => startUdpEcho(moved(p))));
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-idle-rss-'));
   const configFile = path.join(dir, 'config.yaml');
   writeFileSync(configFile, benchConfig(ports));
@@ -212,7 +210,7 @@ async function measureOnce(): Promise<Row[]> {
     traced += chunk.toString('utf8');
   });
   const pid = daemon.pid ?? 0;
-  const adminUrl = `http://127.0.0.1:${admin!}`;
+  const adminUrl = `http://127.0.0.1:${admin}`;
   const rows: Row[] = [];
   try {
     await waitReady(adminUrl, daemon);
@@ -224,7 +222,8 @@ async function measureOnce(): Promise<Row[]> {
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
     rows.push({ phase: 'ready (idle)', rollup: readRollup(pid), heaps: await heapsMiB(adminUrl) });
-    const failures = await loadRun(web!, CONNECTIONS, CONCURRENCY);
+    if (values.mappings) printMappings(pid);
+    const failures = await loadRun(web, CONNECTIONS, CONCURRENCY);
     if (failures > 0) process.stderr.write(`load run: ${failures} of ${CONNECTIONS} connections failed\n`);
     rows.push({ phase: `after ${CONNECTIONS} conns`, rollup: readRollup(pid), heaps: await heapsMiB(adminUrl) });
     await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
@@ -241,15 +240,44 @@ async function measureOnce(): Promise<Row[]> {
   return rows;
 }
 
+/** The largest resident mappings: size, resident, anonymous and name (or [anon]). */
+function printMappings(pid: number): void {
+  const maps: { head: string; sizeKiB: number; rssKiB: number; anonKiB: number }[] = [];
+  let current: (typeof maps)[number] | undefined;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const header = /^([0-9a-f]+-[0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (header !== null) {
+      current = { head: header[2] || '[anon]', sizeKiB: 0, rssKiB: 0, anonKiB: 0 };
+      maps.push(current);
+      continue;
+    }
+    const field = /^(Size|Rss|Anonymous):\s+(\d+) kB/.exec(line);
+    if (field === null || current === undefined) continue;
+    if (field[1] === 'Size') current.sizeKiB = Number(field[2]);
+    else if (field[1] === 'Rss') current.rssKiB = Number(field[2]);
+    else current.anonKiB = Number(field[2]);
+  }
+  maps.sort((a, b) => b.rssKiB - a.rssKiB);
+  process.stdout.write(`largest resident mappings (MiB): size rss anon name; ${maps.length} mappings\n`);
+  for (const m of maps.slice(0, 25)) {
+    process.stdout.write(`  ${mib(m.sizeKiB)} ${mib(m.rssKiB)} ${mib(m.anonKiB)} ${m.head}\n`);
+  }
+  const byName = new Map<string, number>();
+  for (const m of maps) byName.set(m.head, (byName.get(m.head) ?? 0) + m.rssKiB);
+  const named = [...byName].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([n, k]) => `${n} ${mib(k).trim()}`);
+  process.stdout.write(`  resident by name: ${named.join('; ')}\n`);
+}
+
 /** Per thread: how many modules, and which packages (node_modules/NAME) it loaded. */
 function printModules(traced: string): void {
   const byThread = new Map<string, Set<string>>();
   for (const line of traced.split('\n')) {
     const match = /^MODULE (\d+) (.*)$/.exec(line);
     if (match === null) continue;
-    const set = byThread.get(match[1]!) ?? new Set<string>();
-    set.add(match[2]!);
-    byThread.set(match[1]!, set);
+    const [, thread = '', url = ''] = match;
+    const set = byThread.get(thread) ?? new Set<string>();
+    set.add(url);
+    byThread.set(thread, set);
   }
   for (const [thread, urls] of byThread) {
     const packages = new Map<string, number>();
@@ -287,14 +315,15 @@ const runs: Row[][] = [];
 for (let round = 0; round < ROUNDS; round++) runs.push(await measureOnce());
 const env = Object.keys(EXTRA_ENV).length === 0 ? '' : ` env ${values.env.join(' ')}`;
 const header = `sluice ${values.cli}, ${WORKERS} workers, shipped config.yaml${env}; MiB from /proc/PID/smaps_rollup`;
-if (ROUNDS === 1) printTable(runs[0]!, header);
+const first = runs[0] ?? [];
+if (ROUNDS === 1) printTable(first, header);
 else {
-  const medians = runs[0]!.map((row, i) => {
-    const pick = (key: keyof Rollup): number => median(runs.map((r) => r[i]!.rollup[key]));
+  const medians = first.map((row, i) => {
+    const pick = (key: keyof Rollup): number => median(runs.map((r) => r[i]?.rollup[key] ?? NaN));
     return {
       phase: row.phase,
       rollup: { rssKiB: pick('rssKiB'), pssKiB: pick('pssKiB'), anonKiB: pick('anonKiB'), sharedKiB: pick('sharedKiB'), threads: pick('threads') },
-      heaps: runs.map((r) => r[i]!.heaps).join(' | '),
+      heaps: runs.map((r) => r[i]?.heaps ?? '').join(' | '),
     };
   });
   printTable(medians, `${header}; medians of ${ROUNDS} rounds`);
