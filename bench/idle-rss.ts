@@ -12,7 +12,9 @@
  * --env runs the daemon with extra environment variables (a lever under evaluation);
  * --cli runs another checkout's src/cli.ts (before/after on one machine);
  * --trace-modules prints, per thread, the project and package modules it loaded (a
- * resolve hook preloaded with --import, which worker threads inherit).
+ * resolve hook preloaded with --import). Worker threads started from eval'd code, as
+ * src/supervisor/thread-modules.ts starts them, skip --import preloads: with it, only the
+ * main thread is listed (run --cli against a checkout before it to see the workers).
  * --mappings prints the largest resident mappings at idle (/proc/PID/smaps), to tell
  * V8 heaps, shared buffers and malloc arenas apart.
  * --rounds N repeats the whole measurement with a fresh daemon and prints the medians.
@@ -30,6 +32,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../src/shared/duration.ts';
+import { cpuSeconds } from './lib/proc-stats.ts';
 import { freePorts } from './lib/procs.ts';
 
 const { values } = parseArgs({
@@ -223,7 +226,14 @@ async function measureOnce(): Promise<Row[]> {
     }
     rows.push({ phase: 'ready (idle)', rollup: readRollup(pid), heaps: await heapsMiB(adminUrl) });
     if (values.mappings) printMappings(pid);
+    const cpuBefore = cpuSeconds(pid);
+    const loadStart = performance.now();
     const failures = await loadRun(web, CONNECTIONS, CONCURRENCY);
+    const loadSeconds = (performance.now() - loadStart) / 1000;
+    // CPU per connection is the steadier number on a shared machine (bench/lib/proc-stats.ts).
+    process.stdout.write(
+      `load run: ${(CONNECTIONS / loadSeconds).toFixed(0)} conn/s, daemon CPU ${(((cpuSeconds(pid) - cpuBefore) * 1e6) / CONNECTIONS).toFixed(0)} µs per connection\n`,
+    );
     if (failures > 0) process.stderr.write(`load run: ${failures} of ${CONNECTIONS} connections failed\n`);
     rows.push({ phase: `after ${CONNECTIONS} conns`, rollup: readRollup(pid), heaps: await heapsMiB(adminUrl) });
     await new Promise((resolve) => setTimeout(resolve, IDLE_MS));

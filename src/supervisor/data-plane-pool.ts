@@ -2,7 +2,7 @@
  * The supervisor's side of the data-plane workers: start them, give them listeners,
  * restart one that dies (with back-off) without touching the others, drain them all.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { CounterDimensions, CounterTables } from '../shared/counters.ts';
 import type { IpLimitTable } from '../shared/ip-limits.ts';
@@ -17,6 +17,7 @@ import type {
 import { unknownMessage } from '../shared/messages.ts';
 import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
 import type { ClusterStates } from './cluster-states.ts';
+import { startThread } from './thread-modules.ts';
 
 const WORKER_ENTRY = new URL('../dataplane/worker.ts', import.meta.url);
 /** How long a resource query waits for a worker before answering without it. */
@@ -190,7 +191,7 @@ export class DataPlanePool {
       logLevel: o.logLevel,
       accessLog: this.accessLog,
     };
-    const worker = new Worker(WORKER_ENTRY, { workerData, name: `sluice-dataplane-${index}` });
+    const worker = startThread(WORKER_ENTRY, { workerData, name: `sluice-dataplane-${index}` });
     slot.worker = worker;
     slot.startedAt = Date.now();
     slot.connections = 0;
