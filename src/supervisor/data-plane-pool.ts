@@ -20,6 +20,15 @@ import type { ClusterStates } from './cluster-states.ts';
 import { startThread } from './thread-modules.ts';
 
 const WORKER_ENTRY = new URL('../dataplane/worker.ts', import.meta.url);
+/**
+ * V8's young generation of a data-plane thread. By default it grows to tens of MiB under a
+ * burst of connections and, with no allocation at idle, is never given back: capped at
+ * 8 MiB the process held 244-256 MiB after 20,000 connections against 271-278 MiB, with
+ * daemon CPU per connection 116-124 µs against 123-128 µs (bench/idle-rss.ts, three
+ * alternating runs each; docs/data-plane-decisions.md). Socket buffers live outside the
+ * V8 heap, so the cap bounds only the short-lived objects of connection handling.
+ */
+const DATA_PLANE_YOUNG_GENERATION_MB = 8;
 /** How long a resource query waits for a worker before answering without it. */
 const QUERY_TIMEOUT_MS = 2000;
 
@@ -191,7 +200,11 @@ export class DataPlanePool {
       logLevel: o.logLevel,
       accessLog: this.accessLog,
     };
-    const worker = startThread(WORKER_ENTRY, { workerData, name: `sluice-dataplane-${index}` });
+    const worker = startThread(WORKER_ENTRY, {
+      workerData,
+      name: `sluice-dataplane-${index}`,
+      resourceLimits: { maxYoungGenerationSizeMb: DATA_PLANE_YOUNG_GENERATION_MB },
+    });
     slot.worker = worker;
     slot.startedAt = Date.now();
     slot.connections = 0;
