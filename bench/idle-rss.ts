@@ -239,9 +239,11 @@ async function measureOnce(): Promise<Row[]> {
     await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
     rows.push({ phase: `after ${values.idle} idle`, rollup: readRollup(pid), heaps: await heapsMiB(adminUrl) });
   } finally {
-    const exited = new Promise((resolve) => daemon.once('exit', resolve));
-    daemon.kill('SIGTERM');
-    await exited;
+    if (daemon.exitCode === null && daemon.signalCode === null) {
+      const exited = new Promise((resolve) => daemon.once('exit', resolve));
+      daemon.kill('SIGTERM');
+      await exited;
+    }
     for (const s of servers) s.close();
     for (const s of echoes) s.close();
     rmSync(dir, { recursive: true, force: true });
