@@ -3,7 +3,7 @@
  * back-off; the data plane keeps routing on the last published snapshot meanwhile, and
  * the new control plane recovers its state from that snapshot.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { BackendHistory } from '../shared/backend-history.ts';
 import type { DiscoveryStatus } from '../shared/discovery-status.ts';
@@ -26,6 +26,7 @@ import type {
 import { unknownMessage } from '../shared/messages.ts';
 import { SluiceError } from '../shared/errors.ts';
 import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
+import { startThread } from './thread-modules.ts';
 
 const WORKER_ENTRY = new URL('../controlplane/worker.ts', import.meta.url);
 /** How long a stats query waits for the worker before answering without it. */
@@ -209,7 +210,7 @@ export class ControlPlaneHost {
       counterDims: o.counterDims,
       logLevel: o.logLevel,
     };
-    const worker = new Worker(WORKER_ENTRY, { workerData, name: 'sluice-controlplane' });
+    const worker = startThread(WORKER_ENTRY, { workerData, name: 'sluice-controlplane' });
     this.worker = worker;
     this.startedAt = Date.now();
     worker.on('message', (event: ControlPlaneEvent) => {

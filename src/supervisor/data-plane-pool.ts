@@ -2,7 +2,7 @@
  * The supervisor's side of the data-plane workers: start them, give them listeners,
  * restart one that dies (with back-off) without touching the others, drain them all.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { CounterDimensions, CounterTables } from '../shared/counters.ts';
 import type { IpLimitTable } from '../shared/ip-limits.ts';
@@ -18,8 +18,18 @@ import type {
 import { unknownMessage } from '../shared/messages.ts';
 import { nextRestart, WORKER_RESTART_BACKOFF, type BackoffState } from './backoff.ts';
 import type { ClusterStates } from './cluster-states.ts';
+import { startThread } from './thread-modules.ts';
 
 const WORKER_ENTRY = new URL('../dataplane/worker.ts', import.meta.url);
+/**
+ * V8's young generation of a data-plane thread. By default it grows to tens of MiB under a
+ * burst of connections and, with no allocation at idle, is never given back: capped at
+ * 8 MiB the process held 244-256 MiB after 20,000 connections against 271-278 MiB, with
+ * daemon CPU per connection 116-124 µs against 123-128 µs (bench/idle-rss.ts, three
+ * alternating runs each; docs/data-plane-decisions.md). Socket buffers live outside the
+ * V8 heap, so the cap bounds only the short-lived objects of connection handling.
+ */
+const DATA_PLANE_YOUNG_GENERATION_MB = 8;
 /** How long a resource query waits for a worker before answering without it. */
 const QUERY_TIMEOUT_MS = 2000;
 
@@ -242,7 +252,11 @@ export class DataPlanePool {
       accessLog: this.accessLog,
       holdUdpForHandover: this.holdingUdp,
     };
-    const worker = new Worker(WORKER_ENTRY, { workerData, name: `sluice-dataplane-${index}` });
+    const worker = startThread(WORKER_ENTRY, {
+      workerData,
+      name: `sluice-dataplane-${index}`,
+      resourceLimits: { maxYoungGenerationSizeMb: DATA_PLANE_YOUNG_GENERATION_MB },
+    });
     slot.worker = worker;
     slot.startedAt = Date.now();
     slot.connections = 0;

@@ -3,18 +3,57 @@
  * same DiscoverySource interface; semantics (holds, tiers, last known set) live in the
  * reconciler and the manager, not here.
  */
-import type { DiscoveryConfig } from '../../shared/config/discovery-schema.ts';
+import type { DiscoveryConfig, KubernetesDiscoveryConfig } from '../../shared/config/discovery-schema.ts';
 import { DnsSource } from './dns-source.ts';
-import { createKubernetesSource } from './kubernetes-source.ts';
-import type { DiscoverySource } from './types.ts';
+import type { DiscoveryResult, DiscoverySource } from './types.ts';
 
 export function createDiscoverySource(_cluster: string, config: DiscoveryConfig): DiscoverySource {
   switch (config.type) {
     case 'dns':
       return new DnsSource(config);
     case 'kubernetes':
-      return createKubernetesSource(config);
+      return new LazyKubernetesSource(config, async () => import('./kubernetes-source.ts'));
     default:
       throw new Error(`discovery: unknown source ${JSON.stringify(config satisfies never)}`);
+  }
+}
+
+type KubernetesModule = Pick<typeof import('./kubernetes-source.ts'), 'createKubernetesSource'>;
+
+/**
+ * Loads @kubernetes/client-node (about 1,000 modules with undici, ~25 MB of the
+ * control-plane thread's memory, measured with bench/idle-rss.ts) only when a cluster
+ * uses Kubernetes discovery: a process without one never pays for it.
+ */
+export class LazyKubernetesSource implements DiscoverySource {
+  readonly #config: KubernetesDiscoveryConfig;
+  readonly #load: () => Promise<KubernetesModule>;
+  #inner: Promise<DiscoverySource | undefined> | undefined;
+  #stopped = false;
+
+  constructor(config: KubernetesDiscoveryConfig, load: () => Promise<KubernetesModule>) {
+    this.#config = config;
+    this.#load = load;
+  }
+
+  start(report: (result: DiscoveryResult) => void): void {
+    this.#inner = this.#load().then(
+      (module) => {
+        if (this.#stopped) return undefined;
+        const inner = module.createKubernetesSource(this.#config);
+        inner.start(report);
+        return inner;
+      },
+      (error: unknown) => {
+        // Like any source failure: reported, and the last known set stays.
+        if (!this.#stopped) report({ kind: 'error', message: `loading the Kubernetes client failed: ${String(error)}` });
+        return undefined;
+      },
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await (await this.#inner)?.stop();
   }
 }
