@@ -736,7 +736,8 @@ export class ControlPlane {
         event(cluster, address, (now) => ({ type: 'remove', force: false, now, reason }));
       },
       publish: () => {
-        this.#publishIfChanged(this.#now());
+        // An unchanged refresh marked nothing dirty: no snapshot is built or compared.
+        if (this.#dirty) this.#publishIfChanged(this.#now());
       },
     };
   }
