@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { connect, eventually, roundTrip } from '../helpers/client.ts';
 import { runCli, startDaemon, tcpConfig, writeConfig, type Daemon } from '../helpers/daemon.ts';
 import { scrape, total } from '../helpers/metrics.ts';
 import { freePorts } from '../helpers/ports.ts';
+import { completeJsonLines } from '../helpers/json-lines.ts';
 
 interface AccessLine {
   msg: string;
@@ -35,11 +36,7 @@ function tempFile(name: string): string {
 }
 
 function readLines(file: string): AccessLine[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as AccessLine);
+  return completeJsonLines<AccessLine>(file);
 }
 
 async function waitForLines(file: string, count: number): Promise<AccessLine[]> {

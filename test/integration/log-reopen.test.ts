@@ -2,7 +2,7 @@
  * SIGUSR1 reopens the access log (logrotate's `postrotate`): rotating under load neither
  * loses nor repeats a line, and the rotated files' descriptors are closed.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { eventually, roundTrip } from '../helpers/client.ts';
 import { startDaemon, tcpConfig, type Daemon } from '../helpers/daemon.ts';
 import { scrape, total } from '../helpers/metrics.ts';
 import { freePorts } from '../helpers/ports.ts';
+import { completeJsonLines } from '../helpers/json-lines.ts';
 
 const ROTATIONS = 10;
 /** Connections completed between two rotations, so every rotated file gets lines. */
@@ -27,11 +28,7 @@ interface Line {
 }
 
 function linesOf(file: string): Line[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as Line);
+  return completeJsonLines<Line>(file);
 }
 
 /**

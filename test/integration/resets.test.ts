@@ -3,7 +3,7 @@
  * clean end: a client must be able to tell a truncated reply from a complete one, and a
  * backend an aborted request from a finished one. The access log names the side that reset.
  */
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { eventually } from '../helpers/client.ts';
 import { startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { scrape, total } from '../helpers/metrics.ts';
 import { freePorts } from '../helpers/ports.ts';
+import { completeJsonLines } from '../helpers/json-lines.ts';
 
 const REPLY_BYTES = 1000;
 const CONCURRENT_CLIENTS = 100;
@@ -108,11 +109,7 @@ interface AccessLine {
 }
 
 function accessLines(file: string): AccessLine[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as AccessLine);
+  return completeJsonLines<AccessLine>(file);
 }
 
 async function startSluice(backend: Backend): Promise<{ daemon: Daemon; port: number; accessLog: string }> {
