@@ -62,11 +62,12 @@ describe('snapshot seqlock under a real race', () => {
     expect(r.nonMonotonic).toBe(0);
     expect(w.lastVersion).toBe(SWAPS);
     expect(r.finalVersion).toBe(SWAPS);
-    // The race was real: the reader kept up with many publishes, not just the first and
-    // last, and the seqlock had to throw away copies the writer moved under (~13,000 per
-    // run measured on 2 cores; with the second SEQ check removed this test fails on torn
-    // and undecodable copies).
-    expect(r.distinct).toBeGreaterThan(1_000);
+    // The race was real: the reader saw versions between the first and the last, and the
+    // seqlock had to throw away copies the writer moved under (~13,000 retries per run on a
+    // quiet 2-core machine; with the second SEQ check removed this test fails on torn and
+    // undecodable copies). How many versions it sees depends on how the threads share the
+    // cores (452 with two CPU burners beside, thousands when quiet), so only a few are asked.
+    expect(r.distinct).toBeGreaterThan(10);
     expect(r.retries).toBeGreaterThan(0);
     expect(exitCodes).toEqual([0, 0]);
   }, 120_000); // 100,000 publishes raced by two spinning threads: 20 s measured on the shared 2-core machine
