@@ -298,12 +298,11 @@ export class TcpStream {
   /** @internal */
   onShutdownComplete(status: number): void {
     if (this.closing) return;
-    if (status !== 0) {
-      this.fail(status);
-      return;
-    }
+    // A failed shutdown (the peer reset or left) is not reported from here: the peer may have
+    // sent bytes before its reset that are still unread, and the read side reports the reset
+    // after them, so they reach the other side before it is reset too.
     this.shutdownDone = true;
-    this.closeIfDone();
+    if (status === 0 || this.readEnded) this.closeIfDone();
   }
 
   /** @internal */
