@@ -99,6 +99,8 @@ describe('Kubernetes EndpointSlice discovery (simulated API server)', () => {
     await source.answer(['10.0.0.1:8080 ready', '10.0.0.2:8080 ready', '10.0.0.3:8080 terminating', '[fd00::7]:8080 ready']);
     expect(source.reports[0]?.kind).toBe('answer');
     expect(source.errors()).toEqual([]);
+    // The answer comes from the list; the watch that follows may still be on its way.
+    await eventually(() => Promise.resolve(fake.requests.length), (n) => n >= 2);
     const [list, watch] = fake.requests;
     expect(list?.kind).toBe('list');
     expect(list?.query.get('labelSelector')).toBe('kubernetes.io/service-name=web');
