@@ -41,10 +41,14 @@ describe('snapshot propagation histogram', () => {
     const after = await eventually(countNow, (n) => n >= before + 3 * 2 - 2);
     expect(after).toBeGreaterThanOrEqual(before + 3 * 2 - 2);
     expect(after).toBeLessThanOrEqual(before + 3 * 2);
+    // One scrape for the rest: a worker that was still taking a version in when `after` was
+    // read may have observed it since.
     const samples = await scrape(daemon.adminUrl);
+    const count = total(samples, `${FAMILY}_count`);
+    expect(count).toBeLessThanOrEqual(before + 3 * 2);
     const inf = select(samples, `${FAMILY}_bucket`, { le: '+Inf' });
     expect(inf).toHaveLength(1);
-    expect(inf[0]?.value).toBe(after);
+    expect(inf[0]?.value).toBe(count);
     // How fast is for bench/propagation.ts to say (a loaded machine stretches it); here only
     // that every observation landed in some bucket and took time.
     expect(total(samples, `${FAMILY}_sum`)).toBeGreaterThan(0);
