@@ -56,6 +56,17 @@ export function backendAddressProblem(text: string): string | undefined {
   return undefined;
 }
 
+/**
+ * `localhost`, 127.0.0.0/8, ::1 and 127/8 mapped into IPv6 (`::ffff:7f00:1`), however spelt:
+ * the one loopback rule of the admin guard and of the exposure warnings.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = canonicalHost(host);
+  if (h === 'localhost' || h === '::1') return true;
+  if (isIPv4(h)) return h.startsWith('127.');
+  return /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(h);
+}
+
 /** True for the hosts that bind every interface. */
 export function isWildcardHost(host: string): boolean {
   return host === '0.0.0.0' || canonicalHost(host) === '::';

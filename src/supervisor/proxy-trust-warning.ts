@@ -4,7 +4,7 @@
  * front can reach the listener; on any other address it lets a client pick the address it
  * is judged by. Pure: the supervisor logs what this returns, at start and on reload.
  */
-import { canonicalHost, isWildcardHost, parseHostPort } from '../shared/address.ts';
+import { isLoopbackHost, isWildcardHost, parseHostPort } from '../shared/address.ts';
 import type { ListenerConfig } from '../shared/config/schema.ts';
 
 export interface ListenerWarning {
@@ -17,7 +17,7 @@ export function proxyTrustWarnings(listeners: readonly ListenerConfig[]): Listen
   for (const listener of listeners) {
     if (listener.accept_proxy !== true) continue;
     const host = parseHostPort(listener.listen)?.host;
-    if (host === undefined || isLoopback(host)) continue;
+    if (host === undefined || isLoopbackHost(host)) continue;
     const where = isWildcardHost(host) ? 'every interface' : host;
     warnings.push({
       listener: listener.name,
@@ -27,9 +27,4 @@ export function proxyTrustWarnings(listeners: readonly ListenerConfig[]): Listen
     });
   }
   return warnings;
-}
-
-function isLoopback(host: string): boolean {
-  const h = canonicalHost(host);
-  return h === 'localhost' || h === '::1' || h.startsWith('127.');
 }

@@ -5,7 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { isWildcardHost, canonicalHost } from '../../shared/address.ts';
+import { isLoopbackHost, isWildcardHost } from '../../shared/address.ts';
 import { SluiceError } from '../../shared/errors.ts';
 import { sendError } from './errors.ts';
 
@@ -47,9 +47,7 @@ export function registerAuth(app: FastifyInstance, token: string | undefined, op
 /** A warning for an admin API reachable beyond this host without a token, else undefined. */
 export function exposureWarning(host: string, hasToken: boolean): string | undefined {
   if (hasToken) return undefined;
-  const h = canonicalHost(host);
-  const loopback = h === 'localhost' || h === '::1' || h.startsWith('127.');
-  if (loopback) return undefined;
+  if (isLoopbackHost(host)) return undefined;
   const where = isWildcardHost(host) ? 'every interface' : host;
   return `the admin API listens on ${where} without a token: anyone who can reach it can change backends (set admin.token_env)`;
 }

@@ -14,8 +14,8 @@
  * than browsers send neither `Origin` nor `Sec-Fetch-*`, and a missing `Host` (HTTP/1.0)
  * cannot come from a browser, so they pass.
  */
-import { isIPv4, isIPv6 } from 'node:net';
-import { canonicalHost } from '../../shared/address.ts';
+import { isIPv6 } from 'node:net';
+import { canonicalHost, isLoopbackHost } from '../../shared/address.ts';
 
 export interface CrossSiteRequest {
   readonly method: string;
@@ -133,9 +133,3 @@ function isLocalHost(host: string, policy: CrossSitePolicy): boolean {
   return isLoopbackHost(host) || policy.localHosts.has(host);
 }
 
-/** `localhost`, 127.0.0.0/8, ::1 and 127/8 mapped into IPv6 (`::ffff:7f00:1`); `host` canonical. */
-export function isLoopbackHost(host: string): boolean {
-  if (host === 'localhost' || host === '::1') return true;
-  if (isIPv4(host)) return host.startsWith('127.');
-  return /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(host);
-}

@@ -4,7 +4,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildAdminApp, type AdminApp } from '../../../src/controlplane/admin/app.ts';
-import { crossSiteProblem, isLoopbackHost, parseHostHeader, type CrossSiteRequest } from '../../../src/controlplane/admin/cross-site.ts';
+import { crossSiteProblem, parseHostHeader, type CrossSiteRequest } from '../../../src/controlplane/admin/cross-site.ts';
+import { isLoopbackHost } from '../../../src/shared/address.ts';
 import { CounterTables, createCounterBuffer } from '../../../src/shared/counters.ts';
 import { testAdminDeps } from '../../helpers/admin.ts';
 import { testSnapshot } from '../../helpers/snapshot.ts';
