@@ -3,8 +3,8 @@
  * what it holds (its open fds, and each data-plane worker's libuv handles and timers from
  * GET /debug/resources) so a test can compare them with the values before the load.
  */
-import net from 'node:net';
 import { readdirSync } from 'node:fs';
+import { shortConnections as runShortConnections } from '../../bench/lib/short-connections.ts';
 import { eventually, getJson } from './client.ts';
 
 export interface ResourcesJson {
@@ -16,32 +16,7 @@ export interface ResourcesJson {
  * connections, `concurrency` at a time. Returns how many got their message back whole.
  */
 export async function shortConnections(port: number, count: number, concurrency: number): Promise<number> {
-  let started = 0;
-  let ok = 0;
-  const one = (): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-      let got = '';
-      socket.setEncoding('utf8');
-      socket.on('data', (text: string) => {
-        got += text;
-      });
-      socket.once('error', reject);
-      socket.once('end', () => {
-        if (got === 'ping') ok++;
-        socket.end();
-      });
-      socket.once('close', () => resolve());
-      socket.end('ping');
-    });
-  const lane = async (): Promise<void> => {
-    while (started < count) {
-      started++;
-      await one();
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, lane));
-  return ok;
+  return (await runShortConnections({ port, count, concurrency })).ok;
 }
 
 export function openFds(pid: number): number {
