@@ -20,8 +20,8 @@ afterEach(async () => {
 });
 
 describe('the default data path over many connections', () => {
-  // A bound, not a measurement: ~30-60 s on the loaded 2-core test machine, where the client,
-  // the echo backend and both workers share the cores.
+  // A bound, not a measurement: 16-70 s measured on the shared 2-core test machine (load
+  // average 3-22), where the client, the echo backend and both workers share the cores.
   it('returns fds, handles and timers to their start values after 100,000 short connections', { timeout: 300_000 }, async () => {
     const echo = await startBackend('echo');
     cleanups.push(async () => echo.close());
