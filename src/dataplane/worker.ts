@@ -252,6 +252,9 @@ function onCommand(command: DataPlaneCommand): void {
       udpListeners.seed(command.tables);
       return;
     case 'resources.query':
+      // Only under --expose-gc (the soak, bench/soak.ts): the heap after a full collection,
+      // so that successive reports compare live data, not points in the GC cycle.
+      (globalThis as { gc?: () => void }).gc?.();
       send({
         type: 'resources',
         requestId: command.requestId,

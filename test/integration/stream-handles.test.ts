@@ -6,19 +6,15 @@
  * SLUICE_DATA_PATH set (docs/data-plane-decisions.md).
  */
 import net from 'node:net';
-import { readdirSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { eventually, getJson } from '../helpers/client.ts';
+import { getJson } from '../helpers/client.ts';
 import { startDaemon, tcpConfig, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
+import { fdsBackTo, idleResources, openFds, resourcesByWorker, shortConnections, type ResourcesJson } from '../helpers/resources.ts';
 
 const MIB = 1024 * 1024;
 const PAYLOAD_BYTES = 64 * MIB;
-
-interface ResourcesJson {
-  workers: { worker: number; connections: number; resources: Record<string, number> }[];
-}
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -186,40 +182,6 @@ describe.each(['handles', 'net'])('partial reads on the %s data path', (path) =>
   });
 });
 
-/** Open, exchange one short message, and close `count` connections, `concurrency` at a time. */
-async function shortConnections(port: number, count: number, concurrency: number): Promise<number> {
-  let started = 0;
-  let ok = 0;
-  const one = (): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-      let got = '';
-      socket.setEncoding('utf8');
-      socket.on('data', (text: string) => {
-        got += text;
-      });
-      socket.once('error', reject);
-      socket.once('end', () => {
-        if (got === 'ping') ok++;
-        socket.end();
-      });
-      socket.once('close', () => resolve());
-      socket.end('ping');
-    });
-  const lane = async (): Promise<void> => {
-    while (started < count) {
-      started++;
-      await one();
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, lane));
-  return ok;
-}
-
-function openFds(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
-
 describe('the handles data path over many connections', () => {
   it('returns fds, handles and timers to their start values after 20,000 short connections', async () => {
     const echo = net.createServer({ allowHalfOpen: true }, (socket) => {
@@ -237,14 +199,8 @@ describe('the handles data path over many connections', () => {
 
     expect(await shortConnections(port, 20_000, 32)).toBe(20_000);
 
-    const end = await eventually(
-      async () => getJson<ResourcesJson>(url),
-      (r) => r.workers.every((w) => w.connections === 0 && (w.resources['TCPSocketWrap'] ?? 0) === 0),
-      10_000,
-    );
-    const byWorker = (r: ResourcesJson): Record<number, Record<string, number>> =>
-      Object.fromEntries(r.workers.map((w) => [w.worker, w.resources]));
-    expect(byWorker(end)).toEqual(byWorker(start));
-    expect(await eventually(async () => Promise.resolve(openFds(pid)), (n) => n === startFds, 10_000)).toBe(startFds);
+    const end = await idleResources(daemon.adminUrl);
+    expect(resourcesByWorker(end)).toEqual(resourcesByWorker(start));
+    expect(await fdsBackTo(pid, startFds)).toBe(startFds);
   });
 });
