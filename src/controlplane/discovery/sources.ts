@@ -24,9 +24,9 @@ export function createDiscoverySource(_cluster: string, config: DiscoveryConfig)
  * A source factory for one control plane: DNS clusters that ask the same question (same
  * lookup key) share one lookup per refresh; each Kubernetes cluster keeps its own watch.
  */
-export function createDiscoverySources(): (cluster: string, config: DiscoveryConfig) => DiscoverySource {
+export function createDiscoverySources(create: typeof createDiscoverySource = createDiscoverySource): (cluster: string, config: DiscoveryConfig) => DiscoverySource {
   const shared = new SharedLookups();
-  return (cluster, config) => (config.type === 'dns' ? shared.source(lookupKey(config), () => createDiscoverySource(cluster, config)) : createDiscoverySource(cluster, config));
+  return (cluster, config) => (config.type === 'dns' ? shared.source(lookupKey(config), () => create(cluster, config)) : create(cluster, config));
 }
 
 type KubernetesModule = Pick<typeof import('./kubernetes-source.ts'), 'createKubernetesSource'>;

@@ -159,7 +159,7 @@ describe('discovery cost: status to the main thread', () => {
 describe('discovery: the state file copy', () => {
   const config = clustersConfig(1);
   const discovery = config.clusters[0]?.discovery;
-  if (discovery === undefined) throw new Error('test config has no discovery');
+  if (discovery?.type !== 'dns') throw new Error('test config has no DNS discovery');
   const stored = (query: string): Record<string, StoredAnswer> => ({
     c0: { query, answered_at: '2026-01-01T00:00:00.000Z', answer: [{ address: '127.0.0.1:9005', weight: 1, tier: 0, condition: 'ready' }] },
   });
