@@ -301,12 +301,14 @@ export class DiscoveryManager {
 
   async #step(entry: Entry, output: ReconcileOutput): Promise<void> {
     entry.state = output.state;
+    // Unchanged and nothing to retry: the listings stand (availability changes relist at the
+    // tick), so an unchanged refresh costs the reconcile and nothing per backend here.
     if (output.changed || entry.retry) {
       entry.desired = output.desired;
       entry.retry = !(await this.#apply(entry, output.desired));
+      this.#relist(entry);
+      this.#deps.core.publish();
     }
-    this.#relist(entry);
-    this.#deps.core.publish();
     entry.wakeAt = output.wakeAt;
     if (output.wakeAt !== undefined && (this.#wakeAt === undefined || output.wakeAt < this.#wakeAt)) this.#wakeAt = output.wakeAt;
     this.#sendStatus(entry);

@@ -102,6 +102,15 @@ describe('discovery cost: ticks', () => {
     expect(h.asked.health).toBe(0);
   });
 
+  it('an unchanged refresh asks the core nothing per backend', async () => {
+    const h = harness();
+    await h.send('c0', answer(range(9000, 150)));
+    h.asked.health = 0;
+    h.asked.add = 0;
+    await h.send('c0', answer(range(9000, 150).reverse()));
+    expect(h.asked).toMatchObject({ health: 0, add: 0 });
+  });
+
   it('a backend whose availability changed relists only its own cluster, once, at the next tick', async () => {
     const h = harness({ clusters: 3 });
     for (const c of ['c0', 'c1', 'c2']) await h.send(c, answer(range(9000, 50)));
