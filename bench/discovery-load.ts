@@ -359,7 +359,9 @@ function verdict(a: Result, same: Result | undefined, b: Result): string {
   const perRefresh = b.window.refreshes > 0 ? ((cpu(b) - cpu(reference)) * b.window.seconds * 1e6) / b.window.refreshes : Number.NaN;
   return [
     `admin p99 with discovery vs static same size (reference ${name}): GET /healthz ${times(p99(b, (w) => w.healthz), p99(reference, (w) => w.healthz))}, PATCH ${times(p99(b, (w) => w.patch), p99(reference, (w) => w.patch))}`,
-    `refresh cost: ${f(perRefresh, 0)} µs CPU per cluster refresh beyond the reference (${b.window.refreshes} refreshes in ${f(b.window.seconds, 1)} s)`,
+    // Whole-process CPU of two daemons run one after the other: on a shared machine a
+    // difference at or below zero says the refreshes cost less than the noise, nothing more.
+    `refresh cost: ${perRefresh > 0 ? `${f(perRefresh, 0)} µs` : `≤ 0 µs (below the noise: ${f(perRefresh, 0)} µs)`} CPU per cluster refresh beyond the reference (${b.window.refreshes} refreshes in ${f(b.window.seconds, 1)} s)`,
   ].join('\n');
 }
 
