@@ -170,7 +170,8 @@ export class Supervisor {
       ...shared,
       config: options.config,
       onDiscoveryStatus: (status) => {
-        if (status.synced) this.readiness.met(`discovery:${status.cluster}`);
+        // A first answer, or a first error while the state file's copy of the last answer serves.
+        if (status.ready) this.readiness.met(`discovery:${status.cluster}`);
       },
       onRegistryStatus: (status) => this.fleetMismatch.update(status, Date.now()),
     });

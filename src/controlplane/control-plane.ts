@@ -32,8 +32,8 @@ import { listenerRoutes } from '../shared/config/schema.ts';
 import { runBackendCommand, type CommandCore } from './backend-commands.ts';
 import { runRoutesCommand } from './route-commands.ts';
 import { resolveHost } from './host-resolution.ts';
-import { DiscoveryManager, type DiscoveryCore, type DiscoveryManagerDeps, type DiscoveryStatus } from './discovery/discovery-manager.ts';
-import { createDiscoverySource } from './discovery/sources.ts';
+import { DiscoveryManager, type DiscoveryCore, type DiscoveryManagerDeps, type DiscoveryStatusUpdate } from './discovery/discovery-manager.ts';
+import { createDiscoverySources } from './discovery/sources.ts';
 import { BackendRegistry, backendId, contentChanged, type Backend, type Cluster } from './backend-registry.ts';
 import { probe as realProbe, type ProbeResult, type ProbeTarget } from './health/checkers.ts';
 import { newPassiveCursor, readPassive } from './health/passive.ts';
@@ -52,7 +52,7 @@ import {
 import type { SlotAllocator } from './slot-allocator.ts';
 import { capacityProblems, encodedBytes, FIXED_LIMITS, placeholderBackend, type CapacityLimits } from './capacity.ts';
 import { planReload, type ReloadPlan } from './reload-plan.ts';
-import { readStateFile, unknownEntries, writeStateFile } from './state-file.ts';
+import { peekStateFile, readStateFile, unknownEntries, writeStateFile, type StateFileContent } from './state-file.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
 import { stampPublish, wallClockMicros } from '../shared/snapshot/propagation.ts';
 import type { RegistryStatusReport } from '../shared/registry-status.ts';
@@ -82,13 +82,13 @@ export interface ControlPlaneDeps {
   readonly random?: () => number;
   readonly tickMs?: number;
   /** Writes the state file (tests replace it to make writes fail). */
-  readonly writeState?: (file: string, state: RuntimeState) => Promise<void>;
+  readonly writeState?: (file: string, state: StateFileContent) => Promise<void>;
   /** Receives each published batch of state transitions, stamped with the snapshot version that holds them. */
   readonly onTransitions?: (reports: readonly TransitionReport[]) => void;
   /** Builds the source of a discovered cluster (DNS, Kubernetes); tests pass fakes. */
   readonly createSource?: DiscoveryManagerDeps['createSource'];
-  /** Receives each discovered cluster's status after every refresh. */
-  readonly onDiscoveryStatus?: (status: DiscoveryStatus) => void;
+  /** Receives a discovered cluster's status when a refresh changed it (its answer only when that changed). */
+  readonly onDiscoveryStatus?: (status: DiscoveryStatusUpdate) => void;
   /**
    * Runs a discovery step after whatever the owner already queued (the worker's command
    * queue), so discovery and operators' commands never interleave; default: a queue of its own.
@@ -178,7 +178,7 @@ export class ControlPlane {
           });
     this.#discovery = new DiscoveryManager({
       core: this.#makeDiscoveryCore(),
-      createSource: deps.createSource ?? createDiscoverySource,
+      createSource: deps.createSource ?? createDiscoverySources(),
       serially,
       onStatus: deps.onDiscoveryStatus ?? (() => undefined),
       log: deps.log.child({ component: 'discovery' }),
@@ -197,6 +197,7 @@ export class ControlPlane {
   /** Builds the initial state (probing first where checks are active), publishes it, starts checks. */
   async start(): Promise<number> {
     if (!(await this.#startRegistry())) await this.#loadRuntimeState();
+    else await this.#loadStoredAnswers();
     const recovered = this.#deps.recovered;
     if (recovered !== undefined) this.#recover(recovered);
     this.#registry.setRouteOverrides(this.#runtime.routes);
@@ -404,6 +405,7 @@ export class ControlPlane {
       this.#controlLog.warn({ stateFile: file, ...dropped }, 'state file entry dropped: config.yaml does not declare what it names');
     }
     this.#runtime = pruneForConfig(read.state, this.#config);
+    this.#discovery.useStoredAnswers(read.state.discovered ?? {});
     if (read.ok && read.found) {
       const r = this.#runtime;
       this.#controlLog.info(
@@ -413,9 +415,18 @@ export class ControlPlane {
     }
   }
 
+  /** With a registry the operators' part comes from etcd; the discovered answers are still the file's. */
+  async #loadStoredAnswers(): Promise<void> {
+    const file = this.#config.state_file;
+    if (file !== undefined) this.#discovery.useStoredAnswers((await peekStateFile(file))?.discovered ?? {});
+  }
+
   async #saveRuntime(state: RuntimeState): Promise<void> {
     const file = this.#config.state_file;
-    if (file !== undefined) await (this.#deps.writeState ?? writeStateFile)(file, state);
+    if (file !== undefined) {
+      const discovered = this.#discovery.storedAnswers();
+      await (this.#deps.writeState ?? writeStateFile)(file, Object.keys(discovered).length === 0 ? state : { ...state, discovered });
+    }
     this.#runtime = state;
   }
 
@@ -739,6 +750,7 @@ export class ControlPlane {
         // An unchanged refresh marked nothing dirty: no snapshot is built or compared.
         if (this.#dirty) this.#publishIfChanged(this.#now());
       },
+      persistAnswers: async () => this.#saveRuntime(this.#runtime),
     };
   }
 
@@ -794,6 +806,7 @@ export class ControlPlane {
     const after = transition(before, event, cluster.policy);
     if (after === before) return;
     backend.health = after;
+    if (after.up !== before.up || after.admin !== before.admin) this.#discovery.availabilityChanged(backend.cluster);
     if (after.state === before.state && after.drained === before.drained && after.admin === before.admin && after.reason === before.reason) return;
     this.#dirty = true;
     if (after.state === before.state) return;

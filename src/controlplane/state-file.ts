@@ -5,6 +5,9 @@
  * - Write: a temp file next to the target, written and fsynced, renamed over the target,
  *   and the directory fsynced, so a crash leaves either the old file or the new one, never
  *   a torn one.
+ * - Besides operators' changes it keeps the last good answer of each discovered cluster
+ *   (`discovered`, bounded by MAX_STORED_ADDRESSES in all), so a restart while the source is
+ *   down can serve that copy instead of nothing (discovery-manager.ts decides when).
  * - Read: a missing file is an empty state. A file that is not valid (bad JSON, truncated,
  *   wrong shape) is reported, renamed to `<file>.corrupt-<time>` so nothing is lost, and the
  *   daemon starts from config.yaml alone.
@@ -15,6 +18,7 @@ import { z } from 'zod';
 import { analyzeHostPort } from '../shared/address.ts';
 import { parseCidr } from '../shared/cidr.ts';
 import type { Config } from '../shared/config/schema.ts';
+import type { DiscoveredAddress } from '../shared/discovery-status.ts';
 import type { RuntimeState } from './runtime-state.ts';
 import { EMPTY_RUNTIME_STATE } from './runtime-state.ts';
 
@@ -25,6 +29,39 @@ const weight = z.int().min(0).max(10_000);
 
 const cidrs = z.array(z.string().refine((text) => parseCidr(text).ok, { error: 'expected a CIDR block' }));
 const acl = z.strictObject({ allow: cidrs, deny: cidrs });
+
+/**
+ * Addresses of discovered answers the file keeps, all clusters together: the default backend
+ * slot count, more than one process can route. Bounds the file (about 100 bytes an address)
+ * and the cost of writing it, which every operator change pays.
+ */
+export const MAX_STORED_ADDRESSES = 16_384;
+
+/** A discovered cluster's last good answer, and the question it answers (query-key.ts). */
+export interface StoredAnswer {
+  readonly query: string;
+  /** When this answer (this content) first came, ISO 8601. */
+  readonly answered_at: string;
+  readonly answer: readonly DiscoveredAddress[];
+}
+
+/** What the file holds: operators' changes and the discovered clusters' last answers. */
+export type StateFileContent = RuntimeState & { readonly discovered?: Readonly<Record<string, StoredAnswer>> };
+
+const storedAnswer = z.strictObject({
+  query: z.string(),
+  answered_at: z.string(),
+  answer: z
+    .array(
+      z.strictObject({
+        address: z.string().refine((a) => analyzeHostPort(a).ok, { error: 'expected host:port' }),
+        weight,
+        tier: z.int().min(0),
+        condition: z.enum(['ready', 'terminating', 'not_ready']),
+      }),
+    )
+    .max(MAX_STORED_ADDRESSES),
+});
 
 const stateFileSchema = z.strictObject({
   format: z.literal(FORMAT),
@@ -43,11 +80,13 @@ const stateFileSchema = z.strictObject({
   routes: z.record(z.string().min(1), z.array(z.strictObject({ cluster: z.string().min(1), weight })).min(1)).optional(),
   // Absent from files written before listener acls could be set at runtime.
   acls: z.record(z.string(), z.strictObject({ acl, file_acl: acl })).optional(),
+  // Absent from files written before discovered answers were kept.
+  discovered: z.record(z.string().min(1), storedAnswer).optional(),
 });
 
 export type StateFileRead =
-  | { readonly ok: true; readonly state: RuntimeState; readonly found: boolean }
-  | { readonly ok: false; readonly state: RuntimeState; readonly problem: string; readonly setAsideTo: string | undefined };
+  | { readonly ok: true; readonly state: StateFileContent; readonly found: boolean }
+  | { readonly ok: false; readonly state: StateFileContent; readonly problem: string; readonly setAsideTo: string | undefined };
 
 export async function readStateFile(file: string, now: Date = new Date()): Promise<StateFileRead> {
   let text: string;
@@ -72,7 +111,7 @@ export async function readStateFile(file: string, now: Date = new Date()): Promi
  * The state in `file` when it is there and valid, else undefined; never sets a file aside
  * (start-up's `readStateFile` does that, and reports it). For checks made before start-up.
  */
-export async function peekStateFile(file: string): Promise<RuntimeState | undefined> {
+export async function peekStateFile(file: string): Promise<StateFileContent | undefined> {
   try {
     const state = parseStateText(await readFile(file, 'utf8'));
     return typeof state === 'string' ? undefined : state;
@@ -82,7 +121,7 @@ export async function peekStateFile(file: string): Promise<RuntimeState | undefi
 }
 
 /** The state in `text`, or what is wrong with it. */
-export function parseStateText(text: string): RuntimeState | string {
+export function parseStateText(text: string): StateFileContent | string {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -94,17 +133,25 @@ export function parseStateText(text: string): RuntimeState | string {
     const issue = parsed.error.issues[0];
     return `unexpected content at ${issue === undefined ? '(root)' : issue.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`;
   }
-  const { added, removed, drained, weights, routes, acls } = parsed.data;
-  return { added, removed, drained, weights, routes: routes ?? {}, ...(acls === undefined ? {} : { acls }) };
+  const { added, removed, drained, weights, routes, acls, discovered } = parsed.data;
+  return { added, removed, drained, weights, routes: routes ?? {}, ...(acls === undefined ? {} : { acls }), ...(discovered === undefined ? {} : { discovered }) };
 }
 
-export function serializeState(state: RuntimeState, now: Date = new Date()): string {
-  const body = { format: FORMAT, written_at: now.toISOString(), ...state };
-  return `${JSON.stringify(body, null, 2)}\n`;
+export function serializeState(state: StateFileContent, now: Date = new Date()): string {
+  const { discovered, ...runtime } = state;
+  const text = JSON.stringify({ format: FORMAT, written_at: now.toISOString(), ...runtime }, null, 2);
+  if (discovered === undefined) return `${text}\n`;
+  // One line per address: half the bytes of the indented form (every operator change rewrites
+  // the file, 16,384 addresses are about 1 MB this way), and still one address per diff line.
+  const clusters = Object.entries(discovered).map(([name, stored]) => {
+    const head = `    ${JSON.stringify(name)}: {"query": ${JSON.stringify(stored.query)}, "answered_at": ${JSON.stringify(stored.answered_at)}, "answer": [`;
+    return stored.answer.length === 0 ? `${head}]}` : `${head}\n${stored.answer.map((a) => `      ${JSON.stringify(a)}`).join(',\n')}\n    ]}`;
+  });
+  return `${text.slice(0, -2)},\n  "discovered": {\n${clusters.join(',\n')}\n  }\n}\n`;
 }
 
 /** Replaces `file` with `state`, atomically and durably. */
-export async function writeStateFile(file: string, state: RuntimeState): Promise<void> {
+export async function writeStateFile(file: string, state: StateFileContent): Promise<void> {
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
   const handle = await open(temp, 'w', 0o600);
   try {

@@ -6,7 +6,7 @@
 import type { AclConfig, Config } from './config/schema.ts';
 import type { CounterDimensions } from './counters.ts';
 import type { TransitionReport } from './backend-history.ts';
-import type { DiscoveryStatus } from './discovery-status.ts';
+import type { DiscoveryStatusUpdate } from './discovery-status.ts';
 import type { RegistryStatusReport } from './registry-status.ts';
 import type { SnapshotBackend } from './snapshot/types.ts';
 
@@ -245,7 +245,8 @@ export type ControlPlaneEvent =
   | { readonly type: 'ready'; readonly version: number; readonly backends: number }
   | { readonly type: 'published'; readonly version: number }
   | { readonly type: 'transitions'; readonly reports: readonly TransitionReport[] }
-  | { readonly type: 'discovery.status'; readonly status: DiscoveryStatus }
+  /** A discovered cluster's status when it changed; `answer` only when the answer did. */
+  | { readonly type: 'discovery.status'; readonly status: DiscoveryStatusUpdate }
   /** The registry's state as this instance sees it: after every applied revision and every up/down flip. */
   | { readonly type: 'registry.status'; readonly status: RegistryStatusReport }
   | { readonly type: 'config.applied'; readonly requestId: number; readonly result: ConfigApplyResult }

@@ -6,7 +6,7 @@
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { BackendHistory } from '../shared/backend-history.ts';
-import type { DiscoveryStatus } from '../shared/discovery-status.ts';
+import { mergeDiscoveryStatus, type DiscoveryStatus } from '../shared/discovery-status.ts';
 import type { RegistryStatusReport } from '../shared/registry-status.ts';
 import type { AclConfig, Config } from '../shared/config/schema.ts';
 import type { CounterDimensions } from '../shared/counters.ts';
@@ -275,10 +275,13 @@ export class ControlPlaneHost {
       case 'transitions':
         for (const report of event.reports) this.history.record(report);
         return;
-      case 'discovery.status':
-        this.discovery.set(event.status.cluster, event.status);
-        this.options.onDiscoveryStatus?.(event.status);
+      case 'discovery.status': {
+        // O(1): an update without an answer keeps the one the map holds.
+        const status = mergeDiscoveryStatus(this.discovery.get(event.status.cluster), event.status);
+        this.discovery.set(status.cluster, status);
+        this.options.onDiscoveryStatus?.(status);
         return;
+      }
       case 'registry.status':
         this.registry = event.status;
         this.options.onRegistryStatus?.(event.status);

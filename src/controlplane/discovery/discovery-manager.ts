@@ -6,6 +6,16 @@
  * listings. Network work happens in the sources; nothing here waits on it, and a source
  * that fails only reports an error.
  *
+ * Cost (issue #16): a tick does nothing until something is due: it relists only clusters whose
+ * backends' availability changed (the control plane says so, `availabilityChanged`) and looks
+ * at the entries only once the earliest hold deadline has passed. A refresh whose answer did
+ * not change reports its status without the answer. Clusters that ask the same question share
+ * one lookup (sources.ts).
+ *
+ * Readiness: a cluster is `ready` at its first answer, or at its first error when the state
+ * file held its last good answer for the same question: it then serves that copy, reconciled
+ * like an answer, until the source answers. Each changed answer is stored for the next start.
+ *
  * Ownership: a discovered cluster's backends belong to its source. Operators may drain,
  * undrain and reweight them (the control plane keeps those over what the source says) but
  * not add or remove them; a reload never adds or removes them either.
@@ -17,10 +27,12 @@ import { formatDuration } from '../../shared/duration.ts';
 import type { HealthRecord } from '../health/state-machine.ts';
 import { EMPTY_STATE, expire, reconcile, type DesiredBackend, type DiscoveryState, type HoldPolicy, type KnownAddress, type ReconcileOutput } from './reconciler.ts';
 import { listedAddresses, rankOf } from './tiers.ts';
-import type { DiscoveryStatus } from '../../shared/discovery-status.ts';
+import { sameAnswer, type DiscoveredAddress, type DiscoveryStatus, type DiscoveryStatusUpdate } from '../../shared/discovery-status.ts';
+import { MAX_STORED_ADDRESSES, type StoredAnswer } from '../state-file.ts';
+import { queryKey } from './query-key.ts';
 import type { DiscoveredEndpoint, DiscoveryResult, DiscoverySource } from './types.ts';
 
-export type { DiscoveryStatus };
+export type { DiscoveryStatus, DiscoveryStatusUpdate };
 
 /** What the manager needs of the control plane (backend-registry writes go through it). */
 export interface DiscoveryCore {
@@ -37,6 +49,8 @@ export interface DiscoveryCore {
   remove(cluster: string, address: string, reason: string): void;
   /** Publishes a snapshot if routing changed. */
   publish(): void;
+  /** Writes the state file (with `storedAnswers()`), when one is set; throws when it cannot. */
+  persistAnswers(): Promise<void>;
 }
 
 export interface DiscoveryManagerDeps {
@@ -44,7 +58,8 @@ export interface DiscoveryManagerDeps {
   readonly createSource: (cluster: string, config: DiscoveryConfig) => DiscoverySource;
   /** Runs `step` on the control plane's serial queue, after any command already queued. */
   readonly serially: (step: () => Promise<void>) => void;
-  readonly onStatus: (status: DiscoveryStatus) => void;
+  /** A cluster's status when it changed; without `answer` when only the answer stayed the same. */
+  readonly onStatus: (status: DiscoveryStatusUpdate) => void;
   readonly log: Logger;
   /** Wall clock for status times (epoch ms). */
   readonly wallClock?: () => number;
@@ -54,11 +69,17 @@ interface Entry {
   readonly cluster: string;
   readonly config: DiscoveryConfig;
   readonly key: string;
+  /** What is asked (query-key.ts): a stored answer serves only the same question. */
+  readonly query: string;
   readonly source: DiscoverySource;
   state: DiscoveryState;
   desired: readonly DesiredBackend[];
   status: DiscoveryStatus;
-  /** When a hold ends without a new report (control-plane clock); checked on every tick. */
+  /** What the main thread was last told (its answer by identity: a new array is a new answer). */
+  sent: DiscoveryStatus | undefined;
+  /** The state file's copy of the last answer, served if the first report is an error. */
+  readonly copy: readonly DiscoveredEndpoint[] | undefined;
+  /** When a hold ends without a new report (control-plane clock); due once the manager's `#wakeAt` passes. */
   wakeAt: number | undefined;
   /** An add failed (no slot): apply the desired set again at the next report. */
   retry: boolean;
@@ -78,6 +99,13 @@ export class DiscoveryManager {
   readonly #deps: DiscoveryManagerDeps;
   readonly #entries = new Map<string, Entry>();
   readonly #wallClock: () => number;
+  /** Entries whose backends' availability changed since the last tick: relisted at the next. */
+  readonly #relistDue = new Set<Entry>();
+  /** No entry's hold ends before this (may be early, never late); undefined: none pending. */
+  #wakeAt: number | undefined;
+  /** Each discovered cluster's last good non-empty answer: read from and written to the state file. */
+  readonly #stored = new Map<string, StoredAnswer>();
+  #persistQueued = false;
 
   constructor(deps: DiscoveryManagerDeps) {
     this.#deps = deps;
@@ -93,15 +121,38 @@ export class DiscoveryManager {
     return this.#entries.has(cluster);
   }
 
+  /** The state file's answers, read at start-up: call before the first `configure`. */
+  useStoredAnswers(answers: Readonly<Record<string, StoredAnswer>>): void {
+    for (const [cluster, stored] of Object.entries(answers)) this.#stored.set(cluster, stored);
+  }
+
+  /**
+   * The answers to keep in the state file: each discovered cluster's last good answer to the
+   * question it asks now, in config order while they fit MAX_STORED_ADDRESSES together.
+   */
+  storedAnswers(): Record<string, StoredAnswer> {
+    const out: Record<string, StoredAnswer> = {};
+    let room = MAX_STORED_ADDRESSES;
+    for (const entry of this.#entries.values()) {
+      const stored = this.#stored.get(entry.cluster);
+      if (stored === undefined || stored.query !== entry.query || stored.answer.length > room) continue;
+      room -= stored.answer.length;
+      out[entry.cluster] = stored;
+    }
+    return out;
+  }
+
   /** Starts, restarts or stops sources so they match the clusters' `discovery:` blocks. */
   configure(clusters: readonly ClusterConfig[]): void {
     const wanted = new Map<string, DiscoveryConfig>();
     for (const cluster of clusters) if (cluster.discovery !== undefined) wanted.set(cluster.name, cluster.discovery);
+    for (const name of this.#stored.keys()) if (!wanted.has(name)) this.#stored.delete(name);
     for (const [name, entry] of this.#entries) {
       const next = wanted.get(name);
       if (next !== undefined && JSON.stringify(next) === entry.key) continue;
       void this.#stopEntry(entry);
       this.#entries.delete(name);
+      this.#relistDue.delete(entry);
       // A cluster that now lists its backends in config.yaml drops what discovery added.
       if (next === undefined && clusters.some((c) => c.name === name)) this.#removeAll(entry, 'the cluster no longer uses discovery');
       if (next !== undefined) this.#start(name, next, entry.state, entry.desired);
@@ -110,22 +161,42 @@ export class DiscoveryManager {
   }
 
   /**
-   * Called on every control-plane tick: re-evaluates listings (SRV tiers, terminating
-   * endpoints) after health changed, and queues the step of a cluster whose hold has ended.
+   * A backend of `cluster` turned available or unavailable (health up/down, operator drain or
+   * removal): its listings (SRV tiers, terminating endpoints) are re-evaluated at the next tick.
+   */
+  availabilityChanged(cluster: string): void {
+    const entry = this.#entries.get(cluster);
+    if (entry !== undefined) this.#relistDue.add(entry);
+  }
+
+  /**
+   * Called on every control-plane tick: relists the clusters whose availability changed, and
+   * queues the step of a cluster whose hold has ended. O(1) when nothing is due.
    */
   tick(now: number): void {
+    if (this.#relistDue.size > 0) {
+      const due = [...this.#relistDue];
+      this.#relistDue.clear();
+      for (const entry of due) if (!entry.stopped) this.#relist(entry);
+    }
+    if (this.#wakeAt === undefined || now < this.#wakeAt) return;
+    let next: number | undefined;
     for (const entry of this.#entries.values()) {
-      this.#relist(entry);
-      if (entry.wakeAt !== undefined && now >= entry.wakeAt) {
+      if (entry.wakeAt === undefined) continue;
+      if (now >= entry.wakeAt) {
         entry.wakeAt = undefined;
         this.#deps.serially(async () => this.#onWake(entry));
+      } else {
+        next = next === undefined ? entry.wakeAt : Math.min(next, entry.wakeAt);
       }
     }
+    this.#wakeAt = next;
   }
 
   async stop(): Promise<void> {
     const entries = [...this.#entries.values()];
     this.#entries.clear();
+    this.#relistDue.clear();
     await Promise.all(entries.map(async (entry) => this.#stopEntry(entry)));
   }
 
@@ -142,18 +213,25 @@ export class DiscoveryManager {
 
   #start(cluster: string, config: DiscoveryConfig, state: DiscoveryState, desired: readonly DesiredBackend[]): void {
     const source = this.#deps.createSource(cluster, config);
+    const query = queryKey(config);
+    const stored = this.#stored.get(cluster);
     const entry: Entry = {
       cluster,
       config,
       key: JSON.stringify(config),
+      query,
       source,
       state,
       desired,
+      sent: undefined,
+      copy: stored !== undefined && stored.query === query && stored.answer.length > 0 ? stored.answer : undefined,
       status: {
         cluster,
         source: describeSource(config),
         up: false,
         synced: false,
+        ready: false,
+        fromCopy: false,
         lastSyncAt: undefined,
         lastErrorAt: undefined,
         lastError: undefined,
@@ -178,8 +256,42 @@ export class DiscoveryManager {
 
   async #onReport(entry: Entry, result: DiscoveryResult): Promise<void> {
     if (entry.stopped) return;
+    const now = this.#deps.core.now();
+    const policy = holdPolicy(entry.config);
+    let from = entry.state;
+    if (result.kind === 'error' && !entry.status.ready && entry.copy !== undefined) {
+      // The copy is taken as the answer that came before this error; compared with what was
+      // published (nothing yet, or a recovered set) it is a change, so it is applied.
+      from = { ...reconcile(from, { kind: 'answer', endpoints: entry.copy }, now, policy).state, published: from.published };
+      entry.status = { ...entry.status, fromCopy: true, ready: true, answer: sortByAddress(entry.copy) };
+      this.#deps.log.warn({ cluster: entry.cluster, source: entry.status.source, endpoints: entry.copy.length }, 'discovery: first lookup failed; serving the state file\'s copy of the last answer');
+    }
     this.#noteStatus(entry, result);
-    await this.#step(entry, reconcile(entry.state, result, this.#deps.core.now(), holdPolicy(entry.config)));
+    if (result.kind === 'answer') this.#store(entry);
+    await this.#step(entry, reconcile(from, result, now, policy));
+  }
+
+  /**
+   * Keeps a good answer for the state file when it differs from the kept one (an empty answer
+   * keeps none: there is nothing to serve from); one write for every change queued meanwhile.
+   */
+  #store(entry: Entry): void {
+    const { answer } = entry.status;
+    const stored = this.#stored.get(entry.cluster);
+    const same = stored !== undefined && stored.query === entry.query && sameAnswer(stored.answer, answer);
+    if (answer.length === 0 ? stored === undefined : same) return;
+    if (answer.length === 0) this.#stored.delete(entry.cluster);
+    else this.#stored.set(entry.cluster, { query: entry.query, answered_at: new Date(this.#wallClock()).toISOString(), answer });
+    if (this.#persistQueued) return;
+    this.#persistQueued = true;
+    this.#deps.serially(async () => {
+      this.#persistQueued = false;
+      try {
+        await this.#deps.core.persistAnswers();
+      } catch (error) {
+        this.#deps.log.warn({ err: error }, 'discovery: the state file could not be written; the answers are written again at the next change');
+      }
+    });
   }
 
   async #onWake(entry: Entry): Promise<void> {
@@ -189,14 +301,30 @@ export class DiscoveryManager {
 
   async #step(entry: Entry, output: ReconcileOutput): Promise<void> {
     entry.state = output.state;
+    // Unchanged and nothing to retry: the listings stand (availability changes relist at the
+    // tick), so an unchanged refresh costs the reconcile and nothing per backend here.
     if (output.changed || entry.retry) {
       entry.desired = output.desired;
       entry.retry = !(await this.#apply(entry, output.desired));
+      this.#relist(entry);
+      this.#deps.core.publish();
     }
-    this.#relist(entry);
-    this.#deps.core.publish();
     entry.wakeAt = output.wakeAt;
-    this.#deps.onStatus(entry.status);
+    if (output.wakeAt !== undefined && (this.#wakeAt === undefined || output.wakeAt < this.#wakeAt)) this.#wakeAt = output.wakeAt;
+    this.#sendStatus(entry);
+  }
+
+  /** Tells the main thread what changed: the answer only when it is a new one, nothing when nothing moved. */
+  #sendStatus(entry: Entry): void {
+    const { status, sent } = entry;
+    if (status === sent) return;
+    entry.sent = status;
+    if (sent === undefined || status.answer !== sent.answer) {
+      this.#deps.onStatus(status);
+      return;
+    }
+    const { answer: _answer, ...rest } = status;
+    this.#deps.onStatus(rest);
   }
 
   /** Adds, drains and removes as `desired` says; false when an add found no free slot. */
@@ -254,13 +382,19 @@ export class DiscoveryManager {
       entry.status = { ...before, up: false, lastError: result.message, lastErrorAt: now, refreshes: { ...refreshes, error: refreshes.error + 1 } };
       return;
     }
-    const answer = [...result.endpoints].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
-    if (!before.up || before.answer.length !== answer.length) {
-      this.#deps.log.info({ cluster: entry.cluster, source: before.source, endpoints: answer.length }, before.up ? 'discovery: answer changed size' : 'discovery: source answered');
+    const sorted = sortByAddress(result.endpoints);
+    if (!before.up || before.answer.length !== sorted.length) {
+      this.#deps.log.info({ cluster: entry.cluster, source: before.source, endpoints: sorted.length }, before.up ? 'discovery: answer changed size' : 'discovery: source answered');
     }
+    // The same content keeps the same array: its identity is what says "unchanged" downstream.
+    const answer = sameAnswer(before.answer, sorted) ? before.answer : sorted;
     const kind = answer.length === 0 ? 'empty' : 'answer';
-    entry.status = { ...before, up: true, synced: true, lastSyncAt: now, answer, refreshes: { ...refreshes, [kind]: refreshes[kind] + 1 } };
+    entry.status = { ...before, up: true, synced: true, ready: true, fromCopy: false, lastSyncAt: now, answer, refreshes: { ...refreshes, [kind]: refreshes[kind] + 1 } };
   }
+}
+
+function sortByAddress(endpoints: readonly DiscoveredAddress[]): DiscoveredAddress[] {
+  return [...endpoints].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
 }
 
 function unlistedReason(member: { tier: number; condition: DiscoveredEndpoint['condition'] }, activeRank: number): string {

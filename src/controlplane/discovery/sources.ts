@@ -5,6 +5,8 @@
  */
 import type { DiscoveryConfig, KubernetesDiscoveryConfig } from '../../shared/config/discovery-schema.ts';
 import { DnsSource } from './dns-source.ts';
+import { lookupKey } from './query-key.ts';
+import { SharedLookups } from './shared-lookups.ts';
 import type { DiscoveryResult, DiscoverySource } from './types.ts';
 
 export function createDiscoverySource(_cluster: string, config: DiscoveryConfig): DiscoverySource {
@@ -16,6 +18,15 @@ export function createDiscoverySource(_cluster: string, config: DiscoveryConfig)
     default:
       throw new Error(`discovery: unknown source ${JSON.stringify(config satisfies never)}`);
   }
+}
+
+/**
+ * A source factory for one control plane: DNS clusters that ask the same question (same
+ * lookup key) share one lookup per refresh; each Kubernetes cluster keeps its own watch.
+ */
+export function createDiscoverySources(create: typeof createDiscoverySource = createDiscoverySource): (cluster: string, config: DiscoveryConfig) => DiscoverySource {
+  const shared = new SharedLookups();
+  return (cluster, config) => (config.type === 'dns' ? shared.source(lookupKey(config), () => create(cluster, config)) : create(cluster, config));
 }
 
 type KubernetesModule = Pick<typeof import('./kubernetes-source.ts'), 'createKubernetesSource'>;

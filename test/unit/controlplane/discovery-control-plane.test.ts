@@ -13,6 +13,7 @@ import { SlotAllocator } from '../../../src/controlplane/slot-allocator.ts';
 import { SnapshotWriter } from '../../../src/controlplane/snapshot-writer.ts';
 import { parseConfig } from '../../../src/shared/config/load.ts';
 import { CounterTables, createCounterBuffer } from '../../../src/shared/counters.ts';
+import { mergeDiscoveryStatus } from '../../../src/shared/discovery-status.ts';
 import { createSnapshotBuffer } from '../../../src/shared/snapshot/layout.ts';
 import { SnapshotReader } from '../../../src/shared/snapshot/reader.ts';
 
@@ -67,7 +68,7 @@ async function harness(options: { healthCheck?: string; backendSlots?: number } 
         return Promise.resolve();
       },
     }),
-    onDiscoveryStatus: (s) => statuses.push(s),
+    onDiscoveryStatus: (s) => statuses.push(mergeDiscoveryStatus(statuses.at(-1), s)),
     serially: (step) => {
       queue = queue.then(step);
     },

@@ -52,6 +52,7 @@ function harness(slots: number) {
     setListed: () => undefined,
     remove: (_cluster, address) => void held.delete(address),
     publish: () => undefined,
+    persistAnswers: () => Promise.resolve(),
   };
   let report: (result: DiscoveryResult) => void = () => undefined;
   let queue: Promise<unknown> = Promise.resolve();
