@@ -22,7 +22,7 @@ afterEach(async () => {
 
 interface ClusterRow {
   name: string;
-  discovery?: { up: boolean; synced: boolean; last_error: string | null; answer: { address: string }[] };
+  discovery?: { up: boolean; synced: boolean; from_copy: boolean; last_error: string | null; answer: { address: string }[] };
 }
 
 function config(adminPort: number, listenPort: number, resolver: string, stateFile: string): string {
@@ -74,7 +74,7 @@ describe('discovery readiness from the state file copy', () => {
     const ready = await eventually(async () => fetch(`${second.adminUrl}/readyz`), (r) => r.status === 200, 20_000);
     expect(ready.status).toBe(200);
     const cluster = (await getJson<ClusterRow[]>(`${second.adminUrl}/clusters`)).find((c) => c.name === 'api');
-    expect(cluster?.discovery).toMatchObject({ up: false, synced: false, answer: [{ address: backend.address }] });
+    expect(cluster?.discovery).toMatchObject({ up: false, synced: false, from_copy: true, answer: [{ address: backend.address }] });
     expect(cluster?.discovery?.last_error).toBeTruthy();
     const accepted = backend.accepted;
     expect((await roundTrip(listenPort2, Buffer.alloc(0))).toString()).toBe(backend.address);

@@ -22,6 +22,8 @@ export interface DiscoveryView {
   readonly source: string;
   readonly up: boolean;
   readonly synced: boolean;
+  /** Serving the state file's copy of the last answer: the first lookup after start failed. */
+  readonly from_copy: boolean;
   readonly last_sync: string | null;
   readonly last_error: string | null;
   readonly last_error_at: string | null;
@@ -35,6 +37,7 @@ function discoveryView(status: DiscoveryStatus): DiscoveryView {
     source: status.source,
     up: status.up,
     synced: status.synced,
+    from_copy: status.fromCopy,
     last_sync: iso(status.lastSyncAt),
     last_error: status.lastError ?? null,
     last_error_at: iso(status.lastErrorAt),
