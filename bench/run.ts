@@ -115,7 +115,8 @@ class Bench {
     const longLived = needsLongLived ? specs : [];
     const mainName = `sluice ${o.workers}w`;
     const wantsMany = this.wants('pick_cost') && longLived.some((s) => s.name === mainName);
-    log(`starting ${[...longLived.map((s) => s.name), ...(wantsMany ? [`sluice with ${o.pickBackends} backends`] : [])].join(', ')}`);
+    const starting = [...longLived.map((s) => s.name), ...(wantsMany ? [`sluice with ${o.pickBackends} backends`] : [])];
+    if (starting.length > 0) log(`starting ${starting.join(', ')}`);
     const udpWorkloads = o.workloads.filter((w): w is UdpWorkload => w === 'udp_one' || w === 'udp_long');
     const [targets, many, admin, udp, propagation] = await Promise.all([
       Promise.all(longLived.map(async (spec) => spec.start(context))),

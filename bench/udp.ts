@@ -25,6 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePorts } from './lib/procs.ts';
+import { writeGenerated } from './lib/report-file.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'src/cli.ts');
@@ -218,11 +219,16 @@ export async function waitForEcho(port: number): Promise<void> {
   try {
     for (let attempt = 0; attempt < 100; attempt++) {
       const answered = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), 100);
-        socket.once('message', () => {
+        const onMessage = (): void => {
           clearTimeout(timer);
           resolve(true);
-        });
+        };
+        // An attempt that timed out takes its listener along (else they pile up, one per attempt).
+        const timer = setTimeout(() => {
+          socket.removeListener('message', onMessage);
+          resolve(false);
+        }, 100);
+        socket.once('message', onMessage);
       });
       socket.send('ready?', port, '127.0.0.1');
       if (await answered) return;
@@ -365,8 +371,7 @@ async function main(): Promise<void> {
     log(`${scenario.name}: sluice ${result.requestsPerSecond.toFixed(0)}/s`);
   }
   const report = render(rows, { nginx: nginx.ok ? nginx.version : nginx.reason, loadBefore, loadAfter: loadavg() });
-  mkdirSync(path.dirname(values.out), { recursive: true });
-  writeFileSync(values.out, report);
+  writeGenerated(values.out, report);
   process.stdout.write(report);
   log(`wrote ${values.out}`);
 }
