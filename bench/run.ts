@@ -19,7 +19,7 @@ import { startHttpBackend, startIperfServer } from './peers/backends.ts';
 import { targetSpecs, type StartContext, type TargetSpec } from './peers/catalog.ts';
 import type { Target } from './peers/target.ts';
 import { writeGenerated } from './lib/report-file.ts';
-import { measurePropagation, startPropagationDaemon } from './propagation.ts';
+import { startPropagationDaemon } from './propagation.ts';
 import { renderReport } from './report.ts';
 import { runAdminChanges, startAdminChangeTarget } from './workloads/admin-change.ts';
 import { runBulk } from './workloads/bulk.ts';
@@ -27,6 +27,7 @@ import { runHttpLoad, type Metrics } from './workloads/http-load.ts';
 import { runIdleMemory } from './workloads/idle-memory.ts';
 import { IDLE_RSS_WORKERS, idleRollup, runSluiceIdleRss } from './workloads/idle-rss.ts';
 import { manyBackendsSpec } from './workloads/pick-cost.ts';
+import { runPropagation } from './workloads/propagation.ts';
 import { runUdp, startUdpTargets, UDP_CLIENTS, UDP_SIZE, type UdpTarget, type UdpWorkload } from './workloads/udp.ts';
 
 /** Pause between measurements so one run's TIME_WAIT sockets and CPU tail do not bleed into the next. */
@@ -171,16 +172,9 @@ class Bench {
         }
       }
       if (propagation !== undefined) {
-        await this.measure('propagation', { name: mainName, kind: 'sluice', workers: o.workers }, round, async () => {
-          const result = await measurePropagation(propagation.admin, propagation.id, o.adminChanges, o.workers);
-          return {
-            p50_ms: result.p50Ms,
-            p99_ms: result.p99Ms,
-            mean_ms: result.meanMs,
-            observed: result.observed,
-            possible: o.adminChanges * o.workers,
-          };
-        });
+        await this.measure('propagation', { name: mainName, kind: 'sluice', workers: o.workers }, round, async () =>
+          runPropagation(propagation, o.adminChanges, o.workers),
+        );
       }
       if (admin !== undefined) {
         const setup = admin;
