@@ -200,6 +200,8 @@ export interface IdleRssSettings {
   readonly concurrency: number;
   readonly idleMs: number;
   readonly cli: string;
+  /** A launcher to run instead of node `cli` (bin/sluice: the settings installs get); it execs node, so the pid stays the daemon's. */
+  readonly bin: string | undefined;
   readonly env: Readonly<Record<string, string>>;
   readonly traceModules: boolean;
   readonly mappings: boolean;
@@ -213,6 +215,7 @@ const FROM_ARGS: IdleRssSettings = {
   concurrency: CONCURRENCY,
   idleMs: IDLE_MS ?? Number.NaN,
   cli: values.cli,
+  bin: undefined,
   env: EXTRA_ENV,
   traceModules: values['trace-modules'],
   mappings: values.mappings,
@@ -233,7 +236,9 @@ export async function measureOnce(settings: IdleRssSettings = FROM_ARGS): Promis
   const configFile = path.join(dir, 'config.yaml');
   writeFileSync(configFile, benchConfig(ports, settings.workers));
   const execArgs = settings.traceModules ? ['--import', TRACE_HOOK] : [];
-  const daemon = spawn(process.execPath, [...execArgs, settings.cli, 'run', '--config', configFile, '--log-level', 'warn'], {
+  const args = ['run', '--config', configFile, '--log-level', 'warn'];
+  const [command, argv] = settings.bin === undefined ? [process.execPath, [...execArgs, settings.cli, ...args]] : [settings.bin, args];
+  const daemon = spawn(command, argv, {
     stdio: ['ignore', 'ignore', settings.traceModules ? 'pipe' : 'inherit'],
     env: { ...process.env, ...settings.env },
   });

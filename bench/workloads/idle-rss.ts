@@ -1,12 +1,12 @@
 /**
  * Process memory at idle (issue #18's "process RSS at idle, 2 workers, demo config"): a
- * fresh daemon on the shipped config.yaml with its demo backends, measured by
+ * fresh daemon, started by bin/sluice, on the shipped config.yaml with its demo backends, measured by
  * bench/idle-rss.ts (RSS and PSS from /proc/PID/smaps_rollup when ready and idle, after a
  * load run, after an idle pause), and beside it a fresh HAProxy with as many threads, idle,
  * for reference. Fresh processes each round: memory a process once used is not given back.
  */
 import { type Rollup, measureOnce, readRollup } from '../idle-rss.ts';
-import { SLUICE_CLI } from '../peers/sluice.ts';
+import { SLUICE_BIN, SLUICE_CLI } from '../peers/sluice.ts';
 import type { Target } from '../peers/target.ts';
 import type { Metrics } from './http-load.ts';
 
@@ -28,6 +28,8 @@ export async function runSluiceIdleRss(load: IdleRssLoad, log: (line: string) =>
     concurrency: CONCURRENCY,
     idleMs: load.idleMs,
     cli: SLUICE_CLI,
+    // As installs start it: bin/sluice sets what it sets before node starts.
+    bin: SLUICE_BIN,
     env: {},
     traceModules: false,
     mappings: false,

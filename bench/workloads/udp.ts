@@ -13,7 +13,7 @@ import path from 'node:path';
 import { cpuSeconds } from '../lib/proc-stats.ts';
 import { delay, freePorts, type ProcessGroup, type Started } from '../lib/procs.ts';
 import type { WorkloadId } from '../lib/record.ts';
-import { SLUICE_CLI } from '../peers/sluice.ts';
+import { sluiceCommand } from '../peers/sluice.ts';
 import type { TargetKind } from '../peers/target.ts';
 import { ECHO_BACKEND, freeUdpPort, measure, nginxUdpConfig, SCENARIOS, sluiceUdpConfig, waitForEcho, WARMUP_MS, type Scenario, type UdpLoad } from '../udp.ts';
 import type { Metrics } from './http-load.ts';
@@ -74,7 +74,8 @@ async function startSluiceUdp(group: ProcessGroup, dir: string, backends: readon
   mkdirSync(home, { recursive: true });
   const file = path.join(home, 'config.yaml');
   writeFileSync(file, sluiceUdpConfig(port, adminPort, backends, scenario, workers));
-  const started = group.start(`sluice-${id}`, process.execPath, [SLUICE_CLI, 'run', '--config', file]);
+  const { command, args } = sluiceCommand();
+  const started = group.start(`sluice-${id}`, command, [...args, 'run', '--config', file]);
   await waitUntilEchoing(started, port);
   return { name: `sluice ${workers}w`, kind: 'sluice', workers, portFor: () => port, pid: started.pid };
 }
