@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { delay, freePorts, ProcessGroup } from './lib/procs.ts';
-import { SLUICE_CLI } from './peers/sluice.ts';
+import { sluiceCommand } from './peers/sluice.ts';
 
 const FAMILY = 'sluice_snapshot_propagation_seconds';
 
@@ -67,7 +67,8 @@ clusters:
     backends: [{address: 127.0.0.1:${backendPort}}]
 `,
   );
-  const daemon = group.start('sluice-propagation', process.execPath, [SLUICE_CLI, 'run', '--config', config]);
+  const { command, args } = sluiceCommand();
+  const daemon = group.start('sluice-propagation', command, [...args, 'run', '--config', config]);
   const admin = `http://127.0.0.1:${adminPort}`;
   for (let i = 0; ; i++) {
     const ok = await fetch(`${admin}/readyz`).then((r) => r.ok, () => false);
