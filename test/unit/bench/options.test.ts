@@ -22,7 +22,7 @@ describe('bench options', () => {
     [['--duration', '500ms'], /at least 1s/],
     [['--duration', 'soon'], /at least 1s/],
     [['--rounds', '0'], /--rounds must be a positive integer/],
-    [['--rss-connections', '-5'], /--rss-connections must be a positive integer/],
+    [['--rss-connections', '0'], /--rss-connections must be a positive integer/],
     [['--workloads', 'keepalive,bogus'], /unknown "bogus"; known: keepalive/],
     [['--idle-connections', '20000'], /more than the 20000 file descriptors/],
     [['--variant', 'nolabel'], /LABEL:KEY=VALUE/],
