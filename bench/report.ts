@@ -24,7 +24,7 @@ interface WorkloadView {
 }
 
 const udpAbout = (what: string): string =>
-  `bench/udp.ts's load: closed-loop clients in the bench process (send a datagram, wait for its echo, send the next), two Node echo backends; ${what} "direct" sends each client straight to one backend. CPU per datagram is the proxy's CPU over the warm-up and the run, divided by the datagrams of both at the measured rate.`;
+  `bench/udp.ts's load: closed-loop clients in the bench process (send a datagram, wait for its echo, send the next), two Node echo backends; ${what} "direct" sends each client straight to one backend. CPU per datagram: the proxy's process tree's user + system CPU over the measured window, divided by the datagrams answered.`;
 
 const VIEWS: readonly WorkloadView[] = [
   {

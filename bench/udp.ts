@@ -24,6 +24,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuTimes } from './lib/proc-stats.ts';
 import { freePorts } from './lib/procs.ts';
 import { writeGenerated } from './lib/report-file.ts';
 
@@ -31,7 +32,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'src/cli.ts');
 const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const LOSS_TIMEOUT_MS = 500;
-export const WARMUP_MS = 500;
+const WARMUP_MS = 500;
 
 // `npm run bench` (bench/workloads/udp.ts) imports the load and the configs below; its argv
 // is not this script's, and the script's own processes, timers and signals stay the script's.
@@ -246,6 +247,8 @@ export interface Measurement {
   readonly p50Us: number;
   readonly p99Us: number;
   readonly lost: number;
+  /** CPU µs (user + system) the proxy's process tree spent per datagram answered; undefined for "direct". */
+  readonly cpuUsPerDatagram: number | undefined;
 }
 
 export interface UdpLoad {
@@ -257,10 +260,12 @@ export interface UdpLoad {
 /**
  * `clients` closed-loop clients, client i sending to `portFor(i)`, for WARMUP_MS and then
  * `seconds` measured. Each request carries the client's sequence number; only the reply to
- * the outstanding request counts.
+ * the outstanding request counts. `cpuPid`: the proxy whose CPU time is read around the
+ * measured window.
  */
 export async function measure(
   portFor: (client: number) => number,
+  cpuPid?: number,
   { seconds, clients, size }: UdpLoad = { seconds: SECONDS, clients: CLIENTS, size: SIZE },
 ): Promise<Measurement> {
   const sockets: dgram.Socket[] = [];
@@ -309,18 +314,28 @@ export async function measure(
 
   for (let i = 0; i < clients; i++) send(i);
   await sleep(WARMUP_MS);
+  const cpuBefore = cpuPid === undefined ? undefined : cpuTimes(cpuPid);
   measuring = true;
   const started = performance.now();
   await sleep(seconds * 1000);
   measuring = false;
   const elapsedS = (performance.now() - started) / 1000;
+  const cpuAfter = cpuPid === undefined ? undefined : cpuTimes(cpuPid);
   running = false;
   clearInterval(lossCheck);
   await Promise.all(sockets.map(async (s) => new Promise<void>((resolve) => s.close(() => resolve()))));
 
   latenciesUs.sort((a, b) => a - b);
   const at = (q: number): number => latenciesUs[Math.min(latenciesUs.length - 1, Math.floor(q * latenciesUs.length))] ?? 0;
-  return { requestsPerSecond: completed / elapsedS, p50Us: at(0.5), p99Us: at(0.99), lost };
+  const cpuS =
+    cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system;
+  return {
+    requestsPerSecond: completed / elapsedS,
+    p50Us: at(0.5),
+    p99Us: at(0.99),
+    lost,
+    cpuUsPerDatagram: cpuS === undefined || completed === 0 ? undefined : (cpuS * 1e6) / completed,
+  };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -10,12 +10,11 @@
  */
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { cpuSeconds } from '../lib/proc-stats.ts';
 import { delay, freePorts, type ProcessGroup, type Started } from '../lib/procs.ts';
 import type { WorkloadId } from '../lib/record.ts';
 import { sluiceCommand } from '../peers/sluice.ts';
 import type { TargetKind } from '../peers/target.ts';
-import { ECHO_BACKEND, freeUdpPort, measure, nginxUdpConfig, SCENARIOS, sluiceUdpConfig, waitForEcho, WARMUP_MS, type Scenario, type UdpLoad } from '../udp.ts';
+import { ECHO_BACKEND, freeUdpPort, measure, nginxUdpConfig, SCENARIOS, sluiceUdpConfig, waitForEcho, type Scenario, type UdpLoad } from '../udp.ts';
 import type { Metrics } from './http-load.ts';
 
 export type UdpWorkload = Extract<WorkloadId, 'udp_one' | 'udp_long'>;
@@ -118,22 +117,15 @@ export async function startUdpTargets(group: ProcessGroup, dir: string, options:
   return byWorkload;
 }
 
-/**
- * One measured run. CPU per datagram counts the warm-up too (the proxy's CPU cannot be split
- * at the warm-up's end from outside), so it divides by the datagrams of warm-up and run at
- * the measured rate: an estimate, steadier than the rate on a shared machine all the same.
- */
+/** One measured run; the proxy's CPU (its whole process tree) is read around the measured window. */
 export async function runUdp(target: UdpTarget, load: UdpLoad): Promise<Metrics> {
-  const cpuBefore = target.pid === undefined ? Number.NaN : cpuSeconds(target.pid);
-  const result = await measure(target.portFor, load);
-  const cpuUsed = target.pid === undefined ? Number.NaN : cpuSeconds(target.pid) - cpuBefore;
-  const datagrams = result.requestsPerSecond * (load.seconds + WARMUP_MS / 1000);
+  const result = await measure(target.portFor, target.pid, load);
   if (result.requestsPerSecond === 0) throw new Error(`no datagram came back through ${target.name}`);
   return {
     dgram_s: result.requestsPerSecond,
     p50_us: result.p50Us,
     p99_us: result.p99Us,
     lost: result.lost,
-    cpu_us_per_dgram: datagrams > 0 ? (cpuUsed / datagrams) * 1e6 : Number.NaN,
+    cpu_us_per_dgram: result.cpuUsPerDatagram ?? Number.NaN,
   };
 }
