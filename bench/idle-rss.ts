@@ -35,7 +35,9 @@ import { parseDuration } from '../src/shared/duration.ts';
 import { cpuSeconds } from './lib/proc-stats.ts';
 import { freePorts } from './lib/procs.ts';
 
+// Imported by `npm run bench` (bench/workloads/idle-rss.ts), whose argv is not this script's.
 const { values } = parseArgs({
+  ...(import.meta.main ? {} : { args: [] }),
   options: {
     workers: { type: 'string', default: '2' },
     connections: { type: 'string', default: '20000' },
@@ -81,7 +83,7 @@ registerHooks({ resolve(specifier, context, next) {
 } });
 `)}`;
 
-interface Rollup {
+export interface Rollup {
   readonly rssKiB: number;
   readonly pssKiB: number;
   readonly anonKiB: number;
@@ -90,7 +92,7 @@ interface Rollup {
 }
 
 /** /proc/PID/smaps_rollup: what the whole process (all its threads) holds resident. */
-function readRollup(pid: number): Rollup {
+export function readRollup(pid: number): Rollup {
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -104,8 +106,8 @@ function readRollup(pid: number): Rollup {
 }
 
 /** The shipped config with every address moved to a free port and the worker count set. */
-function benchConfig(ports: ReadonlyMap<number, number>): string {
-  const text = readFileSync(SHIPPED_CONFIG, 'utf8').replace(/^workers: .*$/m, `workers: ${WORKERS}`);
+function benchConfig(ports: ReadonlyMap<number, number>, workers: number): string {
+  const text = readFileSync(SHIPPED_CONFIG, 'utf8').replace(/^workers: .*$/m, `workers: ${workers}`);
   return text.replace(/127\.0\.0\.1:(\d+)/g, (whole, port: string) => {
     const moved = ports.get(Number(port));
     if (moved === undefined) throw new Error(`config.yaml names ${whole}, which this bench does not map`);
@@ -185,13 +187,43 @@ async function heapsMiB(adminUrl: string): Promise<string> {
   return workers.map((w) => (w.heapUsedBytes / 2 ** 20).toFixed(1)).join(' / ');
 }
 
-interface Row {
+export interface Row {
   readonly phase: string;
   readonly rollup: Rollup;
   readonly heaps: string;
 }
 
-async function measureOnce(): Promise<Row[]> {
+/** What one measurement does; the script's defaults come from its command line. */
+export interface IdleRssSettings {
+  readonly workers: number;
+  readonly connections: number;
+  readonly concurrency: number;
+  readonly idleMs: number;
+  readonly cli: string;
+  /** A launcher to run instead of node `cli` (bin/sluice: the settings installs get); it execs node, so the pid stays the daemon's. */
+  readonly bin: string | undefined;
+  readonly env: Readonly<Record<string, string>>;
+  readonly traceModules: boolean;
+  readonly mappings: boolean;
+  /** The load run's summary line (the script prints it; the bench logs it). */
+  readonly print: (line: string) => void;
+}
+
+const FROM_ARGS: IdleRssSettings = {
+  workers: WORKERS,
+  connections: CONNECTIONS,
+  concurrency: CONCURRENCY,
+  idleMs: IDLE_MS ?? Number.NaN,
+  cli: values.cli,
+  bin: undefined,
+  env: EXTRA_ENV,
+  traceModules: values['trace-modules'],
+  mappings: values.mappings,
+  print: (line) => process.stdout.write(line),
+};
+
+/** One fresh daemon: RSS ready and idle, after the load run, and after the idle pause. */
+export async function measureOnce(settings: IdleRssSettings = FROM_ARGS): Promise<Row[]> {
   // Every address of the shipped config, in order of first mention, moved to a free port.
   const shipped = [...new Set([...readFileSync(SHIPPED_CONFIG, 'utf8').matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1])))];
   const free = await freePorts(shipped.length);
@@ -202,11 +234,13 @@ async function measureOnce(): Promise<Row[]> {
   const echoes = await Promise.all([9101, 9102].map((p) => startUdpEcho(moved(p))));
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-idle-rss-'));
   const configFile = path.join(dir, 'config.yaml');
-  writeFileSync(configFile, benchConfig(ports));
-  const execArgs = values['trace-modules'] ? ['--import', TRACE_HOOK] : [];
-  const daemon = spawn(process.execPath, [...execArgs, values.cli, 'run', '--config', configFile, '--log-level', 'warn'], {
-    stdio: ['ignore', 'ignore', values['trace-modules'] ? 'pipe' : 'inherit'],
-    env: { ...process.env, ...EXTRA_ENV },
+  writeFileSync(configFile, benchConfig(ports, settings.workers));
+  const execArgs = settings.traceModules ? ['--import', TRACE_HOOK] : [];
+  const args = ['run', '--config', configFile, '--log-level', 'warn'];
+  const [command, argv] = settings.bin === undefined ? [process.execPath, [...execArgs, settings.cli, ...args]] : [settings.bin, args];
+  const daemon = spawn(command, argv, {
+    stdio: ['ignore', 'ignore', settings.traceModules ? 'pipe' : 'inherit'],
+    env: { ...process.env, ...settings.env },
   });
   let traced = '';
   daemon.stderr?.on('data', (chunk: Buffer) => {
@@ -225,19 +259,19 @@ async function measureOnce(): Promise<Row[]> {
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
     rows.push({ phase: 'ready (idle)', rollup: readRollup(pid), heaps: await heapsMiB(adminUrl) });
-    if (values.mappings) printMappings(pid);
+    if (settings.mappings) printMappings(pid);
     const cpuBefore = cpuSeconds(pid);
     const loadStart = performance.now();
-    const failures = await loadRun(web, CONNECTIONS, CONCURRENCY);
+    const failures = await loadRun(web, settings.connections, settings.concurrency);
     const loadSeconds = (performance.now() - loadStart) / 1000;
     // CPU per connection is the steadier number on a shared machine (bench/lib/proc-stats.ts).
-    process.stdout.write(
-      `load run: ${(CONNECTIONS / loadSeconds).toFixed(0)} conn/s, daemon CPU ${(((cpuSeconds(pid) - cpuBefore) * 1e6) / CONNECTIONS).toFixed(0)} µs per connection\n`,
+    settings.print(
+      `load run: ${(settings.connections / loadSeconds).toFixed(0)} conn/s, daemon CPU ${(((cpuSeconds(pid) - cpuBefore) * 1e6) / settings.connections).toFixed(0)} µs per connection\n`,
     );
-    if (failures > 0) process.stderr.write(`load run: ${failures} of ${CONNECTIONS} connections failed\n`);
-    rows.push({ phase: `after ${CONNECTIONS} conns`, rollup: readRollup(pid), heaps: await heapsMiB(adminUrl) });
-    await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
-    rows.push({ phase: `after ${values.idle} idle`, rollup: readRollup(pid), heaps: await heapsMiB(adminUrl) });
+    if (failures > 0) process.stderr.write(`load run: ${failures} of ${settings.connections} connections failed\n`);
+    rows.push({ phase: `after ${settings.connections} conns`, rollup: readRollup(pid), heaps: await heapsMiB(adminUrl) });
+    await new Promise((resolve) => setTimeout(resolve, settings.idleMs));
+    rows.push({ phase: `after ${settings.idleMs / 1000}s idle`, rollup: readRollup(pid), heaps: await heapsMiB(adminUrl) });
   } finally {
     if (daemon.exitCode === null && daemon.signalCode === null) {
       const exited = new Promise((resolve) => daemon.once('exit', resolve));
@@ -248,7 +282,7 @@ async function measureOnce(): Promise<Row[]> {
     for (const s of echoes) s.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  if (values['trace-modules']) printModules(traced);
+  if (settings.traceModules) printModules(traced);
   return rows;
 }
 
@@ -323,20 +357,23 @@ function median(numbers: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
-const runs: Row[][] = [];
-for (let round = 0; round < ROUNDS; round++) runs.push(await measureOnce());
-const env = Object.keys(EXTRA_ENV).length === 0 ? '' : ` env ${values.env.join(' ')}`;
-const header = `sluice ${values.cli}, ${WORKERS} workers, shipped config.yaml${env}; MiB from /proc/PID/smaps_rollup`;
-const first = runs[0] ?? [];
-if (ROUNDS === 1) printTable(first, header);
-else {
-  const medians = first.map((row, i) => {
-    const pick = (key: keyof Rollup): number => median(runs.map((r) => r[i]?.rollup[key] ?? NaN));
-    return {
-      phase: row.phase,
-      rollup: { rssKiB: pick('rssKiB'), pssKiB: pick('pssKiB'), anonKiB: pick('anonKiB'), sharedKiB: pick('sharedKiB'), threads: pick('threads') },
-      heaps: runs.map((r) => r[i]?.heaps ?? '').join(' | '),
-    };
-  });
-  printTable(medians, `${header}; medians of ${ROUNDS} rounds`);
+// Runnable as a script; `npm run bench` imports measureOnce.
+if (import.meta.main) {
+  const runs: Row[][] = [];
+  for (let round = 0; round < ROUNDS; round++) runs.push(await measureOnce());
+  const env = Object.keys(EXTRA_ENV).length === 0 ? '' : ` env ${values.env.join(' ')}`;
+  const header = `sluice ${values.cli}, ${WORKERS} workers, shipped config.yaml${env}; MiB from /proc/PID/smaps_rollup`;
+  const first = runs[0] ?? [];
+  if (ROUNDS === 1) printTable(first, header);
+  else {
+    const medians = first.map((row, i) => {
+      const pick = (key: keyof Rollup): number => median(runs.map((r) => r[i]?.rollup[key] ?? NaN));
+      return {
+        phase: row.phase,
+        rollup: { rssKiB: pick('rssKiB'), pssKiB: pick('pssKiB'), anonKiB: pick('anonKiB'), sharedKiB: pick('sharedKiB'), threads: pick('threads') },
+        heaps: runs.map((r) => r[i]?.heaps ?? '').join(' | '),
+      };
+    });
+    printTable(medians, `${header}; medians of ${ROUNDS} rounds`);
+  }
 }

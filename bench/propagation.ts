@@ -11,21 +11,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { delay, freePorts, ProcessGroup } from './lib/procs.ts';
-import { SLUICE_CLI } from './peers/sluice.ts';
+import { sluiceCommand } from './peers/sluice.ts';
 
 const FAMILY = 'sluice_snapshot_propagation_seconds';
 
-const { values } = parseArgs({ options: { changes: { type: 'string', default: '100' }, workers: { type: 'string', default: '2' } } });
-const CHANGES = Number(values.changes);
-const WORKERS = Number(values.workers);
-
-interface Bucket {
+export interface Bucket {
   readonly le: number;
   readonly cumulative: number;
 }
 
 /** Prometheus' histogram_quantile: linear interpolation inside the bucket holding rank q·count. */
-function histogramQuantile(q: number, buckets: readonly Bucket[]): number {
+export function histogramQuantile(q: number, buckets: readonly Bucket[]): number {
   const count = buckets.at(-1)?.cumulative ?? 0;
   if (count === 0) return Number.NaN;
   const rank = q * count;
@@ -42,7 +38,7 @@ function histogramQuantile(q: number, buckets: readonly Bucket[]): number {
   return lower;
 }
 
-function readBuckets(text: string): { buckets: Bucket[]; count: number; sum: number } {
+export function readBuckets(text: string): { buckets: Bucket[]; count: number; sum: number } {
   const buckets: Bucket[] = [];
   let count = 0;
   let sum = 0;
@@ -55,15 +51,13 @@ function readBuckets(text: string): { buckets: Bucket[]; count: number; sum: num
   return { buckets, count, sum };
 }
 
-async function main(): Promise<void> {
-  const work = mkdtempSync(path.join(tmpdir(), 'sluice-bench-propagation-'));
-  const group = new ProcessGroup(work);
-  try {
-    const [listenPort, adminPort, backendPort] = await freePorts(3);
-    const config = path.join(work, 'config.yaml');
-    writeFileSync(
-      config,
-      `workers: ${WORKERS}
+/** A daemon with one listener and one backend whose weight the changes move; stopped with `group`. */
+export async function startPropagationDaemon(group: ProcessGroup, work: string, workers: number): Promise<{ admin: string; id: string }> {
+  const [listenPort, adminPort, backendPort] = await freePorts(3);
+  const config = path.join(work, 'propagation.yaml');
+  writeFileSync(
+    config,
+    `workers: ${workers}
 admin: {listen: 127.0.0.1:${adminPort}}
 listeners:
   - {name: web, listen: 127.0.0.1:${listenPort}, cluster: web}
@@ -72,37 +66,70 @@ clusters:
     health_check: {type: none}
     backends: [{address: 127.0.0.1:${backendPort}}]
 `,
-    );
-    const daemon = group.start('sluice', process.execPath, [SLUICE_CLI, 'run', '--config', config]);
-    const admin = `http://127.0.0.1:${adminPort}`;
-    for (let i = 0; ; i++) {
-      const ok = await fetch(`${admin}/readyz`).then((r) => r.ok, () => false);
-      if (ok) break;
-      if (i > 600) throw new Error(`sluice not ready: ${group.tail(daemon)}`);
-      await delay(100);
-    }
-    const backends = (await (await fetch(`${admin}/backends`)).json()) as { id: string }[];
-    const id = backends[0]?.id;
-    if (id === undefined) throw new Error('no backend');
-    const before = readBuckets(await (await fetch(`${admin}/metrics`)).text());
-    for (let i = 0; i < CHANGES; i++) {
-      const res = await fetch(`${admin}/backends/${id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ weight: 2 + (i % 50) }) });
-      if (res.status !== 200) throw new Error(`PATCH answered ${res.status}: ${await res.text()}`);
-    }
-    // Each worker wakes on every publish; wait for the last ones to be recorded.
-    let after = readBuckets(await (await fetch(`${admin}/metrics`)).text());
-    for (let i = 0; i < 50 && after.count < before.count + CHANGES * WORKERS; i++) {
-      await delay(100);
-      after = readBuckets(await (await fetch(`${admin}/metrics`)).text());
-    }
-    const delta = after.buckets.map((b, i) => ({ le: b.le, cumulative: b.cumulative - (before.buckets[i]?.cumulative ?? 0) }));
-    const observed = after.count - before.count;
-    const ms = (s: number): string => (s * 1000).toFixed(3);
+  );
+  const { command, args } = sluiceCommand();
+  const daemon = group.start('sluice-propagation', command, [...args, 'run', '--config', config]);
+  const admin = `http://127.0.0.1:${adminPort}`;
+  for (let i = 0; ; i++) {
+    const ok = await fetch(`${admin}/readyz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (i > 600) throw new Error(`sluice not ready: ${group.tail(daemon)}`);
+    await delay(100);
+  }
+  const backends = (await (await fetch(`${admin}/backends`)).json()) as { id: string }[];
+  const id = backends[0]?.id;
+  if (id === undefined) throw new Error('no backend');
+  return { admin, id };
+}
+
+export interface Propagation {
+  /** Observations recorded (at most changes × workers: a worker that skipped a version records nothing). */
+  readonly observed: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly meanMs: number;
+  /** Cumulative counts per bucket over these changes only. */
+  readonly buckets: readonly Bucket[];
+}
+
+/** `changes` PATCHes (one publish each), then the histogram's growth over them. */
+export async function measurePropagation(admin: string, id: string, changes: number, workers: number): Promise<Propagation> {
+  const before = readBuckets(await (await fetch(`${admin}/metrics`)).text());
+  for (let i = 0; i < changes; i++) {
+    const res = await fetch(`${admin}/backends/${id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ weight: 2 + (i % 50) }) });
+    if (res.status !== 200) throw new Error(`PATCH answered ${res.status}: ${await res.text()}`);
+  }
+  // Each worker wakes on every publish; wait for the last ones to be recorded.
+  let after = readBuckets(await (await fetch(`${admin}/metrics`)).text());
+  for (let i = 0; i < 50 && after.count < before.count + changes * workers; i++) {
+    await delay(100);
+    after = readBuckets(await (await fetch(`${admin}/metrics`)).text());
+  }
+  const buckets = after.buckets.map((b, i) => ({ le: b.le, cumulative: b.cumulative - (before.buckets[i]?.cumulative ?? 0) }));
+  const observed = after.count - before.count;
+  return {
+    observed,
+    p50Ms: histogramQuantile(0.5, buckets) * 1000,
+    p99Ms: histogramQuantile(0.99, buckets) * 1000,
+    meanMs: ((after.sum - before.sum) / Math.max(1, observed)) * 1000,
+    buckets,
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { changes: { type: 'string', default: '100' }, workers: { type: 'string', default: '2' } } });
+  const changes = Number(values.changes);
+  const workers = Number(values.workers);
+  const work = mkdtempSync(path.join(tmpdir(), 'sluice-bench-propagation-'));
+  const group = new ProcessGroup(work);
+  try {
+    const { admin, id } = await startPropagationDaemon(group, work, workers);
+    const result = await measurePropagation(admin, id, changes, workers);
+    const ms = (v: number): string => v.toFixed(3);
     process.stdout.write(
-      `${CHANGES} admin changes, ${WORKERS} workers: ${observed} observations (of ${CHANGES * WORKERS} possible), ` +
-        `p50 ${ms(histogramQuantile(0.5, delta))} ms, p99 ${ms(histogramQuantile(0.99, delta))} ms, ` +
-        `mean ${ms((after.sum - before.sum) / Math.max(1, observed))} ms\n` +
-        `buckets (le s: count): ${delta.map((b) => `${b.le}: ${b.cumulative}`).join(', ')}\n`,
+      `${changes} admin changes, ${workers} workers: ${result.observed} observations (of ${changes * workers} possible), ` +
+        `p50 ${ms(result.p50Ms)} ms, p99 ${ms(result.p99Ms)} ms, mean ${ms(result.meanMs)} ms\n` +
+        `buckets (le s: count): ${result.buckets.map((b) => `${b.le}: ${b.cumulative}`).join(', ')}\n`,
     );
   } finally {
     await group.stopAll();
@@ -110,4 +137,5 @@ clusters:
   }
 }
 
-await main();
+// Runnable as a script; `npm run bench` imports the functions above.
+if (import.meta.main) await main();

@@ -13,22 +13,32 @@ import path from 'node:path';
 import { ensurePeersInstalled, peerVersions } from './lib/install.ts';
 import { parseBenchOptions, USAGE, type BenchOptions } from './lib/options.ts';
 import { busyFraction, loadAverage, machineCpu } from './lib/proc-stats.ts';
-import { delay, freePorts, ProcessGroup } from './lib/procs.ts';
+import { delay, descendantPids, freePorts, ProcessGroup } from './lib/procs.ts';
 import type { Failure, RoundInfo, RunRecord, Sample, WorkloadId } from './lib/record.ts';
+import { writeGenerated } from './lib/report-file.ts';
 import { startHttpBackend, startIperfServer } from './peers/backends.ts';
 import { targetSpecs, type StartContext, type TargetSpec } from './peers/catalog.ts';
 import type { Target } from './peers/target.ts';
+import { startPropagationDaemon } from './propagation.ts';
 import { renderReport } from './report.ts';
 import { runAdminChanges, startAdminChangeTarget } from './workloads/admin-change.ts';
 import { runBulk } from './workloads/bulk.ts';
 import { runHttpLoad, type Metrics } from './workloads/http-load.ts';
 import { runIdleMemory } from './workloads/idle-memory.ts';
+import { IDLE_RSS_WORKERS, idleRollup, runSluiceIdleRss } from './workloads/idle-rss.ts';
 import { manyBackendsSpec } from './workloads/pick-cost.ts';
+import { runPropagation } from './workloads/propagation.ts';
+import { runUdp, startUdpTargets, UDP_CLIENTS, UDP_SIZE, type UdpTarget, type UdpWorkload } from './workloads/udp.ts';
 
 /** Pause between measurements so one run's TIME_WAIT sockets and CPU tail do not bleed into the next. */
 const SETTLE_MS = 1000;
 /** The same for --quick runs, which only prove that everything still works. */
 const QUICK_SETTLE_MS = 200;
+/** The idle pause of the idle RSS workload (bench/idle-rss.ts's default), and a --quick run's. */
+const IDLE_RSS_PAUSE_MS = 10_000;
+const QUICK_IDLE_RSS_PAUSE_MS = 1_000;
+/** Workloads that run against the long-lived TCP targets (direct, HAProxy, nginx, Sluice). */
+const ON_TCP_TARGETS: readonly WorkloadId[] = ['keepalive', 'latency', 'close', 'bulk_up', 'bulk_down', 'pick_cost'];
 
 function log(line: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -62,7 +72,7 @@ function rotate<T>(items: readonly T[], by: number): T[] {
   return [...items.slice(k), ...items.slice(0, k)];
 }
 
-function selected(spec: TargetSpec, filter: readonly string[]): boolean {
+function selected(spec: Pick<TargetSpec, 'name' | 'kind'>, filter: readonly string[]): boolean {
   return spec.kind === 'direct' || filter.length === 0 || filter.some((f) => spec.name.includes(f));
 }
 
@@ -101,16 +111,22 @@ class Bench {
     this.context = context;
 
     const specs = targetSpecs(o.workers, o.variants).filter((s) => selected(s, o.targetFilter));
-    const needsLongLived = o.workloads.some((w) => w !== 'idle_memory' && w !== 'admin_change');
+    const needsLongLived = o.workloads.some((w) => ON_TCP_TARGETS.includes(w));
     // Everything long-lived starts at once: start-up is most of a quick run.
     const longLived = needsLongLived ? specs : [];
     const mainName = `sluice ${o.workers}w`;
     const wantsMany = this.wants('pick_cost') && longLived.some((s) => s.name === mainName);
-    log(`starting ${[...longLived.map((s) => s.name), ...(wantsMany ? [`sluice with ${o.pickBackends} backends`] : [])].join(', ')}`);
-    const [targets, many, admin] = await Promise.all([
+    const starting = [...longLived.map((s) => s.name), ...(wantsMany ? [`sluice with ${o.pickBackends} backends`] : [])];
+    if (starting.length > 0) log(`starting ${starting.join(', ')}`);
+    const udpWorkloads = o.workloads.filter((w): w is UdpWorkload => w === 'udp_one' || w === 'udp_long');
+    const [targets, many, admin, udp, propagation] = await Promise.all([
       Promise.all(longLived.map(async (spec) => spec.start(context))),
       wantsMany ? manyBackendsSpec(o.workers, o.pickBackends).start(context) : undefined,
       this.wants('admin_change') ? startAdminChangeTarget(this.group, this.dir, o.workers) : undefined,
+      udpWorkloads.length > 0
+        ? startUdpTargets(this.group, this.dir, { workloads: udpWorkloads, workers: o.workers, targetFilter: o.targetFilter })
+        : new Map<UdpWorkload, UdpTarget[]>(),
+      this.wants('propagation') ? startPropagationDaemon(this.group, this.dir, o.workers) : undefined,
     ]);
     const sluiceMain = targets.find((t) => t.name === mainName);
 
@@ -133,12 +149,20 @@ class Bench {
         if (!this.wants(id)) continue;
         for (const t of order) await this.measure(id, t, round, async () => runBulk(t, direction, o.durationS));
       }
+      for (const [workload, udpTargets] of udp) {
+        for (const t of rotate(udpTargets, round - 1)) {
+          await this.measure(workload, t, round, async () =>
+            runUdp(t, { seconds: o.durationS, clients: UDP_CLIENTS, size: UDP_SIZE }),
+          );
+        }
+      }
       if (this.wants('idle_memory')) {
         for (const spec of rotate(specs, round - 1)) {
           if (spec.kind === 'direct') continue;
           await this.measureFresh(spec, round);
         }
       }
+      if (this.wants('idle_rss')) await this.measureIdleRss(round);
       if (many !== undefined && sluiceMain !== undefined) {
         const pair = round % 2 === 1 ? [sluiceMain, many] : [many, sluiceMain];
         for (const t of pair) {
@@ -146,6 +170,11 @@ class Bench {
             runHttpLoad(t, 'close', { durationS: o.durationS, threads: o.wrkThreads, connections: o.wrkConnections }),
           );
         }
+      }
+      if (propagation !== undefined) {
+        await this.measure('propagation', { name: mainName, kind: 'sluice', workers: o.workers }, round, async () =>
+          runPropagation(propagation, o.adminChanges, o.workers),
+        );
       }
       if (admin !== undefined) {
         const setup = admin;
@@ -186,6 +215,11 @@ class Bench {
         pickBackends: o.pickBackends,
         adminChanges: o.adminChanges,
         sluiceWorkers: o.workers,
+        workloads: o.workloads,
+        udpClients: UDP_CLIENTS,
+        udpSize: UDP_SIZE,
+        idleRssWorkers: IDLE_RSS_WORKERS,
+        idleRssConnections: o.rssConnections,
       },
       rounds: this.rounds,
       samples: this.samples,
@@ -196,7 +230,7 @@ class Bench {
 
   private async measure(
     workload: WorkloadId,
-    target: Target,
+    target: Pick<Target, 'name' | 'kind' | 'workers'>,
     round: number,
     body: () => Promise<Metrics | undefined>,
   ): Promise<void> {
@@ -212,6 +246,32 @@ class Bench {
       log(`${workload} ${target.name}: FAILED ${message}`);
     }
     await delay(this.options.quick ? QUICK_SETTLE_MS : SETTLE_MS);
+  }
+
+  /**
+   * Sluice's whole-process memory on the shipped config (a fresh daemon, bench/idle-rss.ts),
+   * then a fresh HAProxy with as many threads, idle, as the reference.
+   */
+  private async measureIdleRss(round: number): Promise<void> {
+    const o = this.options;
+    const context = this.context;
+    const sluiceName = `sluice ${IDLE_RSS_WORKERS}w`;
+    if (selected({ name: sluiceName, kind: 'sluice' }, o.targetFilter)) {
+      const load = { connections: o.rssConnections, idleMs: o.quick ? QUICK_IDLE_RSS_PAUSE_MS : IDLE_RSS_PAUSE_MS };
+      await this.measure('idle_rss', { name: sluiceName, kind: 'sluice', workers: IDLE_RSS_WORKERS }, round, async () => runSluiceIdleRss(load, log));
+    }
+    const haproxy = targetSpecs(IDLE_RSS_WORKERS, []).find((s) => s.kind === 'haproxy' && s.workers === IDLE_RSS_WORKERS);
+    if (context === undefined || haproxy === undefined || !selected(haproxy, o.targetFilter)) return;
+    let target: Target;
+    try {
+      target = await haproxy.start({ ...context, dir: path.join(this.dir, `fresh-rss-r${round}`) });
+    } catch (error) {
+      this.failures.push({ workload: 'idle_rss', target: haproxy.name, round, error: String(error) });
+      return;
+    }
+    await this.measure('idle_rss', target, round, () => Promise.resolve(idleRollup(target)));
+    const started = target.pid === undefined ? undefined : this.group.find(target.pid);
+    if (started !== undefined) await this.group.stop(started);
   }
 
   /** Idle memory needs a process that has served nothing yet: start one, measure, stop it. */
@@ -244,7 +304,7 @@ async function main(): Promise<void> {
   if (options.reportFrom !== undefined) {
     const saved = JSON.parse(readFileSync(options.reportFrom, 'utf8')) as RunRecord;
     const out = options.out ?? 'docs/benchmarks.md';
-    writeFileSync(out, renderReport(saved));
+    writeGenerated(out, renderReport(saved));
     log(`report of ${options.reportFrom} written to ${out}`);
     return;
   }
@@ -265,7 +325,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  process.on('exit', () => bench.processes.killAllNow());
+  process.on('exit', () => {
+    bench.processes.killAllNow();
+    // Workloads borrowed from the standalone scripts (bench/idle-rss.ts) start their own
+    // daemon and stop it themselves; on an early exit, end whatever this process started.
+    for (const pid of descendantPids(process.pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  });
 
   const date = new Date().toISOString();
   let partial: Awaited<ReturnType<Bench['run']>>;
@@ -288,8 +359,7 @@ async function main(): Promise<void> {
   writeFileSync(json, `${JSON.stringify(record, null, 2)}\n`);
   const report = renderReport(record);
   if (options.out !== undefined) {
-    mkdirSync(path.dirname(options.out), { recursive: true });
-    writeFileSync(options.out, report);
+    writeGenerated(options.out, report);
     log(`report written to ${options.out}; raw results in ${json}`);
   } else {
     process.stdout.write(report);

@@ -24,7 +24,9 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuTimes } from './lib/proc-stats.ts';
 import { freePorts } from './lib/procs.ts';
+import { writeGenerated } from './lib/report-file.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'src/cli.ts');
@@ -32,7 +34,10 @@ const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const LOSS_TIMEOUT_MS = 500;
 const WARMUP_MS = 500;
 
+// `npm run bench` (bench/workloads/udp.ts) imports the load and the configs below; its argv
+// is not this script's, and the script's own processes, timers and signals stay the script's.
 const { values } = parseArgs({
+  ...(import.meta.main ? {} : { args: [] }),
   options: {
     seconds: { type: 'string', default: '3' },
     clients: { type: 'string', default: '32' },
@@ -55,7 +60,7 @@ function positive(name: string, text: string): number {
 
 // ── processes: every child is tracked and stopped on every exit path ─────────────
 const children = new Set<ChildProcess>();
-const work = mkdtempSync(path.join(tmpdir(), 'sluice-bench-udp-'));
+const work = import.meta.main ? mkdtempSync(path.join(tmpdir(), 'sluice-bench-udp-')) : '';
 
 function track(child: ChildProcess): ChildProcess {
   children.add(child);
@@ -77,15 +82,15 @@ async function stopAll(): Promise<void> {
   rmSync(work, { recursive: true, force: true });
 }
 
-const deadline = setTimeout(
+const deadline = import.meta.main ? setTimeout(
   () => {
     process.stderr.write(`bench/udp: still running after --max-seconds ${values['max-seconds']}; stopping\n`);
     void stopAll().then(() => process.exit(2));
   },
   positive('max-seconds', values['max-seconds']) * 1000,
-);
-deadline.unref();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+) : undefined;
+deadline?.unref();
+for (const signal of import.meta.main ? (['SIGINT', 'SIGTERM'] as const) : []) {
   process.on(signal, () => {
     void stopAll().then(() => process.exit(130));
   });
@@ -113,7 +118,7 @@ function ensureNginx(): { ok: true; version: string } | { ok: false; reason: str
   return { ok: true, version };
 }
 
-const ECHO_BACKEND = `
+export const ECHO_BACKEND = `
 const s = require('node:dgram').createSocket('udp4');
 s.on('message', (m, r) => s.send(m, r.port, r.address));
 s.bind(0, '127.0.0.1', () => console.log(s.address().port));
@@ -127,7 +132,7 @@ async function startEchoBackend(): Promise<number> {
   });
 }
 
-async function freeUdpPort(): Promise<number> {
+export async function freeUdpPort(): Promise<number> {
   const socket = dgram.createSocket('udp4');
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   const { port } = socket.address();
@@ -135,17 +140,13 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-interface Scenario {
+export interface Scenario {
   readonly name: string;
   readonly oneReply: boolean;
 }
 
-async function startSluice(port: number, backends: readonly number[], scenario: Scenario): Promise<ChildProcess> {
-  const [adminPort] = await freePorts(1);
-  const file = path.join(work, `sluice-${scenario.oneReply ? 'one' : 'long'}.yaml`);
-  writeFileSync(
-    file,
-    `workers: ${WORKERS}
+export function sluiceUdpConfig(port: number, adminPort: number, backends: readonly number[], scenario: Scenario, workers: number): string {
+  return `workers: ${workers}
 admin: {listen: 127.0.0.1:${adminPort}}
 shutdown: {drain_timeout: 0s}
 listeners:
@@ -158,8 +159,13 @@ clusters:
   - name: echo
     backends:
 ${backends.map((p) => `      - {address: 127.0.0.1:${p}}`).join('\n')}
-`,
-  );
+`;
+}
+
+async function startSluice(port: number, backends: readonly number[], scenario: Scenario): Promise<ChildProcess> {
+  const [adminPort = 0] = await freePorts(1);
+  const file = path.join(work, `sluice-${scenario.oneReply ? 'one' : 'long'}.yaml`);
+  writeFileSync(file, sluiceUdpConfig(port, adminPort, backends, scenario, WORKERS));
   const child = track(spawn(process.execPath, [CLI, 'run', '--config', file, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] }));
   await new Promise<void>((resolve, reject) => {
     let seen = '';
@@ -177,14 +183,9 @@ ${backends.map((p) => `      - {address: 127.0.0.1:${p}}`).join('\n')}
   return child;
 }
 
-async function startNginx(port: number, backends: readonly number[], scenario: Scenario): Promise<ChildProcess> {
-  const prefix = path.join(work, `nginx-${scenario.oneReply ? 'one' : 'long'}`);
-  mkdirSync(prefix, { recursive: true });
-  const conf = path.join(prefix, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `load_module ${NGINX_STREAM_MODULE};
-worker_processes ${WORKERS};
+export function nginxUdpConfig(prefix: string, port: number, backends: readonly number[], scenario: Scenario, workers: number): string {
+  return `load_module ${NGINX_STREAM_MODULE};
+worker_processes ${workers};
 daemon off;
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/error.log warn;
@@ -199,25 +200,36 @@ ${backends.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
     proxy_timeout 30s;
 ${scenario.oneReply ? '    proxy_responses 1;\n' : ''}  }
 }
-`,
-  );
+`;
+}
+
+async function startNginx(port: number, backends: readonly number[], scenario: Scenario): Promise<ChildProcess> {
+  const prefix = path.join(work, `nginx-${scenario.oneReply ? 'one' : 'long'}`);
+  mkdirSync(prefix, { recursive: true });
+  const conf = path.join(prefix, 'nginx.conf');
+  writeFileSync(conf, nginxUdpConfig(prefix, port, backends, scenario, WORKERS));
   const child = track(spawn('nginx', ['-c', conf, '-p', prefix, '-e', path.join(prefix, 'error.log')], { stdio: ['ignore', 'ignore', 'inherit'] }));
   await waitForEcho(port);
   return child;
 }
 
 /** Until a datagram to `port` comes back (the proxy is up), at most 10 s. */
-async function waitForEcho(port: number): Promise<void> {
+export async function waitForEcho(port: number): Promise<void> {
   const socket = dgram.createSocket('udp4');
   socket.on('error', () => undefined);
   try {
     for (let attempt = 0; attempt < 100; attempt++) {
       const answered = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), 100);
-        socket.once('message', () => {
+        const onMessage = (): void => {
           clearTimeout(timer);
           resolve(true);
-        });
+        };
+        // An attempt that timed out takes its listener along (else they pile up, one per attempt).
+        const timer = setTimeout(() => {
+          socket.removeListener('message', onMessage);
+          resolve(false);
+        }, 100);
+        socket.once('message', onMessage);
       });
       socket.send('ready?', port, '127.0.0.1');
       if (await answered) return;
@@ -230,28 +242,41 @@ async function waitForEcho(port: number): Promise<void> {
 
 // ── load ──────────────────────────────────────────────────────────────────────
 
-interface Measurement {
+export interface Measurement {
   readonly requestsPerSecond: number;
   readonly p50Us: number;
   readonly p99Us: number;
   readonly lost: number;
+  /** CPU µs (user + system) the proxy's process tree spent per datagram answered; undefined for "direct". */
+  readonly cpuUsPerDatagram: number | undefined;
+}
+
+export interface UdpLoad {
+  readonly seconds: number;
+  readonly clients: number;
+  readonly size: number;
 }
 
 /**
- * CLIENTS closed-loop clients, client i sending to `portFor(i)`, for WARMUP_MS and then
- * SECONDS measured. Each request carries the client's sequence number; only the reply to
- * the outstanding request counts.
+ * `clients` closed-loop clients, client i sending to `portFor(i)`, for WARMUP_MS and then
+ * `seconds` measured. Each request carries the client's sequence number; only the reply to
+ * the outstanding request counts. `cpuPid`: the proxy whose CPU time is read around the
+ * measured window.
  */
-async function measure(portFor: (client: number) => number): Promise<Measurement> {
+export async function measure(
+  portFor: (client: number) => number,
+  cpuPid?: number,
+  { seconds, clients, size }: UdpLoad = { seconds: SECONDS, clients: CLIENTS, size: SIZE },
+): Promise<Measurement> {
   const sockets: dgram.Socket[] = [];
   const latenciesUs: number[] = [];
   let measuring = false;
   let running = true;
   let completed = 0;
   let lost = 0;
-  const seqs = new Uint32Array(CLIENTS);
-  const sentAt = new Float64Array(CLIENTS);
-  const payloads = Array.from({ length: CLIENTS }, () => Buffer.alloc(SIZE, 0x61));
+  const seqs = new Uint32Array(clients);
+  const sentAt = new Float64Array(clients);
+  const payloads = Array.from({ length: clients }, () => Buffer.alloc(size, 0x61));
 
   const send = (i: number): void => {
     const socket = sockets[i];
@@ -263,7 +288,7 @@ async function measure(portFor: (client: number) => number): Promise<Measurement
     socket.send(payload, portFor(i), '127.0.0.1');
   };
 
-  for (let i = 0; i < CLIENTS; i++) {
+  for (let i = 0; i < clients; i++) {
     const socket = dgram.createSocket('udp4');
     socket.on('error', () => undefined);
     socket.on('message', (reply: Buffer) => {
@@ -279,7 +304,7 @@ async function measure(portFor: (client: number) => number): Promise<Measurement
   }
   const lossCheck = setInterval(() => {
     const now = performance.now();
-    for (let i = 0; i < CLIENTS; i++) {
+    for (let i = 0; i < clients; i++) {
       if (now - (sentAt[i] ?? now) > LOSS_TIMEOUT_MS) {
         if (measuring) lost++;
         send(i);
@@ -287,20 +312,30 @@ async function measure(portFor: (client: number) => number): Promise<Measurement
     }
   }, 50);
 
-  for (let i = 0; i < CLIENTS; i++) send(i);
+  for (let i = 0; i < clients; i++) send(i);
   await sleep(WARMUP_MS);
+  const cpuBefore = cpuPid === undefined ? undefined : cpuTimes(cpuPid);
   measuring = true;
   const started = performance.now();
-  await sleep(SECONDS * 1000);
+  await sleep(seconds * 1000);
   measuring = false;
   const elapsedS = (performance.now() - started) / 1000;
+  const cpuAfter = cpuPid === undefined ? undefined : cpuTimes(cpuPid);
   running = false;
   clearInterval(lossCheck);
   await Promise.all(sockets.map(async (s) => new Promise<void>((resolve) => s.close(() => resolve()))));
 
   latenciesUs.sort((a, b) => a - b);
   const at = (q: number): number => latenciesUs[Math.min(latenciesUs.length - 1, Math.floor(q * latenciesUs.length))] ?? 0;
-  return { requestsPerSecond: completed / elapsedS, p50Us: at(0.5), p99Us: at(0.99), lost };
+  const cpuS =
+    cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system;
+  return {
+    requestsPerSecond: completed / elapsedS,
+    p50Us: at(0.5),
+    p99Us: at(0.99),
+    lost,
+    cpuUsPerDatagram: cpuS === undefined || completed === 0 ? undefined : (cpuS * 1e6) / completed,
+  };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -315,7 +350,7 @@ interface Row {
   readonly result: Measurement | undefined;
 }
 
-const SCENARIOS: readonly Scenario[] = [
+export const SCENARIOS: readonly Scenario[] = [
   { name: 'long sessions', oneReply: false },
   { name: 'one reply per session (DNS-like)', oneReply: true },
 ];
@@ -351,8 +386,7 @@ async function main(): Promise<void> {
     log(`${scenario.name}: sluice ${result.requestsPerSecond.toFixed(0)}/s`);
   }
   const report = render(rows, { nginx: nginx.ok ? nginx.version : nginx.reason, loadBefore, loadAfter: loadavg() });
-  mkdirSync(path.dirname(values.out), { recursive: true });
-  writeFileSync(values.out, report);
+  writeGenerated(values.out, report);
   process.stdout.write(report);
   log(`wrote ${values.out}`);
 }
@@ -405,9 +439,11 @@ function latency(m: Measurement | undefined): string {
   return m === undefined ? '–' : `${Math.round(m.p50Us)} / ${Math.round(m.p99Us)}`;
 }
 
-try {
-  await main();
-} finally {
-  await stopAll();
-  clearTimeout(deadline);
+if (import.meta.main) {
+  try {
+    await main();
+  } finally {
+    await stopAll();
+    clearTimeout(deadline);
+  }
 }

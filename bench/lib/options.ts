@@ -14,8 +14,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --variant L:K=V,...    also run Sluice with these env vars, labelled L (repeatable);
                          SLUICE_CLI=PATH runs another checkout's src/cli.ts instead
   --idle-connections N   idle proxied connections for the memory workload
+  --rss-connections N    short connections of the idle RSS workload's load run (default 20000)
   --pick-backends N      cluster size for the pick-cost workload (default 10000)
-  --admin-changes N      admin changes to time (default 100)
+  --admin-changes N      admin changes to time, and snapshot publishes for propagation (default 100)
   --wrk-threads N        wrk threads (default 1)
   --wrk-connections N    wrk connections for the keep-alive and close workloads (default 64)
   --out FILE             markdown report (default docs/benchmarks.md; none for --quick)
@@ -34,6 +35,7 @@ export interface BenchOptions {
   readonly workers: number;
   readonly variants: readonly SluiceVariant[];
   readonly idleConnections: number;
+  readonly rssConnections: number;
   readonly pickBackends: number;
   readonly adminChanges: number;
   readonly wrkThreads: number;
@@ -89,6 +91,7 @@ export function parseBenchOptions(argv: readonly string[], machine: MachineFacts
       workers: { type: 'string' },
       variant: { type: 'string', multiple: true, default: [] },
       'idle-connections': { type: 'string' },
+      'rss-connections': { type: 'string' },
       'pick-backends': { type: 'string' },
       'admin-changes': { type: 'string' },
       'wrk-threads': { type: 'string' },
@@ -130,6 +133,7 @@ export function parseBenchOptions(argv: readonly string[], machine: MachineFacts
     workers: positiveInt('workers', values.workers, machine.cores),
     variants: values.variant.map(parseVariant),
     idleConnections,
+    rssConnections: positiveInt('rss-connections', values['rss-connections'], quick ? 200 : 20_000),
     pickBackends: positiveInt('pick-backends', values['pick-backends'], quick ? 100 : 10_000),
     adminChanges: positiveInt('admin-changes', values['admin-changes'], quick ? 5 : 100),
     wrkThreads: positiveInt('wrk-threads', values['wrk-threads'], 1),

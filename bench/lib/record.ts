@@ -1,7 +1,19 @@
 /** What one bench run measured, as data: the report is rendered from this, and it is saved as JSON. */
 import type { TargetKind } from '../peers/target.ts';
 
-export type WorkloadId = 'keepalive' | 'latency' | 'close' | 'bulk_up' | 'bulk_down' | 'idle_memory' | 'pick_cost' | 'admin_change';
+export type WorkloadId =
+  | 'keepalive'
+  | 'latency'
+  | 'close'
+  | 'bulk_up'
+  | 'bulk_down'
+  | 'udp_one'
+  | 'udp_long'
+  | 'idle_memory'
+  | 'idle_rss'
+  | 'propagation'
+  | 'pick_cost'
+  | 'admin_change';
 
 export const ALL_WORKLOADS: readonly WorkloadId[] = [
   'keepalive',
@@ -9,7 +21,11 @@ export const ALL_WORKLOADS: readonly WorkloadId[] = [
   'close',
   'bulk_up',
   'bulk_down',
+  'udp_one',
+  'udp_long',
   'idle_memory',
+  'idle_rss',
+  'propagation',
   'pick_cost',
   'admin_change',
 ];
@@ -59,6 +75,14 @@ export interface RunRecord {
     readonly pickBackends: number;
     readonly adminChanges: number;
     readonly sluiceWorkers: number;
+    /** The workloads this run was asked for (absent in records from before it was kept). */
+    readonly workloads?: readonly WorkloadId[];
+    /** Closed-loop UDP clients and datagram size of the UDP workloads. */
+    readonly udpClients?: number;
+    readonly udpSize?: number;
+    /** Data-plane workers of the idle RSS daemon (the shipped config's), and its load run. */
+    readonly idleRssWorkers?: number;
+    readonly idleRssConnections?: number;
   };
   readonly rounds: readonly RoundInfo[];
   readonly samples: readonly Sample[];

@@ -1,5 +1,5 @@
 /**
- * The real Sluice daemon (`node src/cli.ts run --config FILE`) on a generated config. An
+ * The real Sluice daemon (`bin/sluice run --config FILE`) on a generated config. An
  * instance may carry extra environment variables: that is how a data-plane variant under
  * evaluation runs side by side with the unchanged one in the same bench run.
  */
@@ -11,6 +11,17 @@ import { delay } from '../lib/procs.ts';
 import type { Target } from './target.ts';
 
 export const SLUICE_CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+/** The launcher installs run (it sets the process's memory settings before node starts). */
+export const SLUICE_BIN = fileURLToPath(new URL('../../bin/sluice', import.meta.url));
+
+/**
+ * How to start the daemon: this checkout's through bin/sluice, so the bench measures it as it
+ * ships; another checkout's src/cli.ts (a --variant) with this node. bin/sluice execs node, so
+ * the pid started is the daemon's (its CPU and memory are read from it).
+ */
+export function sluiceCommand(cli: string = SLUICE_CLI): { readonly command: string; readonly args: readonly string[] } {
+  return cli === SLUICE_CLI ? { command: SLUICE_BIN, args: [] } : { command: process.execPath, args: [cli] };
+}
 
 export interface SluiceListener {
   readonly name: string;
@@ -79,7 +90,8 @@ export async function startSluice(
   mkdirSync(home, { recursive: true });
   const file = path.join(home, 'config.yaml');
   writeFileSync(file, sluiceConfig(setup));
-  const started = group.start(name, process.execPath, [cli, 'run', '--config', file, '--log-level', 'info'], {
+  const { command, args } = sluiceCommand(cli);
+  const started = group.start(name, command, [...args, 'run', '--config', file, '--log-level', 'info'], {
     env: { ...process.env, ...env },
   });
   const deadline = Date.now() + 60_000;

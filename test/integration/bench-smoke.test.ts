@@ -41,8 +41,9 @@ describe.skipIf(missing.length > 0 && !required)(`bench harness smoke run${missi
       '--quick',
       '--no-install',
       '--workers', '1',
-      // pick_cost runs the new-connections (Connection: close) load, so close is covered.
-      '--workloads', 'keepalive,bulk_up,idle_memory,pick_cost,admin_change',
+      // pick_cost runs the new-connections (Connection: close) load, so close is covered;
+      // udp_one covers udp_long's code (bench/udp.ts's load and configs) but its scenario.
+      '--workloads', 'keepalive,bulk_up,udp_one,idle_memory,idle_rss,propagation,pick_cost,admin_change',
       '--idle-connections', '50',
       '--pick-backends', '20',
       '--admin-changes', '3',
@@ -63,11 +64,22 @@ describe.skipIf(missing.length > 0 && !required)(`bench harness smoke run${missi
     expect(seen('idle_memory')).toEqual(expect.arrayContaining(['haproxy 1t', 'nginx 1w', 'sluice 1w']));
     expect(seen('pick_cost')).toEqual(['sluice 1w', 'sluice 1w 20 backends']);
     expect(seen('admin_change')).toEqual(['sluice 1w']);
+    expect(seen('udp_one')).toEqual(expect.arrayContaining(['direct', 'nginx 1w', 'sluice 1w']));
+    expect(seen('propagation')).toEqual(['sluice 1w']);
+    // The shipped config's 2 workers whatever --workers says, and HAProxy with as many threads.
+    expect(seen('idle_rss')).toEqual(['sluice 2w', 'haproxy 2t']);
+    for (const s of record.samples.filter((x) => x.workload === 'udp_one')) {
+      expect(s.metrics['dgram_s'], s.target).toBeGreaterThan(0);
+    }
+    expect(record.samples.find((s) => s.workload === 'idle_rss' && s.kind === 'sluice')?.metrics['rss_idle_mib']).toBeGreaterThan(0);
     for (const s of record.samples.filter((x) => x.workload === 'keepalive' || x.workload === 'pick_cost')) {
       expect(s.metrics['rps'], `${s.workload} ${s.target}`).toBeGreaterThan(0);
     }
 
-    expect(readFileSync(out, 'utf8')).toContain('## Against the targets');
+    const report = readFileSync(out, 'utf8');
+    expect(report).toContain('## Against the targets');
+    expect(report).toMatch(/\| Process RSS at idle, 2 workers \(demo config\) ≤ 120 MB \| [\d.,]+ MB RSS/);
+    expect(report).toContain('| UDP long sessions ≥ 1.0× better nginx stream | not run | – | not run |');
     expect(record.processes.length).toBeGreaterThanOrEqual(7);
     expect(record.processes.filter((p) => alive(p.pid))).toEqual([]);
   }, 180_000); // starts HAProxy, nginx and several Sluice daemons in turn and runs every workload once

@@ -8,18 +8,21 @@ describe('bench options', () => {
     const o = parseBenchOptions([], MACHINE);
     expect(o).toMatchObject({ rounds: 3, durationS: 5, workers: 2, out: 'docs/benchmarks.md', quick: false, install: true });
     expect(o.idleConnections).toBe(9_750);
-    expect(o.workloads).toContain('admin_change');
+    expect(o.rssConnections).toBe(20_000);
+    // Every row of issue #18's targets has its workload in a default run.
+    expect(o.workloads).toEqual(expect.arrayContaining(['close', 'keepalive', 'bulk_up', 'bulk_down', 'udp_one', 'udp_long', 'propagation', 'idle_memory', 'idle_rss', 'admin_change']));
   });
 
   it('--quick is one short round with small counts and no report file', () => {
     const o = parseBenchOptions(['--quick'], MACHINE);
-    expect(o).toMatchObject({ rounds: 1, durationS: 1, idleConnections: 200, pickBackends: 100, adminChanges: 5, out: undefined });
+    expect(o).toMatchObject({ rounds: 1, durationS: 1, idleConnections: 200, rssConnections: 200, pickBackends: 100, adminChanges: 5, out: undefined });
   });
 
   it.each([
     [['--duration', '500ms'], /at least 1s/],
     [['--duration', 'soon'], /at least 1s/],
     [['--rounds', '0'], /--rounds must be a positive integer/],
+    [['--rss-connections', '0'], /--rss-connections must be a positive integer/],
     [['--workloads', 'keepalive,bogus'], /unknown "bogus"; known: keepalive/],
     [['--idle-connections', '20000'], /more than the 20000 file descriptors/],
     [['--variant', 'nolabel'], /LABEL:KEY=VALUE/],
