@@ -424,9 +424,20 @@ async function main(): Promise<void> {
   }
   const report = render(rows, { nginx: nginx.ok ? nginx.version : nginx.reason, loadBefore, loadAfter: loadavg() });
   mkdirSync(path.dirname(values.out), { recursive: true });
-  writeFileSync(values.out, report);
+  writeFileSync(values.out, withHandWrittenSections(values.out, report));
   process.stdout.write(report);
   log(`wrote ${values.out}`);
+}
+
+/**
+ * The report replaces the file's first section only: the sections after it (measurements
+ * written by hand, such as the socket pool's before/after) stay.
+ */
+function withHandWrittenSections(file: string, report: string): string {
+  if (!existsSync(file)) return report;
+  const old = readFileSync(file, 'utf8');
+  const next = old.indexOf('\n## ', 1);
+  return next < 0 ? report : `${report}${old.slice(next)}`;
 }
 
 interface ProfileNode {
