@@ -3,7 +3,8 @@
  * directly, nginx `stream` (UDP), and Sluice, with the same backends, clients and payload.
  * Not a test: it measures, prints a table and writes docs/benchmarks-udp.md.
  *
- *   node bench/udp.ts [--seconds 3] [--clients 32] [--size 64] [--workers 1] [--out docs/benchmarks-udp.md]
+ *   node bench/udp.ts [--seconds 3] [--clients 32] [--size 64] [--workers 1] [--repeat 1]
+ *                     [--scenario long|one] [--cpu-prof DIR] [--out docs/benchmarks-udp.md]
  *
  * Two scenarios, because UDP proxies pay very differently for them:
  * - "long sessions": each client sends request after request from one port (syslog, game,
@@ -13,13 +14,18 @@
  *
  * Clients run closed loops (send, wait for the reply, send the next) in this process; the
  * two echo backends are child processes. A reply not back within LOSS_TIMEOUT_MS is counted
- * lost and the client moves on. Installs nginx-light and libnginx-mod-stream with apt-get
+ * lost and the client moves on. Besides datagrams per second, each proxy's CPU time (user +
+ * system, its whole process tree, from /proc) over the measured window divided by the
+ * datagrams answered: on a shared machine the least noisy number, since other tenants slow a
+ * proxy down but barely change what it burns per datagram. With --repeat N, nginx and Sluice
+ * alternate N times per scenario and the table shows medians. With --cpu-prof DIR, Sluice runs
+ * with `--cpu-prof` and the hottest functions of its data-plane worker are printed. Installs nginx-light and libnginx-mod-stream with apt-get
  * when nginx or its stream module is missing. Bounded: the whole run ends within
  * --max-seconds, and every process it started is stopped on every exit path.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,9 +50,14 @@ const { values } = parseArgs({
     size: { type: 'string', default: '64' },
     workers: { type: 'string', default: '1' },
     out: { type: 'string', default: path.join(ROOT, 'docs/benchmarks-udp.md') },
+    repeat: { type: 'string', default: '1' },
+    scenario: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    floor: { type: 'boolean', default: false },
     'max-seconds': { type: 'string', default: '240' },
   },
 });
+const REPEAT = positive('repeat', values.repeat);
 const SECONDS = positive('seconds', values.seconds);
 const CLIENTS = positive('clients', values.clients);
 const SIZE = Math.max(16, positive('size', values.size));
@@ -124,6 +135,39 @@ s.on('message', (m, r) => s.send(m, r.port, r.address));
 s.bind(0, '127.0.0.1', () => console.log(s.address().port));
 `;
 
+/**
+ * The floor for any proxy on Node's dgram (--floor): a session per client port, a connected
+ * socket per session, replies sent from the listener; no routing, counters or timers. What
+ * Sluice costs above it is Sluice's; what it costs above nginx down to it is Node's.
+ */
+const NODE_RELAY = `
+const dgram = require('node:dgram');
+const [port, ...backends] = process.argv.slice(1).map(Number);
+const listener = dgram.createSocket({ type: 'udp4', reusePort: true });
+const byPort = new Map();
+let next = 0;
+listener.on('message', (datagram, client) => {
+  let socket = byPort.get(client.port);
+  if (socket === undefined) {
+    socket = dgram.createSocket('udp4');
+    const { port: clientPort, address } = client;
+    socket.on('message', (reply) => listener.send(reply, clientPort, address));
+    socket.connect(backends[next++ % backends.length], '127.0.0.1');
+    byPort.set(client.port, socket);
+    socket.once('connect', () => socket.send(datagram));
+    return;
+  }
+  socket.send(datagram);
+});
+listener.bind(port, '127.0.0.1');
+`;
+
+async function startNodeRelay(port: number, backends: readonly number[]): Promise<ChildProcess> {
+  const child = track(spawn(process.execPath, ['-e', NODE_RELAY, String(port), ...backends.map(String)], { stdio: ['ignore', 'ignore', 'inherit'] }));
+  await waitForEcho(port);
+  return child;
+}
+
 async function startEchoBackend(): Promise<number> {
   const child = track(spawn(process.execPath, ['-e', ECHO_BACKEND], { stdio: ['ignore', 'pipe', 'inherit'] }));
   return new Promise((resolve, reject) => {
@@ -162,11 +206,12 @@ ${backends.map((p) => `      - {address: 127.0.0.1:${p}}`).join('\n')}
 `;
 }
 
-async function startSluice(port: number, backends: readonly number[], scenario: Scenario): Promise<ChildProcess> {
+async function startSluice(port: number, backends: readonly number[], scenario: Scenario, profileDir?: string): Promise<ChildProcess> {
   const [adminPort = 0] = await freePorts(1);
   const file = path.join(work, `sluice-${scenario.oneReply ? 'one' : 'long'}.yaml`);
   writeFileSync(file, sluiceUdpConfig(port, adminPort, backends, scenario, WORKERS));
-  const child = track(spawn(process.execPath, [CLI, 'run', '--config', file, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const env = profileDir === undefined ? process.env : { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` };
+  const child = track(spawn(process.execPath, [CLI, 'run', '--config', file, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'], env }));
   await new Promise<void>((resolve, reject) => {
     let seen = '';
     const onData = (chunk: Buffer): void => {
@@ -347,13 +392,15 @@ function sleep(ms: number): Promise<void> {
 interface Row {
   readonly scenario: string;
   readonly target: string;
+  readonly round: number;
   readonly result: Measurement | undefined;
 }
 
 export const SCENARIOS: readonly Scenario[] = [
   { name: 'long sessions', oneReply: false },
   { name: 'one reply per session (DNS-like)', oneReply: true },
-];
+].filter((s) => values.scenario === undefined || s.name.startsWith(values.scenario));
+if (SCENARIOS.length === 0) throw new Error(`--scenario must be long or one, got ${values.scenario}`);
 
 async function main(): Promise<void> {
   const loadBefore = loadavg();
@@ -362,28 +409,39 @@ async function main(): Promise<void> {
   const backends = [await startEchoBackend(), await startEchoBackend()];
   log(`echo backends on udp ${backends.map((p) => `127.0.0.1:${p}`).join(', ')}; ${CLIENTS} clients, ${SIZE}-byte datagrams, ${SECONDS}s per target`);
   const rows: Row[] = [];
+  const note = (scenario: Scenario, target: string, round: number, result: Measurement | undefined): void => {
+    rows.push({ scenario: scenario.name, target, round, result });
+    if (result === undefined) return;
+    const cpu = result.cpuUsPerDatagram === undefined ? '' : `, ${result.cpuUsPerDatagram.toFixed(1)} CPU µs/datagram`;
+    log(`${scenario.name} #${round}: ${target} ${result.requestsPerSecond.toFixed(0)}/s${cpu}`);
+  };
   for (const scenario of SCENARIOS) {
-    const direct = await measure((i) => backends[i % backends.length] ?? 0);
-    rows.push({ scenario: scenario.name, target: 'direct', result: direct });
-    log(`${scenario.name}: direct ${direct.requestsPerSecond.toFixed(0)}/s`);
-
-    if (nginx.ok) {
+    for (let round = 1; round <= REPEAT; round++) {
+      note(scenario, 'direct', round, await measure((i) => backends[i % backends.length] ?? 0));
+      if (nginx.ok) {
+        const port = await freeUdpPort();
+        const child = await startNginx(port, backends, scenario);
+        const result = await measure(() => port, child.pid);
+        await stop(child);
+        note(scenario, `nginx ${WORKERS}w`, round, result);
+      } else {
+        note(scenario, `nginx ${WORKERS}w`, round, undefined);
+      }
+      if (values.floor && !scenario.oneReply) {
+        const port = await freeUdpPort();
+        const child = await startNodeRelay(port, backends);
+        const result = await measure(() => port, child.pid);
+        await stop(child);
+        note(scenario, 'node relay', round, result);
+      }
       const port = await freeUdpPort();
-      const child = await startNginx(port, backends, scenario);
-      const result = await measure(() => port);
+      const profileDir = values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof'], `${scenario.oneReply ? 'one' : 'long'}-${round}`);
+      const child = await startSluice(port, backends, scenario, profileDir);
+      const result = await measure(() => port, child.pid);
       await stop(child);
-      rows.push({ scenario: scenario.name, target: `nginx ${WORKERS}w`, result });
-      log(`${scenario.name}: nginx ${result.requestsPerSecond.toFixed(0)}/s`);
-    } else {
-      rows.push({ scenario: scenario.name, target: `nginx ${WORKERS}w`, result: undefined });
+      note(scenario, `sluice ${WORKERS}w`, round, result);
+      if (profileDir !== undefined) printHottest(profileDir, `${scenario.name} #${round}`);
     }
-
-    const port = await freeUdpPort();
-    const child = await startSluice(port, backends, scenario);
-    const result = await measure(() => port);
-    await stop(child);
-    rows.push({ scenario: scenario.name, target: `sluice ${WORKERS}w`, result });
-    log(`${scenario.name}: sluice ${result.requestsPerSecond.toFixed(0)}/s`);
   }
   const report = render(rows, { nginx: nginx.ok ? nginx.version : nginx.reason, loadBefore, loadAfter: loadavg() });
   writeGenerated(values.out, report);
@@ -391,53 +449,125 @@ async function main(): Promise<void> {
   log(`wrote ${values.out}`);
 }
 
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+}
+
+/** Self time per function of the data-plane worker's profile (the one that ran udp-proxy.ts), hottest first. */
+function printHottest(dir: string, label: string): void {
+  for (const file of existsSync(dir) ? readdirSync(dir) : []) {
+    const profile = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as { nodes: ProfileNode[]; samples?: number[] };
+    if (!profile.nodes.some((n) => n.callFrame.url.endsWith('udp-proxy.ts'))) continue;
+    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+    const counts = new Map<string, number>();
+    const samples = profile.samples ?? [];
+    for (const id of samples) {
+      const f = byId.get(id)?.callFrame;
+      if (f === undefined) continue;
+      const name = `${f.functionName || '(anonymous)'}${f.url === '' ? '' : ` ${f.url.replace(/^.*\/(node:)?/, '')}:${f.lineNumber + 1}`}`;
+      counts.set(name, (counts.get(name) ?? 0) + 1);
+    }
+    process.stderr.write(`\n${label}: ${path.join(dir, file)} (${samples.length} samples), self time\n`);
+    for (const [name, n] of [...counts.entries()].sort((x, y) => y[1] - x[1]).slice(0, 30)) {
+      process.stderr.write(`${((n / Math.max(1, samples.length)) * 100).toFixed(1).padStart(5)}%  ${name}\n`);
+    }
+  }
+}
+
+function median(xs: readonly number[]): number | undefined {
+  if (xs.length === 0) return undefined;
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
 function render(rows: readonly Row[], env: { nginx: string; loadBefore: number[]; loadAfter: number[] }): string {
-  const rate = (m: Measurement | undefined): string => (m === undefined ? '–' : Math.round(m.requestsPerSecond).toLocaleString('en-US'));
-  const ratio = (a: Measurement | undefined, b: Measurement | undefined): string =>
-    a === undefined || b === undefined || b.requestsPerSecond === 0 ? '–' : (a.requestsPerSecond / b.requestsPerSecond).toFixed(2);
+  const fmt = (n: number | undefined, digits = 0): string =>
+    n === undefined ? '–' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
   const lines: string[] = [];
+  const rounds: string[] = [];
   for (const scenario of SCENARIOS) {
-    const of = (prefix: string): Measurement | undefined =>
-      rows.find((r) => r.scenario === scenario.name && r.target.startsWith(prefix))?.result;
-    const direct = of('direct');
-    const nginx = of('nginx');
-    const sluice = of('sluice');
+    const of = (prefix: string): Measurement[] =>
+      rows.filter((r) => r.scenario === scenario.name && r.target.startsWith(prefix) && r.result !== undefined).map((r) => r.result as Measurement);
+    const pick = (ms: readonly Measurement[], f: (m: Measurement) => number | undefined): number | undefined =>
+      median(ms.map(f).filter((x): x is number => x !== undefined));
+    // Ratios pair the targets of one round (measured minutes apart at most), then take the median.
+    const ratios = (a: string, b: string, f: (m: Measurement) => number | undefined): number[] => {
+      const out: number[] = [];
+      for (let round = 1; round <= REPEAT; round++) {
+        const at = (prefix: string): Measurement | undefined =>
+          rows.find((r) => r.scenario === scenario.name && r.round === round && r.target.startsWith(prefix))?.result;
+        const x = at(a);
+        const y = at(b);
+        const fx = x === undefined ? undefined : f(x);
+        const fy = y === undefined ? undefined : f(y);
+        if (fx !== undefined && fy !== undefined && fy > 0) out.push(fx / fy);
+      }
+      return out;
+    };
+    const [direct, nginx, sluice] = [of('direct'), of('nginx'), of('sluice')];
+    const rate = (m: Measurement): number => m.requestsPerSecond;
+    const cpu = (m: Measurement): number | undefined => m.cpuUsPerDatagram;
+    const vsNginx = ratios('sluice', 'nginx', rate);
+    const cpuVsNginx = ratios('sluice', 'nginx', cpu);
+    const lat = (ms: readonly Measurement[]): string =>
+      ms.length === 0 ? '–' : `${fmt(pick(ms, (m) => m.p50Us))} / ${fmt(pick(ms, (m) => m.p99Us))}`;
     lines.push(
-      `| ${scenario.name} | ${rate(direct)} | ${rate(nginx)} | ${rate(sluice)} | ${ratio(sluice, direct)} | ${ratio(sluice, nginx)} | ${latency(direct)} | ${latency(nginx)} | ${latency(sluice)} |`,
+      `| ${scenario.name} | ${fmt(pick(direct, rate))} | ${fmt(pick(nginx, rate))} | ${fmt(pick(sluice, rate))} | ` +
+        `${fmt(median(ratios('sluice', 'direct', rate)), 2)} | **${fmt(median(vsNginx), 2)}** | ` +
+        `${fmt(pick(nginx, cpu), 1)} | ${fmt(pick(sluice, cpu), 1)} | ${fmt(median(cpuVsNginx), 2)} | ` +
+        `${lat(direct)} | ${lat(nginx)} | ${lat(sluice)} |`,
     );
+    const relay = of('node relay');
+    if (relay.length > 0) {
+      rounds.push(
+        `- ${scenario.name}, the bare Node dgram relay (--floor): ${fmt(pick(relay, rate))}/s, ${fmt(pick(relay, cpu), 1)} CPU µs/datagram, ` +
+          `÷ nginx ${fmt(median(ratios('node relay', 'nginx', rate)), 2)} (CPU ${fmt(median(ratios('node relay', 'nginx', cpu)), 2)}).`,
+      );
+    }
+    if (REPEAT > 1) {
+      rounds.push(
+        `- ${scenario.name}, per round: sluice ÷ nginx ${vsNginx.map((r) => r.toFixed(2)).join(' · ')}; ` +
+          `CPU per datagram sluice ÷ nginx ${cpuVsNginx.map((r) => r.toFixed(2)).join(' · ')}.`,
+      );
+    }
   }
   const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  const lostBy = new Map<string, number>();
+  for (const r of rows) {
+    const key = `${r.target} ${r.scenario.split(' ')[0] ?? ''}`;
+    lostBy.set(key, (lostBy.get(key) ?? 0) + (r.result?.lost ?? 0));
+  }
   return `## UDP request-response (\`node bench/udp.ts\`)
 
 Datagrams per second answered, ${CLIENTS} closed-loop clients (send, wait for the echo, send
 the next), ${SIZE}-byte datagrams, ${SECONDS} s per target after a ${WARMUP_MS} ms warm-up, two
 Node echo backends, everything on 127.0.0.1. nginx \`stream\` and Sluice both run
 ${WORKERS} worker${WORKERS === 1 ? '' : 's'}; "direct" sends each client straight to one of
-the backends. Latency columns are p50 / p99 round trip in µs.
+the backends. ${REPEAT > 1 ? `${REPEAT} rounds per scenario (direct, nginx, Sluice, in turn); every column is the median over the rounds, ratios the median of each round's ratio. ` : ''}CPU µs/datagram: user + system CPU time of the proxy's whole process
+tree over the measured window, divided by the datagrams answered (lower is better). Latency
+columns are p50 / p99 round trip in µs.
 
-| scenario | direct /s | nginx /s | sluice /s | sluice ÷ direct | sluice ÷ nginx | direct p50/p99 | nginx p50/p99 | sluice p50/p99 |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|
+| scenario | direct /s | nginx /s | sluice /s | sluice ÷ direct | sluice ÷ nginx | nginx CPU µs/dgram | sluice CPU µs/dgram | CPU sluice ÷ nginx | direct p50/p99 | nginx p50/p99 | sluice p50/p99 |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 ${lines.join('\n')}
 
-- long sessions: every client keeps one source port, so the proxies keep one session (one
+${rounds.length > 0 ? `${rounds.join('\n')}\n` : ''}- long sessions: every client keeps one source port, so the proxies keep one session (one
   backend socket) per client: nginx until \`proxy_timeout\`, Sluice with \`max_replies: 0\`.
 - one reply per session: nginx \`proxy_responses 1\`, Sluice \`max_replies: 1\`; each
-  request creates and ends a session (a backend socket) in the proxy.
+  request creates and ends a session in the proxy.
 - "direct" is the same workload in both rows (the proxies' settings do not touch it): the
   gap between its two numbers shows how noisy this run was.
-- Lost (no reply within ${LOSS_TIMEOUT_MS} ms, counted and resent): ${rows.map((r) => `${r.target} ${r.scenario.split(' ')[0] ?? ''} ${r.result?.lost ?? '–'}`).join(', ')}.
+- Lost (no reply within ${LOSS_TIMEOUT_MS} ms, counted and resent, all rounds): ${[...lostBy.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}.
 
 Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, nginx
 ${env.nginx}, Sluice ${pkg.version}. Load average before / after: ${env.loadBefore.map((l) => l.toFixed(2)).join(' ')} /
 ${env.loadAfter.map((l) => l.toFixed(2)).join(' ')}. The load generator, the backends and the proxy share
-these cores, so the ratios matter more than the absolute numbers; a smoke run on a shared,
-busy machine is noisy, and these numbers are to be remeasured on a quiet one.
+these cores, so the ratios matter more than the absolute numbers.
 `;
 }
 
-function latency(m: Measurement | undefined): string {
-  return m === undefined ? '–' : `${Math.round(m.p50Us)} / ${Math.round(m.p99Us)}`;
-}
 
 if (import.meta.main) {
   try {

@@ -55,6 +55,7 @@ import type { UdpHandoverSession } from '../shared/messages.ts';
 import { reserveSessionBackend } from './backend-choice.ts';
 import { UdpSession, type SessionOwner } from './udp-session.ts';
 import { SessionTable } from './udp-session-table.ts';
+import { clientId, type ClientId } from './udp-client-id.ts';
 import { SocketPool } from './udp-socket-pool.ts';
 
 export type UdpSessionEnd = 'idle_timeout' | 'max_replies' | 'evicted' | 'backend_gone' | 'refused' | 'socket_error' | 'drain' | 'closed';
@@ -292,8 +293,8 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
     }
     const listener = this.deps.routeFor(this.binding.name);
     const now = this.deps.now();
-    const key = `${client.address}:${client.port}`;
-    let session = this.table.get(key);
+    const id = clientId(client.address, client.port);
+    let session = this.table.get(id);
     let avoidSlot = -1;
     if (session !== undefined && !this.keeps(session, listener)) {
       if (session.refused) avoidSlot = session.backend.slot;
@@ -301,7 +302,7 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
       session = undefined;
     }
     if (session === undefined) {
-      session = this.open(key, client, listener, now, avoidSlot);
+      session = this.open(id, client, listener, now, avoidSlot);
       if (session === undefined) return;
     } else {
       this.table.touch(session, now);
@@ -325,7 +326,7 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
   }
 
   private open(
-    key: string,
+    id: ClientId,
     client: dgram.RemoteInfo,
     listener: ListenerRoute | undefined,
     now: number,
@@ -333,6 +334,7 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
   ): UdpSession | undefined {
     const counters = this.deps.counters;
     const listenerSlot = this.binding.slot;
+    const key = `${client.address}:${client.port}`;
     const handed = listener === undefined ? undefined : this.handedOver(key, listener, now, avoidSlot);
     if (!this.accepting && handed === undefined && !this.oneReplyHandover()) {
       counters.bumpListener(listenerSlot, ListenerCounter.refusedDraining);
@@ -354,7 +356,7 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
       const victim = this.table.oldest();
       if (victim !== undefined) this.end(victim, 'evicted');
     }
-    const session = new UdpSession(this, key, client.address, client.port, route, backend);
+    const session = new UdpSession(this, id, key, client.address, client.port, route, backend);
     session.seen = listener;
     session.createdAt = now;
     session.logged = this.deps.accessLog?.sample() === true;

@@ -1,5 +1,5 @@
 /**
- * The UDP session table of one listener in one worker: client address → session, with the
+ * The UDP session table of one listener in one worker: client (address and port) → session, with the
  * sessions also on one doubly linked list ordered by last activity (least recent at the
  * head). That single order answers both questions the proxy asks:
  * - which sessions have been idle for the session timeout: a prefix of the list, so the
@@ -16,10 +16,13 @@
  * - a session is in the Map if and only if it is on the list, at most once;
  * - `size` never exceeds `capacity` after `add` (the caller evicts first; `add` refuses).
  */
+import type { ClientId } from './udp-client-id.ts';
 
 export interface SessionNode {
-  /** Client address and port, as the proxy spells it. */
+  /** Client address and port, as the proxy spells it (handover, messages). */
   readonly key: string;
+  /** What the table is indexed by (udp-client-id.ts): one per client address and port. */
+  readonly id: ClientId;
   /** Time of the last datagram either way (ms, monotonic clock). */
   lastActive: number;
   /** List links; owned by the table. */
@@ -29,7 +32,7 @@ export interface SessionNode {
 }
 
 export class SessionTable<Session extends SessionNode> {
-  private readonly byKey = new Map<string, Session>();
+  private readonly byId = new Map<ClientId, Session>();
   /** Least recently active. */
   private head: Session | undefined;
   /** Most recently active. */
@@ -41,7 +44,7 @@ export class SessionTable<Session extends SessionNode> {
   }
 
   get size(): number {
-    return this.byKey.size;
+    return this.byId.size;
   }
 
   get capacity(): number {
@@ -49,7 +52,7 @@ export class SessionTable<Session extends SessionNode> {
   }
 
   get full(): boolean {
-    return this.byKey.size >= this.limit;
+    return this.byId.size >= this.limit;
   }
 
   /** Lower or raise the bound; the caller evicts (`oldest`) while `size > capacity`. */
@@ -57,8 +60,8 @@ export class SessionTable<Session extends SessionNode> {
     this.limit = validCapacity(capacity);
   }
 
-  get(key: string): Session | undefined {
-    return this.byKey.get(key);
+  get(id: ClientId): Session | undefined {
+    return this.byId.get(id);
   }
 
   /** The least recently active session (the next to evict or to expire), if any. */
@@ -71,9 +74,9 @@ export class SessionTable<Session extends SessionNode> {
    * is full: both are caller bugs (look up first; evict `oldest()` first).
    */
   add(session: Session, now: number): void {
-    if (session.inTable || this.byKey.has(session.key)) throw new Error(`session ${session.key} is already in the table`);
+    if (session.inTable || this.byId.has(session.id)) throw new Error(`session ${session.key} is already in the table`);
     if (this.full) throw new Error(`session table is full (${this.limit}); evict before adding`);
-    this.byKey.set(session.key, session);
+    this.byId.set(session.id, session);
     session.inTable = true;
     session.lastActive = this.clamp(now);
     this.append(session);
@@ -91,7 +94,7 @@ export class SessionTable<Session extends SessionNode> {
   /** Remove a session (no-op if it is not in the table). O(1). */
   remove(session: Session): void {
     if (!session.inTable) return;
-    this.byKey.delete(session.key);
+    this.byId.delete(session.id);
     session.inTable = false;
     this.unlink(session);
   }

@@ -8,6 +8,7 @@ import type { SnapshotBackend } from '../shared/snapshot/types.ts';
 import type { BackendSocket, SocketHolder } from './udp-backend-socket.ts';
 import type { ClusterRoute, ListenerRoute } from './routing-table.ts';
 import type { SessionNode } from './udp-session-table.ts';
+import type { ClientId } from './udp-client-id.ts';
 
 /** What a session reports to the proxy that owns it. */
 export interface SessionOwner {
@@ -22,6 +23,7 @@ export interface SessionOwner {
 /** One client's session: its backend and the connected socket that reaches it. */
 export class UdpSession implements SessionNode, SocketHolder {
   readonly key: string;
+  readonly id: ClientId;
   lastActive = 0;
   older: SessionNode | undefined = undefined;
   newer: SessionNode | undefined = undefined;
@@ -47,8 +49,9 @@ export class UdpSession implements SessionNode, SocketHolder {
   private readonly proxy: SessionOwner;
   private socket: BackendSocket | undefined;
 
-  constructor(proxy: SessionOwner, key: string, clientAddress: string, clientPort: number, route: ClusterRoute, backend: SnapshotBackend) {
+  constructor(proxy: SessionOwner, id: ClientId, key: string, clientAddress: string, clientPort: number, route: ClusterRoute, backend: SnapshotBackend) {
     this.proxy = proxy;
+    this.id = id;
     this.key = key;
     this.clientAddress = clientAddress;
     this.clientPort = clientPort;

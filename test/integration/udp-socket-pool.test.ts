@@ -220,7 +220,9 @@ describe('UDP backend socket reuse (max_replies)', () => {
     expect([200, 202]).toContain((await fetch(`${daemon.adminUrl}/backends/${id}?force=true`, { method: 'DELETE' })).status);
     // The worker ends session 2 and empties the backend's pool in one synchronous turn, then logs.
     await daemon.waitForLog((l) => l.msg === 'closed connections to drained or removed backends');
-    // Left: session 1 and the kept backend's pooled socket.
-    expect(await udpHandles(daemon.adminUrl)).toBe(baseline + 2);
+    // Left: session 1 and the kept backend's pooled socket. A closed socket's handle counts
+    // until its close callback, at the end of the worker's loop iteration; on a loaded machine
+    // the resources query can be handled earlier in that same iteration (seen: 5, not 3).
+    expect(await eventually(() => udpHandles(daemon.adminUrl), (n) => n === baseline + 2)).toBe(baseline + 2);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SessionTable, type SessionNode } from '../../../src/dataplane/udp-session-table.ts';
 
 function node(key: string): SessionNode {
-  return { key, lastActive: 0, older: undefined, newer: undefined, inTable: false };
+  return { key, id: key, lastActive: 0, older: undefined, newer: undefined, inTable: false };
 }
 
 /** Keys from least to most recently active. */
