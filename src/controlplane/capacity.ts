@@ -67,7 +67,7 @@ export function capacityProblems(need: CapacityNeed, limits: CapacityLimits = FI
       code: 'SLUICE_CAPACITY_EXCEEDED',
       needed: backendSlots,
       bound: limits.backendSlots,
-      message: `backend_slots: needs ${backendSlots} backend counter slots, the limit is ${limits.backendSlots} (capacity.backends, fixed at start; a removed backend keeps its slot until its connections closed)`,
+      message: `backend_slots: needs ${backendSlots} backend counter slots, the limit is ${limits.backendSlots} (capacity.backends; a removed backend keeps its slot until its connections closed)`,
     });
   }
   if (snapshotBytes !== undefined && snapshotBytes > limits.snapshotBytes) {
@@ -76,7 +76,7 @@ export function capacityProblems(need: CapacityNeed, limits: CapacityLimits = FI
       code: 'SLUICE_SNAPSHOT_TOO_LARGE',
       needed: snapshotBytes,
       bound: limits.snapshotBytes,
-      message: `snapshot_bytes: the snapshot would encode to ${snapshotBytes} bytes, a snapshot slot holds ${limits.snapshotBytes} bytes (fewer or shorter acl blocks, fewer backends, or a larger capacity.backends, fixed at start)`,
+      message: `snapshot_bytes: the snapshot would encode to ${snapshotBytes} bytes, a snapshot slot holds ${limits.snapshotBytes} bytes (fewer or shorter acl blocks, fewer backends, or a larger capacity.backends)`,
     });
   }
   if (listenerSlots !== undefined && listenerSlots > limits.listenerSlots) {

@@ -34,7 +34,7 @@ import { runRoutesCommand } from './route-commands.ts';
 import { resolveHost } from './host-resolution.ts';
 import { DiscoveryManager, type DiscoveryCore, type DiscoveryManagerDeps, type DiscoveryStatus } from './discovery/discovery-manager.ts';
 import { createDiscoverySource } from './discovery/sources.ts';
-import { BackendRegistry, backendId, contentChanged, type Backend, type Cluster } from './backend-registry.ts';
+import { BackendRegistry, backendId, contentChanged, reuseUnchanged, type Backend, type Cluster } from './backend-registry.ts';
 import { probe as realProbe, type ProbeResult, type ProbeTarget } from './health/checkers.ts';
 import { newPassiveCursor, readPassive } from './health/passive.ts';
 import { ProbeScheduler } from './health/scheduler.ts';
@@ -828,7 +828,7 @@ export class ControlPlane {
   // ── publishing ───────────────────────────────────────────────────────────────────────
 
   #publishIfChanged(now: number): number | undefined {
-    const content = this.#registry.snapshotContent(now);
+    const content = reuseUnchanged(this.#published, this.#registry.snapshotContent(now));
     this.#dirty = false;
     if (!contentChanged(this.#published, content)) return undefined;
     try {
