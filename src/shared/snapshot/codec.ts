@@ -86,7 +86,7 @@ export class SnapshotEncoder {
 
   encode(s: Snapshot): Uint8Array {
     // Anything not shaped like a snapshot at the top gets encodeSnapshot's precise error.
-    if (typeof s !== 'object' || s === null || !Array.isArray(s.clusters) || !Array.isArray(s.listeners)) return padded(encodeSnapshot(s));
+    if (!hasSnapshotLists(s)) return padded(encodeSnapshot(s));
     const version = shaped(() => integer(s.version, '$.version', 0, INT32_MAX), 'cannot encode snapshot');
     const parts: Uint8Array[] = [utf8Encoder.encode(`{"version":${version},"clusters":[`)];
     s.clusters.forEach((cluster, i) => {
@@ -115,6 +115,13 @@ export class SnapshotEncoder {
     this.#listeners.set(listeners, bytes);
     return bytes;
   }
+}
+
+/** Typed as a Snapshot, but a caller's bug may pass anything: encodeSnapshot then names what is wrong. */
+function hasSnapshotLists(value: unknown): value is Snapshot {
+  if (typeof value !== 'object' || value === null) return false;
+  const { clusters, listeners } = value as Record<string, unknown>;
+  return Array.isArray(clusters) && Array.isArray(listeners);
 }
 
 const COMMA = utf8Encoder.encode(',');
