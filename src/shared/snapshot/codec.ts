@@ -6,10 +6,14 @@
  * per data-plane worker), never per accepted connection, so a compact binary format would
  * save time where none is spent. JSON.parse/stringify are native, need no schema evolution
  * machinery, and the bytes are readable in a debugger or a dump.
- * Cost (measured, Node 24, x86-64): ~140 bytes per backend. 10,000 backends (1.4 MB) take
- * ~8 ms to encode (validation + stringify + UTF-8) and ~11 ms to decode (UTF-8 + parse +
- * validation + freezing); 100 backends (13 KB) ~0.1 ms each way. Linear in backends. If profiles ever show decode on a worker matters, the
- * codec is the one place to swap for a binary format (bump SNAPSHOT_LAYOUT_VERSION).
+ * Cost (measured, Node 24, x86-64): 260-345 bytes per backend (an IP without checks to a
+ * 31-character host name; layout.ts SNAPSHOT_BYTES_PER_BACKEND). 10,000 backends take ~8 ms
+ * to encode (validation + stringify + UTF-8) and ~11 ms to decode (UTF-8 + parse + validation
+ * + freezing); 100 backends ~0.1 ms each way. Linear in backends. The control plane encodes
+ * through SnapshotEncoder, which re-encodes only the clusters that changed. Decode on every
+ * worker stays whole (~0.5 s per publish at 100,000 backends on a loaded 2-core box): if that
+ * matters, the codec is the one place to swap for a segmented or binary format (bump
+ * SNAPSHOT_LAYOUT_VERSION).
  *
  * What must stay true:
  * - decodeSnapshot never returns something that is not a well-formed Snapshot: anything
