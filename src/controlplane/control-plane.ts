@@ -50,7 +50,7 @@ import {
   type RuntimeState,
 } from './runtime-state.ts';
 import type { SlotAllocator } from './slot-allocator.ts';
-import { capacityProblems, encodedBytes, FIXED_LIMITS, placeholderBackend, type CapacityLimits } from './capacity.ts';
+import { capacityProblems, FIXED_LIMITS, placeholderBackend, type CapacityLimits } from './capacity.ts';
 import { planReload, type ReloadPlan } from './reload-plan.ts';
 import { readStateFile, unknownEntries, writeStateFile } from './state-file.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
@@ -515,7 +515,7 @@ export class ControlPlane {
     const content = this.#registry.projectedContent(next, plan.runtime.routes, plan.backends.add, placeholderBackend(limits, now), now);
     // A removed backend keeps its slot until its connections closed: the old set and the new
     // one need slots side by side while the old one drains.
-    const need = { backendSlots: this.#deps.slots.used + plan.backends.add.length, snapshotBytes: encodedBytes(content) };
+    const need = { backendSlots: this.#deps.slots.used + plan.backends.add.length, snapshotBytes: this.#encodedBytes(content) };
     return { plan, problems: capacityProblems(need, limits) };
   }
 
@@ -592,7 +592,12 @@ export class ControlPlane {
     const limits = this.#limits();
     const added = change.added ?? [];
     const content = this.#registry.projectedContent(this.#config, this.#runtime.routes, added, placeholderBackend(limits, now), now, change.acl);
-    return capacityProblems({ backendSlots: this.#deps.slots.used + added.length, snapshotBytes: encodedBytes(content) }, limits);
+    return capacityProblems({ backendSlots: this.#deps.slots.used + added.length, snapshotBytes: this.#encodedBytes(content) }, limits);
+  }
+
+  /** What a change's content encodes to, re-encoding only the clusters it changes (the writer keeps the rest). */
+  #encodedBytes(content: Content): number {
+    return this.#deps.writer.encodedLength(reuseUnchanged(this.#published, content));
   }
 
   /** The fixed bounds of this process's shared buffers. */

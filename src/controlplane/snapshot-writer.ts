@@ -83,6 +83,15 @@ export class SnapshotWriter {
     return this.#view.capacity;
   }
 
+  /**
+   * Bytes `content` would encode to (the version counted at its widest), through the
+   * publishing encoder: clusters the last publish holds cost nothing to measure, and the
+   * ones measured here are not encoded again when they are published.
+   */
+  encodedLength(content: Omit<Snapshot, 'version'>): number {
+    return this.#encoder.byteLength({ version: MAX_VERSION, clusters: content.clusters, listeners: content.listeners });
+  }
+
   /** The last published version (0 = nothing published yet). */
   version(): number {
     return Atomics.load(this.#view.header, VERSION);

@@ -91,6 +91,21 @@ export class SnapshotEncoder {
   encode(s: Snapshot): Uint8Array {
     // Anything not shaped like a snapshot at the top gets encodeSnapshot's precise error.
     if (!hasSnapshotLists(s)) return padded(encodeSnapshot(s));
+    return concat(this.#parts(s));
+  }
+
+  /**
+   * `encode(s).length` without assembling the bytes: what a capacity check measures. Clusters
+   * it meets are kept like encode's, so a check followed by the publish encodes them once.
+   */
+  byteLength(s: Snapshot): number {
+    if (!hasSnapshotLists(s)) return encodeSnapshot(s).length;
+    let length = 0;
+    for (const part of this.#parts(s)) length += part.length;
+    return length;
+  }
+
+  #parts(s: Snapshot): Uint8Array[] {
     const version = shaped(() => integer(s.version, '$.version', 0, INT32_MAX), 'cannot encode snapshot');
     const parts: Uint8Array[] = [utf8Encoder.encode(`{"version":${version},"clusters":[`)];
     s.clusters.forEach((cluster, i) => {
@@ -98,7 +113,7 @@ export class SnapshotEncoder {
       parts.push(this.#cluster(cluster, i));
     });
     parts.push(utf8Encoder.encode('],"listeners":'), this.#listenerBytes(s.listeners), CLOSE);
-    return concat(parts);
+    return parts;
   }
 
   #cluster(cluster: SnapshotCluster, index: number): Uint8Array {

@@ -71,8 +71,9 @@ describe('SnapshotEncoder', () => {
     ['clusters, an acl and SNI routes', { version: 7, clusters: [web, ünï], listeners }],
     ['the largest version', { version: 0x7fffffff, clusters: [web], listeners }],
     ['richer objects than the type (extra fields dropped)', { version: 3, clusters: [{ ...web, extra: 1 } as SnapshotCluster], listeners: [{ ...listeners[0], x: 2 } as SnapshotListener] }],
-  ])('encodes %s to exactly the bytes encodeSnapshot does', (_name, snapshot) => {
+  ])('encodes %s to exactly the bytes encodeSnapshot does, and measures their length', (_name, snapshot) => {
     expectSameAsEncodeSnapshot(new SnapshotEncoder().encode(snapshot), snapshot);
+    expect(new SnapshotEncoder().byteLength(snapshot)).toBe(encodeSnapshot(snapshot).length);
   });
 
   // One encoder across publishes, as the writer keeps it: each step reuses some objects.
@@ -113,6 +114,24 @@ describe('SnapshotEncoder', () => {
     expect(reads).toBe(afterFirst);
   });
 
+  it('a cluster measured for a capacity check is not read again when it is published', () => {
+    let reads = 0;
+    const counted = { ...web };
+    Object.defineProperty(counted, 'backends', {
+      enumerable: true,
+      get: () => {
+        reads++;
+        return web.backends;
+      },
+    });
+    const encoder = new SnapshotEncoder();
+    const measured = encoder.byteLength({ version: 0x7fffffff, clusters: [counted], listeners });
+    const afterMeasure = reads;
+    const published = encoder.encode({ version: 0x7fffffff, clusters: [counted], listeners });
+    expect(reads).toBe(afterMeasure);
+    expect(published.length).toBe(measured);
+  });
+
   it.each<[string, unknown]>([
     ['a NaN weight', { version: 1, clusters: [cluster('web', [{ ...backend(1), weight: Number.NaN }])], listeners: [] }],
     ['a version beyond Int32', { version: 2 ** 31, clusters: [web], listeners: [] }],
@@ -124,5 +143,6 @@ describe('SnapshotEncoder', () => {
     const got = thrown(() => new SnapshotEncoder().encode(bad as Snapshot));
     expect(got.code).toBe('SLUICE_SNAPSHOT_CORRUPT');
     expect(got.message).toBe(expected.message);
+    expect(thrown(() => new SnapshotEncoder().byteLength(bad as Snapshot)).message).toBe(expected.message);
   });
 });
