@@ -8,12 +8,15 @@
  *
  * Columns (CPU ms per publish, median of the rounds): the whole encode (encodeSnapshot), the
  * writer's encode (SnapshotEncoder), storing every word with Atomics.store (the writer before
- * it skipped unchanged words), and SnapshotWriter.publish as it is (encode + changed words).
+ * it skipped unchanged words), and SnapshotWriter.publish as it is (encode + changed words);
+ * then what each data-plane worker pays per publish: a reader taking the version in (copy under
+ * the seqlock + decode), and the decode alone.
  */
 import { parseArgs } from 'node:util';
 import { SnapshotWriter } from '../src/controlplane/snapshot-writer.ts';
-import { encodeSnapshot, SnapshotEncoder } from '../src/shared/snapshot/codec.ts';
+import { decodeSnapshot, encodeSnapshot, SnapshotEncoder } from '../src/shared/snapshot/codec.ts';
 import { createSnapshotBuffer, slotCapacityFor } from '../src/shared/snapshot/layout.ts';
+import { SnapshotReader } from '../src/shared/snapshot/reader.ts';
 import type { Snapshot, SnapshotBackend, SnapshotCluster } from '../src/shared/snapshot/types.ts';
 import { median } from './lib/stats.ts';
 
@@ -86,10 +89,12 @@ function storeEveryWord(target: Int32Array, bytes: Uint8Array): void {
 const clusters = Array.from({ length: CLUSTERS }, (_, c) => cluster(c, 1));
 const listeners: Snapshot['listeners'] = [{ name: 'l', cluster: 'c000', routes: [{ cluster: 'c000', weight: 1 }] }];
 const capacity = slotCapacityFor(CLUSTERS * BACKENDS);
-const writer = new SnapshotWriter(createSnapshotBuffer(capacity));
+const sab = createSnapshotBuffer(capacity);
+const writer = new SnapshotWriter(sab);
+const reader = new SnapshotReader(sab);
 const encoder = new SnapshotEncoder();
 const scratch = new Int32Array(new SharedArrayBuffer(capacity));
-const rows = { whole: [] as number[], encoder: [] as number[], storeAll: [] as number[], publish: [] as number[] };
+const rows = { whole: [] as number[], encoder: [] as number[], storeAll: [] as number[], publish: [] as number[], takeIn: [] as number[], decode: [] as number[] };
 let bytes = 0;
 writer.publish({ clusters, listeners });
 encoder.encode({ version: 1, clusters, listeners });
@@ -103,6 +108,8 @@ for (let round = 0; round < ROUNDS; round++) {
   rows.encoder.push(time(() => encoder.encode(snapshot)));
   rows.storeAll.push(time(() => storeEveryWord(scratch, encoded)));
   rows.publish.push(time(() => writer.publish(snapshot)));
+  rows.takeIn.push(time(() => reader.current()));
+  rows.decode.push(time(() => decodeSnapshot(encoded)));
   bytes = encoded.length;
 }
 console.log(
@@ -114,5 +121,7 @@ console.log(
     encoderMs: +median(rows.encoder).toFixed(1),
     storeEveryWordMs: +median(rows.storeAll).toFixed(1),
     publishNowMs: +median(rows.publish).toFixed(1),
+    workerTakeInMs: +median(rows.takeIn).toFixed(1),
+    decodeMs: +median(rows.decode).toFixed(1),
   }),
 );
