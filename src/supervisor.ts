@@ -14,20 +14,14 @@ import { createMetrics, type Metrics } from './controlplane/admin/metrics/regist
 import { parseHostPort } from './shared/address.ts';
 import { ConfigError, loadConfig } from './shared/config/load.ts';
 import { listenerRoutes, type Config, type ListenerConfig } from './shared/config/schema.ts';
-import {
-  CounterTables,
-  createCounterBuffer,
-  DEFAULT_BACKEND_SLOTS,
-  DEFAULT_LISTENER_SLOTS,
-  type CounterDimensions,
-} from './shared/counters.ts';
+import { CounterTables, createCounterBuffer, DEFAULT_LISTENER_SLOTS, type CounterDimensions } from './shared/counters.ts';
 import { SluiceError } from './shared/errors.ts';
 import { createIpLimitBuffer, DEFAULT_IP_TABLE_CAPACITY, IpLimitTable } from './shared/ip-limits.ts';
 import { createLogger, flushLogs, type Logger } from './shared/logger.ts';
 import type { AccessLogSettings, BackendPlan, CapacityProblem, ConfigApplyResult, ListenerBinding } from './shared/messages.ts';
 import { Readiness } from './shared/readiness.ts';
 import type { BoundListener } from './controlplane/admin/listener-view.ts';
-import { capacityProblems, FIXED_LIMITS } from './controlplane/capacity.ts';
+import { capacityProblems, FIXED_LIMITS, limitsFor } from './controlplane/capacity.ts';
 import { createSnapshotBuffer } from './shared/snapshot/layout.ts';
 import { SnapshotReader } from './shared/snapshot/reader.ts';
 import { ClusterStates } from './supervisor/cluster-states.ts';
@@ -141,10 +135,12 @@ export class Supervisor {
     this.log = this.rootLog.child({ component: 'supervisor' });
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     const workers = workerCount(options.config.workers);
-    const counterDims: CounterDimensions = { workers, backendSlots: DEFAULT_BACKEND_SLOTS, listenerSlots: DEFAULT_LISTENER_SLOTS };
+    // Sized once (capacity.backends): a reload keeps them (supervisor/config-changes.ts).
+    const limits = limitsFor(options.config);
+    const counterDims: CounterDimensions = { workers, backendSlots: limits.backendSlots, listenerSlots: DEFAULT_LISTENER_SLOTS };
     const counterBuffer = createCounterBuffer(counterDims);
     this.counters = new CounterTables(counterBuffer, counterDims);
-    this.snapshotBuffer = createSnapshotBuffer();
+    this.snapshotBuffer = createSnapshotBuffer(limits.snapshotBytes);
     this.accessLog = openAccessLog(options.config.access_log);
     const snapshots = new SnapshotReader(this.snapshotBuffer);
     this.metrics = createMetrics(

@@ -320,12 +320,32 @@ export function contentChanged(previous: Omit<Snapshot, 'version'> | undefined, 
   for (let c = 0; c < next.clusters.length; c++) {
     const a = previous.clusters[c];
     const b = next.clusters[c];
-    if (a === undefined || b === undefined || !sameClusterSettings(a, b) || a.backends.length !== b.backends.length) return true;
-    for (let i = 0; i < b.backends.length; i++) {
-      const x = a.backends[i];
-      const y = b.backends[i];
-      if (x === undefined || y === undefined || !sameBackend(x, y)) return true;
-    }
+    if (a === b) continue;
+    if (a === undefined || b === undefined || !sameCluster(a, b)) return true;
   }
   return previous.listeners !== next.listeners;
+}
+
+function sameCluster(a: SnapshotCluster, b: SnapshotCluster): boolean {
+  if (!sameClusterSettings(a, b) || a.backends.length !== b.backends.length) return false;
+  for (let i = 0; i < b.backends.length; i++) {
+    const x = a.backends[i];
+    const y = b.backends[i];
+    if (x === undefined || y === undefined || !sameBackend(x, y)) return false;
+  }
+  return true;
+}
+
+/**
+ * `next` with each cluster equal to the one at the same place in `previous` replaced by that
+ * (published) object, so the encoder reuses its bytes (codec.ts SnapshotEncoder): a publish
+ * then costs what changed, not the whole snapshot. Pure; `next` itself is not changed.
+ */
+export function reuseUnchanged(previous: Omit<Snapshot, 'version'> | undefined, next: Omit<Snapshot, 'version'>): Omit<Snapshot, 'version'> {
+  if (previous === undefined) return next;
+  const clusters = next.clusters.map((cluster, c) => {
+    const published = previous.clusters[c];
+    return published !== undefined && published.name === cluster.name && sameCluster(published, cluster) ? published : cluster;
+  });
+  return { clusters, listeners: next.listeners };
 }

@@ -5,12 +5,14 @@
  * is refused whole before anything is recorded (state file) or published (snapshot).
  *
  * The bounds are fixed at start-up because the shared buffers are (DESIGN.md allows handing
- * a larger snapshot buffer over; not done: docs/reload.md states the bounds instead):
- * - backend slots: rows of the shared counter table. A removed backend keeps its row until
- *   its connections closed, so a reload swapping N backends for N others needs 2N while the
- *   old ones drain.
+ * a larger snapshot buffer over; not done: `capacity.backends` sizes both buffers at start
+ * instead, and docs/reload.md states the bounds):
+ * - backend slots: rows of the shared counter table (`capacity.backends`). A removed backend
+ *   keeps its row until its connections closed, so a reload swapping N backends for N others
+ *   needs 2N while the old ones drain.
  * - snapshot bytes: one slot of the snapshot buffer holds the encoded snapshot; listeners'
- *   acls and backends take most of it (~140 bytes a backend, ~20-45 a CIDR block).
+ *   acls and backends take most of it (260-350 bytes a backend, ~20-45 a CIDR block). Sized
+ *   from the backend slots (layout.ts slotCapacityFor).
  * - listener slots: rows of the listener counter table, one per listener name over the
  *   process's life.
  */
@@ -20,7 +22,7 @@ import type { CapacityProblem } from '../shared/messages.ts';
 import { parseHostPort } from '../shared/address.ts';
 import { SluiceError } from '../shared/errors.ts';
 import { encodeSnapshot } from '../shared/snapshot/codec.ts';
-import { DEFAULT_SLOT_CAPACITY } from '../shared/snapshot/layout.ts';
+import { DEFAULT_SLOT_CAPACITY, slotCapacityFor } from '../shared/snapshot/layout.ts';
 import type { Snapshot } from '../shared/snapshot/types.ts';
 import { BackendRegistry, backendId, type Backend } from './backend-registry.ts';
 import { initialRecord } from './health/state-machine.ts';
@@ -33,11 +35,18 @@ export interface CapacityLimits {
   readonly listenerSlots: number;
 }
 
+/** The bounds of a process started without `capacity:` (listener slots are always these). */
 export const FIXED_LIMITS: CapacityLimits = Object.freeze({
   backendSlots: DEFAULT_BACKEND_SLOTS,
   snapshotBytes: DEFAULT_SLOT_CAPACITY,
   listenerSlots: DEFAULT_LISTENER_SLOTS,
 });
+
+/** The bounds a process started on `config` runs with (`capacity.backends` sizes both buffers). */
+export function limitsFor(config: Pick<Config, 'capacity'>): CapacityLimits {
+  const backendSlots = config.capacity.backends;
+  return { backendSlots, snapshotBytes: slotCapacityFor(backendSlots), listenerSlots: DEFAULT_LISTENER_SLOTS };
+}
 
 /** What a state of the system takes; a field left out is not checked. */
 export interface CapacityNeed {
@@ -58,7 +67,7 @@ export function capacityProblems(need: CapacityNeed, limits: CapacityLimits = FI
       code: 'SLUICE_CAPACITY_EXCEEDED',
       needed: backendSlots,
       bound: limits.backendSlots,
-      message: `backend_slots: needs ${backendSlots} backend counter slots, the limit is ${limits.backendSlots} (a removed backend keeps its slot until its connections closed)`,
+      message: `backend_slots: needs ${backendSlots} backend counter slots, the limit is ${limits.backendSlots} (capacity.backends; a removed backend keeps its slot until its connections closed)`,
     });
   }
   if (snapshotBytes !== undefined && snapshotBytes > limits.snapshotBytes) {
@@ -67,7 +76,7 @@ export function capacityProblems(need: CapacityNeed, limits: CapacityLimits = FI
       code: 'SLUICE_SNAPSHOT_TOO_LARGE',
       needed: snapshotBytes,
       bound: limits.snapshotBytes,
-      message: `snapshot_bytes: the snapshot would encode to ${snapshotBytes} bytes, a snapshot slot holds ${limits.snapshotBytes} bytes (fewer or shorter acl blocks, or fewer backends)`,
+      message: `snapshot_bytes: the snapshot would encode to ${snapshotBytes} bytes, a snapshot slot holds ${limits.snapshotBytes} bytes (fewer or shorter acl blocks, fewer backends, or a larger capacity.backends)`,
     });
   }
   if (listenerSlots !== undefined && listenerSlots > limits.listenerSlots) {
@@ -112,7 +121,7 @@ export function placeholderBackend(limits: CapacityLimits, now: number): (cluste
 export function configNeed(config: Config, runtime: RuntimeState = EMPTY_RUNTIME_STATE, now: number = Date.now()): Required<CapacityNeed> {
   const desired = desiredBackends(config, runtime);
   const registry = new BackendRegistry(config, new SlotAllocator(0));
-  const content = registry.projectedContent(config, runtime.routes, desired, placeholderBackend(FIXED_LIMITS, now), now);
+  const content = registry.projectedContent(config, runtime.routes, desired, placeholderBackend(limitsFor(config), now), now);
   return { backendSlots: desired.length, snapshotBytes: encodedBytes(content), listenerSlots: config.listeners.length };
 }
 
@@ -121,7 +130,7 @@ export function configNeed(config: Config, runtime: RuntimeState = EMPTY_RUNTIME
  * `run`) exceeds: what `sluice validate` and `sluice run` say about a file, in the same words.
  */
 export function assertConfigFits(config: Config, file: string, runtime: RuntimeState = EMPTY_RUNTIME_STATE): void {
-  const problems = capacityProblems(configNeed(config, pruneForConfig(runtime, config)));
+  const problems = capacityProblems(configNeed(config, pruneForConfig(runtime, config)), limitsFor(config));
   const first = problems[0];
   if (first === undefined) return;
   throw new SluiceError(first.code, `${file}: over a capacity limit:\n${problems.map((p) => `  ${p.message}`).join('\n')}`);

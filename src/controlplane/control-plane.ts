@@ -34,7 +34,7 @@ import { runRoutesCommand } from './route-commands.ts';
 import { resolveHost } from './host-resolution.ts';
 import { DiscoveryManager, type DiscoveryCore, type DiscoveryManagerDeps, type DiscoveryStatusUpdate } from './discovery/discovery-manager.ts';
 import { createDiscoverySources } from './discovery/sources.ts';
-import { BackendRegistry, backendId, contentChanged, type Backend, type Cluster } from './backend-registry.ts';
+import { BackendRegistry, backendId, contentChanged, reuseUnchanged, type Backend, type Cluster } from './backend-registry.ts';
 import { probe as realProbe, type ProbeResult, type ProbeTarget } from './health/checkers.ts';
 import { newPassiveCursor, readPassive } from './health/passive.ts';
 import { ProbeScheduler } from './health/scheduler.ts';
@@ -50,7 +50,7 @@ import {
   type RuntimeState,
 } from './runtime-state.ts';
 import type { SlotAllocator } from './slot-allocator.ts';
-import { capacityProblems, encodedBytes, FIXED_LIMITS, placeholderBackend, type CapacityLimits } from './capacity.ts';
+import { capacityProblems, FIXED_LIMITS, placeholderBackend, type CapacityLimits } from './capacity.ts';
 import { planReload, type ReloadPlan } from './reload-plan.ts';
 import { peekStateFile, readStateFile, unknownEntries, writeStateFile, type StateFileContent } from './state-file.ts';
 import type { SnapshotWriter } from './snapshot-writer.ts';
@@ -526,7 +526,7 @@ export class ControlPlane {
     const content = this.#registry.projectedContent(next, plan.runtime.routes, plan.backends.add, placeholderBackend(limits, now), now);
     // A removed backend keeps its slot until its connections closed: the old set and the new
     // one need slots side by side while the old one drains.
-    const need = { backendSlots: this.#deps.slots.used + plan.backends.add.length, snapshotBytes: encodedBytes(content) };
+    const need = { backendSlots: this.#deps.slots.used + plan.backends.add.length, snapshotBytes: this.#encodedBytes(content) };
     return { plan, problems: capacityProblems(need, limits) };
   }
 
@@ -603,7 +603,12 @@ export class ControlPlane {
     const limits = this.#limits();
     const added = change.added ?? [];
     const content = this.#registry.projectedContent(this.#config, this.#runtime.routes, added, placeholderBackend(limits, now), now, change.acl);
-    return capacityProblems({ backendSlots: this.#deps.slots.used + added.length, snapshotBytes: encodedBytes(content) }, limits);
+    return capacityProblems({ backendSlots: this.#deps.slots.used + added.length, snapshotBytes: this.#encodedBytes(content) }, limits);
+  }
+
+  /** What a change's content encodes to, re-encoding only the clusters it changes (the writer keeps the rest). */
+  #encodedBytes(content: Content): number {
+    return this.#deps.writer.encodedLength(reuseUnchanged(this.#published, content));
   }
 
   /** The fixed bounds of this process's shared buffers. */
@@ -841,7 +846,7 @@ export class ControlPlane {
   // ── publishing ───────────────────────────────────────────────────────────────────────
 
   #publishIfChanged(now: number): number | undefined {
-    const content = this.#registry.snapshotContent(now);
+    const content = reuseUnchanged(this.#published, this.#registry.snapshotContent(now));
     this.#dirty = false;
     if (!contentChanged(this.#published, content)) return undefined;
     try {

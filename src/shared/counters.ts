@@ -155,7 +155,14 @@ export interface CounterDimensions {
   readonly listenerSlots: number;
 }
 
+/**
+ * Backend counter rows (`capacity.backends`). Each row takes 118 bytes plus 334 bytes per
+ * data-plane worker of address space (measured: createCounterBuffer at two sizes); only rows
+ * in use are ever touched, so the rest cost no resident memory.
+ */
 export const DEFAULT_BACKEND_SLOTS = 16_384;
+export const MIN_BACKEND_SLOTS = 1_024;
+export const MAX_BACKEND_SLOTS = 1_048_576;
 export const DEFAULT_LISTENER_SLOTS = 256;
 
 interface Regions {

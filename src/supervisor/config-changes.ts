@@ -39,7 +39,7 @@ export function diffConfigs(before: Config, after: Config): ConfigChanges {
 
 /**
  * Settings fixed for the life of a process (thread count, admin address and token, state
- * file, access log): a reload keeps the running values and names the keys it could not apply.
+ * file, access log, capacity): a reload keeps the running values and names the keys it could not apply.
  */
 export function restartOnlyChanges(running: Config, loaded: Config): { config: Config; ignored: string[] } {
   const ignored: string[] = [];
@@ -49,12 +49,15 @@ export function restartOnlyChanges(running: Config, loaded: Config): { config: C
   if (running.state_file !== loaded.state_file) ignored.push('state_file');
   // Workers get the access log settings (and its file descriptor) when they start.
   if (JSON.stringify(running.access_log) !== JSON.stringify(loaded.access_log)) ignored.push('access_log');
+  // The shared buffers are sized by it once; what no longer fits is refused by the capacity check.
+  if (running.capacity.backends !== loaded.capacity.backends) ignored.push('capacity.backends');
   const { state_file: _loadedStateFile, ...rest } = loaded;
   const config: Config = {
     ...rest,
     workers: running.workers,
     admin: running.admin,
     access_log: running.access_log,
+    capacity: running.capacity,
     ...(running.state_file === undefined ? {} : { state_file: running.state_file }),
   };
   return { config, ignored };

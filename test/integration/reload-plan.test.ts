@@ -121,7 +121,7 @@ describe('capacity limits', () => {
     expect(refused.status).toBe(507);
     expect(refused.body['error']).toBe('NO_CAPACITY');
     expect(refused.body['message']).toBe(
-      'backend_slots: needs 18001 backend counter slots, the limit is 16384 (a removed backend keeps its slot until its connections closed)',
+      'backend_slots: needs 18001 backend counter slots, the limit is 16384 (capacity.backends; a removed backend keeps its slot until its connections closed)',
     );
     expect(await held.exchange('still')).toBe('still');
     expect((await roundTrip(port!, Buffer.from('new'))).toString()).toBe('new');
@@ -147,7 +147,7 @@ describe('capacity limits', () => {
     expect(response.status).toBe(507);
     expect(await response.json()).toEqual({
       error: 'NO_CAPACITY',
-      message: 'cannot add web:127.0.0.1:2: backend_slots: needs 16385 backend counter slots, the limit is 16384 (a removed backend keeps its slot until its connections closed)',
+      message: 'cannot add web:127.0.0.1:2: backend_slots: needs 16385 backend counter slots, the limit is 16384 (capacity.backends; a removed backend keeps its slot until its connections closed)',
     });
     expect((await roundTrip(port!, Buffer.from('serving'))).toString()).toBe('serving');
   });

@@ -15,6 +15,7 @@ import { formatCidr, parseCidr } from '../cidr.ts';
 import { payloadProblem } from '../payload.ts';
 import { discoverySchema } from './discovery-schema.ts';
 import { registrySchema } from './registry-schema.ts';
+import { DEFAULT_BACKEND_SLOTS, MAX_BACKEND_SLOTS, MIN_BACKEND_SLOTS } from '../counters.ts';
 import { MISSING, address, backendAddress, duration, expected, integer, list, name, strictObject, text } from './schema-kit.ts';
 
 /** Values the contract names for later releases: refused with "not supported yet", not "invalid". */
@@ -462,6 +463,14 @@ const workersSchema = z
   })
   .default('auto');
 
+/**
+ * Sizes the shared buffers at start-up (backend counter rows and the snapshot slots); a
+ * reload keeps the running value (docs/reload.md). Pages never touched cost no memory.
+ */
+const capacitySchema = strictObject({
+  backends: integer(MIN_BACKEND_SLOTS, MAX_BACKEND_SLOTS).default(DEFAULT_BACKEND_SLOTS),
+});
+
 const AT_LEAST_ONE_LISTENER = 'at least one listener is required';
 const AT_LEAST_ONE_CLUSTER = 'at least one cluster is required';
 
@@ -471,6 +480,7 @@ export const configSchema = strictObject({
   state_file: z.string({ error: expected('expected a file path') }).min(1, { error: 'expected a file path' }).optional(),
   shutdown: shutdownSchema.prefault({}),
   access_log: accessLogSchema.prefault({}),
+  capacity: capacitySchema.prefault({}),
   listeners: list(listenerSchema, 'expected a list of listeners').min(1, { error: AT_LEAST_ONE_LISTENER }),
   clusters: list(clusterSchema, 'expected a list of clusters').min(1, { error: AT_LEAST_ONE_CLUSTER }),
   registry: registrySchema.optional(),

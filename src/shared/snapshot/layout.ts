@@ -41,6 +41,23 @@ export const SNAPSHOT_LAYOUT_VERSION = 1;
 export const DEFAULT_SLOT_CAPACITY = 8 * 1024 * 1024;
 /** LENGTH cells are Int32; 1 GiB per slot keeps every byte count well inside that range. */
 export const MAX_SLOT_CAPACITY = 1024 * 1024 * 1024;
+/**
+ * Slot bytes set aside per backend slot. Measured encoded sizes (codec.ts, a 1,000-backend
+ * cluster): 261 bytes a backend addressed by IP without checks, 299 with a first-probe
+ * failure reason, 344 with a 31-character SRV host name; 512 leaves room for longer names
+ * and reasons, and 16,384 × 512 is the 8 MiB default.
+ */
+export const SNAPSHOT_BYTES_PER_BACKEND = 512;
+
+/**
+ * The slot capacity for `backendSlots` backends (`capacity.backends`): never below the
+ * default, which also holds listeners' acls. Sized once at start-up rather than handing a
+ * larger buffer over later (docs/reload.md): a slot's pages are touched only as far as
+ * snapshots reach, so the headroom costs address space, not memory.
+ */
+export function slotCapacityFor(backendSlots: number): number {
+  return Math.min(MAX_SLOT_CAPACITY, Math.max(DEFAULT_SLOT_CAPACITY, backendSlots * SNAPSHOT_BYTES_PER_BACKEND));
+}
 
 export type SlotIndex = 0 | 1;
 

@@ -23,6 +23,7 @@ describe('parseConfig on a good config', () => {
       admin: { listen: '127.0.0.1:9090' },
       shutdown: { drain_timeout: 30_000, delay: 0 },
       access_log: { enabled: false, sampling: 1 },
+      capacity: { backends: 16_384 },
       listeners: [{ name: 'web', protocol: 'tcp', listen: '127.0.0.1:8080', cluster: 'web' }],
       clusters: [
         {
@@ -346,7 +347,7 @@ describe('parseConfig on a broken config', () => {
     [
       'an unknown top-level key',
       yaml('sluice: {}', ...LISTENERS, ...CLUSTERS),
-      ['config.yaml:1:1 (root): unknown key "sluice"; allowed: workers, admin, state_file, shutdown, access_log, listeners, clusters, registry'],
+      ['config.yaml:1:1 (root): unknown key "sluice"; allowed: workers, admin, state_file, shutdown, access_log, capacity, listeners, clusters, registry'],
     ],
     [
       'a reference to an unknown cluster',

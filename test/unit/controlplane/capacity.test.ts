@@ -33,7 +33,7 @@ describe('capacityProblems', () => {
 
   it('says what needs how much and what the bound is', () => {
     expect(capacityProblems({ snapshotBytes: 1001 }, limits)[0]?.message).toBe(
-      'snapshot_bytes: the snapshot would encode to 1001 bytes, a snapshot slot holds 1000 bytes (fewer or shorter acl blocks, or fewer backends)',
+      'snapshot_bytes: the snapshot would encode to 1001 bytes, a snapshot slot holds 1000 bytes (fewer or shorter acl blocks, fewer backends, or a larger capacity.backends)',
     );
   });
 });
@@ -73,7 +73,7 @@ describe('configNeed', () => {
     expect(thrown).toBeInstanceOf(SluiceError);
     expect((thrown as SluiceError).code).toBe('SLUICE_CAPACITY_EXCEEDED');
     expect((thrown as SluiceError).message).toBe(
-      'big.yaml: over a capacity limit:\n  backend_slots: needs 16385 backend counter slots, the limit is 16384 (a removed backend keeps its slot until its connections closed)',
+      'big.yaml: over a capacity limit:\n  backend_slots: needs 16385 backend counter slots, the limit is 16384 (capacity.backends; a removed backend keeps its slot until its connections closed)',
     );
     expect(() => assertConfigFits(config, 'c.yaml')).not.toThrow();
   });

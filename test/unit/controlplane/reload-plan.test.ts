@@ -250,7 +250,7 @@ describe('capacity limits on a reload', () => {
     expect(result).toEqual({
       ok: false,
       error: 'NO_CAPACITY',
-      message: 'cannot add web:127.0.0.1:9003: backend_slots: needs 3 backend counter slots, the limit is 2 (a removed backend keeps its slot until its connections closed)',
+      message: 'cannot add web:127.0.0.1:9003: backend_slots: needs 3 backend counter slots, the limit is 2 (capacity.backends; a removed backend keeps its slot until its connections closed)',
     });
   });
 });
