@@ -22,7 +22,7 @@ import { SlotAllocator } from '../src/controlplane/slot-allocator.ts';
 import { SnapshotWriter } from '../src/controlplane/snapshot-writer.ts';
 import { parseConfig } from '../src/shared/config/load.ts';
 import { CounterTables, createCounterBuffer } from '../src/shared/counters.ts';
-import { createSnapshotBuffer } from '../src/shared/snapshot/layout.ts';
+import { createSnapshotBuffer, slotCapacityFor } from '../src/shared/snapshot/layout.ts';
 import { median, percentile } from './lib/stats.ts';
 
 const { values } = parseArgs({ options: { clusters: { type: 'string', default: '100' }, records: { type: 'string', default: '150' }, rounds: { type: 'string', default: '20' } } });
@@ -38,7 +38,8 @@ const answer: DiscoveryResult = {
   endpoints: Array.from({ length: RECORDS }, (_, i) => ({ address: `127.0.1.${(i % 250) + 1}:${20_000 + i}`, weight: (i % 5) + 1, tier: i % 2, condition: 'ready' as const })),
 };
 
-const dims = { workers: 1, backendSlots: 16_384, listenerSlots: 4 };
+// Room for every discovered backend, as `capacity: {backends: N}` gives a daemon.
+const dims = { workers: 1, backendSlots: Math.max(16_384, CLUSTERS * RECORDS), listenerSlots: 4 };
 const reports: ((result: DiscoveryResult) => void)[] = [];
 let queue: Promise<unknown> = Promise.resolve();
 let bytes = 0;
@@ -46,7 +47,7 @@ let messages = 0;
 const cp = new ControlPlane({
   config,
   counters: new CounterTables(createCounterBuffer(dims), dims),
-  writer: new SnapshotWriter(createSnapshotBuffer()),
+  writer: new SnapshotWriter(createSnapshotBuffer(slotCapacityFor(dims.backendSlots))),
   slots: new SlotAllocator(dims.backendSlots),
   log: pino({ level: 'silent' }),
   tickMs: 3_600_000,

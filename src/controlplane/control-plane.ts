@@ -38,7 +38,7 @@ import { BackendRegistry, backendId, contentChanged, reuseUnchanged, type Backen
 import { probe as realProbe, type ProbeResult, type ProbeTarget } from './health/checkers.ts';
 import { newPassiveCursor, readPassive } from './health/passive.ts';
 import { ProbeScheduler } from './health/scheduler.ts';
-import { initialRecord, transition, type HealthEvent, type HealthRecord } from './health/state-machine.ts';
+import { awaitsTick, initialRecord, transition, type HealthEvent, type HealthRecord } from './health/state-machine.ts';
 import {
   desiredBackends,
   EMPTY_RUNTIME_STATE,
@@ -245,11 +245,14 @@ export class ControlPlane {
     const now = this.#now();
     const counters = this.#deps.counters;
     let ramping = false;
+    // A copy: a tick that ends a removal deletes from the registry.
     for (const backend of [...this.#registry.all()]) {
       const cluster = this.#clusterOf(backend);
       const delta = readPassive(counters, backend.slot, backend.passive);
       if (delta.failures > 0 || delta.successes > 0) this.#apply(backend, cluster, { type: 'passive', ...delta, now });
-      this.#apply(backend, cluster, { type: 'tick', activeConnections: counters.activeConnections(backend.slot), now });
+      if (awaitsTick(backend.health, cluster.policy)) {
+        this.#apply(backend, cluster, { type: 'tick', activeConnections: counters.activeConnections(backend.slot), now });
+      }
       ramping = this.#stepRamp(backend, cluster, now) || ramping;
     }
     this.#releaseRetiredSlots();

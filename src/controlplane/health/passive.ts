@@ -25,10 +25,14 @@ export function newPassiveCursor(counters: CounterTables, slot: number): Passive
   };
 }
 
+const NO_CHANGE: PassiveDelta = Object.freeze({ failures: 0, successes: 0 });
+
 /** Failures and successes since the cursor's last read; moves the cursor. O(workers). */
 export function readPassive(counters: CounterTables, slot: number, cursor: PassiveCursor): PassiveDelta {
   const failures = counters.backendTotal(slot, BackendCounter.connectFailures);
   const successes = counters.backendTotal(slot, BackendCounter.connectSuccesses);
+  // The common case on every tick, for every backend: nothing to allocate.
+  if (failures === cursor.failures && successes === cursor.successes) return NO_CHANGE;
   // Totals only grow while a slot belongs to one backend; never report a negative change.
   const delta = { failures: Math.max(0, failures - cursor.failures), successes: Math.max(0, successes - cursor.successes) };
   cursor.failures = failures;

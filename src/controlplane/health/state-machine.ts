@@ -116,6 +116,17 @@ export function transition(record: HealthRecord, event: HealthEvent, policy: Hea
   return settle(input.record, input.reason, event.now, connections, policy);
 }
 
+/**
+ * Whether a `tick` can change `record`: only an unfinished drain (its connections or its
+ * timeout end it) and a passive ejection that may run out. Every other event leaves a record
+ * where `settle` puts it, so a tick changes nothing else; the control plane skips those
+ * backends, which keeps its 100 ms tick O(backends that wait) rather than O(backends).
+ */
+export function awaitsTick(record: HealthRecord, policy: HealthPolicy): boolean {
+  if (record.state === 'draining' && !record.drained) return true;
+  return !policy.activeChecks && !record.up && record.ejectedAt !== undefined;
+}
+
 interface Input {
   readonly record: HealthRecord;
   /** Why `up` or `admin` changed, if they did: becomes the reason of a state change. */
