@@ -1,0 +1,74 @@
+/**
+ * The memory settings that must be in place before the process starts (issue #18,
+ * docs/data-plane-decisions.md "Process memory at idle") reach the daemon through the
+ * shipped entry points: bin/sluice (the Dockerfile's ENTRYPOINT) and `sluice master` (the
+ * systemd unit's ExecStart), read from the running daemon's /proc/PID/environ.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/client.ts';
+import { followLogs, tcpConfig, writeConfig } from '../helpers/daemon.ts';
+import { startMaster } from '../helpers/master.ts';
+import { freePorts } from '../helpers/ports.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/sluice', import.meta.url));
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** The environment a running process was started with. */
+function environOf(pid: number): Record<string, string> {
+  const entries = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').filter((e) => e.includes('='));
+  return Object.fromEntries(entries.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+}
+
+async function readyz(adminPort: number): Promise<number> {
+  try {
+    return (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status;
+  } catch {
+    return 0;
+  }
+}
+
+async function config(): Promise<{ yaml: string; adminPort: number }> {
+  const [port, adminPort] = await freePorts(2);
+  return { yaml: tcpConfig({ listenPort: port!, adminPort: adminPort!, backends: ['127.0.0.1:1'], workers: 1 }), adminPort: adminPort! };
+}
+
+describe('memory settings at start-up', () => {
+  it('the daemon that `bin/sluice master` starts runs with MALLOC_ARENA_MAX=2 and a 1 MiB semi-space cap, with nothing set by the caller', async () => {
+    const { yaml } = await config();
+    // env -u: what the test runner has in its own environment must not decide the outcome.
+    const master = await startMaster(yaml, {
+      command: (file) => ['/usr/bin/env', '-u', 'MALLOC_ARENA_MAX', '-u', 'NODE_OPTIONS', BIN, 'master', '--config', file, '--log-level', 'info'],
+    });
+    cleanups.push(async () => master.kill());
+    const [child] = master.childPids();
+
+    const daemon = environOf(child!);
+    expect(daemon['MALLOC_ARENA_MAX']).toBe('2');
+    expect(daemon['NODE_OPTIONS']).toBe('--max-semi-space-size=1');
+    expect(environOf(master.child.pid!)['MALLOC_ARENA_MAX']).toBe('2');
+  });
+
+  it("an operator's own MALLOC_ARENA_MAX and --max-semi-space-size win over bin/sluice's", async () => {
+    const { yaml, adminPort } = await config();
+    const env = { ...process.env, MALLOC_ARENA_MAX: '4', NODE_OPTIONS: '--max-semi-space-size=16' };
+    const child = spawn(BIN, ['run', '--config', writeConfig(yaml)], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const { exited } = followLogs(child, 'sluice', 30_000);
+    cleanups.push(async () => {
+      child.kill('SIGKILL');
+      await exited;
+    });
+    // Ready means bin/sluice has exec'd node: the pid is the daemon's from then on.
+    await eventually(() => readyz(adminPort), (status) => status === 200, 30_000);
+
+    const daemon = environOf(child.pid!);
+    expect(daemon['MALLOC_ARENA_MAX']).toBe('4');
+    expect(daemon['NODE_OPTIONS']).toBe('--max-semi-space-size=16');
+  });
+});
