@@ -7,10 +7,12 @@
  * thread's V8 heap through GET /debug/resources. Prints one table.
  *
  *   node bench/idle-rss.ts [--workers 2] [--connections 20000] [--concurrency 64] [--idle 10s]
- *                          [--env K=V ...] [--cli PATH] [--trace-modules] [--mappings] [--rounds 1]
+ *                          [--env K=V ...] [--cli PATH | --bin PATH] [--trace-modules] [--mappings] [--rounds 1]
  *
  * --env runs the daemon with extra environment variables (a lever under evaluation);
  * --cli runs another checkout's src/cli.ts (before/after on one machine);
+ * --bin runs a launcher instead (bin/sluice: the memory settings it sets before the process
+ * starts, as installs get them), with what --env adds on top;
  * --trace-modules prints, per thread, the project and package modules it loaded (a
  * resolve hook preloaded with --import). Worker threads started from eval'd code, as
  * src/supervisor/thread-modules.ts starts them, skip --import preloads: with it, only the
@@ -43,6 +45,7 @@ const { values } = parseArgs({
     idle: { type: 'string', default: '10s' },
     env: { type: 'string', multiple: true, default: [] },
     cli: { type: 'string', default: fileURLToPath(new URL('../src/cli.ts', import.meta.url)) },
+    bin: { type: 'string' },
     'trace-modules': { type: 'boolean', default: false },
     rounds: { type: 'string', default: '1' },
     mappings: { type: 'boolean', default: false },
@@ -204,7 +207,10 @@ async function measureOnce(): Promise<Row[]> {
   const configFile = path.join(dir, 'config.yaml');
   writeFileSync(configFile, benchConfig(ports));
   const execArgs = values['trace-modules'] ? ['--import', TRACE_HOOK] : [];
-  const daemon = spawn(process.execPath, [...execArgs, values.cli, 'run', '--config', configFile, '--log-level', 'warn'], {
+  const args = ['run', '--config', configFile, '--log-level', 'warn'];
+  // A launcher execs node in its own process: the pid stays the daemon's.
+  const [command, argv] = values.bin === undefined ? [process.execPath, [...execArgs, values.cli, ...args]] : [values.bin, args];
+  const daemon = spawn(command, argv, {
     stdio: ['ignore', 'ignore', values['trace-modules'] ? 'pipe' : 'inherit'],
     env: { ...process.env, ...EXTRA_ENV },
   });
@@ -326,7 +332,7 @@ function median(numbers: readonly number[]): number {
 const runs: Row[][] = [];
 for (let round = 0; round < ROUNDS; round++) runs.push(await measureOnce());
 const env = Object.keys(EXTRA_ENV).length === 0 ? '' : ` env ${values.env.join(' ')}`;
-const header = `sluice ${values.cli}, ${WORKERS} workers, shipped config.yaml${env}; MiB from /proc/PID/smaps_rollup`;
+const header = `sluice ${values.bin ?? values.cli}, ${WORKERS} workers, shipped config.yaml${env}; MiB from /proc/PID/smaps_rollup`;
 const first = runs[0] ?? [];
 if (ROUNDS === 1) printTable(first, header);
 else {

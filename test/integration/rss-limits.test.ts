@@ -2,14 +2,15 @@
  * The memory settings that must be in place before the process starts (issue #18,
  * docs/data-plane-decisions.md "Process memory at idle") reach the daemon through the
  * shipped entry points: bin/sluice (the Dockerfile's ENTRYPOINT) and `sluice master` (the
- * systemd unit's ExecStart), read from the running daemon's /proc/PID/environ.
+ * systemd unit's ExecStart), read from the running daemon's /proc/PID/environ; and the
+ * master, which only waits on its child, does not load the daemon's packages.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/client.ts';
-import { followLogs, tcpConfig, writeConfig } from '../helpers/daemon.ts';
+import { CLI, followLogs, tcpConfig, writeConfig } from '../helpers/daemon.ts';
 import { startMaster } from '../helpers/master.ts';
 import { freePorts } from '../helpers/ports.ts';
 
@@ -25,6 +26,17 @@ function environOf(pid: number): Record<string, string> {
   const entries = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').filter((e) => e.includes('='));
   return Object.fromEntries(entries.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 }
+
+/** Preloaded in the master: every package module it resolves, to stderr as `PACKAGE <url>`. */
+const PACKAGE_TRACE = `data:text/javascript,${encodeURIComponent(`
+import { registerHooks } from 'node:module';
+import { writeSync } from 'node:fs';
+registerHooks({ resolve(specifier, context, next) {
+  const resolved = next(specifier, context);
+  if (resolved.url.includes('/node_modules/')) writeSync(2, 'PACKAGE ' + resolved.url + '\\n');
+  return resolved;
+} });
+`)}`;
 
 async function readyz(adminPort: number): Promise<number> {
   try {
@@ -70,5 +82,24 @@ describe('memory settings at start-up', () => {
     const daemon = environOf(child.pid!);
     expect(daemon['MALLOC_ARENA_MAX']).toBe('4');
     expect(daemon['NODE_OPTIONS']).toBe('--max-semi-space-size=16');
+  });
+
+  it("`sluice master` loads pino for its log and none of the daemon's packages (Fastify, zod, yaml, prom-client)", async () => {
+    const { yaml } = await config();
+    const master = spawn(process.execPath, ['--import', PACKAGE_TRACE, CLI, 'master', '--config', writeConfig(yaml), '--log-level', 'info'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const { logs, stderr, waitForLog, exited } = followLogs(master, 'master', 30_000);
+    cleanups.push(async () => {
+      for (const line of logs) if (line.msg === 'child started') process.kill(line['child'] as number, 'SIGKILL');
+      master.kill('SIGKILL');
+      await exited;
+    });
+    // The child (bin/sluice, without the trace) has loaded the daemon by then; the master all it ever will.
+    await waitForLog((l) => l['component'] === 'master' && l.msg === 'child ready');
+
+    const packages = new Set([...stderr().matchAll(/^PACKAGE .*\/node_modules\/((?:@[^/]+\/)?[^/]+)\//gm)].map((m) => m[1]));
+    expect(packages).toContain('pino');
+    for (const name of ['fastify', 'zod', 'yaml', 'prom-client']) expect(packages).not.toContain(name);
   });
 });
