@@ -6,7 +6,9 @@
  * master, which only waits on its child, does not load the daemon's packages.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/client.ts';
@@ -52,11 +54,17 @@ async function config(): Promise<{ yaml: string; adminPort: number }> {
 }
 
 describe('memory settings at start-up', () => {
-  it('the daemon that `bin/sluice master` starts runs with MALLOC_ARENA_MAX=2 and a 1 MiB semi-space cap, with nothing set by the caller', async () => {
+  it("the daemon that `bin/sluice master` starts runs with MALLOC_ARENA_MAX=2, a 1 MiB semi-space cap and systemd's cache directory as compile cache, which it fills", async () => {
     const { yaml } = await config();
-    // env -u: what the test runner has in its own environment must not decide the outcome.
+    const cacheDirectory = mkdtempSync(path.join(tmpdir(), 'sluice-cache-'));
+    cleanups.push(() => rmSync(cacheDirectory, { recursive: true, force: true }));
+    // env -u: what the test runner has in its own environment must not decide the outcome;
+    // CACHE_DIRECTORY is what systemd's CacheDirectory= sets.
     const master = await startMaster(yaml, {
-      command: (file) => ['/usr/bin/env', '-u', 'MALLOC_ARENA_MAX', '-u', 'NODE_OPTIONS', BIN, 'master', '--config', file, '--log-level', 'info'],
+      command: (file) => [
+        '/usr/bin/env', '-u', 'MALLOC_ARENA_MAX', '-u', 'NODE_OPTIONS', '-u', 'NODE_COMPILE_CACHE', `CACHE_DIRECTORY=${cacheDirectory}`,
+        BIN, 'master', '--config', file, '--log-level', 'info',
+      ],
     });
     cleanups.push(async () => master.kill());
     const [child] = master.childPids();
@@ -64,7 +72,13 @@ describe('memory settings at start-up', () => {
     const daemon = environOf(child!);
     expect(daemon['MALLOC_ARENA_MAX']).toBe('2');
     expect(daemon['NODE_OPTIONS']).toBe('--max-semi-space-size=1');
+    expect(daemon['NODE_COMPILE_CACHE']).toBe(cacheDirectory);
     expect(environOf(master.child.pid!)['MALLOC_ARENA_MAX']).toBe('2');
+    // The worker threads' stripped sources, written by the child once its workers started
+    // (in Node's directory for this Node version, which getCompileCacheDir() names).
+    const [versionDir] = readdirSync(cacheDirectory);
+    const stripped = readdirSync(path.join(cacheDirectory, versionDir!, 'sluice-stripped'));
+    expect(stripped.filter((f) => f.endsWith('.js')).length).toBeGreaterThan(50);
   });
 
   it("an operator's own MALLOC_ARENA_MAX and --max-semi-space-size win over bin/sluice's", async () => {
