@@ -23,5 +23,10 @@ STOPSIGNAL SIGTERM
 # The slim image has no curl: Node's fetch asks /readyz on the default admin port.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.SLUICE_ADMIN_PORT ?? '9090') + '/readyz').then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"]
+# bin/sluice sets the memory settings that must precede the process (MALLOC_ARENA_MAX=2,
+# NODE_OPTIONS=--max-semi-space-size=1; docs/data-plane-decisions.md, "Process memory at idle");
+# `docker run -e MALLOC_ARENA_MAX=… -e NODE_OPTIONS=--max-semi-space-size=…` overrides them.
+# Its compile cache (NODE_COMPILE_CACHE) goes to /home/node/.cache/sluice: a new container's
+# first start strips the TypeScript (~16 MiB more RSS until it restarts); later ones do not.
 ENTRYPOINT ["/opt/sluice/bin/sluice"]
 CMD ["run", "--config", "/etc/sluice/config.yaml"]

@@ -7,10 +7,12 @@
  * thread's V8 heap through GET /debug/resources. Prints one table.
  *
  *   node bench/idle-rss.ts [--workers 2] [--connections 20000] [--concurrency 64] [--idle 10s]
- *                          [--env K=V ...] [--cli PATH] [--trace-modules] [--mappings] [--rounds 1]
+ *                          [--env K=V ...] [--cli PATH | --bin PATH] [--trace-modules] [--mappings] [--rounds 1]
  *
  * --env runs the daemon with extra environment variables (a lever under evaluation);
  * --cli runs another checkout's src/cli.ts (before/after on one machine);
+ * --bin runs a launcher instead (bin/sluice: the memory settings it sets before the process
+ * starts, as installs get them), with what --env adds on top;
  * --trace-modules prints, per thread, the project and package modules it loaded (a
  * resolve hook preloaded with --import). Worker threads started from eval'd code, as
  * src/supervisor/thread-modules.ts starts them, skip --import preloads: with it, only the
@@ -45,6 +47,7 @@ const { values } = parseArgs({
     idle: { type: 'string', default: '10s' },
     env: { type: 'string', multiple: true, default: [] },
     cli: { type: 'string', default: fileURLToPath(new URL('../src/cli.ts', import.meta.url)) },
+    bin: { type: 'string' },
     'trace-modules': { type: 'boolean', default: false },
     rounds: { type: 'string', default: '1' },
     mappings: { type: 'boolean', default: false },
@@ -215,7 +218,7 @@ const FROM_ARGS: IdleRssSettings = {
   concurrency: CONCURRENCY,
   idleMs: IDLE_MS ?? Number.NaN,
   cli: values.cli,
-  bin: undefined,
+  bin: values.bin,
   env: EXTRA_ENV,
   traceModules: values['trace-modules'],
   mappings: values.mappings,
@@ -362,7 +365,7 @@ if (import.meta.main) {
   const runs: Row[][] = [];
   for (let round = 0; round < ROUNDS; round++) runs.push(await measureOnce());
   const env = Object.keys(EXTRA_ENV).length === 0 ? '' : ` env ${values.env.join(' ')}`;
-  const header = `sluice ${values.cli}, ${WORKERS} workers, shipped config.yaml${env}; MiB from /proc/PID/smaps_rollup`;
+  const header = `sluice ${values.bin ?? values.cli}, ${WORKERS} workers, shipped config.yaml${env}; MiB from /proc/PID/smaps_rollup`;
   const first = runs[0] ?? [];
   if (ROUNDS === 1) printTable(first, header);
   else {

@@ -39,10 +39,12 @@ function startUdpBackend(port: number): Promise<dgram.Socket> {
 
 const backends = await Promise.all(DEMO_PORTS.map(startBackend));
 const udpBackends = await Promise.all(DEMO_UDP_PORTS.map(startUdpBackend));
-const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+// bin/sluice, as installs run it: it sets the memory settings that must precede the process
+// (docs/data-plane-decisions.md, "Process memory at idle"), and the demo is what a user measures first.
+const sluice = fileURLToPath(new URL('../bin/sluice', import.meta.url));
 // Its own process group: a terminal's Ctrl-C reaches the daemon once, through us, and
 // not twice (a second signal means "stop at once" to the daemon).
-const daemon = spawn(process.execPath, [cli, 'run', '--config', configFile], { stdio: 'inherit', detached: true });
+const daemon = spawn(sluice, ['run', '--config', configFile], { stdio: 'inherit', detached: true });
 
 process.stdout.write(`
   Sluice demo: HTTP backends on ${DEMO_PORTS.map((p) => `127.0.0.1:${p}`).join(', ')},

@@ -12,8 +12,9 @@
  * every line and column, so stack traces are unchanged.
  */
 import { readFileSync } from 'node:fs';
-import { stripTypeScriptTypes } from 'node:module';
+import { getCompileCacheDir, stripTypeScriptTypes } from 'node:module';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
+import { cachedStrip } from './stripped-cache.ts';
 
 /** The workerData key that carries the stripped sources; deleted once the entry loaded. */
 export const STRIPPED_SOURCES_KEY = 'sluiceStrippedSources';
@@ -46,7 +47,7 @@ export function relativeImports(javascript: string): string[] {
 }
 
 /** Every `.ts` module reachable from `entry` by relative static imports, stripped, by URL. */
-export function strippedGraph(entry: URL, strip: (typescript: string) => string = stripQuietly): Record<string, string> {
+export function strippedGraph(entry: URL, strip: (typescript: string) => string = cachedStrip(getCompileCacheDir(), stripQuietly)): Record<string, string> {
   const sources: Record<string, string> = {};
   const queue = [entry.href];
   for (let url = queue.pop(); url !== undefined; url = queue.pop()) {

@@ -8,14 +8,24 @@
  * repeats a call three times on the same host. Here a call goes to each endpoint at most once.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
-import { handleWhen, noop, retry } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
+import type * as Cockatiel from 'cockatiel';
+import type * as EtcdPackage from 'etcd3';
+import type { Etcd3, IOptions } from 'etcd3';
 import type { EtcdRegistryConfig } from '../../shared/config/registry-schema.ts';
 import { RegistryError } from './errors.ts';
 
 // The schema lives with the config's (shared/config/registry-schema.ts) so `sluice validate` checks it.
 export { etcdRegistryConfigSchema, type EtcdRegistryConfig } from '../../shared/config/registry-schema.ts';
+
+/**
+ * etcd3 (with gRPC and protobufjs) and cockatiel are loaded on the first connection, not with
+ * this module: the control-plane thread imports the registry code on every config, and the
+ * packages cost ~25 MiB of RSS in a thread that never connects (docs/data-plane-decisions.md,
+ * "Process memory at idle"). Both are CommonJS, so `require` keeps connectEtcd synchronous.
+ */
+const requirePackage = createRequire(import.meta.url);
 
 /** Unary calls (reads, writes, lease grants) give up after this; streams are not bounded. */
 export const DEFAULT_CALL_TIMEOUT_MS = 2000;
@@ -38,6 +48,8 @@ export function connectEtcd(
   env: NodeJS.ProcessEnv = process.env,
   callTimeoutMs = DEFAULT_CALL_TIMEOUT_MS,
 ): EtcdConnection {
+  const { Etcd3: Client, isRecoverableError } = requirePackage('etcd3') as typeof EtcdPackage;
+  const { handleWhen, noop, retry } = requirePackage('cockatiel') as typeof Cockatiel;
   const describe = `etcd ${config.endpoints.join(',')}`;
   const options: IOptions = {
     hosts: config.endpoints,
@@ -51,7 +63,7 @@ export function connectEtcd(
   if (auth !== undefined) options.auth = auth;
   const credentials = tlsFrom(config);
   if (credentials !== undefined) options.credentials = credentials;
-  return { client: new Etcd3(options), describe, prefix: config.prefix, instance: instanceName(config) };
+  return { client: new Client(options), describe, prefix: config.prefix, instance: instanceName(config) };
 }
 
 function credentialsFrom(config: EtcdRegistryConfig, env: NodeJS.ProcessEnv): { username: string; password: string } | undefined {
