@@ -151,6 +151,7 @@ export class Supervisor {
         restarts: { dataPlane: this.dataPlane.restarts, controlPlane: this.controlPlane.restarts },
         discovery: [...this.controlPlane.discovery.values()],
         reloads: this.reloads,
+        backendSeriesLimit: this.config.admin.metrics_backend_limit,
         ...(this.controlPlane.registry === undefined ? {} : { registry: { status: this.controlPlane.registry, mismatched: this.fleetMismatch.count(Date.now()) } }),
       }),
       { processMetrics: true },

@@ -430,6 +430,8 @@ const adminSchema = strictObject({
     .string({ error: expected('expected an environment variable name') })
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' })
     .optional(),
+  /** GET /metrics has per-backend series for at most this many backends (about 60 samples each). */
+  metrics_backend_limit: integer(0, 1_048_576).default(20_000),
 });
 
 const shutdownSchema = strictObject({

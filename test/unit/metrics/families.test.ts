@@ -192,3 +192,30 @@ describe('metric families', () => {
     expect(total(samples, 'sluice_health_check_duration_seconds_count', first)).toBe(0);
   });
 });
+
+describe('the per-backend series limit', () => {
+  const render = async (backendSeriesLimit: number | undefined): Promise<ReturnType<typeof parsePrometheus>> => {
+    const counters = new CounterTables(createCounterBuffer(DIMS), DIMS);
+    const sources = (): MetricSources => ({
+      snapshot: SNAPSHOT,
+      counters,
+      listeners: [],
+      restarts: { dataPlane: 0, controlPlane: 0 },
+      ...(backendSeriesLimit === undefined ? {} : { backendSeriesLimit }),
+    });
+    return parsePrometheus(await createMetrics(sources, { processMetrics: false }).render());
+  };
+
+  it.each([
+    [undefined, ['10.0.0.1:80', '10.0.0.2:80'], 0],
+    [2, ['10.0.0.1:80', '10.0.0.2:80'], 0],
+    [1, ['10.0.0.1:80'], 1],
+    [0, [], 2],
+  ] as const)('limit %s: series for %j, %i omitted', async (limit, backends, omitted) => {
+    const samples = await render(limit);
+    const labelled = (name: string): string[] => select(samples, name).map((s) => s.labels.backend ?? '');
+    expect(labelled('sluice_backend_weight')).toEqual(backends);
+    expect(new Set(labelled('sluice_backend_connect_duration_seconds_bucket'))).toEqual(new Set(backends));
+    expect(total(samples, 'sluice_metrics_backends_omitted')).toBe(omitted);
+  });
+});

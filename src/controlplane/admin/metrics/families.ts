@@ -44,6 +44,11 @@ export interface MetricSources {
   readonly reloads?: { readonly success: number; readonly failure: number };
   /** With `registry:`: the last registry report and the fleet instances out of step for a while. */
   readonly registry?: { readonly status: RegistryStatusReport; readonly mismatched: number };
+  /**
+   * Per-backend series for at most this many backends, in snapshot order
+   * (`admin.metrics_backend_limit`); absent: every backend.
+   */
+  readonly backendSeriesLimit?: number;
 }
 
 export interface MetricFamily {
@@ -72,34 +77,45 @@ interface BackendRow {
 }
 
 /**
- * The label text of every backend, built once per snapshot version (snapshots are
- * immutable) and shared by every family: a scrape of 1,000 backends formats each label
- * pair once instead of once per sample.
+ * The label text of every backend with series, built once per snapshot version (snapshots
+ * are immutable) and shared by every family: a scrape of 1,000 backends formats each label
+ * pair once instead of once per sample. Bounded by the scrape's limit: about 60 samples a
+ * backend make 100,000 backends a body past V8's longest string (and past any sane scrape).
  */
-const rowsBySnapshot = new WeakMap<Snapshot, BackendRow[]>();
+const rowsBySnapshot = new WeakMap<Snapshot, { readonly limit: number; readonly rows: BackendRow[] }>();
 
-function backendRows(snapshot: Snapshot): BackendRow[] {
-  const cached = rowsBySnapshot.get(snapshot);
-  if (cached !== undefined) return cached;
+function backendRows(s: MetricSources): BackendRow[] {
+  const limit = s.backendSeriesLimit ?? Number.POSITIVE_INFINITY;
+  const cached = rowsBySnapshot.get(s.snapshot);
+  if (cached?.limit === limit) return cached.rows;
   const rows: BackendRow[] = [];
-  for (const cluster of snapshot.clusters) {
-    for (const backend of cluster.backends) rows.push({ backend, labels: `${label('cluster', cluster.name)},${label('backend', backend.address)}` });
+  for (const cluster of s.snapshot.clusters) {
+    for (const backend of cluster.backends) {
+      if (rows.length >= limit) break;
+      rows.push({ backend, labels: `${label('cluster', cluster.name)},${label('backend', backend.address)}` });
+    }
   }
-  rowsBySnapshot.set(snapshot, rows);
+  rowsBySnapshot.set(s.snapshot, { limit, rows });
   return rows;
+}
+
+/** Backends beyond the limit, which have no per-backend series in this scrape. */
+function omittedBackends(s: MetricSources): number {
+  const total = s.snapshot.clusters.reduce((sum, cluster) => sum + cluster.backends.length, 0);
+  return Math.max(0, total - backendRows(s).length);
 }
 
 /** One sample per backend in the snapshot. */
 function perBackend(read: (s: MetricSources, slot: number, backend: SnapshotBackend) => number) {
   return (s: MetricSources): Sample[] =>
-    backendRows(s.snapshot).map((row) => ({ suffix: '', labels: row.labels, value: read(s, row.backend.slot, row.backend) }));
+    backendRows(s).map((row) => ({ suffix: '', labels: row.labels, value: read(s, row.backend.slot, row.backend) }));
 }
 
 /** One sample per backend and value of an extra label. */
 function perBackendAnd<T>(name: string, values: readonly { readonly value: string; readonly of: T }[], read: (s: MetricSources, backend: SnapshotBackend, of: T) => number) {
   const extras = values.map((v) => ({ text: `,${label(name, v.value)}`, of: v.of }));
   return (s: MetricSources): Sample[] =>
-    backendRows(s.snapshot).flatMap((row) =>
+    backendRows(s).flatMap((row) =>
       extras.map((extra) => ({ suffix: '' as const, labels: row.labels + extra.text, value: read(s, row.backend, extra.of) })),
     );
 }
@@ -127,7 +143,7 @@ export function histogramSamples(labels: string, reading: HistogramReading): Sam
 }
 
 function backendHistogram(pick: (counters: CounterTables) => { read: (key: number) => HistogramReading }) {
-  return (s: MetricSources): Sample[] => backendRows(s.snapshot).flatMap((row) => histogramSamples(row.labels, pick(s.counters).read(row.backend.slot)));
+  return (s: MetricSources): Sample[] => backendRows(s).flatMap((row) => histogramSamples(row.labels, pick(s.counters).read(row.backend.slot)));
 }
 
 function single(value: number, labels = ''): Sample {
@@ -312,6 +328,12 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
     help: 'Datagrams dropped after a session existed: a full send queue, a session socket that failed, or a late reply to a session that had ended (its socket was pooled).',
     type: 'counter',
     collect: (s) => udpListeners(s).map((l) => single(s.counters.listenerTotal(l.slot, ListenerCounter.udpDatagramsDropped), label('listener', l.name))),
+  },
+  {
+    name: 'sluice_metrics_backends_omitted',
+    help: 'Backends without per-backend series in this scrape: beyond admin.metrics_backend_limit, in snapshot order.',
+    type: 'gauge',
+    collect: (s) => [single(omittedBackends(s))],
   },
   {
     name: 'sluice_snapshot_version',
