@@ -20,7 +20,7 @@ describe('parseConfig on a good config', () => {
     const config: Config = parseConfig(yaml(...LISTENERS, ...CLUSTERS), FILE);
     expect(config).toEqual({
       workers: 'auto',
-      admin: { listen: '127.0.0.1:9090' },
+      admin: { listen: '127.0.0.1:9090', metrics_backend_limit: 20_000 },
       shutdown: { drain_timeout: 30_000, delay: 0 },
       access_log: { enabled: false, sampling: 1 },
       capacity: { backends: 16_384 },
@@ -47,7 +47,7 @@ describe('parseConfig on a good config', () => {
     const config = parseConfig(
       yaml(
         'workers: 4',
-        'admin: {listen: "[::1]:9191", token_env: SLUICE_ADMIN_TOKEN}',
+        'admin: {listen: "[::1]:9191", token_env: SLUICE_ADMIN_TOKEN, metrics_backend_limit: 500}',
         'state_file: ./sluice-state.json',
         'shutdown: {drain_timeout: 1.5s, delay: 500ms}',
         'access_log: {enabled: true, sampling: 0.25, path: /var/log/sluice/access.log}',
@@ -75,7 +75,7 @@ describe('parseConfig on a good config', () => {
       FILE,
     );
     expect(config.workers).toBe(4);
-    expect(config.admin).toEqual({ listen: '[::1]:9191', token_env: 'SLUICE_ADMIN_TOKEN' });
+    expect(config.admin).toEqual({ listen: '[::1]:9191', token_env: 'SLUICE_ADMIN_TOKEN', metrics_backend_limit: 500 });
     expect(config.state_file).toBe('./sluice-state.json');
     expect(config.shutdown).toEqual({ drain_timeout: 1_500, delay: 500 });
     expect(config.access_log).toEqual({ enabled: true, sampling: 0.25, path: '/var/log/sluice/access.log' });
