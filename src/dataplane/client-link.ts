@@ -191,6 +191,7 @@ export class HandleClient implements ClientLink, StreamOwner, ReadBufferHolder {
   constructor(stream: TcpStream) {
     this.stream = stream;
     stream.owner = this;
+    stream.noDelay();
   }
 
   get remoteAddress(): string | undefined {

@@ -202,8 +202,14 @@ export class TcpStream {
 
   /** @internal a stream for a handle net.Server's listening handle accepted (acceptStreams). */
   static accepted(handle: TcpHandle): TcpStream {
-    handle.setNoDelay(true);
+    // No setNoDelay here: a declined stream goes to net, which sets it again (a setsockopt
+    // per accept of an edge listener); the taker calls noDelay().
     return new TcpStream(handle, NO_OWNER);
+  }
+
+  /** Send small writes at once (TCP_NODELAY), as every socket of the proxy does. */
+  noDelay(): void {
+    if (!this.closing) this.handle.setNoDelay(true);
   }
 
   get closed(): boolean {
