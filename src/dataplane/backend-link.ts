@@ -4,22 +4,23 @@
  * and one set of events, so connect timeout, retry, half-close, back-pressure and resets are
  * decided once, in tcp-session.ts, whatever carries the bytes.
  *
- * Both directions' back-pressure live here: bytes from the client go to `write`, which
- * pauses the client while the backend has bytes pending and resumes it when they are taken;
+ * Both directions' back-pressure meet here: bytes from the client go to `write`, which
+ * reports the backend full (the client pauses) and resumes the client once they are taken;
  * bytes from the backend are written to the client, and reading the backend stops while the
- * client is full until the session calls `resumeReading` (the client's 'drain').
+ * client is full until the client calls `resumeReading` (its 'drain').
  *
  * Every event reaches the session through module-level functions and a field on the socket
  * or stream: no closures per connection.
  */
 import net from 'node:net';
+import type { ClientSide } from './client-link.ts';
 import type { DataPath } from './data-path.ts';
-import { nextBufferFor, relayRead, sharedReadBuffer, takeNextReadBuffer, writeRead, type ReadBufferHolder } from './read-buffers.ts';
+import { nextBufferFor, relayRead, sharedReadBuffer, takeNextReadBuffer, writeRead, type ByteSink, type ReadBufferHolder } from './read-buffers.ts';
 import { TcpStream, WriteResult, type StreamOwner } from './stream-handle.ts';
 
 /** What a backend connection tells its session. */
 export interface LinkOwner {
-  readonly client: net.Socket;
+  readonly client: ClientSide;
   backendConnected(): void;
   /** The connect did not complete within the connect timeout. */
   backendTimedOut(): void;
@@ -33,9 +34,12 @@ export interface LinkOwner {
   abandonedClosed(): void;
 }
 
-export interface BackendLink {
-  /** Bytes from the client (or a PROXY header); pauses the client while the backend is full. */
-  write(chunk: Buffer): void;
+export interface BackendLink extends ByteSink {
+  /**
+   * Bytes from the client (or a PROXY header); false when the backend is full: the caller
+   * pauses the client, and the link resumes it once the bytes are taken.
+   */
+  write(chunk: Buffer): boolean;
   /** Pass the client's FIN on, after the bytes already written. */
   forwardFin(): void;
   /** The client drained: read the backend again. */
@@ -92,8 +96,12 @@ class NetBackend implements BackendLink, ReadBufferHolder {
     this.owner.backendConnected();
   }
 
-  write(chunk: Buffer): void {
-    if (!this.socket.write(chunk)) this.owner.client.pause();
+  write(chunk: Buffer): boolean {
+    return this.socket.write(chunk);
+  }
+
+  get writableLength(): number {
+    return this.socket.writableLength;
   }
 
   /**
@@ -127,8 +135,8 @@ class NetBackend implements BackendLink, ReadBufferHolder {
   }
 }
 
-/** Forward a FIN to a net socket (see NetBackend.forwardFin); also used for the client. */
-export function forwardFin(socket: net.Socket): void {
+/** Forward a FIN to a net socket (see NetBackend.forwardFin). */
+function forwardFin(socket: net.Socket): void {
   if (socket.readableEnded && socket.writableLength === 0) socket.destroy();
   else socket.end();
 }
@@ -234,8 +242,12 @@ class HandleBackend implements BackendLink, StreamOwner, ReadBufferHolder {
 
   // BackendLink
 
-  write(chunk: Buffer): void {
-    if (this.stream.write(chunk) === WriteResult.pending) this.owner.client.pause();
+  write(chunk: Buffer): boolean {
+    return this.stream.write(chunk) !== WriteResult.pending;
+  }
+
+  get writableLength(): number {
+    return this.stream.pendingBytes;
   }
 
   forwardFin(): void {

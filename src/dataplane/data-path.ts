@@ -1,16 +1,15 @@
 /**
- * Which TCP data path a worker runs: `net` (net.Socket), or `handles` (libuv stream handles,
- * stream-handle.ts) where this Node has the bindings it uses. SLUICE_DATA_PATH=net|handles
- * chooses; unset means net for now. Handles lost a backend's last bytes before its reset
- * when the client had half-closed (a failed shutdown was reported before the unread bytes;
- * fixed in stream-handle.ts, 0 failures in 20 runs after 4 in 8 before); it becomes the
- * default once the TCP suites have run clean on it a few times
- * (`npx vitest run --config vitest.handles-path.config.ts`). Asking for handles on a Node
- * without them runs net, with a warning (logged once per worker).
+ * Which TCP data path a worker runs: `handles` (libuv stream handles, stream-handle.ts), the
+ * default wherever this Node has the bindings it uses, or `net` (net.Socket).
+ * SLUICE_DATA_PATH=net|handles chooses; unset means handles. Handles, asked for or by
+ * default, on a Node without the bindings run net with a warning (logged once per worker):
+ * the bindings are internal and may change in any Node release, and an operator should see
+ * that the fallback runs. `npm test` runs every suite on the default and the TCP suites
+ * whose behaviour depends on the path again on net (vitest.config.ts).
  */
 export type DataPath = 'net' | 'handles';
 
-export const DEFAULT_DATA_PATH: DataPath = 'net';
+export const DEFAULT_DATA_PATH: DataPath = 'handles';
 
 export interface DataPathChoice {
   readonly path: DataPath;

@@ -316,7 +316,7 @@ interface Connection extends Admitted {
 }
 
 /** The client as the access log names it: the one a PROXY header carried, else the peer. */
-export function clientText(client: net.Socket, origin: Origin | undefined): string {
+export function clientText(client: Pick<net.Socket, 'remoteAddress' | 'remotePort'>, origin: Origin | undefined): string {
   if (origin !== undefined) return formatHostPort(origin.source.address, origin.source.port);
   const host = client.remoteAddress;
   return host === undefined ? 'unknown' : formatHostPort(host, client.remotePort ?? 0);

@@ -10,12 +10,20 @@
  * It is still not used: Node cannot dup a descriptor, so a worker that crashes (its
  * handles are closed) or closes its server first closes the one socket under every other
  * worker, and a restarted worker would poll whatever the fd number means by then.
+ *
+ * On the handles data path each server's accepts are offered as stream handles first
+ * (`StreamHandler`, stream-handle.ts's acceptStreams): a listener without edge settings
+ * takes them, so its clients get no net.Socket; one with edge settings declines, and net
+ * makes the socket as before. Listening, SO_REUSEPORT and close stay net.Server's.
  */
 import net from 'node:net';
 import type { ListenerBinding } from '../shared/messages.ts';
 import { formatHostPort } from '../shared/address.ts';
+import { acceptStreams, type TcpStream } from './stream-handle.ts';
 
 export type ConnectionHandler = (socket: net.Socket, binding: ListenerBinding) => void;
+/** Takes an accepted stream (true), or declines it so it becomes a net.Socket (false). */
+export type StreamHandler = (stream: TcpStream, binding: ListenerBinding) => boolean;
 
 export interface ListenFailure {
   readonly listener: string;
@@ -35,10 +43,13 @@ export class ListenerSet {
   private readonly servers = new Map<string, { binding: ListenerBinding; server: net.Server }>();
   private readonly onConnection: ConnectionHandler;
   private readonly onServerError: (binding: ListenerBinding, error: Error) => void;
+  private readonly onStream: StreamHandler | undefined;
 
-  constructor(onConnection: ConnectionHandler, onServerError: (binding: ListenerBinding, error: Error) => void) {
+  /** `onStream`: offer accepts as stream handles first (the handles data path). */
+  constructor(onConnection: ConnectionHandler, onServerError: (binding: ListenerBinding, error: Error) => void, onStream?: StreamHandler) {
     this.onConnection = onConnection;
     this.onServerError = onServerError;
+    this.onStream = onStream;
   }
 
   /**
@@ -89,6 +100,11 @@ export class ListenerSet {
         server.on('error', (error) => {
           this.onServerError(binding, error);
         });
+        const onStream = this.onStream;
+        if (onStream !== undefined) {
+          const problem = acceptStreams(server, (stream) => onStream(stream, binding));
+          if (problem !== undefined) this.onServerError(binding, new Error(`accepting as net.Socket: ${problem}`));
+        }
         this.servers.set(binding.name, { binding, server });
         resolve(undefined);
       });

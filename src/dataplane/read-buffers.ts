@@ -1,7 +1,8 @@
 /**
- * Backend sockets read into buffers the proxy owns (net.connect's `onread` on the net path;
- * the handle's user buffer, stream-handle.ts, on the handles path) instead of a fresh 64 KiB allocation per read that the stream layer would make,
- * shrink and leave to the garbage collector.
+ * Backend sockets, and on the handles path the clients of plain listeners too, read into
+ * buffers the proxy owns (net.connect's `onread` on the net path; the handle's user buffer,
+ * stream-handle.ts, on the handles path) instead of a fresh 64 KiB allocation per read that
+ * the stream layer would make, shrink and leave to the garbage collector.
  *
  * - Every backend socket of a worker reads into one shared buffer, which is never handed
  *   to a write: a read that did not fill it (requests, answers, the tail of a transfer)
@@ -18,7 +19,6 @@
  * `nextReadBuffer`; Node asks for it (calls `takeNextReadBuffer`) right after the callback,
  * on the same socket. On the handles path the read callback returns it.
  */
-import type net from 'node:net';
 
 export const READ_BUFFER_BYTES = 64 * 1024;
 export const sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
@@ -30,6 +30,16 @@ export function takeNextReadBuffer(): Buffer<ArrayBuffer> {
   return buffer;
 }
 
+/**
+ * Where read bytes are written: a net.Socket, or a client or backend link on stream handles.
+ * `write` returns false when the reader should stop until the sink drains; `writableLength`
+ * is above 0 while a write still holds a reference to its bytes.
+ */
+export interface ByteSink {
+  write(chunk: Buffer): boolean;
+  readonly writableLength: number;
+}
+
 /** A socket's own read buffer while it streams in bulk (undefined: it reads the shared one). */
 export interface ReadBufferHolder {
   ownReadBuffer: Buffer<ArrayBuffer> | undefined;
@@ -39,14 +49,14 @@ export interface ReadBufferHolder {
  * Write the `bytes` just read into `buffer` to `to`, and choose the buffer of the reading
  * socket's next read. Returns false when `to` is full (pause the reader until it drains).
  */
-export function relayRead(holder: ReadBufferHolder, to: net.Socket, buffer: Uint8Array, bytes: number): boolean {
+export function relayRead(holder: ReadBufferHolder, to: ByteSink, buffer: Uint8Array, bytes: number): boolean {
   const flowing = writeRead(holder, to, buffer, bytes);
   nextReadBuffer = nextBufferFor(holder, buffer, bytes);
   return flowing;
 }
 
 /** Write the `bytes` read into `buffer` to `to`: a copy from the shared buffer, else the bytes themselves. */
-export function writeRead(holder: ReadBufferHolder, to: net.Socket, buffer: Uint8Array, bytes: number): boolean {
+export function writeRead(holder: ReadBufferHolder, to: ByteSink, buffer: Uint8Array, bytes: number): boolean {
   let flowing: boolean;
   if (buffer === sharedReadBuffer) {
     flowing = to.write(Buffer.copyBytesFrom(buffer, 0, bytes));

@@ -19,7 +19,11 @@
  * - every callback reaches the owner through a module-level function and a field on the
  *   handle, so a stream allocates no closures; after `close`/`reset` no callback but `closed`
  *   reaches the owner.
+ * - accepting (`acceptStreams`) keeps net.Server for listen, SO_REUSEPORT and close: only its
+ *   listening handle's `onconnection` is taken over, and a connection the caller does not
+ *   take as a stream goes to net's own handler, which makes the net.Socket as before.
  */
+import type net from 'node:net';
 import { isIPv4, isIPv6 } from 'node:net';
 import { getSystemErrorName } from 'node:util';
 
@@ -64,10 +68,22 @@ interface TcpHandle {
   shutdown(req: ShutdownReq): number;
   useUserBuffer(buffer: Uint8Array): void;
   setNoDelay(enable: boolean): number;
+  getpeername(out: Partial<Endpoint>): number;
+  getsockname(out: Partial<Endpoint>): number;
   close(callback: (this: TcpHandle) => void): void;
   reset(callback: (this: TcpHandle) => void): number;
   onread: ((this: TcpHandle) => Buffer | undefined) | undefined;
   [kStream]?: TcpStream | undefined;
+}
+/** A listening TCP handle (net.Server's `_handle`): libuv calls `onconnection` per accept. */
+interface ServerHandle {
+  onconnection: (this: ServerHandle, status: number, client: TcpHandle | undefined) => void;
+}
+/** An address as getpeername/getsockname fill it in. */
+export interface Endpoint {
+  address: string;
+  port: number;
+  family: string;
 }
 interface TcpWrapBinding {
   TCP: new (type: number) => TcpHandle;
@@ -86,7 +102,10 @@ const kStream = Symbol('sluice.stream');
 /** libuv's UV_EOF. */
 const UV_EOF = -4095;
 
-const HANDLE_METHODS = ['connect', 'connect6', 'readStart', 'readStop', 'writeBuffer', 'shutdown', 'useUserBuffer', 'setNoDelay', 'close', 'reset'] as const;
+const HANDLE_METHODS = [
+  'connect', 'connect6', 'readStart', 'readStop', 'writeBuffer', 'shutdown', 'useUserBuffer', 'setNoDelay',
+  'getpeername', 'getsockname', 'close', 'reset',
+] as const;
 
 let tcpWrap: TcpWrapBinding | undefined;
 let streamWrap: StreamWrapBinding | undefined;
@@ -146,8 +165,13 @@ export class TcpStream {
   private shutdownStarted = false;
   private shutdownDone = false;
   private pendingWrites = 0;
+  /** Bytes of the writes reported pending and not done (some may already be sent). */
+  private pending = 0;
   /** Where the next read lands (undefined until the first readStart); kept alive here. */
   private buffer: Buffer | undefined;
+  /** The addresses, asked of the kernel once (undefined until asked, null when it failed). */
+  private peerName: Endpoint | null | undefined;
+  private localName: Endpoint | null | undefined;
 
   private constructor(handle: TcpHandle, owner: StreamOwner) {
     this.handle = handle;
@@ -176,8 +200,44 @@ export class TcpStream {
     return stream;
   }
 
+  /** @internal a stream for a handle net.Server's listening handle accepted (acceptStreams). */
+  static accepted(handle: TcpHandle): TcpStream {
+    // No setNoDelay here: a declined stream goes to net, which sets it again (a setsockopt
+    // per accept of an edge listener); the taker calls noDelay().
+    return new TcpStream(handle, NO_OWNER);
+  }
+
+  /** Send small writes at once (TCP_NODELAY), as every socket of the proxy does. */
+  noDelay(): void {
+    if (!this.closing) this.handle.setNoDelay(true);
+  }
+
   get closed(): boolean {
     return this.closing;
+  }
+
+  get pendingBytes(): number {
+    return this.pending;
+  }
+
+  /** The peer's address (undefined when the kernel could not say: the socket is gone). */
+  peer(): Endpoint | undefined {
+    if (this.peerName === undefined) this.peerName = this.askName(true);
+    return this.peerName ?? undefined;
+  }
+
+  /** The local address the connection came in on. */
+  local(): Endpoint | undefined {
+    if (this.localName === undefined) this.localName = this.askName(false);
+    return this.localName ?? undefined;
+  }
+
+  private askName(peer: boolean): Endpoint | null {
+    if (this.closing) return null;
+    const out: Partial<Endpoint> = {};
+    const err = peer ? this.handle.getpeername(out) : this.handle.getsockname(out);
+    if (err !== 0 || out.address === undefined || out.port === undefined) return null;
+    return { address: out.address, port: out.port, family: out.family ?? '' };
   }
 
   /** Bytes not yet taken by the kernel (writes reported pending and not done). */
@@ -230,6 +290,7 @@ export class TcpStream {
     if (stream.streamBaseState[stream.kLastWriteWasAsync] === 0) return WriteResult.done;
     req.buffer = data;
     this.pendingWrites++;
+    this.pending += data.length;
     return WriteResult.pending;
   }
 
@@ -285,6 +346,7 @@ export class TcpStream {
 
   /** @internal */
   onWriteComplete(req: WriteReq, status: number): void {
+    this.pending -= req.buffer?.length ?? 0;
     req.buffer = undefined;
     this.pendingWrites--;
     if (this.closing) return;
@@ -328,6 +390,41 @@ export class TcpStream {
     return this.readEnded;
   }
 }
+
+/**
+ * Take over `server`'s accepts (call once it listens): each accepted connection is offered
+ * to `take` as a TcpStream; when `take` returns false (the listener needs a net.Socket, e.g.
+ * for its edge settings) the stream is let go unread and net's own handler makes the socket.
+ * Returns what is missing when the server has no listening TCP handle to take over (the
+ * caller keeps net's accept path).
+ */
+export function acceptStreams(server: net.Server, take: (stream: TcpStream) => boolean): string | undefined {
+  const handle = (server as unknown as { _handle?: Partial<ServerHandle> | null })._handle;
+  const netAccept = handle?.onconnection;
+  if (handle === undefined || handle === null || typeof netAccept !== 'function') return 'the server has no listening handle with onconnection';
+  const serverHandle = handle as ServerHandle;
+  // One closure per listening socket, none per connection.
+  serverHandle.onconnection = function onConnection(this: ServerHandle, status: number, client: TcpHandle | undefined): void {
+    if (status === 0 && client !== undefined) {
+      const stream = TcpStream.accepted(client);
+      if (take(stream)) return;
+      client[kStream] = undefined;
+    }
+    netAccept.call(this, status, client);
+  };
+  return undefined;
+}
+
+/** The owner of an accepted stream until its session takes it; nothing reaches it before then. */
+const NO_OWNER: StreamOwner = {
+  connected: () => undefined,
+  connectFailed: () => undefined,
+  read: (_stream, buffer) => buffer,
+  ended: () => undefined,
+  failed: () => undefined,
+  writeDone: () => undefined,
+  closed: () => undefined,
+};
 
 function errorName(status: number): string {
   try {

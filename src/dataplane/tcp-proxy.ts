@@ -11,7 +11,8 @@
  * (write, pause on a full buffer, resume on drain) instead of `pipe`; backend reads land in
  * buffers the proxy owns; idle time is judged by one sweep per worker instead of a timer per
  * socket that every chunk refreshes; on the `handles` data path (data-path.ts) the backend
- * side is a libuv stream handle instead of a net.Socket (backend-link.ts).
+ * side is a libuv stream handle instead of a net.Socket (backend-link.ts), and so is the
+ * client of a listener without edge settings (`handleStream`, client-link.ts).
  */
 import type net from 'node:net';
 import type { WorkerCounters } from '../shared/counters.ts';
@@ -20,12 +21,14 @@ import type { ListenerBinding } from '../shared/messages.ts';
 import type { SnapshotBackend } from '../shared/snapshot/types.ts';
 import type { AccessLog, TerminationReason } from './access-log.ts';
 import { ignoreError } from './backend-link.ts';
+import { HandleClient, NetClient, type ClientLink } from './client-link.ts';
 import { ConnectionQueue, monotonicMs } from './connection-queue.ts';
 import { clientText, EdgeGate, type Admitted, type EdgeGateOptions, type SessionStarter } from './edge-gate.ts';
 import type { DataPath } from './data-path.ts';
 import type { EdgePolicy } from './edge-policy.ts';
 import { SWEEP_INTERVAL_MS, sweepIntervalFor } from './idle-sweep.ts';
 import { chooseCluster, type ClusterRoute, type ListenerRoute } from './routing-table.ts';
+import type { TcpStream } from './stream-handle.ts';
 import { TcpSession } from './tcp-session.ts';
 
 export type { TerminationReason };
@@ -109,9 +112,30 @@ export class TcpProxy implements SessionStarter {
     this.startSession(client, binding, listener === undefined ? undefined : chooseCluster(listener), logged, undefined);
   }
 
+  /**
+   * Route one client accepted as a stream handle (a listener without edge settings on the
+   * handles path: listeners.ts); it is not read until its backend is connected.
+   */
+  handleStream(client: TcpStream, binding: ListenerBinding, listener: ListenerRoute | undefined): void {
+    this.counters.bumpListener(binding.slot, ListenerCounter.accepted);
+    const logged = this.accessLog.sample();
+    this.openSession(new HandleClient(client), binding, listener === undefined ? undefined : chooseCluster(listener), logged, undefined);
+  }
+
   /** @internal (SessionStarter) open the session of an admitted client. */
   startSession(
     client: net.Socket,
+    binding: ListenerBinding,
+    route: ClusterRoute | undefined,
+    logged: boolean,
+    admitted: Admitted | undefined,
+  ): void {
+    if (route === undefined || route.eligible.length === 0) client.on('error', ignoreError);
+    this.openSession(new NetClient(client), binding, route, logged, admitted);
+  }
+
+  private openSession(
+    client: ClientLink,
     binding: ListenerBinding,
     route: ClusterRoute | undefined,
     logged: boolean,
@@ -121,7 +145,6 @@ export class TcpProxy implements SessionStarter {
       this.counters.bumpListener(binding.slot, ListenerCounter.refusedNoBackend);
       if (logged) this.logRefused(clientText(client, admitted?.origin), binding, route?.name ?? null, 'no_backend');
       admitted?.lease.release();
-      client.on('error', ignoreError);
       client.destroy();
       this.onRefused?.(binding.slot, route);
       return;

@@ -6,7 +6,8 @@
  * each direction's FIN on its own, so a client that half-closes still receives the whole
  * reply. A reset (or other error) on one side is passed to the other as a reset, never as a
  * FIN. The backend connection is a `BackendLink` (backend-link.ts): net.Socket or a libuv
- * stream handle, by the worker's data path; the client is a net.Socket on both paths.
+ * stream handle, by the worker's data path; the client is a `ClientLink` (client-link.ts): a
+ * stream handle for a plain listener on the handles path, else a net.Socket.
  *
  * Invariants:
  * - a session holds at most one reservation (global assigned-connection count) at a time,
@@ -19,14 +20,14 @@
  * connect, close) feeding the shared connect-latency and duration histograms; the access
  * log record is built only for a connection the access log sampled at accept.
  */
-import type net from 'node:net';
 import { ClusterCell } from '../shared/cluster-state.ts';
 import { BackendCounter, ListenerCounter } from '../shared/counters.ts';
 import type { ListenerBinding } from '../shared/messages.ts';
 import type { SnapshotBackend } from '../shared/snapshot/types.ts';
 import { roundMs, type TerminationReason } from './access-log.ts';
 import { BackendWalk } from './backend-choice.ts';
-import { connectBackend, forwardFin, type BackendLink, type LinkOwner } from './backend-link.ts';
+import { connectBackend, type BackendLink, type LinkOwner } from './backend-link.ts';
+import type { ClientLink, ClientOwner } from './client-link.ts';
 import { waitDeadline, type ConnectionQueue, type QueuedConnection } from './connection-queue.ts';
 import { clientText, type AdmissionLease, type Admitted, type Origin } from './edge-gate.ts';
 import { sweepVerdict } from './idle-sweep.ts';
@@ -34,28 +35,9 @@ import { encodeProxyHeader } from './proxy-protocol.ts';
 import type { ClusterRoute } from './routing-table.ts';
 import type { TcpProxy } from './tcp-proxy.ts';
 
-/**
- * Close with a reset (SO_LINGER 0) instead of a FIN. `resetAndDestroy` on a socket already
- * closed would raise ERR_SOCKET_CLOSED; such a socket has nothing left to pass on.
- */
-function resetSocket(socket: net.Socket): void {
-  if (!socket.destroyed) socket.resetAndDestroy();
-}
-
-const kSession = Symbol('sluice.session');
-
-/** A client socket that knows its session, so handlers need no closure. */
-interface SessionSocket extends net.Socket {
-  [kSession]: TcpSession;
-}
-
-function sessionOf(socket: net.Socket): TcpSession {
-  return (socket as SessionSocket)[kSession];
-}
-
-export class TcpSession implements QueuedConnection, LinkOwner {
+export class TcpSession implements QueuedConnection, LinkOwner, ClientOwner {
   readonly proxy: TcpProxy;
-  readonly client: net.Socket;
+  readonly client: ClientLink;
   private readonly listener: ListenerBinding;
   private route: ClusterRoute;
   /** Counts held in the shared limit table (edge listeners), given back at close. */
@@ -96,7 +78,7 @@ export class TcpSession implements QueuedConnection, LinkOwner {
 
   constructor(
     proxy: TcpProxy,
-    client: net.Socket,
+    client: ClientLink,
     listener: ListenerBinding,
     route: ClusterRoute,
     logged: boolean,
@@ -116,11 +98,7 @@ export class TcpSession implements QueuedConnection, LinkOwner {
   }
 
   start(): void {
-    const client = this.client as SessionSocket;
-    client[kSession] = this;
-    client.on('error', onClientError);
-    client.on('end', onClientEnd);
-    client.on('close', onClientClose);
+    this.client.attach(this);
     // Connections already waiting for this cluster go first.
     if (this.route.queue !== undefined && this.route.state?.anyoneWaiting === true) {
       this.waitForRoom();
@@ -255,7 +233,7 @@ export class TcpSession implements QueuedConnection, LinkOwner {
   private refuse(counter: ListenerCounter, reason: TerminationReason, reset = false): void {
     this.proxy.counterWriter.bumpListener(this.listener.slot, counter);
     this.reason ??= reason;
-    if (reset) resetSocket(this.client);
+    if (reset) this.client.reset();
     else this.client.destroy();
   }
 
@@ -295,10 +273,7 @@ export class TcpSession implements QueuedConnection, LinkOwner {
     counters.connectionOpened(target.slot);
     if (this.queueDeadline >= 0) this.route.state?.bump(ClusterCell.servedAfterWaitTotal);
     if (this.route.sendProxy !== undefined) backend.write(this.proxyHeader(this.route.sendProxy));
-    const client = this.client;
-    client.on('data', onClientData);
-    client.on('drain', onClientDrain);
-    client.resume();
+    this.client.startRelay();
   }
 
   /** send_proxy: the real client (or the one a PROXY header in front of us named). */
@@ -332,7 +307,7 @@ export class TcpSession implements QueuedConnection, LinkOwner {
       // one (what HAProxy does on a server abort). The bytes already written are with the
       // kernel; any still queued here are dropped, as a reset drops the kernel's queue.
       this.noteAbort(code === 'ECONNRESET' ? 'backend_reset' : 'backend_error');
-      resetSocket(this.client);
+      this.client.reset();
       return;
     }
     // The backend accepted and reset before the connect was seen here (it may have written
@@ -391,7 +366,7 @@ export class TcpSession implements QueuedConnection, LinkOwner {
 
   backendEnded(): void {
     this.reason ??= 'backend_close';
-    forwardFin(this.client);
+    this.client.forwardFin();
   }
 
   clientEnded(): void {
@@ -401,8 +376,8 @@ export class TcpSession implements QueuedConnection, LinkOwner {
   }
 
   /** The same for the backend: an aborted request must not look like a finished one. */
-  clientFailed(error: NodeJS.ErrnoException): void {
-    this.noteAbort(error.code === 'ECONNRESET' ? 'client_reset' : 'client_error');
+  clientFailed(code: string | undefined): void {
+    this.noteAbort(code === 'ECONNRESET' ? 'client_reset' : 'client_error');
     const backend = this.backend;
     if (this.connected && backend !== undefined) backend.reset();
   }
@@ -461,26 +436,4 @@ export class TcpSession implements QueuedConnection, LinkOwner {
       reason: this.reason ?? 'client_close',
     });
   }
-}
-
-// Client event handlers: `this` is the client socket; each hands over to its session.
-
-function onClientEnd(this: net.Socket): void {
-  sessionOf(this).clientEnded();
-}
-
-function onClientError(this: net.Socket, error: NodeJS.ErrnoException): void {
-  sessionOf(this).clientFailed(error);
-}
-
-function onClientClose(this: net.Socket, hadError: boolean): void {
-  sessionOf(this).clientSocketClosed(hadError);
-}
-
-function onClientData(this: net.Socket, chunk: Buffer): void {
-  sessionOf(this).backend?.write(chunk);
-}
-
-function onClientDrain(this: net.Socket): void {
-  sessionOf(this).backend?.resumeReading();
 }

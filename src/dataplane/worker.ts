@@ -124,6 +124,15 @@ const listeners = new ListenerSet(
   (binding, error) => {
     log.error({ listener: binding.name, err: error }, 'listener error');
   },
+  dataPath.path === 'handles'
+    ? (stream, binding) => {
+        // A listener with edge settings reads its prelude through a net.Socket (edge-gate.ts).
+        const table = router.current();
+        if (table.edgeByListener.has(binding.name)) return false;
+        proxy.handleStream(stream, binding, table.byListener.get(binding.name));
+        return true;
+      }
+    : undefined,
 );
 let draining = false;
 

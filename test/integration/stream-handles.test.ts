@@ -1,9 +1,9 @@
 /**
- * The two TCP data paths (SLUICE_DATA_PATH=net, the default, and handles where available)
+ * The two TCP data paths (SLUICE_DATA_PATH=handles, the default where available, and net)
  * carry the same bytes: 64 MiB of random bytes each way, checked by sha256 at both ends,
- * with a slow reader on either side and the client half-closing after its upload. This file
- * is what CI runs on the non-default path; the full TCP suites run on either path with
- * SLUICE_DATA_PATH set (docs/data-plane-decisions.md).
+ * with a slow reader on either side and the client half-closing after its upload. The TCP
+ * suites run on the default path, and those that depend on the path again on net (the
+ * `net-path` project of vitest.config.ts; docs/data-plane-decisions.md).
  */
 import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';

@@ -74,11 +74,11 @@ describe('data path choice', () => {
   const ok = (): undefined => undefined;
   const missing = (): string => 'tcp_wrap has no TCP';
   it.each([
-    { setting: undefined, problem: ok, path: 'net', warns: false },
-    { setting: '', problem: ok, path: 'net', warns: false },
+    { setting: undefined, problem: ok, path: 'handles', warns: false },
+    { setting: '', problem: ok, path: 'handles', warns: false },
     { setting: 'handles', problem: ok, path: 'handles', warns: false },
     { setting: 'net', problem: missing, path: 'net', warns: false },
-    { setting: undefined, problem: missing, path: 'net', warns: false },
+    { setting: undefined, problem: missing, path: 'net', warns: true },
     { setting: 'handles', problem: missing, path: 'net', warns: true },
     { setting: 'uring', problem: ok, path: 'net', warns: true },
   ])('SLUICE_DATA_PATH=$setting → $path (warns: $warns)', ({ setting, problem, path, warns }) => {

@@ -1,0 +1,179 @@
+/**
+ * The client side on stream handles (issue #18, step 2): on the handles data path a listener
+ * without edge settings takes each accepted connection as a libuv stream handle instead of a
+ * net.Socket, and its reads land in the worker's shared read buffer like the backend's
+ * (docs/data-plane-decisions.md). The TCP suites check every session behaviour on it; this
+ * file checks the accept takeover itself and the one way the shared buffer can corrupt
+ * client bytes.
+ */
+import net from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/client.ts';
+import { startDaemon, tcpConfig } from '../helpers/daemon.ts';
+import { freePorts } from '../helpers/ports.ts';
+import { ListenerSet } from '../../src/dataplane/listeners.ts';
+import { bindingProblem, type TcpStream } from '../../src/dataplane/stream-handle.ts';
+import type { ListenerBinding } from '../../src/shared/messages.ts';
+
+const MIB = 1024 * 1024;
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function closed(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.closed) resolve();
+    else socket.once('close', () => resolve());
+  });
+}
+
+describe('accepting as stream handles', () => {
+  it('gives a listener its accepts as streams, and net.Server those it declines, on one listening socket', async () => {
+    expect(bindingProblem()).toBeUndefined();
+    const [port] = await freePorts(1);
+    if (port === undefined) throw new Error('no port');
+    const binding: ListenerBinding = { name: 'web', slot: 0, host: '127.0.0.1', port, protocol: 'tcp' };
+    const streams: TcpStream[] = [];
+    const sockets: net.Socket[] = [];
+    let decline = false;
+    const listeners = new ListenerSet(
+      (socket) => sockets.push(socket),
+      (_binding, error) => {
+        throw error;
+      },
+      (stream) => {
+        if (decline) return false;
+        streams.push(stream);
+        return true;
+      },
+    );
+    cleanups.push(() => {
+      listeners.closeAll();
+      return Promise.resolve();
+    });
+    expect(await listeners.apply([binding])).toEqual([]);
+
+    const first = net.connect({ port, host: '127.0.0.1' });
+    cleanups.push(async () => Promise.resolve(first.destroy()));
+    await new Promise((resolve) => first.once('connect', resolve));
+    await eventually(async () => Promise.resolve(streams.length), (n) => n === 1, 5_000);
+    expect(sockets).toHaveLength(0);
+    const stream = streams[0]!;
+    expect(stream.peer()).toMatchObject({ address: '127.0.0.1', port: first.localPort });
+    expect(stream.local()).toMatchObject({ address: '127.0.0.1', port });
+    stream.close();
+    await closed(first);
+
+    decline = true;
+    const second = net.connect({ port, host: '127.0.0.1' });
+    cleanups.push(async () => Promise.resolve(second.destroy()));
+    let got = '';
+    second.setEncoding('utf8');
+    second.on('data', (text: string) => {
+      got += text;
+    });
+    await eventually(async () => Promise.resolve(sockets.length), (n) => n === 1, 5_000);
+    expect(streams).toHaveLength(1);
+    const socket = sockets[0]!;
+    expect(socket.remotePort).toBe(second.localPort);
+    socket.end('from net');
+    await closed(second);
+    expect(got).toBe('from net');
+  });
+});
+
+/**
+ * A client that sends `data` in pieces of 100 B to 16 KiB, one piece per turn of its event
+ * loop, so the proxy's reads of it are mostly partial: they land in the worker's shared read
+ * buffer while the writes to a slow backend wait, and a read written without a copy would be
+ * overwritten by the next read of another client before the kernel took it.
+ */
+function dribble(socket: net.Socket, data: Buffer): void {
+  let offset = 0;
+  let size = 100;
+  const next = (): void => {
+    if (offset >= data.length) {
+      socket.end();
+      return;
+    }
+    size = (size * 7 + 1237) % (16 * 1024) || 100;
+    const piece = data.subarray(offset, offset + size);
+    offset += piece.length;
+    if (socket.write(piece)) setTimeout(next, 1);
+    else socket.once('drain', next);
+  };
+  next();
+}
+
+/** A backend that reads each connection slowly (a pause after every chunk) and ends once the client did. */
+async function slowHashingBackend(): Promise<{ address: string; hashes: Promise<string>[]; close: () => Promise<void> }> {
+  const open = new Set<net.Socket>();
+  const hashes: Promise<string>[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+    hashes.push(
+      new Promise((resolve, reject) => {
+        const hash = createHash('sha256');
+        // The kernel's buffers toward the backend fill first, then stay nearly full, so the
+        // proxy's writes to it wait again and again.
+        socket.pause();
+        setTimeout(() => socket.resume(), 500);
+        socket.on('data', (chunk: Buffer) => {
+          hash.update(chunk);
+          socket.pause();
+          setTimeout(() => socket.resume(), 20);
+        });
+        socket.once('error', reject);
+        socket.once('end', () => {
+          resolve(hash.digest('hex'));
+          socket.end();
+        });
+      }),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    address: `127.0.0.1:${port}`,
+    hashes,
+    close: async () => {
+      for (const socket of open) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe.each(['handles', 'net'])('client reads on the %s data path', (path) => {
+  it('carry two clients sending in small pieces to slow backends of one worker intact', async () => {
+    const backend = await slowHashingBackend();
+    cleanups.push(async () => backend.close());
+    const [port, adminPort] = await freePorts(2);
+    if (port === undefined || adminPort === undefined) throw new Error('no ports');
+    const daemon = await startDaemon(tcpConfig({ listenPort: port, adminPort, backends: [backend.address], workers: 1 }), adminPort, {
+      env: { SLUICE_DATA_PATH: path },
+    });
+    cleanups.push(async () => daemon.stop('SIGKILL'));
+
+    const uploads = [randomBytes(16 * MIB), randomBytes(16 * MIB)];
+    await Promise.all(
+      uploads.map(async (upload) => {
+        const client = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+        cleanups.push(async () => Promise.resolve(client.destroy()));
+        client.resume();
+        await new Promise((resolve) => client.once('connect', resolve));
+        dribble(client, upload);
+        await closed(client);
+      }),
+    );
+    const received = await Promise.all(backend.hashes);
+    expect(received.sort()).toEqual(uploads.map(sha256).sort());
+  });
+});
