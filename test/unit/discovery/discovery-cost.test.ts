@@ -64,17 +64,25 @@ function harness(options: { clusters?: number; stored?: Record<string, StoredAns
   const statuses: DiscoveryStatusUpdate[] = [];
   let steps = 0;
   let queue: Promise<unknown> = Promise.resolve();
+  const serially = (step: () => Promise<void>): void => {
+    steps++;
+    queue = queue.then(step);
+  };
   const manager = new DiscoveryManager({
     core,
     createSource: (cluster) => ({ start: (r) => void reports.set(cluster, r), stop: () => Promise.resolve() }),
-    serially: (step) => {
-      steps++;
-      queue = queue.then(step);
-    },
+    serially,
     onStatus: (s) => statuses.push(s),
     log: pino({ level: 'silent' }),
     wallClock: () => clock.now,
   });
+  // Steps queue further steps (one report per step, then the state file write): wait for all.
+  const drained = async (): Promise<void> => {
+    for (let seen: Promise<unknown> | undefined; seen !== queue; ) {
+      seen = queue;
+      await queue;
+    }
+  };
   if (options.stored !== undefined) manager.useStoredAnswers(options.stored);
   manager.configure(config.clusters);
   return {
@@ -87,9 +95,11 @@ function harness(options: { clusters?: number; stored?: Record<string, StoredAns
     steps: () => steps,
     send: async (cluster: string, result: DiscoveryResult) => {
       reports.get(cluster)?.(result);
-      await queue;
+      await drained();
     },
-    settle: async () => queue,
+    settle: drained,
+    /** Queues a step as an operator's command would be queued. */
+    serially,
   };
 }
 
@@ -201,5 +211,23 @@ describe('discovery: the state file copy', () => {
     await h.settle();
     expect(h.asked.persist).toBe(1);
     expect(Object.keys(h.manager.storedAnswers()).sort()).toEqual(['c0', 'c1', 'c2']);
+  });
+});
+
+describe('discovery: reports and operators\' commands', () => {
+  it('lets a command queued behind a burst of reports run after the first report, not after all', async () => {
+    const h = harness({ clusters: 3 });
+    // Three clusters sharing one lookup report together; an operator's command arrives behind them.
+    void h.send('c0', answer([9001]));
+    void h.send('c1', answer([9002]));
+    void h.send('c2', answer([9003]));
+    let addsWhenTheCommandRan = -1;
+    h.serially(async () => {
+      addsWhenTheCommandRan = h.asked.add;
+      return Promise.resolve();
+    });
+    await h.settle();
+    expect(addsWhenTheCommandRan).toBe(1);
+    expect(h.asked.add).toBe(3);
   });
 });
