@@ -55,7 +55,8 @@ export async function runToExit(args: string[], env: Record<string, string> = {}
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const limit = setTimeout(() => child.kill('SIGKILL'), RUN_TO_EXIT_LIMIT_MS);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  // 'close', not 'exit': 'exit' may come before the last of stdout and stderr is read.
+  const code = await new Promise<number | null>((resolve) => child.once('close', (exitCode) => resolve(exitCode)));
   clearTimeout(limit);
   return { code, stdout, stderr };
 }
@@ -91,7 +92,13 @@ export function followLogs(child: ChildProcess, name: string, defaultTimeoutMs: 
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close' (every stdio stream read to its end), not 'exit': after 'exit' the last log lines
+  // may still be unread, and a test that reads them once the process has exited would miss them.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  let closed = false;
+  child.once('close', () => {
+    closed = true;
+  });
   const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = defaultTimeoutMs): Promise<LogLine> =>
     new Promise((resolve, reject) => {
       const check = (): void => {
@@ -112,11 +119,11 @@ export function followLogs(child: ChildProcess, name: string, defaultTimeoutMs: 
       const cleanup = (): void => {
         clearTimeout(timer);
         watchers.delete(check);
-        child.removeListener('exit', onExit);
+        child.removeListener('close', onExit);
       };
       watchers.add(check);
-      if (child.exitCode !== null || child.signalCode !== null) onExit();
-      else child.once('exit', onExit);
+      if (closed) onExit();
+      else child.once('close', onExit);
       check();
     });
   return { logs, stderr: () => stderr, exited, waitForLog };
