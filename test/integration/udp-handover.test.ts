@@ -5,8 +5,8 @@
  * seeded its workers with that table, so a client the kernel now hashes to the new process
  * stays on its backend.
  *
- * Two client sets run through the handover, neither of which retries: long sessions (one
- * datagram every 20 ms per client, the same source port throughout) and one-reply clients
+ * Two client sets run through the handover, neither of which retries: long sessions (a
+ * request 20 ms after each reply, the same source port throughout) and one-reply clients
  * (DNS-like, `max_replies: 1`, one query at a time per lane). Backends tag each reply with
  * their own address, so a client sees when its backend changed.
  */
@@ -30,9 +30,10 @@ const REPLY_WAIT_MS = 1000;
 /**
  * The kernel's window: what is lost when the old process closes its sockets is what it held
  * then, the datagrams in its receive queues and the requests it had forwarded whose replies
- * had not come back. That is one request per client at most while the old process keeps up
- * with its clients (a lag longer than LONG_INTERVAL_MS would queue a second one): so at most
- * one reply per long-session client, and one query per one-reply lane (one in flight each).
+ * had not come back. Every client here has one request outstanding at a time, so that is one
+ * reply per long-session client at most and one query per one-reply lane, on a loaded
+ * machine as on an idle one (clients that sent every 20 ms whatever came back lost two once
+ * under load: a lag past the interval had queued a second).
  * docs/operations.md ("Rolling deploys") has the measured numbers.
  */
 const WINDOW_PER_CLIENT = 1;
@@ -76,7 +77,12 @@ async function bound(): Promise<dgram.Socket> {
   return socket;
 }
 
-/** A long-session client: one datagram every 20 ms from one source port; counts replies and backend changes. */
+/**
+ * A long-session client: one source port throughout, one request outstanding at a time (the
+ * next goes LONG_INTERVAL_MS after the reply, or after REPLY_WAIT_MS without one), so what the
+ * old process can hold of it when it closes its sockets is that one request, however slowly a
+ * loaded machine runs it. Counts replies (late ones too) and backend changes.
+ */
 interface LongClient {
   sent: number;
   replies: Set<number>;
@@ -84,26 +90,40 @@ interface LongClient {
   changes: number;
 }
 
-async function longSessions(port: number): Promise<{ clients: LongClient[]; stop: () => void }> {
-  const clients: LongClient[] = [];
-  const sockets: dgram.Socket[] = [];
-  for (let i = 0; i < LONG_CLIENTS; i++) {
-    const client: LongClient = { sent: 0, replies: new Set(), backend: undefined, changes: 0 };
+function longSessions(port: number): { clients: LongClient[]; stop: () => Promise<void> } {
+  let running = true;
+  const lane = async (client: LongClient): Promise<void> => {
     const socket = await bound();
+    let answered: (() => void) | undefined;
     socket.on('message', (message) => {
       const [backend, seq] = message.toString().split('|');
       client.replies.add(Number(seq));
       if (client.backend !== undefined && client.backend !== backend) client.changes++;
       client.backend = backend;
+      if (Number(seq) === client.sent - 1) answered?.();
     });
-    clients.push(client);
-    sockets.push(socket);
-  }
-  const timer = setInterval(() => {
-    for (const [i, client] of clients.entries()) sockets[i]?.send(String(client.sent++), port, '127.0.0.1');
-  }, LONG_INTERVAL_MS);
-  cleanups.push(() => clearInterval(timer));
-  return { clients, stop: () => clearInterval(timer) };
+    while (running) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, REPLY_WAIT_MS);
+        answered = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        socket.send(String(client.sent++), port, '127.0.0.1');
+      });
+      answered = undefined;
+      await new Promise((resolve) => setTimeout(resolve, LONG_INTERVAL_MS));
+    }
+  };
+  const clients = Array.from({ length: LONG_CLIENTS }, (): LongClient => ({ sent: 0, replies: new Set(), backend: undefined, changes: 0 }));
+  const lanes = Promise.all(clients.map(lane));
+  return {
+    clients,
+    stop: async () => {
+      running = false;
+      await lanes;
+    },
+  };
 }
 
 /** One-reply lanes: one query at a time, no retry; a query unanswered within REPLY_WAIT_MS is lost. */
@@ -152,7 +172,7 @@ describe('UDP sessions across a handover', () => {
     const [adminPort] = await freePorts(1);
     const old = await daemon(config(longPort, dnsPort, adminPort!, backends), adminPort!);
 
-    const long = await longSessions(longPort);
+    const long = longSessions(longPort);
     const dns = oneReplyLanes(dnsPort);
     await eventually(
       () => Promise.resolve(long.clients),
@@ -168,7 +188,7 @@ describe('UDP sessions across a handover', () => {
       (clients) => clients.every((c, i) => c.replies.size >= (atExit[i] ?? 0) + 10) && dns.stats.ok > beforeDns + 100,
       20_000,
     );
-    long.stop();
+    await long.stop();
     await dns.stop();
     // Late replies: whatever is still on its way arrives within a round trip. Some may never
     // come (the kernel window asserted below), so this wait may end without all of them.
