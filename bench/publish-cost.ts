@@ -19,6 +19,7 @@ import { createSnapshotBuffer, slotCapacityFor } from '../src/shared/snapshot/la
 import { SnapshotReader } from '../src/shared/snapshot/reader.ts';
 import type { Snapshot, SnapshotBackend, SnapshotCluster } from '../src/shared/snapshot/types.ts';
 import { median } from './lib/stats.ts';
+import { testBackend, testCluster } from '../test/helpers/snapshot.ts';
 
 const { values } = parseArgs({
   options: {
@@ -35,39 +36,13 @@ const since = performance.timeOrigin + performance.now();
 
 function backend(cluster: string, i: number, weight: number): SnapshotBackend {
   const address = `127.0.${1 + Math.floor(i / 250)}.${1 + (i % 250)}:9`;
-  return {
-    id: `${cluster}:${address}`,
-    slot: i,
-    address,
-    host: address.slice(0, address.lastIndexOf(':')),
-    port: 9,
-    weight,
-    configuredWeight: weight,
-    state: 'healthy',
-    maxConnections: 0,
-    admin: 'none',
-    drained: false,
-    reason: 'no active check',
-    since,
-  };
+  return testBackend(address, { cluster, slot: i, weight, configuredWeight: weight, reason: 'no active check', since });
 }
 
 function cluster(c: number, firstWeight: number): SnapshotCluster {
   const name = `c${String(c).padStart(3, '0')}`;
-  return {
-    name,
-    algorithm: 'round_robin',
-    hashKey: 'source_ip',
-    maglevTableSize: 65_537,
-    stickyTtlMs: 0,
-    stickyMaxEntries: 0,
-    queueSize: 0,
-    queueTimeoutMs: 0,
-    connectTimeoutMs: 5000,
-    idleTimeoutMs: 600_000,
-    panicMode: 'refuse',
-    backends: Array.from({ length: BACKENDS }, (_, i) => backend(name, i, i === 0 ? firstWeight : 1)),
-  };
+  const backends = Array.from({ length: BACKENDS }, (_, i) => backend(name, i, i === 0 ? firstWeight : 1));
+  return testCluster({ name, connectTimeoutMs: 5000, idleTimeoutMs: 600_000, backends });
 }
 
 /** CPU ms (user + system) of `run`: on a loaded machine wall time measures the neighbours. */

@@ -2,41 +2,29 @@ import { describe, expect, it } from 'vitest';
 import { encodeSnapshot, SnapshotEncoder } from '../../../src/shared/snapshot/codec.ts';
 import { SluiceError } from '../../../src/shared/errors.ts';
 import type { Snapshot, SnapshotBackend, SnapshotCluster, SnapshotListener } from '../../../src/shared/snapshot/types.ts';
+import { testBackend, testCluster } from '../../helpers/snapshot.ts';
 
 function backend(i: number, weight = 1): SnapshotBackend {
-  return {
-    id: `web:10.0.0.${i}:80`,
-    slot: i,
-    address: `10.0.0.${i}:80`,
-    host: `10.0.0.${i}`,
-    port: 80,
-    weight,
-    configuredWeight: weight,
-    state: 'healthy',
-    maxConnections: 0,
-    admin: 'none',
-    drained: false,
-    reason: 'no active check',
-    since: 1_700_000_000_000.5,
-  };
+  // A fractional `since` and weight: numbers the encoder must write as JSON does.
+  return testBackend(`10.0.0.${i}:80`, { slot: i, weight, configuredWeight: weight, reason: 'no active check', since: 1_700_000_000_000.5 });
 }
 
 function cluster(name: string, backends: readonly SnapshotBackend[], extra: Partial<SnapshotCluster> = {}): SnapshotCluster {
-  return {
-    name,
-    algorithm: 'round_robin',
-    hashKey: 'source_ip',
-    maglevTableSize: 65_537,
-    stickyTtlMs: 0,
-    stickyMaxEntries: 0,
-    queueSize: 0,
-    queueTimeoutMs: 0,
-    connectTimeoutMs: 2000,
-    idleTimeoutMs: 300_000,
-    panicMode: 'refuse',
-    backends,
-    ...extra,
-  };
+  return testCluster({ name, backends, ...extra });
+}
+
+/** `web` whose backends getter counts how often the encoder reads it. */
+function countingReads(): { cluster: SnapshotCluster; reads: () => number } {
+  let reads = 0;
+  const counted = { ...web };
+  Object.defineProperty(counted, 'backends', {
+    enumerable: true,
+    get: () => {
+      reads++;
+      return web.backends;
+    },
+  });
+  return { cluster: counted, reads: () => reads };
 }
 
 const web = cluster('web', [backend(1), backend(2, 2.5)], { sendProxy: 'v2' });
@@ -97,38 +85,22 @@ describe('SnapshotEncoder', () => {
   });
 
   it('reads a cluster it encoded before no more: its bytes are reused by identity', () => {
-    let reads = 0;
-    const counted = { ...web };
-    Object.defineProperty(counted, 'backends', {
-      enumerable: true,
-      get: () => {
-        reads++;
-        return web.backends;
-      },
-    });
+    const { cluster: counted, reads } = countingReads();
     const encoder = new SnapshotEncoder();
     encoder.encode({ version: 1, clusters: [counted], listeners });
-    const afterFirst = reads;
+    const afterFirst = reads();
     encoder.encode({ version: 2, clusters: [counted], listeners });
     expect(afterFirst).toBeGreaterThan(0);
-    expect(reads).toBe(afterFirst);
+    expect(reads()).toBe(afterFirst);
   });
 
   it('a cluster measured for a capacity check is not read again when it is published', () => {
-    let reads = 0;
-    const counted = { ...web };
-    Object.defineProperty(counted, 'backends', {
-      enumerable: true,
-      get: () => {
-        reads++;
-        return web.backends;
-      },
-    });
+    const { cluster: counted, reads } = countingReads();
     const encoder = new SnapshotEncoder();
     const measured = encoder.byteLength({ version: 0x7fffffff, clusters: [counted], listeners });
-    const afterMeasure = reads;
+    const afterMeasure = reads();
     const published = encoder.encode({ version: 0x7fffffff, clusters: [counted], listeners });
-    expect(reads).toBe(afterMeasure);
+    expect(reads()).toBe(afterMeasure);
     expect(published.length).toBe(measured);
   });
 
