@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/client.ts';
 import { startDaemon, tcpConfig } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
+import { dribble } from '../helpers/dribble.ts';
 import { ListenerSet } from '../../src/dataplane/listeners.ts';
 import { bindingProblem, type TcpStream } from '../../src/dataplane/stream-handle.ts';
 import type { ListenerBinding } from '../../src/shared/messages.ts';
@@ -89,29 +90,6 @@ describe('accepting as stream handles', () => {
   });
 });
 
-/**
- * A client that sends `data` in pieces of 100 B to 16 KiB, one piece per turn of its event
- * loop, so the proxy's reads of it are mostly partial: they land in the worker's shared read
- * buffer while the writes to a slow backend wait, and a read written without a copy would be
- * overwritten by the next read of another client before the kernel took it.
- */
-function dribble(socket: net.Socket, data: Buffer): void {
-  let offset = 0;
-  let size = 100;
-  const next = (): void => {
-    if (offset >= data.length) {
-      socket.end();
-      return;
-    }
-    size = (size * 7 + 1237) % (16 * 1024) || 100;
-    const piece = data.subarray(offset, offset + size);
-    offset += piece.length;
-    if (socket.write(piece)) setTimeout(next, 1);
-    else socket.once('drain', next);
-  };
-  next();
-}
-
 /** A backend that reads each connection slowly (a pause after every chunk) and ends once the client did. */
 async function slowHashingBackend(): Promise<{ address: string; hashes: Promise<string>[]; close: () => Promise<void> }> {
   const open = new Set<net.Socket>();
@@ -169,7 +147,7 @@ describe.each(['handles', 'net'])('client reads on the %s data path', (path) => 
         cleanups.push(async () => Promise.resolve(client.destroy()));
         client.resume();
         await new Promise((resolve) => client.once('connect', resolve));
-        dribble(client, upload);
+        dribble(client, upload, (next) => setTimeout(next, 1));
         await closed(client);
       }),
     );

@@ -12,6 +12,7 @@ import { getJson } from '../helpers/client.ts';
 import { startDaemon, tcpConfig, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
 import { fdsBackTo, idleResources, openFds, resourcesByWorker, shortConnections, type ResourcesJson } from '../helpers/resources.ts';
+import { dribble } from '../helpers/dribble.ts';
 
 const MIB = 1024 * 1024;
 const PAYLOAD_BYTES = 64 * MIB;
@@ -134,20 +135,7 @@ async function dribblingBackend(data: Buffer): Promise<{ address: string; close:
     open.add(socket);
     socket.on('close', () => open.delete(socket));
     socket.on('error', () => socket.destroy());
-    let offset = 0;
-    let size = 100;
-    const next = (): void => {
-      if (offset >= data.length) {
-        socket.end();
-        return;
-      }
-      size = (size * 7 + 1237) % (16 * 1024) || 100;
-      const piece = data.subarray(offset, offset + size);
-      offset += piece.length;
-      if (socket.write(piece)) setImmediate(next);
-      else socket.once('drain', next);
-    };
-    next();
+    dribble(socket, data, setImmediate);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
