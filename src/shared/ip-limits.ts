@@ -28,10 +28,17 @@
  *   its own row, so when a worker dies the supervisor subtracts what it held
  *   (`releaseWorker`): the dead worker's sockets died with it, and so must their counts.
  *
+ * Waiting for the lock or a BUSY slot spins briefly, then sleeps (`Atomics.wait`, woken by
+ * the holder's notify) for at most DEFAULT_WAIT_LIMIT_MS. Why sleep rather than give up
+ * after the spins: on a loaded machine the holder can be preempted inside its few
+ * instructions for a whole scheduler slice (milliseconds), and giving up admitted the
+ * connection untracked, so a client's first connections racing over two workers could pass
+ * its limit (seen in CI).
+ *
  * When the table is full (every slot of the probe window pinned or refilling) or the lock
- * cannot be had within SPIN_LIMIT tries, the connection is admitted untracked: FAIL OPEN.
- * Why: the table fills only when more distinct clients are active than it has slots, and
- * that is what a botnet or one IPv6 /64 can produce at will. Failing closed would let such
+ * stays taken past the wait limit (its holder died), the connection is admitted untracked:
+ * FAIL OPEN. Why: the table fills only when more distinct clients are active than it has
+ * slots, and that is what a botnet or one IPv6 /64 can produce at will. Failing closed would let such
  * an attacker lock every new legitimate client out by filling the table; failing open only
  * suspends per-IP fairness for the overflow, while `max_connections` (a per-listener total,
  * not stored in the table) keeps bounding what reaches the backends. The table-full outcome
@@ -51,8 +58,17 @@ export const MAX_TOLERANCE_TICKS = 3600 * TICKS_PER_SECOND;
 export const DEFAULT_IP_TABLE_CAPACITY = 65_536;
 /** Slots a lookup or insert walks from its hash position. */
 const PROBE_LIMIT = 32;
-/** Tries for the table lock or a BUSY slot before giving up (fail open). */
-const SPIN_LIMIT = 10_000;
+/** Checks of a contended cell before a waiter starts sleeping. */
+const SPIN_LIMIT = 1_000;
+/** How long a waiter sleeps between checks when no notify comes. */
+const WAIT_STEP_MS = 0.1;
+/**
+ * The longest wait for the lock or a BUSY slot before failing open: well past a scheduler
+ * slice, so only a holder that died (until the supervisor frees what it held) outlasts it.
+ */
+export const DEFAULT_WAIT_LIMIT_MS = 50;
+/** Re-checks of a slot whose key was rewritten between a lookup's pin and its re-read. */
+const REWRITE_RETRIES = 64;
 /** Tries for a rate CAS under contention before refusing (the client is hammering). */
 const CAS_LIMIT = 64;
 
@@ -168,8 +184,9 @@ export class IpLimitTable {
   private readonly regions: Regions;
   private readonly worker: number;
   private readonly owner: number;
+  private readonly waitLimitMs: number;
 
-  constructor(buffer: SharedArrayBuffer, worker: number) {
+  constructor(buffer: SharedArrayBuffer, worker: number, waitLimitMs = DEFAULT_WAIT_LIMIT_MS) {
     this.cells = new Int32Array(buffer);
     this.capacity = this.cells[CAPACITY] ?? 0;
     this.mask = this.capacity - 1;
@@ -182,6 +199,7 @@ export class IpLimitTable {
     }
     this.worker = worker;
     this.owner = worker + 1;
+    this.waitLimitMs = waitLimitMs;
   }
 
   // ── per-listener totals (max_connections) ──────────────────────────────────
@@ -277,9 +295,10 @@ export class IpLimitTable {
       if (Atomics.load(c, base + STATE) !== BUSY) continue;
       Atomics.store(c, base + LISTENER, NO_LISTENER);
       Atomics.store(c, base + TAT, 0);
-      Atomics.store(c, base + STATE, LIVE);
+      this.storeLive(base);
     }
     Atomics.compareExchange(c, LOCK, dead + 1, 0);
+    Atomics.notify(c, LOCK);
   }
 
   // ── internals ──────────────────────────────────────────────────────────────
@@ -324,10 +343,13 @@ export class IpLimitTable {
     for (let probe = 0; probe < PROBE_LIMIT; probe++) {
       const entry = (start + probe) & this.mask;
       const base = this.entryBase(entry);
-      for (let spin = 0; spin < SPIN_LIMIT; spin++) {
+      for (let retry = 0; retry < REWRITE_RETRIES; retry++) {
         const state = Atomics.load(c, base + STATE);
         if (state === EMPTY) return -1;
-        if (state === BUSY) continue;
+        if (state === BUSY) {
+          if (this.waitWhile(base + STATE, BUSY)) continue;
+          break;
+        }
         if (!this.keyMatches(base, listenerSlot, a)) break;
         this.addPin(entry, 1);
         if (Atomics.load(c, base + STATE) === LIVE && this.keyMatches(base, listenerSlot, a)) return entry;
@@ -348,14 +370,34 @@ export class IpLimitTable {
       return this.insert(listenerSlot, a, now);
     } finally {
       Atomics.store(this.cells, LOCK, 0);
+      Atomics.notify(this.cells, LOCK);
     }
   }
 
   private lock(): boolean {
-    for (let spin = 0; spin < SPIN_LIMIT; spin++) {
-      if (Atomics.compareExchange(this.cells, LOCK, 0, this.owner) === 0) return true;
+    let holder = Atomics.compareExchange(this.cells, LOCK, 0, this.owner);
+    if (holder === 0) return true;
+    const deadline = performance.now() + this.waitLimitMs;
+    do {
+      if (!this.waitWhile(LOCK, holder, deadline)) return false;
+      holder = Atomics.compareExchange(this.cells, LOCK, 0, this.owner);
+    } while (holder !== 0);
+    return true;
+  }
+
+  /**
+   * Wait while `cells[index]` holds `value`: spin, then sleep until notified or the
+   * deadline (the wait limit after the spins when none is given). False when it still held
+   * `value` at the deadline.
+   */
+  private waitWhile(index: number, value: number, deadline?: number): boolean {
+    const c = this.cells;
+    for (let spin = 0; spin < SPIN_LIMIT; spin++) if (Atomics.load(c, index) !== value) return true;
+    const until = deadline ?? performance.now() + this.waitLimitMs;
+    while (performance.now() < until) {
+      if (Atomics.wait(c, index, value, WAIT_STEP_MS) !== 'timed-out') return true;
     }
-    return false;
+    return Atomics.load(c, index) !== value;
   }
 
   /** Under the lock: the first EMPTY or expired slot of the probe window gets the key. */
@@ -370,7 +412,7 @@ export class IpLimitTable {
         if (Atomics.load(c, base + PINS) !== 0 || !bucketFull(Atomics.load(c, base + TAT), now)) continue;
         Atomics.store(c, base + STATE, BUSY);
         if (Atomics.load(c, base + PINS) !== 0) {
-          Atomics.store(c, base + STATE, LIVE);
+          this.storeLive(base);
           continue;
         }
       } else {
@@ -381,10 +423,16 @@ export class IpLimitTable {
       for (let w = 0; w < 4; w++) Atomics.store(c, base + ADDRESS + w, a[w] ?? 0);
       Atomics.store(c, base + TAT, now);
       this.addPin(entry, 1);
-      Atomics.store(c, base + STATE, LIVE);
+      this.storeLive(base);
       return entry;
     }
     return -1;
+  }
+
+  /** End a BUSY rewrite and wake the lookups waiting on it. */
+  private storeLive(base: number): void {
+    Atomics.store(this.cells, base + STATE, LIVE);
+    Atomics.notify(this.cells, base + STATE);
   }
 
   /** GCRA: one connection is allowed while the bucket runs at most `tolerance` ahead of now. */

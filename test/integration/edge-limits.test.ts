@@ -54,6 +54,8 @@ describe('per_ip_connections', () => {
   it('refuses the 11th concurrent connection from 127.0.0.2 on every worker, serves 127.0.0.3, and serves 127.0.0.2 again once the 10 close', async () => {
     const { daemon, port } = await setup(['limits: {per_ip_connections: 10}']);
     const ten = held(await Promise.all(Array.from({ length: 10 }, async () => holdServed(port, '127.0.0.2'))));
+    // The 10 raced each other over both workers; every one must be counted, none admitted untracked.
+    expect((await listenerStats(daemon.adminUrl, 'edge')).limits_table_full_total).toBe(0);
 
     // Each attempt has a new source port, so the kernel hashes it to either worker.
     const eleventh: string[] = [];

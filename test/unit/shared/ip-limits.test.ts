@@ -181,6 +181,39 @@ describe('table bounds', () => {
   });
 });
 
+describe('a lock holder that is preempted', () => {
+  // Worker 1's thread takes the table lock, and once worker 0 is about to admit, holds it
+  // 2 ms more: what a holder preempted inside its insert looks like to the others.
+  const holder = `
+    const { workerData } = require('node:worker_threads');
+    const cells = new Int32Array(workerData.buffer);
+    const control = new Int32Array(workerData.control);
+    Atomics.store(cells, 0, 2);
+    Atomics.store(control, 0, 1);
+    Atomics.notify(control, 0);
+    Atomics.wait(control, 1, 0);
+    Atomics.wait(control, 2, 0, 2);
+    Atomics.store(cells, 0, 0);
+    Atomics.notify(cells, 0);
+  `;
+
+  it('is waited for: the connection is tracked, not admitted untracked as when the table is full', async () => {
+    const { buffer } = table(2, 1024);
+    // A wait limit no loaded machine reaches, so only the waiting is under test.
+    const view = new IpLimitTable(buffer, 0, 60_000);
+    const control = new Int32Array(new SharedArrayBuffer(12));
+    const thread = new Worker(holder, { eval: true, workerData: { buffer, control: control.buffer } });
+    const exited = new Promise((resolve) => thread.once('exit', resolve));
+    await Atomics.waitAsync(control, 0, 0).value;
+    Atomics.store(control, 1, 1);
+    Atomics.notify(control, 1);
+    const entry = view.admitIp(0, ip('10.1.2.3'), 0, connections(5));
+    await exited;
+    expect(entry).toBeGreaterThanOrEqual(0);
+    expect(view.connectionsOf(0, ip('10.1.2.3'))).toBe(1);
+  });
+});
+
 describe('racing threads on one table', () => {
   const started: Worker[] = [];
   afterEach(async () => {
