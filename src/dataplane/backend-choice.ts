@@ -6,6 +6,9 @@
  *   balancer (consistent_hash hashes the client's address, and its port with source_ip_port);
  * - from there a walk over the eligible backends that reserves the first one with room; one
  *   walk tries each eligible backend at most once, and can be resumed after a failed connect;
+ * - a backend that failed a connection's attempt is passed over by that connection's later
+ *   walks (after it waited in the queue): a refusing backend always has room, so otherwise a
+ *   queued client would retry it as fast as it refuses until the queue timeout;
  * - the backend chosen is remembered for the client (sticky) as soon as it is chosen, so the
  *   client's next connections, in any worker, follow it even while this one still connects.
  *   An entry already naming the backend is rewritten only to move its expiry on, at most once
@@ -42,6 +45,8 @@ export class BackendWalk {
   private visited = 0;
   /** Some backend of the walk was at its limit (the caller may queue). */
   sawFull = false;
+  /** Slots of the backends that failed this connection's attempts; allocated at the first failure. */
+  private failedSlots: number[] | undefined;
 
   /**
    * The client's address and port, once: affinity is by address (a client's port changes with
@@ -67,6 +72,12 @@ export class BackendWalk {
     this.firstIndex = -1;
     this.visited = 0;
     this.sawFull = false;
+    this.failedSlots = undefined;
+  }
+
+  /** The attempt on `slot` failed: later walks for this connection pass the backend over. */
+  failed(slot: number): void {
+    (this.failedSlots ??= []).push(slot);
   }
 
   /**
@@ -96,7 +107,7 @@ export class BackendWalk {
       const index = (this.firstIndex + this.visited) % n;
       this.visited++;
       const target = eligible[index];
-      if (target === undefined) continue;
+      if (target === undefined || this.failedSlots?.includes(target.slot) === true) continue;
       if (counters.reserve(target.slot, limits[index] ?? 0)) return target;
       this.sawFull = true;
     }

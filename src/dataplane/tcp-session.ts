@@ -297,6 +297,7 @@ export class TcpSession implements QueuedConnection, LinkOwner, ClientOwner {
     if (target !== undefined) {
       this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectTimeouts, 1);
       this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
+      this.walk.failed(target.slot);
     }
     this.abandonAttempt();
   }
@@ -314,7 +315,10 @@ export class TcpSession implements QueuedConnection, LinkOwner, ClientOwner {
     // a reply first): a failed attempt, tried elsewhere, but passed on if it was the last.
     this.lastAttemptReset = code === 'ECONNRESET';
     const target = this.target;
-    if (target !== undefined) this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
+    if (target !== undefined) {
+      this.proxy.counterWriter.bumpBackend(target.slot, BackendCounter.connectFailures, 1);
+      this.walk.failed(target.slot);
+    }
     this.abandonAttempt();
   }
 

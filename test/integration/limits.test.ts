@@ -226,3 +226,47 @@ describe('a crashed worker’s connections', () => {
     expect(answers.filter(Boolean)).toHaveLength(lost);
   });
 });
+
+describe('a queued client and a backend that refuses', () => {
+  it('tries the refusing backend once, then waits for the full one instead of retrying the refusal in a loop', async () => {
+    const backend = await echoBackend();
+    const [port, adminPort, refusingPort] = (await freePorts(3)) as [number, number, number];
+    const refusing = `127.0.0.1:${refusingPort}`;
+    // Passive ejection far away, so nothing but the session's own rule bounds its attempts.
+    const yaml = `workers: 2
+admin: {listen: 127.0.0.1:${adminPort}}
+shutdown: {drain_timeout: 2s}
+listeners:
+  - {name: web, listen: 127.0.0.1:${port}, cluster: web}
+clusters:
+  - name: web
+    passive: {consecutive_failures: 1000}
+    queue: {size: 5, timeout: 10m}
+    backends:
+      - {address: ${backend.address}, max_connections: 1}
+      - {address: ${refusing}, max_connections: 1}
+`;
+    const d = await startDaemon(yaml, adminPort);
+    cleanups.push(async () => d.stop('SIGKILL'));
+    const refusals = async (): Promise<number> =>
+      (await getJson<{ address: string; connect_failures_total: number }[]>(`${d.adminUrl}/backends`)).find((b) => b.address === refusing)?.connect_failures_total ?? -1;
+
+    // The first client holds the echo backend's one place (after a refusal, if it went there first).
+    const holder = await openEcho(port);
+    destroyAfter([holder]);
+    expect(await echoes(holder, 'first', 20_000)).toBe(true);
+    const before = await refusals();
+
+    // The second finds the echo backend full and the other refusing: it waits in the queue.
+    const waiter = await openEcho(port);
+    destroyAfter([waiter]);
+    const answer = echoes(waiter, 'second', 60_000);
+    await eventually(async () => (await getJson<ClusterJson[]>(`${d.adminUrl}/clusters`))[0]?.queue?.['length'], (length) => length === 1);
+    await eventually(refusals, (n) => n >= before + 1);
+
+    // The holder leaves; the waiter gets its place, having been refused once on the way.
+    holder.socket.destroy();
+    expect(await answer).toBe(true);
+    expect(await refusals()).toBe(before + 1);
+  });
+});

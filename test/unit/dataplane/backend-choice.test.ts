@@ -63,6 +63,26 @@ describe('backend choice', () => {
     expect(slots[3]).toBeUndefined();
   });
 
+  it('passes over, in later walks of the same connection, the backends that failed it; a cleared walk forgets them', () => {
+    const r = route('round_robin', 3);
+    const walk = new BackendWalk();
+    walk.begin(r, 0);
+    const failed = walk.next(r, room())!;
+    walk.failed(failed.slot);
+    // Waited in the queue, walks again: the other two, each once, never the failed one.
+    walk.begin(r, 0);
+    const later = [walk.next(r, room()), walk.next(r, room()), walk.next(r, room())].map((b) => b?.slot);
+    expect(later.slice(0, 2).sort()).toEqual([1, 2, 3].filter((slot) => slot !== failed.slot));
+    expect(later[2]).toBeUndefined();
+    // The other two full: the walk ends with nothing, saying some were full (the session waits for them).
+    walk.begin(r, 0);
+    expect(walk.next(r, room([1, 2, 3].filter((slot) => slot !== failed.slot)))).toBeUndefined();
+    expect(walk.sawFull).toBe(true);
+    walk.clear();
+    walk.begin(r, 0);
+    expect([walk.next(r, room()), walk.next(r, room()), walk.next(r, room())].map((b) => b?.slot).sort()).toEqual([1, 2, 3]);
+  });
+
   it('passes over the backend to avoid when there is another', () => {
     const r = route('consistent_hash', 3, 'source_ip');
     const first = reserveSessionBackend(r, '192.0.2.7', 1, -1, room(), 0)!;
