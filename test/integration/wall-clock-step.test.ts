@@ -20,7 +20,7 @@ import { SnapshotReader } from '../../src/shared/snapshot/reader.ts';
 import type { SnapshotBackend, SnapshotCluster } from '../../src/shared/snapshot/types.ts';
 import { startBackend } from '../helpers/backends.ts';
 import { eventually, openEcho, type EchoConnection } from '../helpers/client.ts';
-import { freePort } from '../helpers/ports.ts';
+import { freePort, freePorts } from '../helpers/ports.ts';
 import { testBackend, testCluster, testListener } from '../helpers/snapshot.ts';
 
 const HOUR_MS = 3_600_000;
@@ -45,6 +45,8 @@ interface InProcessProxy {
   readonly queue: ClusterState;
   /** The proxy's side of each accepted client, in accept order. */
   readonly accepted: net.Socket[];
+  /** Publish the cluster changed (a new snapshot version). */
+  publish(cluster: SnapshotCluster): void;
 }
 
 /** A TcpProxy for one listener `web` on cluster `cluster`, accepting on 127.0.0.1. */
@@ -53,7 +55,9 @@ async function startProxy(cluster: SnapshotCluster): Promise<InProcessProxy> {
   const tables = new CounterTables(createCounterBuffer(dims), dims);
   const counters = tables.forWorker(0);
   const snapshots = createSnapshotBuffer();
-  new SnapshotWriter(snapshots).publish({ clusters: [cluster], listeners: [testListener()] });
+  const writer = new SnapshotWriter(snapshots);
+  const publish = (changed: SnapshotCluster): void => void writer.publish({ clusters: [changed], listeners: [testListener()] });
+  publish(cluster);
   const queue = new ClusterState(createClusterStateBuffer(0));
   const clusterStates = new Map([[cluster.name, queue]]);
   const router = new Router(new SnapshotReader(snapshots), { activeTotal: counters.activeTotal, random: seededRandom(1), clusterStates });
@@ -72,7 +76,7 @@ async function startProxy(cluster: SnapshotCluster): Promise<InProcessProxy> {
     proxy.destroyAll('drain');
     await proxy.whenIdle();
   });
-  return { port, proxy, tables, queue, accepted };
+  return { port, proxy, tables, queue, accepted, publish };
 }
 
 async function echoClient(port: number): Promise<EchoConnection> {
@@ -107,24 +111,27 @@ describe('a wall-clock step', () => {
   it('does not time out a queued connection that waits again after a failed attempt', async () => {
     const echo = await startBackend('echo');
     cleanups.push(async () => echo.close());
-    const refusing = await freePort();
-    // Both backends take one connection at most; the second refuses every connect. A queued
-    // client's retries (the queue polls) reserve it, fail, and queue the client again.
+    const [refusing, alsoRefusing] = await freePorts(2);
+    // Every backend takes one connection at most; the second refuses every connect, and so
+    // does the third, added after the step. The waiter fails on the second and queues; the
+    // queue's retry finds room on the third, fails there too, and queues the client again.
     const backends: SnapshotBackend[] = [
       testBackend(echo.address, { slot: 0, maxConnections: 1 }),
-      testBackend(`127.0.0.1:${refusing}`, { slot: 1, maxConnections: 1 }),
+      testBackend(`127.0.0.1:${refusing!}`, { slot: 1, maxConnections: 1 }),
     ];
-    const { port, tables, queue, accepted } = await startProxy(testCluster({ queueSize: 5, queueTimeoutMs: 60_000, idleTimeoutMs: 60_000, backends }));
-    const failures = (): Promise<number> => Promise.resolve(tables.backendTotal(1, BackendCounter.connectFailures));
+    const cluster = testCluster({ queueSize: 5, queueTimeoutMs: 60_000, idleTimeoutMs: 60_000, backends });
+    const { port, tables, queue, accepted, publish } = await startProxy(cluster);
+    const failures = (slot: number) => (): Promise<number> => Promise.resolve(tables.backendTotal(slot, BackendCounter.connectFailures));
     const holder = await echoClient(port);
     await holder.exchange('h');
     const waiter = await echoClient(port);
     await eventually(() => Promise.resolve(queue.statistics().queued_total), (n) => n === 1);
 
     stepWallClockForward();
-    const before = await failures();
-    // Two more failed attempts: the waiter queued again after at least one of them.
-    await eventually(failures, (n) => n >= before + 2);
+    publish({ ...cluster, backends: [...backends, testBackend(`127.0.0.1:${alsoRefusing!}`, { slot: 2, maxConnections: 1 })] });
+    // The retry's failed attempt: the waiter queued again after it, on the monotonic deadline.
+    await eventually(failures(2), (n) => n === 1);
+    expect(await failures(1)()).toBe(1);
 
     expect(queue.statistics().timed_out_total).toBe(0);
     expect(accepted[1]?.destroyed).toBe(false);
