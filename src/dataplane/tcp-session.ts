@@ -34,6 +34,7 @@ import { sweepVerdict } from './idle-sweep.ts';
 import { encodeProxyHeader } from './proxy-protocol.ts';
 import type { ClusterRoute } from './routing-table.ts';
 import type { TcpProxy } from './tcp-proxy.ts';
+import { sharedMonotonicMs } from '../shared/shared-clock.ts';
 
 export class TcpSession implements QueuedConnection, LinkOwner, ClientOwner {
   readonly proxy: TcpProxy;
@@ -170,7 +171,7 @@ export class TcpSession implements QueuedConnection, LinkOwner, ClientOwner {
   /** Start a walk over the eligible backends at the preferred one. */
   private beginWalk(): void {
     if (this.route.hashKey !== undefined || this.route.sticky !== undefined) this.hashClient();
-    this.walk.begin(this.route, Date.now());
+    this.walk.begin(this.route, sharedMonotonicMs());
   }
 
   private hashClient(): void {
@@ -251,7 +252,7 @@ export class TcpSession implements QueuedConnection, LinkOwner, ClientOwner {
     this.target = target;
     this.attempts++;
     this.attemptStartedAt = performance.now();
-    this.walk.remember(this.route, target, Date.now());
+    this.walk.remember(this.route, target, sharedMonotonicMs());
     this.openBackendSockets++;
     this.backend = connectBackend(this.proxy.dataPath, target.host, target.port, this.route.connectTimeoutMs, this);
   }

@@ -57,6 +57,7 @@ import { UdpSession, type SessionOwner } from './udp-session.ts';
 import { SessionTable } from './udp-session-table.ts';
 import { clientId, type ClientId } from './udp-client-id.ts';
 import { SocketPool } from './udp-socket-pool.ts';
+import { sharedMonotonicMs } from '../shared/shared-clock.ts';
 
 export type UdpSessionEnd = 'idle_timeout' | 'max_replies' | 'evicted' | 'backend_gone' | 'refused' | 'socket_error' | 'drain' | 'closed';
 
@@ -347,7 +348,7 @@ export class UdpProxy implements SessionOwner, IdleSocketEvents {
       return undefined;
     }
     // Holds a place under the backend's max_connections until the session ends.
-    const backend = reserveSessionBackend(route, client.address, client.port, avoidSlot, counters, Date.now(), handed?.index ?? -1);
+    const backend = reserveSessionBackend(route, client.address, client.port, avoidSlot, counters, sharedMonotonicMs(), handed?.index ?? -1);
     if (backend === undefined) {
       counters.bumpListener(listenerSlot, ListenerCounter.refusedAtLimit);
       return undefined;

@@ -13,6 +13,7 @@
  * Writers: every data-plane worker (Atomics only; queue events are rare, so the statistics
  * may be shared cells). Statistics are Int32 cells read as unsigned (they wrap at 2^32).
  */
+import { sharedMonotonicMs } from './shared-clock.ts';
 
 const MAGIC = 0x534c4351; // "SLCQ"
 
@@ -30,7 +31,7 @@ export const ClusterCell = {
   /** Clients that closed while waiting. */
   abandonedTotal: 7,
   affinityCapacity: 8,
-  /** Affinity expiry times are seconds after this Unix time (so they fit an Int32). */
+  /** Affinity expiry times are seconds after this time of the shared monotonic clock (so they fit an Int32). */
   affinityEpochSeconds: 9,
 } as const;
 export type ClusterCell = (typeof ClusterCell)[keyof typeof ClusterCell];
@@ -42,7 +43,8 @@ export const AFFINITY_OFFSET = HEADER_CELLS + MAX_WORKERS;
 /** Int32 cells per affinity entry: seq, hash₁, hash₂, backend slot, expiry. */
 export const AFFINITY_STRIDE = 5;
 
-export function createClusterStateBuffer(affinityEntries: number, nowMs = Date.now()): SharedArrayBuffer {
+/** `nowMs`: on the clock of `sharedMonotonicMs` (shared-clock.ts), which every reader of the table uses. */
+export function createClusterStateBuffer(affinityEntries: number, nowMs = sharedMonotonicMs()): SharedArrayBuffer {
   const buffer = new SharedArrayBuffer((AFFINITY_OFFSET + affinityEntries * AFFINITY_STRIDE) * Int32Array.BYTES_PER_ELEMENT);
   const cells = new Int32Array(buffer);
   cells[ClusterCell.magic] = MAGIC;

@@ -1,6 +1,7 @@
 /**
  * A step of the wall clock (NTP, an operator, a VM resumed) changes no data-plane timing:
- * the idle sweep and the queue deadlines run on a monotonic clock. The proxy runs in this
+ * the idle sweep and the queue deadlines run on a monotonic clock, and sticky-session expiries
+ * on one shared by the workers. The proxy runs in this
  * process with real sockets, so the test can step `Date.now()` under it; the steps are
  * observed through the shared counters the sweep and the connect attempts write, never by
  * waiting a fixed time.
@@ -58,7 +59,7 @@ async function startProxy(cluster: SnapshotCluster): Promise<InProcessProxy> {
   const writer = new SnapshotWriter(snapshots);
   const publish = (changed: SnapshotCluster): void => void writer.publish({ clusters: [changed], listeners: [testListener()] });
   publish(cluster);
-  const queue = new ClusterState(createClusterStateBuffer(0));
+  const queue = new ClusterState(createClusterStateBuffer(cluster.stickyMaxEntries));
   const clusterStates = new Map([[cluster.name, queue]]);
   const router = new Router(new SnapshotReader(snapshots), { activeTotal: counters.activeTotal, random: seededRandom(1), clusterStates });
   const accessLog = new AccessLog({ enabled: false, sampling: 0, fd: 1 }, { worker: 0, counters, onError: () => undefined });
@@ -106,6 +107,27 @@ describe('a wall-clock step', () => {
 
     expect(accepted[0]?.destroyed).toBe(false);
     expect(await quiet.exchange('still open')).toBe('still open');
+  });
+
+  it('does not expire sticky sessions: a client keeps its backend', async () => {
+    const echoes = await Promise.all([startBackend('echo'), startBackend('echo'), startBackend('echo')]);
+    for (const echo of echoes) cleanups.push(async () => echo.close());
+    const backends = echoes.map((echo, slot) => testBackend(echo.address, { slot }));
+    const { port } = await startProxy(testCluster({ stickyTtlMs: 60_000, stickyMaxEntries: 100, backends }));
+    const servedBy = async (): Promise<number> => {
+      const before = echoes.map((echo) => echo.accepted);
+      const client = await echoClient(port);
+      await client.exchange('x');
+      client.socket.destroy();
+      return echoes.findIndex((echo, i) => echo.accepted > (before[i] ?? 0));
+    };
+    const home = await servedBy();
+    expect(home).toBeGreaterThanOrEqual(0);
+
+    // An hour on the wall clock, not on the table's: the 60 s entry still holds.
+    stepWallClockForward();
+    const after = [await servedBy(), await servedBy(), await servedBy()];
+    expect(after).toEqual([home, home, home]);
   });
 
   it('does not time out a queued connection that waits again after a failed attempt', async () => {

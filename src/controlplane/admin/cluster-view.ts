@@ -10,6 +10,7 @@ import { buildMaglevTable, DEFAULT_MAGLEV_SEED, maglevShares } from '../../share
 import type { ClusterState, QueueStatistics } from '../../shared/cluster-state.ts';
 import type { CounterTables } from '../../shared/counters.ts';
 import type { Algorithm, HashKey, Snapshot, SnapshotBackend, SnapshotCluster } from '../../shared/snapshot/types.ts';
+import { sharedMonotonicMs } from '../../shared/shared-clock.ts';
 
 export interface TableShare {
   readonly id: string;
@@ -51,11 +52,11 @@ export class ClusterViews {
     this.deps = deps;
   }
 
-  all(snapshot: Snapshot, nowMs = Date.now()): ClusterView[] {
+  all(snapshot: Snapshot, nowMs = sharedMonotonicMs()): ClusterView[] {
     return snapshot.clusters.map((cluster) => this.one(cluster, nowMs));
   }
 
-  one(cluster: SnapshotCluster, nowMs = Date.now()): ClusterView {
+  one(cluster: SnapshotCluster, nowMs = sharedMonotonicMs()): ClusterView {
     const eligible = cluster.backends.filter(isEligible);
     let active = 0;
     for (const b of cluster.backends) active += this.deps.counters.activeConnections(b.slot);
