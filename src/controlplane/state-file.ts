@@ -141,13 +141,28 @@ export function serializeState(state: StateFileContent, now: Date = new Date()):
   const { discovered, ...runtime } = state;
   const text = JSON.stringify({ format: FORMAT, written_at: now.toISOString(), ...runtime }, null, 2);
   if (discovered === undefined) return `${text}\n`;
-  // One line per address: half the bytes of the indented form (every operator change rewrites
-  // the file, 16,384 addresses are about 1 MB this way), and still one address per diff line.
-  const clusters = Object.entries(discovered).map(([name, stored]) => {
-    const head = `    ${JSON.stringify(name)}: {"query": ${JSON.stringify(stored.query)}, "answered_at": ${JSON.stringify(stored.answered_at)}, "answer": [`;
-    return stored.answer.length === 0 ? `${head}]}` : `${head}\n${stored.answer.map((a) => `      ${JSON.stringify(a)}`).join(',\n')}\n    ]}`;
-  });
+  const clusters = Object.entries(discovered).map(([name, stored]) => `    ${JSON.stringify(name)}: ${storedAnswerText(stored)}`);
   return `${text.slice(0, -2)},\n  "discovered": {\n${clusters.join(',\n')}\n  }\n}\n`;
+}
+
+/**
+ * Each kept answer's text, by identity: the discovery manager replaces an answer that changed
+ * and never edits one, so an operator's change (which rewrites the file) serializes only the
+ * answers that moved since, not all 16,384 addresses again.
+ */
+const answerTexts = new WeakMap<StoredAnswer, string>();
+
+/**
+ * One line per address: half the bytes of the indented form (16,384 addresses are about 1 MB
+ * this way), and still one address per diff line.
+ */
+function storedAnswerText(stored: StoredAnswer): string {
+  let text = answerTexts.get(stored);
+  if (text !== undefined) return text;
+  const head = `{"query": ${JSON.stringify(stored.query)}, "answered_at": ${JSON.stringify(stored.answered_at)}, "answer": [`;
+  text = stored.answer.length === 0 ? `${head}]}` : `${head}\n${stored.answer.map((a) => `      ${JSON.stringify(a)}`).join(',\n')}\n    ]}`;
+  answerTexts.set(stored, text);
+  return text;
 }
 
 /** Replaces `file` with `state`, atomically and durably. */

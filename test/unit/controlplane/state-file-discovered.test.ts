@@ -17,6 +17,15 @@ describe('state file: discovered answers', () => {
     expect(parseStateText(serializeState(WITH_ANSWER))).toEqual(WITH_ANSWER);
   });
 
+  it('are written as they are now when one is replaced between writes, the others unchanged', () => {
+    const api = WITH_ANSWER.discovered!['api']!;
+    const web = { query: 'q', answered_at: '2026-12-06T10:00:00.000Z', answer: [address(5)] };
+    serializeState({ ...WITH_ANSWER, discovered: { api, web } });
+    const replaced = { ...web, answered_at: '2026-12-06T11:00:00.000Z', answer: [address(6), address(7)] };
+    const state: StateFileContent = { ...WITH_ANSWER, discovered: { api, web: replaced } };
+    expect(parseStateText(serializeState(state))).toEqual(state);
+  });
+
   it('are optional: a file without them reads as before', () => {
     expect(parseStateText(serializeState(EMPTY_RUNTIME_STATE))).toEqual(EMPTY_RUNTIME_STATE);
   });
