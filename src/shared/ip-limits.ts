@@ -38,12 +38,12 @@
  * When the table is full (every slot of the probe window pinned or refilling) or the lock
  * stays taken past the wait limit (its holder died), the connection is admitted untracked:
  * FAIL OPEN. Why: the table fills only when more distinct clients are active than it has
- * slots, and that is what a botnet or one IPv6 /64 can produce at will. Failing closed would let such
- * an attacker lock every new legitimate client out by filling the table; failing open only
- * suspends per-IP fairness for the overflow, while `max_connections` (a per-listener total,
- * not stored in the table) keeps bounding what reaches the backends. The table-full outcome
- * is counted, so an operator sees it. The hash is seeded at random per process, so an
- * attacker cannot aim addresses at one probe window of a victim.
+ * slots, and that is what a botnet or one IPv6 /64 can produce at will. Failing closed would
+ * let such an attacker lock every new legitimate client out by filling the table; failing
+ * open only suspends per-IP fairness for the overflow, while `max_connections` (a
+ * per-listener total, not stored in the table) keeps bounding what reaches the backends. The
+ * table-full outcome is counted, so an operator sees it. The hash is seeded at random per
+ * process, so an attacker cannot aim addresses at one probe window of a victim.
  *
  * Time is in ticks of 10 µs held in Int32 and compared with wrapping arithmetic
  * (`(a - b) | 0`), so it works across the 2^32 wrap (every ~11.9 h). A bucket's TAT is never
