@@ -21,7 +21,10 @@
 import { ClusterCell, type ClusterState } from '../shared/cluster-state.ts';
 
 export interface QueuedConnection {
-  /** Try to get a backend now; true when it did (it then leaves the queue). */
+  /**
+   * Try to get a backend now; true when the connection leaves the queue: it got one, or no
+   * backend it could wait for is left (it was refused).
+   */
   retry(): boolean;
   /** Its wait ended without a backend. */
   timedOut(): void;
@@ -141,8 +144,9 @@ export class ConnectionQueue {
   private serve(): void {
     for (;;) {
       const head = this.waiting[0];
-      // A successful retry has reserved a backend and started connecting (asynchronously), so
-      // it cannot re-enter the queue before it is taken out here.
+      // A retry that returns true has reserved a backend and started connecting
+      // (asynchronously), or refused the client, so it cannot re-enter the queue before it is
+      // taken out here.
       if (head === undefined || !head.connection.retry()) return;
       this.take(head.connection);
     }

@@ -155,9 +155,10 @@ export class TcpSession implements QueuedConnection, LinkOwner, ClientOwner {
     this.route = this.proxy.currentRoute(this.route.name) ?? this.route;
     this.beginWalk();
     const target = this.reserveNext();
-    if (target === undefined) return false;
+    if (target === undefined && this.walk.sawFull) return false;
     this.queue = undefined;
-    this.connect(target);
+    if (target === undefined) this.refuseWithoutBackend(); // none full is left to wait for
+    else this.connect(target);
     return true;
   }
 
@@ -199,7 +200,12 @@ export class TcpSession implements QueuedConnection, LinkOwner, ClientOwner {
       return;
     }
     if (this.walk.sawFull) this.waitForRoom();
-    else if (this.route.eligible.length === 0) this.refuse(ListenerCounter.refusedNoBackend, 'no_backend');
+    else this.refuseWithoutBackend();
+  }
+
+  /** No backend is left for this client: none is eligible, or those that are failed it. */
+  private refuseWithoutBackend(): void {
+    if (this.route.eligible.length === 0) this.refuse(ListenerCounter.refusedNoBackend, 'no_backend');
     else if (this.lastAttemptReset) this.refuse(ListenerCounter.refusedAllFailed, 'backend_reset', true);
     else this.refuse(ListenerCounter.refusedAllFailed, 'connect_failure');
   }

@@ -228,11 +228,25 @@ describe('a crashed worker’s connections', () => {
 });
 
 describe('a queued client and a backend that refuses', () => {
-  it('tries the refusing backend once, then waits for the full one instead of retrying the refusal in a loop', async () => {
+  interface RefusalSetup {
+    readonly d: Daemon;
+    readonly port: number;
+    readonly echoId: string;
+    /** Failed connects at the refusing backend so far. */
+    readonly refusals: () => Promise<number>;
+    /** A client holding the echo backend's one place. */
+    readonly holder: EchoConnection;
+  }
+
+  /**
+   * An echo backend with room for one connection and a backend that refuses every connect
+   * (passive ejection far away, so nothing but the session's own rule bounds its attempts),
+   * and a client holding the echo backend's place (after a refusal, if it went there first).
+   */
+  async function refusalSetup(): Promise<RefusalSetup> {
     const backend = await echoBackend();
     const [port, adminPort, refusingPort] = (await freePorts(3)) as [number, number, number];
     const refusing = `127.0.0.1:${refusingPort}`;
-    // Passive ejection far away, so nothing but the session's own rule bounds its attempts.
     const yaml = `workers: 2
 admin: {listen: 127.0.0.1:${adminPort}}
 shutdown: {drain_timeout: 2s}
@@ -250,23 +264,47 @@ clusters:
     cleanups.push(async () => d.stop('SIGKILL'));
     const refusals = async (): Promise<number> =>
       (await getJson<{ address: string; connect_failures_total: number }[]>(`${d.adminUrl}/backends`)).find((b) => b.address === refusing)?.connect_failures_total ?? -1;
-
-    // The first client holds the echo backend's one place (after a refusal, if it went there first).
     const holder = await openEcho(port);
     destroyAfter([holder]);
     expect(await echoes(holder, 'first', 20_000)).toBe(true);
-    const before = await refusals();
+    return { d, port, echoId: `web:${backend.address}`, refusals, holder };
+  }
 
-    // The second finds the echo backend full and the other refusing: it waits in the queue.
-    const waiter = await openEcho(port);
+  /** A second client, refused once by the refusing backend and now waiting in the queue. */
+  async function queuedAfterRefusal(setup: RefusalSetup, before: number): Promise<{ waiter: EchoConnection; answer: Promise<boolean> }> {
+    const waiter = await openEcho(setup.port);
     destroyAfter([waiter]);
     const answer = echoes(waiter, 'second', 60_000);
-    await eventually(async () => (await getJson<ClusterJson[]>(`${d.adminUrl}/clusters`))[0]?.queue?.['length'], (length) => length === 1);
-    await eventually(refusals, (n) => n >= before + 1);
+    await eventually(async () => (await getJson<ClusterJson[]>(`${setup.d.adminUrl}/clusters`))[0]?.queue?.['length'], (length) => length === 1);
+    await eventually(setup.refusals, (n) => n >= before + 1);
+    return { waiter, answer };
+  }
+
+  it('tries the refusing backend once, then waits for the full one instead of retrying the refusal in a loop', async () => {
+    const setup = await refusalSetup();
+    const before = await setup.refusals();
+    const { answer } = await queuedAfterRefusal(setup, before);
 
     // The holder leaves; the waiter gets its place, having been refused once on the way.
-    holder.socket.destroy();
+    setup.holder.socket.destroy();
     expect(await answer).toBe(true);
-    expect(await refusals()).toBe(before + 1);
+    expect(await setup.refusals()).toBe(before + 1);
+  });
+
+  it('refuses the waiter as connect_failure, not at the queue timeout, once only backends that failed it are left', async () => {
+    const setup = await refusalSetup();
+    const before = await setup.refusals();
+    const { waiter, answer } = await queuedAfterRefusal(setup, before);
+
+    // Draining the full backend leaves only the one that refused: nothing to wait for.
+    expect((await fetch(`${setup.d.adminUrl}/backends/${setup.echoId}/drain`, { method: 'POST' })).status).toBe(200);
+    expect(await answer).toBe(false);
+    expect(waiter.socket.destroyed).toBe(true);
+    // The worker closes the client, then takes it out of the queue: poll for the second.
+    const queue = await eventually(async () => (await getJson<ClusterJson[]>(`${setup.d.adminUrl}/clusters`))[0]?.queue, (q) => q?.['length'] === 0);
+    expect(queue).toMatchObject({ length: 0, queued_total: 1, timed_out_total: 0, served_after_wait_total: 0 });
+    const listener = await getJson<{ refused_total: Record<string, number> }>(`${setup.d.adminUrl}/listeners/web`);
+    expect(listener.refused_total['all_backends_failed']).toBe(1);
+    expect(await setup.refusals()).toBe(before + 1);
   });
 });
