@@ -47,7 +47,7 @@ interface InProcessProxy {
   /** The proxy's side of each accepted client, in accept order. */
   readonly accepted: net.Socket[];
   /** Publish the cluster changed (a new snapshot version). */
-  publish(cluster: SnapshotCluster): void;
+  readonly publish: (cluster: SnapshotCluster) => void;
 }
 
 /** A TcpProxy for one listener `web` on cluster `cluster`, accepting on 127.0.0.1. */
