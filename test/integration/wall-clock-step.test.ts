@@ -1,10 +1,9 @@
 /**
  * A step of the wall clock (NTP, an operator, a VM resumed) changes no data-plane timing:
- * the idle sweep and the queue deadlines run on a monotonic clock, and sticky-session expiries
- * on one shared by the workers. The proxy runs in this
- * process with real sockets, so the test can step `Date.now()` under it; the steps are
- * observed through the shared counters the sweep and the connect attempts write, never by
- * waiting a fixed time.
+ * the idle sweep and the queue deadlines run on a monotonic clock, and sticky-session
+ * expiries on one shared by the workers. The proxy runs in this process with real sockets,
+ * so the test can step `Date.now()` under it; the steps are observed through the shared
+ * counters the sweep and the connect attempts write, never by waiting a fixed time.
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
