@@ -32,19 +32,12 @@ import { shortConnections } from './lib/short-connections.ts';
 import { parseSoakOptions, renderTable, SOAK_USAGE, splitResources, total, verdicts, type SoakOptions, type SoakSample } from './lib/soak-report.ts';
 import { udpRequests } from './lib/udp-requests.ts';
 import { SLUICE_CLI } from './peers/sluice.ts';
+import type { ResourceReport } from '../src/shared/messages.ts';
 
 const UDP_SESSION_TIMEOUT_S = 2;
 const UDP_LOSS_TIMEOUT_MS = 1000;
 const DATAGRAM_BYTES = 64;
 const START_TIMEOUT_MS = 60_000;
-
-interface WorkerReport {
-  readonly worker: number;
-  readonly connections: number;
-  readonly udpSessions: number;
-  readonly heapUsedBytes: number;
-  readonly resources: Readonly<Record<string, number>>;
-}
 
 function log(message: string): void {
   process.stderr.write(`soak: ${message}\n`);
@@ -144,8 +137,8 @@ class Daemon {
     this.inspector = inspectorUrlFromLog(started.logFile);
   }
 
-  async workers(): Promise<WorkerReport[]> {
-    const body = JSON.parse(await getText(`${this.adminUrl}/debug/resources`)) as { workers: WorkerReport[] };
+  async workers(): Promise<ResourceReport[]> {
+    const body = JSON.parse(await getText(`${this.adminUrl}/debug/resources`)) as { workers: ResourceReport[] };
     return body.workers;
   }
 

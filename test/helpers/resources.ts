@@ -5,10 +5,12 @@
  */
 import { readdirSync } from 'node:fs';
 import { shortConnections as runShortConnections } from '../../bench/lib/short-connections.ts';
+import type { ResourceReport } from '../../src/shared/messages.ts';
 import { eventually, getJson } from './client.ts';
 
+/** GET /debug/resources. */
 export interface ResourcesJson {
-  workers: { worker: number; connections: number; udpSessions: number; heapUsedBytes: number; resources: Record<string, number> }[];
+  readonly workers: readonly ResourceReport[];
 }
 
 /**

@@ -7,8 +7,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend } from '../helpers/backends.ts';
 import { startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { exchange, listenerStats, startRecordingBackend, type RecordingBackend } from '../helpers/edge.ts';
-import { eventually, getJson } from '../helpers/client.ts';
+import { eventually } from '../helpers/client.ts';
 import { freePorts } from '../helpers/ports.ts';
+import { idleResources } from '../helpers/resources.ts';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -259,10 +260,7 @@ clusters:
     expect(stats.accepted_total).toBe(3);
 
     // Every header timer was cleared and every socket closed: only the listening socket is left.
-    const resources = await eventually(
-      async () => getJson<{ workers: { connections: number; resources: Record<string, number> }[] }>(`${daemon.adminUrl}/debug/resources`),
-      (r) => r.workers.every((w) => w.connections === 0 && (w.resources['TCPSocketWrap'] ?? 0) === 0),
-    );
+    const resources = await idleResources(daemon.adminUrl);
     for (const worker of resources.workers) {
       expect(worker.connections).toBe(0);
       expect(worker.resources['TCPSocketWrap'] ?? 0).toBe(0);

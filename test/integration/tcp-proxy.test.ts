@@ -5,6 +5,7 @@ import { startBackend, startBlackholeBackend, type TestBackend } from '../helper
 import { eventually, getJson, manyRoundTrips, roundTrip } from '../helpers/client.ts';
 import { startDaemon, tcpConfig, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
+import { idleResources } from '../helpers/resources.ts';
 
 interface BackendJson {
   id: string;
@@ -13,9 +14,6 @@ interface BackendJson {
   active_connections: number;
   connections_total: number;
   connect_failures_total: number;
-}
-interface ResourcesJson {
-  workers: { worker: number; connections: number; resources: Record<string, number> }[];
 }
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -112,10 +110,7 @@ describe('TCP proxy through the real daemon', () => {
     expect(after.map((b) => b.active_connections)).toEqual([0, 0]);
     expect(after.reduce((sum, b) => sum + b.connections_total, 0)).toBe(20);
 
-    const resources = await eventually(
-      async () => getJson<ResourcesJson>(`${daemon.adminUrl}/debug/resources`),
-      (r) => r.workers.every((w) => w.connections === 0 && (w.resources['TCPSocketWrap'] ?? 0) === 0),
-    );
+    const resources = await idleResources(daemon.adminUrl);
     expect(resources.workers).toHaveLength(2);
     for (const worker of resources.workers) {
       expect(worker.connections).toBe(0);
