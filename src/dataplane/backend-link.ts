@@ -123,7 +123,7 @@ class NetBackend implements BackendLink, ReadBufferHolder {
   }
 
   reset(): void {
-    if (!this.socket.destroyed) this.socket.resetAndDestroy();
+    resetSocket(this.socket);
   }
 
   abandon(): void {
@@ -135,10 +135,16 @@ class NetBackend implements BackendLink, ReadBufferHolder {
   }
 }
 
-/** Forward a FIN to a net socket (see NetBackend.forwardFin). */
-function forwardFin(socket: net.Socket): void {
+/** Forward a FIN to a net socket, client's or backend's (see NetBackend.forwardFin). */
+export function forwardFin(socket: net.Socket): void {
   if (socket.readableEnded && socket.writableLength === 0) socket.destroy();
   else socket.end();
+}
+
+/** Close a net socket with a reset, client's or backend's. */
+export function resetSocket(socket: net.Socket): void {
+  // resetAndDestroy on a closed socket raises ERR_SOCKET_CLOSED; it has nothing to pass on.
+  if (!socket.destroyed) socket.resetAndDestroy();
 }
 
 export function ignoreError(): void {
@@ -251,8 +257,7 @@ class HandleBackend implements BackendLink, StreamOwner, ReadBufferHolder {
   }
 
   forwardFin(): void {
-    if (this.stream.ended && !this.stream.writing) this.stream.close();
-    else this.stream.shutdown();
+    this.stream.forwardFin();
   }
 
   resumeReading(): void {

@@ -14,7 +14,7 @@
  * or through the owner interface of the stream: no closures per connection.
  */
 import type net from 'node:net';
-import type { BackendLink } from './backend-link.ts';
+import { forwardFin, resetSocket, type BackendLink } from './backend-link.ts';
 import { nextBufferFor, sharedReadBuffer, writeRead, type ByteSink, type ReadBufferHolder } from './read-buffers.ts';
 import { TcpStream, WriteResult, type StreamOwner } from './stream-handle.ts';
 
@@ -27,9 +27,8 @@ export interface ClientOwner {
   clientSocketClosed(hadError: boolean): void;
 }
 
-/** What a backend link writes the backend's bytes to, and pauses while the backend is full. */
+/** What a backend link writes the backend's bytes to, and resumes once the backend drained. */
 export interface ClientSide extends ByteSink {
-  pause(): void;
   resume(): void;
 }
 
@@ -121,23 +120,12 @@ export class NetClient implements ClientLink {
     return this.socket.write(chunk);
   }
 
-  pause(): void {
-    this.socket.pause();
-  }
-
   resume(): void {
     this.socket.resume();
   }
 
-  /**
-   * When the client already sent its FIN and every byte we wrote is with the kernel, closing
-   * the socket sends the FIN and frees it in one step; otherwise `end()` shuts down our
-   * direction after the queued bytes and keeps reading.
-   */
   forwardFin(): void {
-    const socket = this.socket;
-    if (socket.readableEnded && socket.writableLength === 0) socket.destroy();
-    else socket.end();
+    forwardFin(this.socket);
   }
 
   destroy(): void {
@@ -145,8 +133,7 @@ export class NetClient implements ClientLink {
   }
 
   reset(): void {
-    // resetAndDestroy on a closed socket raises ERR_SOCKET_CLOSED; it has nothing to pass on.
-    if (!this.socket.destroyed) this.socket.resetAndDestroy();
+    resetSocket(this.socket);
   }
 }
 
@@ -231,17 +218,12 @@ export class HandleClient implements ClientLink, StreamOwner, ReadBufferHolder {
     return this.stream.write(chunk) !== WriteResult.pending;
   }
 
-  pause(): void {
-    this.stream.readStop();
-  }
-
   resume(): void {
     if (this.relaying) this.stream.readStart(sharedReadBuffer);
   }
 
   forwardFin(): void {
-    if (this.stream.ended && !this.stream.writing) this.stream.close();
-    else this.stream.shutdown();
+    this.stream.forwardFin();
   }
 
   destroy(): void {

@@ -306,6 +306,16 @@ export class TcpStream {
     if (err !== 0) this.fail(err);
   }
 
+  /**
+   * Pass on the peer's FIN: when this side's read already ended and nothing is pending,
+   * closing sends the FIN and frees the handle in one step; otherwise shut down our
+   * direction after the pending writes.
+   */
+  forwardFin(): void {
+    if (this.ended && !this.writing) this.close();
+    else this.shutdown();
+  }
+
   /** Close: a FIN if nothing is unread, else the kernel resets. Pending writes are cancelled. */
   close(): void {
     if (this.closing) return;
