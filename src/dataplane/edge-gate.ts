@@ -31,6 +31,7 @@ import { readPrelude, type PreludeOutcome } from './prelude.ts';
 import { parseProxyHeader, type Endpoint, type ProxyHeader } from './proxy-protocol.ts';
 import { chooseCluster, type ClusterRoute, type ListenerRoute } from './routing-table.ts';
 import { parseClientHello, type ClientHello } from './tls-client-hello.ts';
+import { sharedMonotonicMs } from '../shared/shared-clock.ts';
 
 /** A balancer in front sends its PROXY header with its first segment; 3 s is generous. */
 export const PROXY_HEADER_TIMEOUT_MS = 3000;
@@ -326,15 +327,12 @@ function ignoreError(): void {
   // The socket is being torn down; its error has nowhere useful to go.
 }
 
-/**
- * A monotonic clock that agrees across threads: performance.now() is relative to each
- * thread's own start, so anchor it once to process.hrtime (the same CLOCK_MONOTONIC in every
- * thread). Ticks wrap at 2^32; ip-limits.ts compares them with wrapping arithmetic.
- */
-const [anchorSeconds, anchorNanos] = process.hrtime();
-const MONOTONIC_OFFSET_MS = anchorSeconds * 1000 + anchorNanos / 1e6 - performance.now();
 const TICKS_PER_MS = TICKS_PER_SECOND / 1000;
 
+/**
+ * The per-IP table's time: the monotonic clock every thread agrees on (shared-clock.ts), in
+ * ticks. Ticks wrap at 2^32; ip-limits.ts compares them with wrapping arithmetic.
+ */
 export function monotonicTicks(): number {
-  return ((performance.now() + MONOTONIC_OFFSET_MS) * TICKS_PER_MS) | 0;
+  return (sharedMonotonicMs() * TICKS_PER_MS) | 0;
 }

@@ -1,6 +1,7 @@
 /**
  * Milliseconds of the system's monotonic clock, the same in every thread of the process: for
- * times that threads write into shared memory and compare (sticky-session expiries).
+ * times that threads write into shared memory and compare (sticky-session expiries, the
+ * per-IP rate buckets).
  *
  * Why not the others: `Date.now()` is shared but steps with the wall clock (NTP, an
  * operator, a resumed VM), which would expire every sticky entry at once or keep them an
