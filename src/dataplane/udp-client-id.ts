@@ -10,36 +10,11 @@
  * without leading zeros takes the string form, which carries the address verbatim).
  * Cost: one pass over the address's characters, no allocation for IPv4 beyond a number.
  */
+import { parseIpv4 } from '../shared/ip-address.ts';
+
 export type ClientId = number | string;
 
 export function clientId(address: string, port: number): ClientId {
-  const v4 = ipv4Number(address);
+  const v4 = parseIpv4(address);
   return v4 < 0 ? `${address}:${port}` : v4 * 65536 + port;
-}
-
-/** The 32-bit value of a canonical dotted quad (as the kernel reports it), else -1. */
-export function ipv4Number(address: string): number {
-  let value = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < address.length; i++) {
-    const c = address.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || dots === 3) return -1;
-      value = value * 256 + octet;
-      octet = 0;
-      digits = 0;
-      dots++;
-      continue;
-    }
-    const d = c - 48;
-    // A leading zero would let "01.2.3.4" and "1.2.3.4" share an id.
-    if (d < 0 || d > 9 || (digits === 1 && octet === 0)) return -1;
-    octet = octet * 10 + d;
-    digits++;
-    if (octet > 255) return -1;
-  }
-  if (digits === 0 || dots !== 3) return -1;
-  return value * 256 + octet;
 }

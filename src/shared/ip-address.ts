@@ -59,8 +59,11 @@ export function isIpv4Mapped(words: Int32Array): boolean {
   return words[0] === 0 && words[1] === 0 && words[2] === IPV4_MAPPED_WORD;
 }
 
-/** The IPv4 address as an unsigned 32-bit number, or -1. */
-function parseIpv4(text: string, start: number, end: number): number {
+/**
+ * The IPv4 address in `text[start, end)` as an unsigned 32-bit number, or -1 for anything but
+ * exactly four octets of 0–255 without leading zeros.
+ */
+export function parseIpv4(text: string, start = 0, end = text.length): number {
   let value = 0;
   let part = 0;
   let digits = 0;

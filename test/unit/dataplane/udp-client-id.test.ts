@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { clientId, ipv4Number } from '../../../src/dataplane/udp-client-id.ts';
+import { clientId } from '../../../src/dataplane/udp-client-id.ts';
+import { parseIpv4 } from '../../../src/shared/ip-address.ts';
 
 describe('clientId', () => {
   it.each<[string, number, number | string]>([
@@ -17,7 +18,7 @@ describe('clientId', () => {
   it.each([['1.2.3'], ['1.2.3.4.5'], ['1..2.3'], ['.1.2.3'], ['1.2.3.'], ['256.0.0.1'], ['01.2.3.4'], ['1.2.3.04'], ['1.2.3.4 '], [''], ['a.b.c.d']])(
     'takes %j for no IPv4 address (string form instead)',
     (address) => {
-      expect(ipv4Number(address)).toBe(-1);
+      expect(parseIpv4(address)).toBe(-1);
       expect(clientId(address, 7)).toBe(`${address}:7`);
     },
   );
