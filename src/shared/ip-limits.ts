@@ -60,8 +60,6 @@ export const DEFAULT_IP_TABLE_CAPACITY = 65_536;
 const PROBE_LIMIT = 32;
 /** Checks of a contended cell before a waiter starts sleeping. */
 const SPIN_LIMIT = 1_000;
-/** How long a waiter sleeps between checks when no notify comes. */
-const WAIT_STEP_MS = 0.1;
 /**
  * The longest wait for the lock or a BUSY slot before failing open: well past a scheduler
  * slice, so only a holder that died (until the supervisor frees what it held) outlasts it.
@@ -388,14 +386,16 @@ export class IpLimitTable {
   /**
    * Wait while `cells[index]` holds `value`: spin, then sleep until notified or the
    * deadline (the wait limit after the spins when none is given). False when it still held
-   * `value` at the deadline.
+   * `value` at the deadline. Every store that ends a wait (unlock, `storeLive`,
+   * `releaseWorker`) notifies, and `Atomics.wait` checks the value before it sleeps, so no
+   * wake-up is missed and one sleep to the deadline is enough.
    */
   private waitWhile(index: number, value: number, deadline?: number): boolean {
     const c = this.cells;
     for (let spin = 0; spin < SPIN_LIMIT; spin++) if (Atomics.load(c, index) !== value) return true;
     const until = deadline ?? performance.now() + this.waitLimitMs;
-    while (performance.now() < until) {
-      if (Atomics.wait(c, index, value, WAIT_STEP_MS) !== 'timed-out') return true;
+    for (let left = until - performance.now(); left > 0; left = until - performance.now()) {
+      if (Atomics.wait(c, index, value, left) !== 'timed-out') return true;
     }
     return Atomics.load(c, index) !== value;
   }
