@@ -89,8 +89,8 @@ export class SnapshotEncoder {
   readonly #listeners = new WeakMap<readonly SnapshotListener[], Uint8Array>();
 
   encode(s: Snapshot): Uint8Array {
-    // Anything not shaped like a snapshot at the top gets encodeSnapshot's precise error.
-    if (!hasSnapshotLists(s)) return padded(encodeSnapshot(s));
+    // Anything not shaped like a snapshot at the top gets encodeSnapshot's precise error (it throws).
+    if (!hasSnapshotLists(s)) return encodeSnapshot(s);
     return concat(this.#parts(s));
   }
 
@@ -157,10 +157,6 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
     at += part.length;
   }
   return out;
-}
-
-function padded(bytes: Uint8Array): Uint8Array {
-  return concat([bytes]);
 }
 
 export function decodeSnapshot(bytes: Uint8Array): Snapshot {
