@@ -59,7 +59,10 @@ const cp = new ControlPlane({
   serially: (step) => void (queue = queue.then(step)),
 });
 
-const cpuMs = (): number => process.threadCpuUsage().user / 1000 + process.threadCpuUsage().system / 1000;
+const cpuMs = (): number => {
+  const { user, system } = process.threadCpuUsage();
+  return user / 1000 + system / 1000;
+};
 
 async function round(): Promise<void> {
   for (const report of reports) report(answer);

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { cpuTimes, rssKiB } from './lib/proc-stats.ts';
+import { cpuSeconds, rssKiB } from './lib/proc-stats.ts';
 import { delay, freePorts, ProcessGroup } from './lib/procs.ts';
 import { sumSamples } from './lib/prom-text.ts';
 import { median, percentile } from './lib/stats.ts';
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     const id = encodeURIComponent(`c${String(CLUSTERS - 1).padStart(3, '0')}:127.0.1.1:9`);
     const times: number[] = [];
     const before = await publishes(admin);
-    const cpuBefore = cpuTimes(daemon.pid);
+    const cpuBefore = cpuSeconds(daemon.pid);
     for (let i = 0; i < REQUESTS; i++) {
       await delay(GAP_MS);
       const body = JSON.stringify({ weight: 2 + (i % 2) });
@@ -98,9 +98,9 @@ async function main(): Promise<void> {
       times.push(performance.now() - t0);
       if (response.status !== 200) throw new Error(`PATCH: ${response.status} ${text.slice(0, 200)}`);
     }
-    const cpuAfter = cpuTimes(daemon.pid);
+    const cpuAfter = cpuSeconds(daemon.pid);
     const published = (await publishes(admin)) - before;
-    const cpu = cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system;
+    const cpu = cpuAfter - cpuBefore;
     const row = {
       backends: CLUSTERS * BACKENDS,
       workers: WORKERS,

@@ -21,7 +21,7 @@ export interface Bucket {
 }
 
 /** Prometheus' histogram_quantile: linear interpolation inside the bucket holding rank q·count. */
-export function histogramQuantile(q: number, buckets: readonly Bucket[]): number {
+function histogramQuantile(q: number, buckets: readonly Bucket[]): number {
   const count = buckets.at(-1)?.cumulative ?? 0;
   if (count === 0) return Number.NaN;
   const rank = q * count;
@@ -38,7 +38,7 @@ export function histogramQuantile(q: number, buckets: readonly Bucket[]): number
   return lower;
 }
 
-export function readBuckets(text: string): { buckets: Bucket[]; count: number; sum: number } {
+function readBuckets(text: string): { buckets: Bucket[]; count: number; sum: number } {
   const buckets: Bucket[] = [];
   let count = 0;
   let sum = 0;

@@ -6,6 +6,7 @@
 import type { RunRecord, Sample, WorkloadId } from './lib/record.ts';
 import type { TargetKind } from './peers/target.ts';
 import { spread, type Spread } from './lib/stats.ts';
+import { PROPAGATION_TARGET_S } from './workloads/propagation.ts';
 
 interface Column {
   readonly key: string;
@@ -25,6 +26,18 @@ interface WorkloadView {
 
 const udpAbout = (what: string): string =>
   `bench/udp.ts's load: closed-loop clients in the bench process (send a datagram, wait for its echo, send the next), two Node echo backends; ${what} "direct" sends each client straight to one backend. CPU per datagram: the proxy's process tree's user + system CPU over the measured window, divided by the datagrams answered.`;
+
+/** The columns of both UDP workloads, compared with nginx stream. */
+const UDP_COLUMNS: Pick<WorkloadView, 'primary' | 'extra' | 'reference'> = {
+  primary: { key: 'dgram_s', label: 'datagrams/s', digits: 0, higherIsBetter: true },
+  extra: [
+    { key: 'p50_us', label: 'p50 µs', digits: 0 },
+    { key: 'p99_us', label: 'p99 µs', digits: 0 },
+    { key: 'cpu_us_per_dgram', label: 'proxy CPU µs/datagram', digits: 1 },
+    { key: 'lost', label: 'lost', digits: 0 },
+  ],
+  reference: 'nginx',
+};
 
 const VIEWS: readonly WorkloadView[] = [
   {
@@ -81,27 +94,13 @@ const VIEWS: readonly WorkloadView[] = [
     id: 'udp_one',
     title: 'UDP, one reply per session (DNS-like)',
     about: udpAbout('nginx `proxy_responses 1`, Sluice `max_replies: 1`: every request opens and ends a session in the proxy.'),
-    primary: { key: 'dgram_s', label: 'datagrams/s', digits: 0, higherIsBetter: true },
-    extra: [
-      { key: 'p50_us', label: 'p50 µs', digits: 0 },
-      { key: 'p99_us', label: 'p99 µs', digits: 0 },
-      { key: 'cpu_us_per_dgram', label: 'proxy CPU µs/datagram', digits: 1 },
-      { key: 'lost', label: 'lost', digits: 0 },
-    ],
-    reference: 'nginx',
+    ...UDP_COLUMNS,
   },
   {
     id: 'udp_long',
     title: 'UDP, long sessions',
     about: udpAbout('each client keeps its source port, so each proxy keeps one session (one backend socket) per client.'),
-    primary: { key: 'dgram_s', label: 'datagrams/s', digits: 0, higherIsBetter: true },
-    extra: [
-      { key: 'p50_us', label: 'p50 µs', digits: 0 },
-      { key: 'p99_us', label: 'p99 µs', digits: 0 },
-      { key: 'cpu_us_per_dgram', label: 'proxy CPU µs/datagram', digits: 1 },
-      { key: 'lost', label: 'lost', digits: 0 },
-    ],
-    reference: 'nginx',
+    ...UDP_COLUMNS,
   },
   {
     id: 'idle_memory',
@@ -287,7 +286,7 @@ function check(workloads: readonly WorkloadId[], goal: string, measured: string,
 /** 1 MB = 10^6 bytes, as the RSS target is written; the tables show MiB. */
 const MIB_IN_MB = 2 ** 20 / 1e6;
 const RSS_TARGET_MB = 120;
-const PROPAGATION_TARGET_MS = 1;
+const PROPAGATION_TARGET_MS = PROPAGATION_TARGET_S * 1000;
 
 /**
  * Issue #18's targets, in its words and order, each computed from this run's data, then
@@ -332,12 +331,11 @@ function targetChecks(record: RunRecord, results: Results): TargetCheck[] {
   const possible = results.median('propagation', sluice, 'possible');
   // Judged on the exact share at most 1 ms (a bucket bound), not on the interpolated p99,
   // which reads up to 1.000 ms whenever it falls in the bucket that ends there.
-  const judged = Number.isFinite(within) ? within : Number.NaN;
   checks.push({
     goal: `Snapshot propagation, publish → all workers, p99 < ${PROPAGATION_TARGET_MS} ms`,
     measured: `p99 ${formatNumber(p99, 3)} ms (interpolated in its histogram bucket); ${formatNumber(within, 1)}% of ${formatNumber(observed, 0)} worker observations (of ${formatNumber(possible, 0)}) at most ${PROPAGATION_TARGET_MS} ms (${sluice})`,
     ratio: p99 / PROPAGATION_TARGET_MS,
-    pass: Number.isFinite(judged) ? judged >= 99 : undefined,
+    pass: Number.isFinite(within) ? within >= 99 : undefined,
     workloads: ['propagation'],
   });
   const memory = vs('idle_memory', 'kib_per_conn', false);

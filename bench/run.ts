@@ -159,7 +159,9 @@ class Bench {
       if (this.wants('idle_memory')) {
         for (const spec of rotate(specs, round - 1)) {
           if (spec.kind === 'direct') continue;
-          await this.measureFresh(spec, round);
+          await this.measureFresh(spec, round, 'idle_memory', 'fresh', async (target) =>
+            runIdleMemory(target, this.options.idleConnections, this.options.quick),
+          );
         }
       }
       if (this.wants('idle_rss')) await this.measureIdleRss(round);
@@ -254,38 +256,37 @@ class Bench {
    */
   private async measureIdleRss(round: number): Promise<void> {
     const o = this.options;
-    const context = this.context;
     const sluiceName = `sluice ${IDLE_RSS_WORKERS}w`;
     if (selected({ name: sluiceName, kind: 'sluice' }, o.targetFilter)) {
       const load = { connections: o.rssConnections, idleMs: o.quick ? QUICK_IDLE_RSS_PAUSE_MS : IDLE_RSS_PAUSE_MS };
       await this.measure('idle_rss', { name: sluiceName, kind: 'sluice', workers: IDLE_RSS_WORKERS }, round, async () => runSluiceIdleRss(load, log));
     }
     const haproxy = targetSpecs(IDLE_RSS_WORKERS, []).find((s) => s.kind === 'haproxy' && s.workers === IDLE_RSS_WORKERS);
-    if (context === undefined || haproxy === undefined || !selected(haproxy, o.targetFilter)) return;
-    let target: Target;
-    try {
-      target = await haproxy.start({ ...context, dir: path.join(this.dir, `fresh-rss-r${round}`) });
-    } catch (error) {
-      this.failures.push({ workload: 'idle_rss', target: haproxy.name, round, error: String(error) });
-      return;
-    }
-    await this.measure('idle_rss', target, round, () => Promise.resolve(idleRollup(target)));
-    const started = target.pid === undefined ? undefined : this.group.find(target.pid);
-    if (started !== undefined) await this.group.stop(started);
+    if (haproxy === undefined || !selected(haproxy, o.targetFilter)) return;
+    await this.measureFresh(haproxy, round, 'idle_rss', 'fresh-rss', (target) => Promise.resolve(idleRollup(target)));
   }
 
-  /** Idle memory needs a process that has served nothing yet: start one, measure, stop it. */
-  private async measureFresh(spec: TargetSpec, round: number): Promise<void> {
+  /**
+   * Idle memory needs a process that has served nothing yet: start one in `<dirPrefix>-r<round>`,
+   * measure it with `run`, stop it.
+   */
+  private async measureFresh(
+    spec: TargetSpec,
+    round: number,
+    workload: WorkloadId,
+    dirPrefix: string,
+    run: (target: Target) => Promise<Metrics | undefined>,
+  ): Promise<void> {
     const context = this.context;
     if (context === undefined) return;
     let target: Target;
     try {
-      target = await spec.start({ ...context, dir: path.join(this.dir, `fresh-r${round}`) });
+      target = await spec.start({ ...context, dir: path.join(this.dir, `${dirPrefix}-r${round}`) });
     } catch (error) {
-      this.failures.push({ workload: 'idle_memory', target: spec.name, round, error: String(error) });
+      this.failures.push({ workload, target: spec.name, round, error: String(error) });
       return;
     }
-    await this.measure('idle_memory', target, round, async () => runIdleMemory(target, this.options.idleConnections, this.options.quick));
+    await this.measure(workload, target, round, async () => run(target));
     const started = target.pid === undefined ? undefined : this.group.find(target.pid);
     if (started !== undefined) await this.group.stop(started);
   }

@@ -27,9 +27,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { collectGarbage, inspectorUrlFromLog } from './lib/inspector-gc.ts';
 import { sumSamples } from './lib/prom-text.ts';
+import { rssKiB } from './lib/proc-stats.ts';
 import { delay, freePorts, ProcessGroup, type Started } from './lib/procs.ts';
 import { shortConnections } from './lib/short-connections.ts';
-import { parseSoakOptions, renderTable, SOAK_USAGE, splitResources, total, verdicts, type SoakOptions, type SoakSample } from './lib/soak-report.ts';
+import { handleDifference, parseSoakOptions, renderTable, SOAK_USAGE, splitResources, total, verdicts, type SoakOptions, type SoakSample } from './lib/soak-report.ts';
 import { udpRequests } from './lib/udp-requests.ts';
 import { SLUICE_CLI } from './peers/sluice.ts';
 import type { ResourceReport } from '../src/shared/messages.ts';
@@ -117,13 +118,6 @@ async function getText(url: string): Promise<string> {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
   return response.text();
-}
-
-function rssKiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('VmRSS:'));
-  return Number(line?.split(/\s+/)[1] ?? Number.NaN);
 }
 
 class Daemon {
@@ -234,15 +228,11 @@ async function waitIdle(daemon: Daemon, start: SoakSample | undefined, seconds: 
     const quiet = now.openConnections === 0 && now.udpSessions === 0;
     const back =
       start === undefined ||
-      (now.fds === start.fds && now.timers === start.timers && JSON.stringify(sortKeys(now.handles)) === JSON.stringify(sortKeys(start.handles)));
+      (now.fds === start.fds && now.timers === start.timers && handleDifference(start.handles, now.handles) === '');
     if (quiet && back) return true;
     if (Date.now() > deadline) return false;
     await delay(500);
   }
-}
-
-function sortKeys(counts: Readonly<Record<string, number>>): Record<string, number> {
-  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)));
 }
 
 interface LoadResult {

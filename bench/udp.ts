@@ -30,9 +30,10 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuTimes } from './lib/proc-stats.ts';
+import { cpuSeconds } from './lib/proc-stats.ts';
 import { freePorts } from './lib/procs.ts';
 import { writeGenerated } from './lib/report-file.ts';
+import { median } from './lib/stats.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'src/cli.ts');
@@ -359,21 +360,20 @@ export async function measure(
 
   for (let i = 0; i < clients; i++) send(i);
   await sleep(WARMUP_MS);
-  const cpuBefore = cpuPid === undefined ? undefined : cpuTimes(cpuPid);
+  const cpuBefore = cpuPid === undefined ? undefined : cpuSeconds(cpuPid);
   measuring = true;
   const started = performance.now();
   await sleep(seconds * 1000);
   measuring = false;
   const elapsedS = (performance.now() - started) / 1000;
-  const cpuAfter = cpuPid === undefined ? undefined : cpuTimes(cpuPid);
+  const cpuAfter = cpuPid === undefined ? undefined : cpuSeconds(cpuPid);
   running = false;
   clearInterval(lossCheck);
   await Promise.all(sockets.map(async (s) => new Promise<void>((resolve) => s.close(() => resolve()))));
 
   latenciesUs.sort((a, b) => a - b);
   const at = (q: number): number => latenciesUs[Math.min(latenciesUs.length - 1, Math.floor(q * latenciesUs.length))] ?? 0;
-  const cpuS =
-    cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system;
+  const cpuS = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore;
   return {
     requestsPerSecond: completed / elapsedS,
     p50Us: at(0.5),
@@ -475,22 +475,15 @@ function printHottest(dir: string, label: string): void {
   }
 }
 
-function median(xs: readonly number[]): number | undefined {
-  if (xs.length === 0) return undefined;
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
-
 function render(rows: readonly Row[], env: { nginx: string; loadBefore: number[]; loadAfter: number[] }): string {
-  const fmt = (n: number | undefined, digits = 0): string =>
-    n === undefined ? '–' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  const fmt = (n: number, digits = 0): string =>
+    !Number.isFinite(n) ? '–' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
   const lines: string[] = [];
   const rounds: string[] = [];
   for (const scenario of SCENARIOS) {
     const of = (prefix: string): Measurement[] =>
       rows.filter((r) => r.scenario === scenario.name && r.target.startsWith(prefix) && r.result !== undefined).map((r) => r.result as Measurement);
-    const pick = (ms: readonly Measurement[], f: (m: Measurement) => number | undefined): number | undefined =>
+    const pick = (ms: readonly Measurement[], f: (m: Measurement) => number | undefined): number =>
       median(ms.map(f).filter((x): x is number => x !== undefined));
     // Ratios pair the targets of one round (measured minutes apart at most), then take the median.
     const ratios = (a: string, b: string, f: (m: Measurement) => number | undefined): number[] => {

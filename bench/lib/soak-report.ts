@@ -155,7 +155,7 @@ function within(quantity: string, start: number, end: number, tolerancePercent: 
 }
 
 /** Kinds whose count differs between two handle maps, e.g. ` (TCPSocketWrap 0 -> 3)`. */
-function handleDifference(start: Readonly<Record<string, number>>, end: Readonly<Record<string, number>>): string {
+export function handleDifference(start: Readonly<Record<string, number>>, end: Readonly<Record<string, number>>): string {
   const kinds = [...new Set([...Object.keys(start), ...Object.keys(end)])].sort();
   const changed = kinds.filter((k) => (start[k] ?? 0) !== (end[k] ?? 0)).map((k) => `${k} ${start[k] ?? 0} -> ${end[k] ?? 0}`);
   return changed.length === 0 ? '' : ` (${changed.join(', ')})`;
