@@ -124,7 +124,12 @@ export function transition(record: HealthRecord, event: HealthEvent, policy: Hea
  */
 export function awaitsTick(record: HealthRecord, policy: HealthPolicy): boolean {
   if (record.state === 'draining' && !record.drained) return true;
-  return !policy.activeChecks && !record.up && record.ejectedAt !== undefined;
+  return ejectionRunning(record, policy);
+}
+
+/** A passive ejection that only time ends: no active check will bring the backend back. */
+function ejectionRunning(r: HealthRecord, policy: HealthPolicy): boolean {
+  return !policy.activeChecks && !r.up && r.ejectedAt !== undefined;
 }
 
 interface Input {
@@ -198,7 +203,7 @@ function passive(r: HealthRecord, failures: number, successes: number, now: numb
 }
 
 function readmitAfterEjection(r: HealthRecord, now: number, policy: HealthPolicy): Input {
-  if (policy.activeChecks || r.up || r.ejectedAt === undefined) return unchanged(r);
+  if (!ejectionRunning(r, policy) || r.ejectedAt === undefined) return unchanged(r); // the second narrows the type
   const lasts = ejectionMs(policy, r.ejections);
   if (now - r.ejectedAt < lasts) return unchanged(r);
   return { record: { ...r, up: true, ejectedAt: undefined }, reason: `re-admitted after a ${formatDuration(lasts)} ejection` };
