@@ -48,6 +48,7 @@ export function mergeDiscoveryStatus(previous: DiscoveryStatus | undefined, upda
 
 /** The same addresses with the same weights, tiers and conditions, both sorted by address. */
 export function sameAnswer(a: readonly DiscoveredAddress[], b: readonly DiscoveredAddress[]): boolean {
+  if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
