@@ -58,7 +58,7 @@ export interface CapacityNeed {
 export type { CapacityProblem };
 
 /** Every limit `need` exceeds (empty: it fits). Pure. */
-export function capacityProblems(need: CapacityNeed, limits: CapacityLimits = FIXED_LIMITS): CapacityProblem[] {
+export function capacityProblems(need: CapacityNeed, limits: CapacityLimits): CapacityProblem[] {
   const problems: CapacityProblem[] = [];
   const { backendSlots, snapshotBytes, listenerSlots } = need;
   if (backendSlots !== undefined && backendSlots > limits.backendSlots) {

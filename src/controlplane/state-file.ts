@@ -26,6 +26,7 @@ const FORMAT = 1;
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}:.+$/, { error: 'expected a backend id like web:127.0.0.1:9001' });
 const weight = z.int().min(0).max(10_000);
+const hostPort = z.string().refine((a) => analyzeHostPort(a).ok, { error: 'expected host:port' });
 
 const cidrs = z.array(z.string().refine((text) => parseCidr(text).ok, { error: 'expected a CIDR block' }));
 const acl = z.strictObject({ allow: cidrs, deny: cidrs });
@@ -54,7 +55,7 @@ const storedAnswer = z.strictObject({
   answer: z
     .array(
       z.strictObject({
-        address: z.string().refine((a) => analyzeHostPort(a).ok, { error: 'expected host:port' }),
+        address: hostPort,
         weight,
         tier: z.int().min(0),
         condition: z.enum(['ready', 'terminating', 'not_ready']),
@@ -69,7 +70,7 @@ const stateFileSchema = z.strictObject({
   added: z.array(
     z.strictObject({
       cluster: z.string().min(1),
-      address: z.string().refine((a) => analyzeHostPort(a).ok, { error: 'expected host:port' }),
+      address: hostPort,
       weight,
     }),
   ),
