@@ -94,11 +94,13 @@ export function followLogs(child: ChildProcess, name: string, defaultTimeoutMs: 
   });
   // 'close' (every stdio stream read to its end), not 'exit': after 'exit' the last log lines
   // may still be unread, and a test that reads them once the process has exited would miss them.
-  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   let closed = false;
-  child.once('close', () => {
-    closed = true;
-  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('close', (code) => {
+      closed = true;
+      resolve(code);
+    }),
+  );
   const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = defaultTimeoutMs): Promise<LogLine> =>
     new Promise((resolve, reject) => {
       const check = (): void => {

@@ -4,9 +4,11 @@
  * GET /debug/resources) so a test can compare them with the values before the load.
  */
 import { readdirSync } from 'node:fs';
+import { expect } from 'vitest';
 import { shortConnections as runShortConnections } from '../../bench/lib/short-connections.ts';
 import type { ResourceReport } from '../../src/shared/messages.ts';
 import { eventually, getJson } from './client.ts';
+import type { Daemon } from './daemon.ts';
 
 /** GET /debug/resources. */
 export interface ResourcesJson {
@@ -42,4 +44,21 @@ export async function idleResources(adminUrl: string, timeoutMs = 10_000): Promi
 /** Wait until the process `pid` holds `expected` fds again; returns the last count read. */
 export async function fdsBackTo(pid: number, expected: number, timeoutMs = 10_000): Promise<number> {
   return eventually(async () => Promise.resolve(openFds(pid)), (n) => n === expected, timeoutMs);
+}
+
+/**
+ * The leak check: `count` short connections, `concurrency` at a time, through `daemon`'s
+ * listener on `port` (in front of an echo backend) all get their message back, and then the
+ * daemon's fds and every worker's handles and timers are back at their values before them.
+ */
+export async function expectNoLeaks(daemon: Daemon, port: number, count: number, concurrency: number): Promise<void> {
+  const pid = daemon.child.pid ?? -1;
+  const start = await getJson<ResourcesJson>(`${daemon.adminUrl}/debug/resources`);
+  const startFds = openFds(pid);
+
+  expect(await shortConnections(port, count, concurrency)).toBe(count);
+
+  const end = await idleResources(daemon.adminUrl);
+  expect(resourcesByWorker(end)).toEqual(resourcesByWorker(start));
+  expect(await fdsBackTo(pid, startFds)).toBe(startFds);
 }

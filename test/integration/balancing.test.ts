@@ -12,6 +12,7 @@ import { startBackend, type TestBackend } from '../helpers/backends.ts';
 import { clientLoop, eventually, getJson, manyRoundTrips, openEcho, type EchoConnection } from '../helpers/client.ts';
 import { startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
+import type { ResourcesJson } from '../helpers/resources.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -78,10 +79,6 @@ async function reload(d: Daemon, yaml: string): Promise<void> {
   writeFileSync(d.configFile, yaml);
   d.child.kill('SIGHUP');
   await d.waitForLog((l) => l.msg === 'config reloaded' && d.logs.indexOf(l) >= from);
-}
-
-interface ResourcesJson {
-  workers: { worker: number; connections: number }[];
 }
 
 /** Open sessions per data-plane worker, by worker index. */

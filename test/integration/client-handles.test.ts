@@ -7,12 +7,12 @@
  * client bytes.
  */
 import net from 'node:net';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/client.ts';
-import { startDaemon, tcpConfig } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
 import { dribble } from '../helpers/dribble.ts';
+import { closed, daemonOn, hashUntilEnd, sha256, startStreamBackend } from '../helpers/streams.ts';
 import { ListenerSet } from '../../src/dataplane/listeners.ts';
 import { bindingProblem, type TcpStream } from '../../src/dataplane/stream-handle.ts';
 import type { ListenerBinding } from '../../src/shared/messages.ts';
@@ -23,17 +23,6 @@ const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-function closed(socket: net.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    if (socket.closed) resolve();
-    else socket.once('close', () => resolve());
-  });
-}
 
 describe('accepting as stream handles', () => {
   it('gives a listener its accepts as streams, and net.Server those it declines, on one listening socket', async () => {
@@ -92,52 +81,21 @@ describe('accepting as stream handles', () => {
 
 /** A backend that reads each connection slowly (a pause after every chunk) and ends once the client did. */
 async function slowHashingBackend(): Promise<{ address: string; hashes: Promise<string>[]; close: () => Promise<void> }> {
-  const open = new Set<net.Socket>();
   const hashes: Promise<string>[] = [];
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    open.add(socket);
-    socket.on('close', () => open.delete(socket));
-    hashes.push(
-      new Promise((resolve, reject) => {
-        const hash = createHash('sha256');
-        // The kernel's buffers toward the backend fill first, then stay nearly full, so the
-        // proxy's writes to it wait again and again.
-        socket.pause();
-        setTimeout(() => socket.resume(), 500);
-        socket.on('data', (chunk: Buffer) => {
-          hash.update(chunk);
-          socket.pause();
-          setTimeout(() => socket.resume(), 20);
-        });
-        socket.once('error', reject);
-        socket.once('end', () => {
-          resolve(hash.digest('hex'));
-          socket.end();
-        });
-      }),
-    );
+  const server = await startStreamBackend((socket) => {
+    // The kernel's buffers toward the backend fill first, then stay nearly full, so the
+    // proxy's writes to it wait again and again.
+    hashes.push(hashUntilEnd(socket, { firstMs: 500, perChunkMs: 20 }).then(({ hash }) => hash));
+    socket.once('end', () => socket.end());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    address: `127.0.0.1:${port}`,
-    hashes,
-    close: async () => {
-      for (const socket of open) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
+  return { ...server, hashes };
 }
 
 describe.each(['handles', 'net'])('client reads on the %s data path', (path) => {
   it('carry two clients sending in small pieces to slow backends of one worker intact', async () => {
     const backend = await slowHashingBackend();
     cleanups.push(async () => backend.close());
-    const [port, adminPort] = await freePorts(2);
-    if (port === undefined || adminPort === undefined) throw new Error('no ports');
-    const daemon = await startDaemon(tcpConfig({ listenPort: port, adminPort, backends: [backend.address], workers: 1 }), adminPort, {
-      env: { SLUICE_DATA_PATH: path },
-    });
+    const { daemon, port } = await daemonOn(path, backend.address);
     cleanups.push(async () => daemon.stop('SIGKILL'));
 
     const uploads = [randomBytes(16 * MIB), randomBytes(16 * MIB)];

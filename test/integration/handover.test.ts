@@ -3,6 +3,7 @@ import { startBackend, type TestBackend } from '../helpers/backends.ts';
 import { clientLoop, getJson, openEcho, roundTrip } from '../helpers/client.ts';
 import { startDaemon, tcpConfig, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
+import type { ResourcesJson } from '../helpers/resources.ts';
 import { enableAcceptQueueMigration } from '../helpers/sysctl.ts';
 
 const cleanups: (() => unknown)[] = [];
@@ -20,10 +21,6 @@ async function daemon(...args: Parameters<typeof startDaemon>): Promise<Daemon> 
   const started = await startDaemon(...args);
   cleanups.push(async () => started.stop('SIGKILL'));
   return started;
-}
-
-interface ResourcesJson {
-  workers: { worker: number; connections: number }[];
 }
 
 describe('zero-downtime handover', () => {

@@ -9,6 +9,7 @@ import { startBackend, type TestBackend } from '../helpers/backends.ts';
 import { eventually, getJson } from '../helpers/client.ts';
 import { startDaemon, tcpConfig, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
+import { closed } from '../helpers/streams.ts';
 
 const IDLE_MS = 400;
 /**
@@ -47,13 +48,6 @@ function echo(socket: net.Socket, text: string): Promise<void> {
     };
     socket.on('data', onData);
     socket.write(text);
-  });
-}
-
-function closed(socket: net.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    if (socket.closed) resolve();
-    else socket.once('close', () => resolve());
   });
 }
 

@@ -6,10 +6,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBackend } from '../helpers/backends.ts';
-import { getJson } from '../helpers/client.ts';
 import { startDaemon, tcpConfig } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
-import { fdsBackTo, idleResources, openFds, resourcesByWorker, shortConnections, type ResourcesJson } from '../helpers/resources.ts';
+import { expectNoLeaks } from '../helpers/resources.ts';
 
 const CONNECTIONS = 100_000;
 const CONCURRENCY = 48;
@@ -29,15 +28,7 @@ describe('the default data path over many connections', () => {
     if (port === undefined || adminPort === undefined) throw new Error('no ports');
     const daemon = await startDaemon(tcpConfig({ listenPort: port, adminPort, backends: [echo.address], workers: 2 }), adminPort);
     cleanups.push(async () => daemon.stop('SIGKILL'));
-    const pid = daemon.child.pid ?? -1;
-    const start = await getJson<ResourcesJson>(`${daemon.adminUrl}/debug/resources`);
-    const startFds = openFds(pid);
-
-    expect(await shortConnections(port, CONNECTIONS, CONCURRENCY)).toBe(CONNECTIONS);
-
+    await expectNoLeaks(daemon, port, CONNECTIONS, CONCURRENCY);
     expect(echo.accepted).toBe(CONNECTIONS);
-    const end = await idleResources(daemon.adminUrl);
-    expect(resourcesByWorker(end)).toEqual(resourcesByWorker(start));
-    expect(await fdsBackTo(pid, startFds)).toBe(startFds);
   });
 });

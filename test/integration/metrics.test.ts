@@ -5,10 +5,7 @@ import { eventually, getJson, openEcho, roundTrip, type EchoConnection } from '.
 import { startDaemon, tcpConfig, type Daemon } from '../helpers/daemon.ts';
 import { scrape, select, seriesKey, total, type PromSample } from '../helpers/metrics.ts';
 import { freePorts } from '../helpers/ports.ts';
-
-interface ResourcesJson {
-  workers: { worker: number; connections: number }[];
-}
+import type { ResourcesJson } from '../helpers/resources.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

@@ -8,6 +8,7 @@ import { eventually, getJson } from '../helpers/client.ts';
 import { parsePrometheus, total } from '../helpers/metrics.ts';
 import { runToExit, startDaemon, udpConfig, writeConfig, type Daemon } from '../helpers/daemon.ts';
 import { freePorts } from '../helpers/ports.ts';
+import type { ResourcesJson } from '../helpers/resources.ts';
 import { freeUdpPort, inLanes, startUdpBackend, udpClient, type UdpClient, type UdpTestBackend } from '../helpers/udp.ts';
 
 interface BackendJson {
@@ -36,9 +37,6 @@ interface ListenerJson {
     datagrams_to_client: number;
     datagrams_dropped: number;
   };
-}
-interface ResourcesJson {
-  workers: { worker: number; udpSessions: number; heapUsedBytes: number; resources: Record<string, number> }[];
 }
 
 const cleanups: (() => Promise<unknown> | undefined)[] = [];

@@ -4,11 +4,9 @@ import { eventually, getJson } from '../helpers/client.ts';
 import { startDaemon, udpConfig, type Daemon } from '../helpers/daemon.ts';
 import { scrape, total } from '../helpers/metrics.ts';
 import { freePorts } from '../helpers/ports.ts';
+import type { ResourcesJson } from '../helpers/resources.ts';
 import { startUdpBackend, udpClient, type UdpClient } from '../helpers/udp.ts';
 
-interface ResourcesJson {
-  workers: { worker: number; udpSessions: number; resources: Record<string, number> }[];
-}
 interface BackendJson {
   udp_sessions_total: number;
 }
